@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: Apache-2.0
+# kinject: plain GNU Make, pkg-config for every dependency.
+#
+#   make demo     the main job on embedded defaults (swtpm, SoftHSM2, sim)
+#   make test     everything: build, unit + integration tests, ASan/UBSan run
+#   make fuzz     libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make bench    benchmarks (reported, not asserted)
+#   make deps     install the Debian packages the above need
+
+SHELL := /bin/bash
+BUILD ?= build
+CC ?= gcc
+SAN ?=
+
+PKGS := openssl tss2-esys tss2-mu tss2-tctildr tss2-rc p11-kit-1 \
+	libseccomp liburing sqlite3 jansson
+TEST_PKGS := cmocka
+
+# Debian 12 packages: libraries, the real components the tests run against,
+# and the tools that make customer inputs (openssl) and check quotes.
+DEB_PKGS := build-essential pkg-config libssl-dev openssl libtss2-dev \
+	libp11-kit-dev p11-kit libseccomp-dev liburing-dev libsqlite3-dev \
+	sqlite3 libcmocka-dev libjansson-dev softhsm2 swtpm swtpm-tools \
+	tpm2-tools clang libclang-rt-14-dev opensc procps psmisc
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+	-Wmissing-prototypes -Wvla -Wno-missing-field-initializers
+HARDEN := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
+	-fPIE
+LDHARDEN := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
+
+ifeq ($(SAN),1)
+# ASan and _FORTIFY_SOURCE check the same things and trip over each other.
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+LDSAN := -fsanitize=address,undefined
+else
+OPT := -O2 -g -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
+LDSAN :=
+endif
+
+CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) $(HARDEN) -D_GNU_SOURCE \
+	-Iappliance $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(LDHARDEN) $(LDSAN) $(LDFLAGS)
+
+LIB_SRCS := $(filter-out appliance/main.c,$(wildcard appliance/*.c))
+LIB_OBJS := $(LIB_SRCS:appliance/%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps test check-unit check-integration check-asan fuzz bench \
+	demo clean
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/kinject
+
+$(BUILD)/obj/%.o: appliance/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libkinject.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/kinject: $(BUILD)/obj/main.o $(BUILD)/libkinject.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkinject.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -MMD -MP $(LDFLAGS_ALL) -o $@ $< \
+		$(BUILD)/libkinject.a $(PKG_LIBS) $(TEST_LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main.d $(UNIT_BINS:=.d)
+
+# Installs only what is missing; a no-op (no apt-get at all) when all is there.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing:" $$missing; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends \
+			$$missing; \
+	fi
+
+check-unit: $(BUILD)/kinject $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+check-integration: $(BUILD)/kinject
+	@KINJECT=$(abspath $(BUILD)/kinject) tests/run-integration.sh
+
+# Second build of everything under ASan + UBSan, same tests.
+check-asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 check-unit \
+		check-integration
+
+test: deps
+	@$(MAKE) --no-print-directory check-unit check-integration
+	@$(MAKE) --no-print-directory check-asan
+	@echo "make test: all tests passed"
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk \
+		FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+clean:
+	rm -rf build

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Subcommands.  Each lives in its own cmd_<name>.c with one entry point and
+ * one usage text; main.c holds the table.  A command's main() receives argv
+ * with argv[0] = the subcommand name and returns a KJ_EXIT_* code.
+ */
+#ifndef KINJECT_COMMANDS_H
+#define KINJECT_COMMANDS_H
+
+struct kj_command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *summary;
+	const char *usage; /* full --help text */
+};
+
+/* Print a command's usage to stdout (help) or stderr (usage error). */
+void kj_print_usage(const struct kj_command *cmd, int to_stderr);
+const struct kj_command *kj_find_command(const char *name);
+
+/*
+ * For use by commands: true if argv holds --help or -h, so every command
+ * answers --help the same way before it parses anything.
+ */
+int kj_wants_help(int argc, char **argv);
+
+int cmd_version_main(int argc, char **argv);
+extern const char cmd_version_usage[];
+
+#endif

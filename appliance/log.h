@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One message convention: "kinject: <subject>: <problem>", where subject is
+ * the file, field, flag or peer at fault, quoting the bad input.  Messages go
+ * to stderr, or to syslog (LOG_DAEMON) once kj_log_use_syslog() was called.
+ * Never pass secret bytes to these functions.
+ */
+#ifndef KINJECT_LOG_H
+#define KINJECT_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum kj_log_level { KJ_LOG_ERR, KJ_LOG_WARN, KJ_LOG_INFO, KJ_LOG_DEBUG };
+
+void kj_log_set_level(enum kj_log_level max);
+void kj_log_use_syslog(const char *ident);
+void kj_log(enum kj_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kj_vlog(enum kj_log_level lvl, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+#define kj_err(...) kj_log(KJ_LOG_ERR, __VA_ARGS__)
+#define kj_warn(...) kj_log(KJ_LOG_WARN, __VA_ARGS__)
+#define kj_info(...) kj_log(KJ_LOG_INFO, __VA_ARGS__)
+#define kj_debug(...) kj_log(KJ_LOG_DEBUG, __VA_ARGS__)
+
+/*
+ * OpenSSL failure: logs the message followed by the first reason on the
+ * OpenSSL error queue, then clears the queue.  Returns -EIO so callers can
+ * write "return kj_err_ssl(...)".
+ */
+int kj_err_ssl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Rate limit for noisy peers (PROTOCOL.md: pre-HELLO failures are counted
+ * and logged rate-limited).  At most `burst` messages per `interval_ms`;
+ * the next message after a quiet period reports how many were suppressed.
+ */
+struct kj_ratelimit {
+	uint64_t window_start_ms;
+	unsigned interval_ms;
+	unsigned burst;
+	unsigned printed;
+	unsigned suppressed;
+};
+#define KJ_RATELIMIT_INIT(interval, n) { 0, (interval), (n), 0, 0 }
+void kj_log_ratelimited(struct kj_ratelimit *rl, enum kj_log_level lvl,
+			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
