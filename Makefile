@@ -112,3 +112,11 @@ fuzz: deps
 
 clean:
 	rm -rf build
+
+# Benchmarks: one JSON line per scenario, then a table (tests/bench/run.sh).
+$(BUILD)/bench/pump: tests/bench/pump.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 $(WARN) -pthread -o $@ $<
+
+bench: deps $(BUILD)/kinject $(BUILD)/bench/pump
+	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh

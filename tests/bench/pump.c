@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+#define _GNU_SOURCE
+/*
+ * The "pump" bound of QUALITY.md: the same bytes through the same kind of
+ * sockets with no protocol, journal or attestation.  One server thread and
+ * one client thread, each a single epoll loop, like the appliance and the
+ * simulator.  Per device: client sends an 8-byte hello, server sends `size`
+ * bytes, client answers 32 bytes, server answers 16 bytes.
+ *
+ *   pump --sockets N --devices M --size BYTES
+ * prints one JSON line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { HELLO = 8, READBACK = 32, COMMIT = 16 };
+
+struct conn {
+	int fd;
+	int phase;      /* server: 0 hello 1 payload 2 readback 3 commit */
+	size_t done;    /* bytes of the current phase */
+};
+
+static size_t size;
+static unsigned long devices_wanted;
+static unsigned long devices_done;
+static uint8_t *payload;
+static char path[108];
+
+static void die(const char *what)
+{
+	fprintf(stderr, "pump: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Move bytes for one phase; returns 1 when the phase completed. */
+static int step(struct conn *c, int sending, size_t want, const uint8_t *src)
+{
+	static uint8_t sink[65536];
+
+	while (c->done < want) {
+		size_t n = want - c->done;
+		ssize_t r;
+
+		if (sending) {
+			r = send(c->fd, src + c->done, n, MSG_NOSIGNAL);
+		} else {
+			if (n > sizeof(sink))
+				n = sizeof(sink);
+			r = recv(c->fd, sink, n, 0);
+		}
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (r <= 0)
+			return -1;
+		c->done += (size_t)r;
+	}
+	c->done = 0;
+	return 1;
+}
+
+static void *server(void *arg)
+{
+	int lfd = *(int *)arg, ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL }, evs[256];
+	static const uint8_t small[64];
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+	for (;;) {
+		int n = epoll_wait(ep, evs, 256, -1);
+
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+			int r = 1;
+
+			if (!c) {
+				int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+
+				if (fd < 0)
+					continue;
+				c = calloc(1, sizeof(*c));
+				c->fd = fd;
+				ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+				ev.data.ptr = c;
+				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+				continue;
+			}
+			while (r == 1) {
+				switch (c->phase) {
+				case 0: r = step(c, 0, HELLO, NULL); break;
+				case 1: r = step(c, 1, size, payload); break;
+				case 2: r = step(c, 0, READBACK, NULL); break;
+				default: r = step(c, 1, COMMIT, small); break;
+				}
+				if (r == 1)
+					c->phase = (c->phase + 1) % 4;
+			}
+			if (r < 0) {
+				close(c->fd);
+				free(c);
+			}
+		}
+	}
+	return NULL;
+}
+
+static void client(unsigned nsock)
+{
+	int ep = epoll_create1(0);
+	struct epoll_event ev, evs[256];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const uint8_t small[64];
+	unsigned long started = 0;
+
+	memcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	for (unsigned i = 0; i < nsock; i++) {
+		struct conn *c = calloc(1, sizeof(*c));
+
+		c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (c->fd < 0 || connect(c->fd, (void *)&sa, sizeof(sa)) < 0)
+			die("connect");
+		/* connect blocking, then non-blocking I/O, as the sim does */
+		if (fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0)
+			die("O_NONBLOCK");
+		ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+		ev.data.ptr = c;
+		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+	}
+	while (devices_done < devices_wanted) {
+		int n = epoll_wait(ep, evs, 256, 1000);
+
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+			int r = 1;
+
+			while (r == 1) {
+				if (c->phase == 0 && started >= devices_wanted)
+					break;
+				switch (c->phase) {
+				case 0: r = step(c, 1, HELLO, small);
+					if (r == 1) started++;
+					break;
+				case 1: r = step(c, 0, size, NULL); break;
+				case 2: r = step(c, 1, READBACK, small); break;
+				default: r = step(c, 0, COMMIT, NULL);
+					if (r == 1) devices_done++;
+					break;
+				}
+				if (r == 1)
+					c->phase = (c->phase + 1) % 4;
+			}
+			if (r < 0)
+				die("connection lost");
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	unsigned nsock = 1000;
+	struct rlimit rl = { 65536, 65536 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	pthread_t th;
+	int lfd;
+
+	size = 65536;
+	devices_wanted = 20000;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--sockets"))
+			nsock = (unsigned)strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--devices"))
+			devices_wanted = strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--size"))
+			size = strtoul(argv[i + 1], NULL, 10);
+		else {
+			fprintf(stderr, "pump: unknown flag %s\n", argv[i]);
+			return 2;
+		}
+	}
+	setrlimit(RLIMIT_NOFILE, &rl);
+	payload = calloc(1, size ? size : 1);
+	snprintf(path, sizeof(path), "/tmp/kinject-pump.%d", (int)getpid());
+	memcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (lfd < 0 || bind(lfd, (void *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 4096) < 0)
+		die("listen");
+	pthread_create(&th, NULL, server, &lfd);
+
+	double t0 = now_s();
+
+	client(nsock);
+	double dt = now_s() - t0;
+
+	unlink(path);
+	printf("{\"scenario\":\"pump\",\"sockets\":%u,\"firmware_bytes\":%zu,"
+	       "\"devices\":%lu,\"seconds\":%.3f,\"devices_per_s\":%.0f,"
+	       "\"bytes_per_s\":%.0f}\n", nsock, size, devices_done, dt,
+	       devices_done / dt, devices_done * (double)size / dt);
+	return 0;
+}
