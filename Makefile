@@ -35,7 +35,7 @@ LDHARDEN := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 
 ifeq ($(SAN),1)
 # ASan and _FORTIFY_SOURCE check the same things and trip over each other.
-OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -DKJ_SANITIZED \
 	-fno-sanitize-recover=all
 LDSAN := -fsanitize=address,undefined
 else
