@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: Apache-2.0
+# Customer inputs made with the openssl command line exactly as SPEC.md §3
+# shows (docs/INPUTS.md).  Source it, then call the functions; every file is
+# written under the directory given.  Fast: one key pair per customer, the
+# device credentials reuse a few key/cert pairs (KJ_CREDS_DISTINCT).
+#
+#   kj_transport_cert DIR PUB.pem            -> DIR/transport.pem
+#   kj_customer DIR [NAME]                   -> DIR/NAME.key, DIR/NAME.pem
+#   kj_envelope IN OUT TRANSPORT SIGNER KEY  sign (attached) + encrypt
+#   kj_firmware DIR [SIZE] [MARKER]          -> DIR/fw.bin, DIR/FW.cms
+#   kj_creds DIR [N] [START]                 -> DIR/creds.jsonl, DIR/CREDS.cms
+#   kj_sign_detached FILE SIGNER KEY         -> FILE.sig
+#   kj_work_order DIR [VERSION] [QTY] [HWREVS] -> DIR/WO.json + .sig
+#   kj_product DIR [MIN] [RULE_B] [RULE_C]   -> DIR/product.json + .sig
+#   kj_inputs_all DIR PUB.pem                everything above with defaults
+#
+# The release key is DIR/release.{key,pem}; transport.pem is a certificate
+# for the HSM-held public key, issued by a throw-away test CA (the real one
+# is made by the ceremony).
+
+kj_ossl() { openssl "$@" 2>"${KJ_OSSL_ERR:-/dev/null}"; }
+
+kj_transport_cert() {
+	local dir=$1 pub=$2
+	kj_ossl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		-nodes -keyout "$dir/test-ca.key" -subj "/CN=kinject test CA" \
+		-days 3650 -out "$dir/test-ca.pem" || return 1
+	printf '%s\n' "subjectKeyIdentifier=hash" \
+		"keyUsage=critical,keyAgreement" >"$dir/transport.ext"
+	kj_ossl x509 -new -subj "/CN=kinject transport" -force_pubkey "$pub" \
+		-CA "$dir/test-ca.pem" -CAkey "$dir/test-ca.key" \
+		-set_serial 0x"$(openssl rand -hex 8)" -days 3650 \
+		-extfile "$dir/transport.ext" -out "$dir/transport.pem"
+}
+
+kj_customer() {
+	local dir=$1 name=${2:-release}
+	kj_ossl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		-nodes -keyout "$dir/$name.key" -subj "/O=acme/CN=$name" \
+		-days 3650 -out "$dir/$name.pem"
+}
+
+# SPEC.md §3.1: sign attached binary, then AES-256-GCM to the transport key.
+kj_envelope() {
+	local in=$1 out=$2 transport=$3 signer=$4 key=$5
+	kj_ossl cms -sign -binary -nodetach -in "$in" -signer "$signer" \
+		-inkey "$key" -outform DER -out "$out.signed" || return 1
+	kj_ossl cms -encrypt -binary -aes-256-gcm -recip "$transport" \
+		-keyopt ecdh_kdf_md:sha256 -in "$out.signed" -outform DER \
+		-out "$out" || return 1
+	rm -f "$out.signed"
+}
+
+kj_firmware() {
+	local dir=$1 size=${2:-1048576} marker=${3:-}
+	head -c "$size" /dev/urandom >"$dir/fw.bin"
+	# A marker planted in the middle, for "plaintext only in the arena".
+	[ -z "$marker" ] || printf '%s' "$marker" |
+		dd of="$dir/fw.bin" bs=1 seek=$((size / 2)) conv=notrunc \
+			status=none
+	kj_envelope "$dir/fw.bin" "$dir/FW.cms" "$dir/transport.pem" \
+		"$dir/release.pem" "$dir/release.key"
+}
+
+# N lines, indexes START..START+N-1, KJ_CREDS_DISTINCT key/cert pairs cycled.
+kj_creds() {
+	local dir=$1 n=${2:-1000} start=${3:-0} k=${KJ_CREDS_DISTINCT:-4} i
+	local -a certs keys
+	for ((i = 0; i < k; i++)); do
+		kj_ossl req -x509 -new -newkey ec \
+			-pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$dir/dev$i.key" -subj "/O=acme/CN=device $i" \
+			-days 3650 -outform DER -out "$dir/dev$i.der" || return 1
+		certs[i]=$(base64 -w0 "$dir/dev$i.der")
+		keys[i]=$(openssl pkcs8 -topk8 -nocrypt -in "$dir/dev$i.key" \
+			-outform DER | base64 -w0)
+		rm -f "$dir/dev$i.key"
+	done
+	for ((i = 0; i < n; i++)); do
+		printf '{"index":%d,"cert":"%s","key":"%s"}\n' $((start + i)) \
+			"${certs[i % k]}" "${keys[i % k]}"
+	done >"$dir/creds.jsonl"
+	kj_envelope "$dir/creds.jsonl" "$dir/CREDS.cms" "$dir/transport.pem" \
+		"$dir/release.pem" "$dir/release.key"
+}
+
+kj_sign_detached() {
+	local file=$1 signer=$2 key=$3
+	kj_ossl cms -sign -binary -in "$file" -signer "$signer" -inkey "$key" \
+		-outform DER -out "$file.sig"
+}
+
+# SPEC.md §3.3.  HWREVS is a JSON list body, e.g. '"B", "C"'.
+kj_work_order() {
+	local dir=$1 version=${2:-3.1.5} qty=${3:-1000} hw=${4:-'"B", "C"'}
+	local sha
+	sha=$(sha256sum "$dir/fw.bin" | cut -d' ' -f1)
+	cat >"$dir/WO.json" <<-JSON
+	{"kinject_work_order": 1, "id": "WO-2027-0315", "customer": "acme",
+	 "product": "acme-sensor", "batch": "LOT-2027-0315", "quantity": $qty,
+	 "max_failed": 200, "hardware_revisions": [$hw],
+	 "firmware": {"version": "$version", "sha256": "$sha"},
+	 "serial": {"prefix": "AS", "start": 10000}}
+	JSON
+	kj_sign_detached "$dir/WO.json" "$dir/release.pem" "$dir/release.key"
+}
+
+# SPEC.md §3.4.
+kj_product() {
+	local dir=$1 min=${2:-3.0.0} rb=${3:-'>=3.0.0 <4.0.0'} rc=${4:-'>=3.1.0'}
+	cat >"$dir/product.json" <<-JSON
+	{"kinject_product": 1, "product": "acme-sensor", "customer": "acme",
+	 "min_firmware": "$min",
+	 "hardware": {"B": {"firmware": "$rb"}, "C": {"firmware": "$rc"}}}
+	JSON
+	kj_sign_detached "$dir/product.json" "$dir/release.pem" \
+		"$dir/release.key"
+}
+
+# Everything, with defaults: KJ_FW_SIZE, KJ_FW_MARKER, KJ_CREDS_N.
+kj_inputs_all() {
+	local dir=$1 pub=$2
+	mkdir -p "$dir"
+	kj_transport_cert "$dir" "$pub" &&
+	kj_customer "$dir" release &&
+	kj_firmware "$dir" "${KJ_FW_SIZE:-1048576}" "${KJ_FW_MARKER:-}" &&
+	kj_creds "$dir" "${KJ_CREDS_N:-1000}" 0 &&
+	kj_work_order "$dir" &&
+	kj_product "$dir"
+}
