@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Product matrix (product.h) and the job-level lock-out check: anti-rollback,
+ * a revision whose rule refuses the firmware, errors naming what is at fault.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "kj_capture.h"
+#include "product.h"
+#include "workorder.h"
+
+static const char pm_example[] =
+	"{\"kinject_product\": 1, \"product\": \"acme-sensor\", "
+	"\"customer\": \"acme\", \"min_firmware\": \"3.0.0\", "
+	"\"hardware\": {\"B\": {\"firmware\": \">=3.0.0 <4.0.0\"}, "
+	"\"C\": {\"firmware\": \">=3.1.0\"}}}";
+
+static int parse_pm(const char *s, struct kj_product *pm)
+{
+	return kj_product_parse((const uint8_t *)s, strlen(s), "P.json", pm);
+}
+
+/* A valid work order for customer/product with this firmware and revisions. */
+static void make_wo(struct kj_work_order *wo, const char *customer,
+		    const char *product, const char *fw, const char *hw)
+{
+	char s[1024];
+
+	snprintf(s, sizeof(s),
+		 "{\"kinject_work_order\": 1, \"id\": \"WO-1\", "
+		 "\"customer\": \"%s\", \"product\": \"%s\", \"batch\": \"L1\", "
+		 "\"quantity\": 10, \"max_failed\": 1, "
+		 "\"hardware_revisions\": %s, \"firmware\": {\"version\": "
+		 "\"%s\", \"sha256\": \"%064d\"}, \"serial\": {\"prefix\": "
+		 "\"AS\", \"start\": 0}}", customer, product, hw, fw, 0);
+	assert_int_equal(kj_work_order_parse((const uint8_t *)s, strlen(s),
+					     "WO.json", wo), 0);
+}
+
+static void test_example_parses(void **state)
+{
+	struct kj_product pm;
+	const struct kj_product_hw *hw;
+
+	(void)state;
+	assert_int_equal(parse_pm(pm_example, &pm), 0);
+	assert_string_equal(pm.product, "acme-sensor");
+	assert_string_equal(pm.customer, "acme");
+	assert_string_equal(pm.min_firmware_str, "3.0.0");
+	assert_int_equal(pm.n_hw, 2);
+	hw = kj_product_find_hw(&pm, "B");
+	assert_non_null(hw);
+	assert_string_equal(hw->rule, ">=3.0.0 <4.0.0");
+	assert_int_equal(hw->range.n, 2);
+	assert_null(kj_product_find_hw(&pm, "D"));
+	assert_int_equal(pm.raw_len, strlen(pm_example));
+	kj_product_free(&pm);
+
+	assert_int_equal(kj_product_load("policy/products/acme-sensor.json",
+					 &pm), 0);
+	assert_int_equal(pm.n_hw, 2);
+	kj_product_free(&pm);
+}
+
+static void test_malformed(void **state)
+{
+	static const struct {
+		const char *doc, *want;
+	} cases[] = {
+		{ "{\"kinject_product\": 2, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \"1.0.0\"}}}",
+		  "P.json: field \"kinject_product\": expected format version 1" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \"1.0.0\"}}}",
+		  "P.json: field \"min_firmware\": expected a version" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": {}}",
+		  "P.json: field \"hardware\": expected 1..64" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": \">=1.0.0\"}}",
+		  "P.json: field \"hardware.B\": expected an object" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \"~1.0.0\"}}}",
+		  "P.json: field \"hardware.B.firmware\" (hardware revision "
+		  "\"B\"): rule `~1.0.0'" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \">=1.0.0\", \"max\": 3}}}",
+		  "P.json: field \"hardware.B.max\": unknown field" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {}}}",
+		  "P.json: field \"hardware.B.firmware\": missing" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B x\": {\"firmware\": \"1.0.0\"}}}",
+		  "P.json: field \"hardware\": string has a character" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \"1.0.0\"}}, \"extra\": null}",
+		  "P.json: field \"extra\": unknown field" },
+		{ "{\"kinject_product\": 1, \"customer\": \"c\", "
+		  "\"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \"1.0.0\"}}}",
+		  "P.json: field \"product\": missing" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \"1.0.0\"}, \"B\": {}}}",
+		  "duplicate object key" },
+	};
+	struct kj_product pm;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err;
+
+		cap_start();
+		assert_int_equal(parse_pm(cases[i].doc, &pm), -EINVAL);
+		err = cap_end();
+		assert_logged(err, cases[i].want);
+		assert_null(pm.raw);
+	}
+}
+
+/* kj_order_check's result and message for a work order against the example. */
+static void check(const char *customer, const char *product, const char *fw,
+		  const char *hw, int want_rc, const char *want_msg)
+{
+	struct kj_work_order wo;
+	struct kj_product pm;
+	const char *err;
+	int rc;
+
+	assert_int_equal(parse_pm(pm_example, &pm), 0);
+	make_wo(&wo, customer, product, fw, hw);
+	cap_start();
+	rc = kj_order_check(&wo, &pm);
+	err = cap_end();
+	if (rc != want_rc)
+		fail_msg("fw %s on %s: rc %d, want %d", fw, hw, rc, want_rc);
+	if (want_msg)
+		assert_logged(err, want_msg);
+	else
+		assert_string_equal(err, "");
+	kj_work_order_free(&wo);
+	kj_product_free(&pm);
+}
+
+static void test_order_allowed(void **state)
+{
+	(void)state;
+	check("acme", "acme-sensor", "3.1.5", "[\"B\", \"C\"]", 0, NULL);
+	check("acme", "acme-sensor", "3.1.0", "[\"B\", \"C\"]", 0, NULL);
+	check("acme", "acme-sensor", "3.0.0", "[\"B\"]", 0, NULL);
+	check("acme", "acme-sensor", "3.99.99", "[\"C\", \"B\"]", 0, NULL);
+	check("acme", "acme-sensor", "10.0.0", "[\"C\"]", 0, NULL);
+}
+
+static void test_anti_rollback(void **state)
+{
+	(void)state;
+	check("acme", "acme-sensor", "2.9.9", "[\"C\"]", -EPERM,
+	      "firmware 2.9.9 is below min_firmware 3.0.0");
+}
+
+static void test_lockout_names_revision_and_rule(void **state)
+{
+	(void)state;
+	check("acme", "acme-sensor", "4.0.1", "[\"B\", \"C\"]", -EPERM,
+	      "hardware revision \"B\": firmware 4.0.1 not allowed by rule "
+	      "\">=3.0.0 <4.0.0\"");
+	/* Upper edge: <4.0.0 excludes 4.0.0 itself. */
+	check("acme", "acme-sensor", "4.0.0", "[\"C\", \"B\"]", -EPERM,
+	      "hardware revision \"B\": firmware 4.0.0 not allowed");
+	/* 3.0.0 is fine for B (lower edge) but not for C. */
+	check("acme", "acme-sensor", "3.0.0", "[\"B\", \"C\"]", -EPERM,
+	      "hardware revision \"C\": firmware 3.0.0 not allowed by rule "
+	      "\">=3.1.0\"");
+	check("acme", "acme-sensor", "3.1.5", "[\"B\", \"D\"]", -EPERM,
+	      "hardware revision \"D\" is not in the product matrix");
+}
+
+static void test_identity_must_match(void **state)
+{
+	(void)state;
+	check("acme", "acme-other", "3.1.5", "[\"B\"]", -EPERM,
+	      "product \"acme-other\" does not match");
+	check("evil", "acme-sensor", "3.1.5", "[\"B\"]", -EPERM,
+	      "customer \"evil\" does not match");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_example_parses),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_order_allowed),
+		cmocka_unit_test(test_anti_rollback),
+		cmocka_unit_test(test_lockout_names_revision_and_rule),
+		cmocka_unit_test(test_identity_must_match),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
