@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Credential batch (creds.h): parse into a real arena, exact cred_blob bytes
+ * (PROTOCOL.md), the offsets-only table, and every malformed line named by
+ * line number and field without echoing secret content.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "arena.h"
+#include "creds.h"
+#include "kj_capture.h"
+#include "util.h"
+
+/* One EC P-256 key and a self-signed certificate, DER and base64. */
+static uint8_t *cert_der, *key_der;
+static int cert_len, key_len;
+static char *cert_b64, *key_b64;
+
+static char *b64(const uint8_t *p, int n)
+{
+	char *s = malloc((size_t)(n + 2) / 3 * 4 + 1);
+
+	assert_non_null(s);
+	EVP_EncodeBlock((unsigned char *)s, p, n);
+	return s;
+}
+
+static int setup(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	PKCS8_PRIV_KEY_INFO *p8;
+	X509 *x = X509_new();
+	uint8_t *p;
+
+	(void)state;
+	if (!k || !x)
+		return -1;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+				   MBSTRING_ASC, (const uint8_t *)"dev", -1,
+				   -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, k);
+	if (!X509_sign(x, k, EVP_sha256()))
+		return -1;
+	cert_len = i2d_X509(x, NULL);
+	cert_der = p = malloc((size_t)cert_len);
+	i2d_X509(x, &p);
+	p8 = EVP_PKEY2PKCS8(k);
+	key_len = i2d_PKCS8_PRIV_KEY_INFO(p8, NULL);
+	key_der = p = malloc((size_t)key_len);
+	i2d_PKCS8_PRIV_KEY_INFO(p8, &p);
+	cert_b64 = b64(cert_der, cert_len);
+	key_b64 = b64(key_der, key_len);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(cert_der);
+	free(key_der);
+	free(cert_b64);
+	free(key_b64);
+	return 0;
+}
+
+/* Parse text into a fresh arena; *a is left for the caller to inspect. */
+static int parse(struct kj_arena *a, const char *text, struct kj_creds *c)
+{
+	size_t len = strlen(text);
+
+	assert_int_equal(kj_arena_create(a, kj_creds_arena_need(
+			(const uint8_t *)text, len), KJ_ARENA_AUTO), 0);
+	return kj_creds_parse(a, (const uint8_t *)text, len, "CREDS", c);
+}
+
+/* Expect text to be refused with a message containing want. */
+static void refused(const char *text, const char *want)
+{
+	struct kj_arena a;
+	struct kj_creds c;
+	const char *err;
+	int rc;
+
+	cap_start();
+	rc = parse(&a, text, &c);
+	err = cap_end();
+	if (rc != -EINVAL)
+		fail_msg("accepted (rc %d): %.200s", rc, text);
+	assert_logged(err, want);
+	/* Secret content is never printed. */
+	if (strstr(err, key_b64 + 40) ||
+	    strstr(err, cert_b64 + 40))
+		fail_msg("message echoes base64 content: %s", err);
+	kj_arena_destroy(&a);
+}
+
+static char *line(char *p, uint64_t index, bool with_key)
+{
+	if (with_key)
+		return p + sprintf(p, "{\"index\":%llu,\"cert\":\"%s\","
+				   "\"key\":\"%s\"}\n",
+				   (unsigned long long)index, cert_b64,
+				   key_b64);
+	return p + sprintf(p, "{\"index\":%llu,\"cert\":\"%s\"}\n",
+			   (unsigned long long)index, cert_b64);
+}
+
+static char *batch(size_t n, bool with_key)
+{
+	char *text = malloc(n * (strlen(cert_b64) + strlen(key_b64) + 64) + 1);
+	char *p = text;
+
+	assert_non_null(text);
+	*p = '\0';
+	/* Reverse order: the table must come out sorted anyway. */
+	for (size_t i = 0; i < n; i++)
+		p = line(p, n - 1 - i, with_key);
+	return text;
+}
+
+static void check_blob(const struct kj_arena *a, const struct kj_cred *c,
+		       bool with_key)
+{
+	const uint8_t *blob = kj_cred_blob(a->base, a->size, c);
+	uint8_t h[32];
+
+	assert_non_null(blob);
+	/* PROTOCOL.md: u32be len(cert) || cert || u32be len(key) || key */
+	assert_int_equal(c->cert_len, cert_len);
+	assert_int_equal(kj_get_u32be(blob), (uint32_t)cert_len);
+	assert_memory_equal(blob + 4, cert_der, (size_t)cert_len);
+	if (with_key) {
+		assert_int_equal(c->blob_len, 8 + cert_len + key_len);
+		assert_int_equal(kj_get_u32be(blob + 4 + cert_len),
+				 (uint32_t)key_len);
+		assert_memory_equal(blob + 8 + cert_len, key_der,
+				    (size_t)key_len);
+	} else {
+		assert_int_equal(c->blob_len, 8 + cert_len);
+		assert_int_equal(kj_get_u32be(blob + 4 + cert_len), 0);
+	}
+	kj_sha256(cert_der, (size_t)cert_len, h);
+	assert_memory_equal(c->cert_sha256, h, 32);
+}
+
+static void test_thousand_lines(void **state)
+{
+	char *text = batch(1000, true);
+	const struct kj_cred_table *t;
+	struct kj_arena a;
+	struct kj_creds c;
+
+	(void)state;
+	assert_int_equal(parse(&a, text, &c), 0);
+	assert_int_equal(c.count, 1000);
+	assert_int_equal(c.n_keys, 1000);
+	/* The injector's view: offsets only, through the mapping's base. */
+	t = kj_creds_table(a.base, a.size, c.table_off);
+	assert_ptr_equal(t, c.table);
+	assert_int_equal(t->count, 1000);
+	for (uint64_t i = 0; i < 1000; i++) {
+		const struct kj_cred *e = kj_creds_find(t, i);
+
+		assert_non_null(e);
+		assert_int_equal(e->index, i);
+		assert_int_equal(e->line, 1000 - i);
+		check_blob(&a, e, true);
+	}
+	assert_null(kj_creds_find(t, 1000));
+	/* A table offset that is not a table is refused. */
+	cap_start();
+	assert_null(kj_creds_table(a.base, a.size, c.table_off + 64));
+	assert_null(kj_creds_table(a.base, a.size, a.size));
+	cap_end();
+	kj_arena_destroy(&a);
+	free(text);
+}
+
+static void test_read_only_mapping(void **state)
+{
+	char *text = batch(10, false);
+	const struct kj_cred_table *t;
+	const uint8_t *ro;
+	struct kj_arena a;
+	struct kj_creds c;
+
+	(void)state;
+	assert_int_equal(parse(&a, text, &c), 0);
+	assert_int_equal(c.n_keys, 0);
+	if (kj_arena_map_ro(a.fd, a.size, &ro) < 0)
+		skip();
+	t = kj_creds_table(ro, a.size, c.table_off);
+	assert_non_null(t);
+	check_blob(&(struct kj_arena){ .base = (uint8_t *)ro, .size = a.size },
+		   kj_creds_find(t, 7), false);
+	kj_arena_unmap_ro(ro, a.size);
+	kj_arena_destroy(&a);
+	free(text);
+}
+
+static void test_syntax_variants(void **state)
+{
+	char text[8192], *esc;
+	struct kj_arena a;
+	struct kj_creds c;
+
+	(void)state;
+	/* Any field order, JSON whitespace, CRLF, no final newline. */
+	snprintf(text, sizeof(text),
+		 " { \"key\" : \"%s\" ,\t\"cert\":\"%s\", \"index\" : 5 }\r\n"
+		 "{\"cert\":\"%s\",\"index\":0}", key_b64, cert_b64, cert_b64);
+	assert_int_equal(parse(&a, text, &c), 0);
+	assert_int_equal(c.count, 2);
+	check_blob(&a, kj_creds_find(c.table, 5), true);
+	check_blob(&a, kj_creds_find(c.table, 0), false);
+	kj_arena_destroy(&a);
+
+	/* JSON's escaped solidus "\/" inside base64 (PHP emits it). */
+	esc = text + sprintf(text, "{\"index\":1,\"cert\":\"");
+	for (const char *p = cert_b64; *p; p++)
+		esc += sprintf(esc, *p == '/' ? "\\/" : "%c", *p);
+	sprintf(esc, "\"}\n");
+	assert_int_equal(parse(&a, text, &c), 0);
+	check_blob(&a, kj_creds_find(c.table, 1), false);
+	kj_arena_destroy(&a);
+
+	/* Largest index. */
+	snprintf(text, sizeof(text), "{\"index\":9007199254740991,\"cert\":"
+		 "\"%s\"}\n", cert_b64);
+	assert_int_equal(parse(&a, text, &c), 0);
+	kj_arena_destroy(&a);
+}
+
+static void test_duplicate_index(void **state)
+{
+	char *text = batch(10, true);
+
+	(void)state;
+	/* Lines hold indexes 9..0; index 6 was on line 4, 3 on line 7. */
+	memcpy(strstr(text, "\"index\":6,"), "\"index\":3,", 10);
+	refused(text, "CREDS: line 7: field \"index\": 3 already used on "
+		      "line 4");
+	free(text);
+}
+
+static void test_bad_lines(void **state)
+{
+	char text[16384], bad[64];
+
+	(void)state;
+	/* A certificate that is base64 but not X.509, on line 2. */
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\"}\n"
+		 "{\"index\":1,\"cert\":\"aGVsbG8gd29ybGQh\"}\n", cert_b64);
+	refused(text, "CREDS: line 2: field \"cert\": not a DER X.509 "
+		      "certificate");
+	/* A key that is not PKCS#8 (the certificate's DER). */
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
+		 "\"key\":\"%s\"}\n", cert_b64, cert_b64);
+	refused(text, "CREDS: line 1: field \"key\": not a DER PKCS#8");
+	/* Truncated key. */
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
+		 "\"key\":\"%.40s\"}\n", cert_b64, key_b64);
+	refused(text, "CREDS: line 1: field \"key\": not a DER PKCS#8");
+	/* Unknown field, after the secret: named, nothing else echoed. */
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
+		 "\"key\":\"%s\",\"color\":1}\n", cert_b64, key_b64);
+	refused(text, "CREDS: line 1: field \"color\": unknown field");
+	/* Duplicate field. */
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
+		 "\"cert\":\"%s\"}\n", cert_b64, cert_b64);
+	refused(text, "line 1: field \"cert\": given twice");
+	/* Missing fields. */
+	refused("{\"index\":0}\n", "line 1: field \"cert\": missing");
+	snprintf(text, sizeof(text), "{\"cert\":\"%s\"}\n", cert_b64);
+	refused(text, "line 1: field \"index\": missing");
+	/* Escapes other than \/ are refused cleanly. */
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%.20s\\n%s\"}\n",
+		 cert_b64, cert_b64 + 20);
+	refused(text, "line 1: field \"cert\": string escape other than");
+	snprintf(text, sizeof(text), "{\"ind\\u0065x\":0,\"cert\":\"%s\"}\n",
+		 cert_b64);
+	refused(text, "line 1: field names must be plain");
+	/* Base64 that is not canonical or not base64 at all. */
+	refused("{\"index\":0,\"cert\":\"QQ==QQ==\"}\n",
+		"line 1: field \"cert\": not valid base64");
+	refused("{\"index\":0,\"cert\":\"QR==\"}\n",
+		"line 1: field \"cert\": not valid base64");
+	refused("{\"index\":0,\"cert\":\"QUJD RA==\"}\n",
+		"line 1: field \"cert\": not valid base64");
+	refused("{\"index\":0,\"cert\":\"QUJ\"}\n",
+		"line 1: field \"cert\": not valid base64");
+	refused("{\"index\":0,\"cert\":\"\"}\n",
+		"line 1: field \"cert\": empty");
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
+		 "\"key\":\"\"}\n", cert_b64);
+	refused(text, "line 1: field \"key\": empty");
+	/* Index: integers 0..2^53-1 only. */
+	static const char *const idx[] = { "-1", "01", "1.0", "1e3", "\"1\"",
+					   "null", "9007199254740992", "" };
+	for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++) {
+		snprintf(text, sizeof(text), "{\"index\":%s,\"cert\":\"%s\"}\n",
+			 idx[i], cert_b64);
+		snprintf(bad, sizeof(bad), "line 1: field \"index\"");
+		refused(text, bad);
+	}
+	/* Line structure. */
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\"}\n\n"
+		 "{\"index\":1,\"cert\":\"%s\"}\n", cert_b64, cert_b64);
+	refused(text, "CREDS: line 2: empty line");
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\"}\n\n",
+		 cert_b64);
+	refused(text, "CREDS: line 2: empty line");
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\"} {}\n",
+		 cert_b64);
+	refused(text, "line 1: trailing data");
+	snprintf(text, sizeof(text), "[{\"index\":0,\"cert\":\"%s\"}]\n",
+		 cert_b64);
+	refused(text, "line 1: expected '{'");
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\"\n",
+		 cert_b64);
+	refused(text, "line 1: expected '}'");
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%.30s\n",
+		 cert_b64);
+	refused(text, "line 1: field \"cert\": unterminated");
+	refused("", "CREDS: no credentials");
+	refused("\n", "CREDS: line 1: empty line");
+	refused("{}\n", "line 1: expected a field name");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_thousand_lines),
+		cmocka_unit_test(test_read_only_mapping),
+		cmocka_unit_test(test_syntax_variants),
+		cmocka_unit_test(test_duplicate_index),
+		cmocka_unit_test(test_bad_lines),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
