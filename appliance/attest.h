@@ -93,7 +93,8 @@ struct kj_quote_info {
 	uint32_t restart_count;
 	bool safe;
 	uint64_t firmware_version;
-	uint32_t pcr_mask;      /* SHA-256 bank selection */
+	bool pcr_select_ok;     /* one SHA-256 bank, sizeofSelect 3 */
+	uint32_t pcr_mask;      /* that bank's selection, when ok */
 	uint8_t pcr_digest[32];
 	uint8_t extra_data[64];
 	size_t extra_len;
@@ -103,7 +104,7 @@ struct kj_quote_info {
  * Parse marshalled TPMS_ATTEST strictly: unmarshal must consume every byte,
  * magic TPM_GENERATED_VALUE, type TPM_ST_ATTEST_QUOTE.  Fills *info
  * (pcr_mask only when the selection is one SHA-256 bank of 3 bytes; else
- * 0 and pcr_mask_ok false — kj_quote_verify rejects it).
+ * 0 and pcr_select_ok false: kj_quote_verify rejects it).
  */
 KJ_MUST_CHECK int kj_quote_parse(const uint8_t *attest, size_t len,
 				 struct kj_quote_info *info,
