@@ -468,6 +468,22 @@ void kj_arena_unmap_ro(const uint8_t *p, size_t size)
 		munmap((void *)p, size);
 }
 
+#ifndef SYS_mseal
+#define SYS_mseal 462
+#endif
+
+int kj_arena_seal_ro(const uint8_t *p, size_t size)
+{
+	if (syscall(SYS_mseal, p, size, 0UL) < 0) {
+		int rc = -errno;
+
+		kj_log(rc == -ENOSYS ? KJ_LOG_WARN : KJ_LOG_ERR,
+		       "arena: mseal(%zu bytes): %s", size, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
 /* ---- fatal signals ---- */
 
 static const int kj_fatal_signals[] = { SIGSEGV, SIGBUS, SIGABRT, SIGILL,

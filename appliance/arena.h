@@ -52,6 +52,15 @@ void kj_arena_destroy(struct kj_arena *a);
 KJ_MUST_CHECK int kj_arena_map_ro(int fd, size_t size, const uint8_t **out);
 void kj_arena_unmap_ro(const uint8_t *p, size_t size);
 
+/*
+ * In the receiving process, once: mseal(2) the read-only mapping so it can
+ * never be mprotect()ed writable, remapped or unmapped (a memfd_secret fd
+ * cannot be made read-only itself).  -ENOSYS on kernels before 6.10 (the
+ * caller may go on: seccomp still refuses writable shared mappings).
+ * kj_arena_unmap_ro() no longer works on a sealed mapping.
+ */
+KJ_MUST_CHECK int kj_arena_seal_ro(const uint8_t *p, size_t size);
+
 /* Wipe every live arena of this process (fatal signals, tamper response). */
 void kj_arena_wipe_all(void);
 

@@ -278,6 +278,35 @@ static void test_secret_child_ro(void **state)
 	check_child_ro(KJ_ARENA_MEMFD_SECRET);
 }
 
+/* memfd_secret: the fd stays O_RDWR, so the mapping itself is sealed. */
+static void test_secret_seal_ro(void **state)
+{
+	struct kj_arena a;
+	const uint8_t *p;
+	int rc;
+
+	(void)state;
+	SKIP_WITHOUT_MEMFD_SECRET();
+	assert_int_equal(kj_arena_create(&a, 4096, KJ_ARENA_MEMFD_SECRET), 0);
+	assert_int_equal(kj_arena_map_ro(a.fd, a.size, &p), 0);
+	/* Without the seal this would succeed: the gap being closed. */
+	assert_int_equal(mprotect((void *)p, a.size, PROT_READ | PROT_WRITE),
+			 0);
+	assert_int_equal(mprotect((void *)p, a.size, PROT_READ), 0);
+	rc = kj_arena_seal_ro(p, a.size);
+	if (rc == -ENOSYS) {
+		kj_arena_destroy(&a);
+		skipped++;
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(mprotect((void *)p, a.size, PROT_READ | PROT_WRITE),
+			 -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(munmap((void *)p, a.size), -1);
+	kj_arena_destroy(&a);
+}
+
 /* mlock: the sealed fd cannot be mapped writable, nor made so later. */
 static void test_mlock_fd_sealed(void **state)
 {
@@ -453,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_mlock_child_ro),
 		cmocka_unit_test(test_secret_child_ro),
 		cmocka_unit_test(test_mlock_fd_sealed),
+		cmocka_unit_test(test_secret_seal_ro),
 		cmocka_unit_test(test_not_inherited),
 		cmocka_unit_test(test_signal_wipe_segv),
 		cmocka_unit_test(test_signal_wipe_abrt),
