@@ -25,7 +25,9 @@
  *                exists, so nobody who gets the fd can map it writable.
  *
  * Live arenas are kept in a small lock-free registry so that
- * kj_arena_wipe_all() can run from a fatal signal handler.
+ * kj_arena_wipe_all() can run from a fatal signal handler.  ASan builds:
+ * the runtime keeps SIGSEGV/SIGBUS/SIGFPE to itself unless
+ * allow_user_segv_handler=1 (test_arena.c sets it).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -51,22 +53,43 @@
 
 enum { SLOT_FREE, SLOT_BUSY, SLOT_LIVE };
 
+/*
+ * The owner pid matters after fork(): the child inherits the registry but
+ * not the mappings (MADV_DONTFORK), and the addresses may be reused there.
+ */
 static struct {
 	int state;
+	pid_t pid;
 	uint8_t *base;
 	size_t size;
 } kj_arena_reg[KJ_ARENA_REG_MAX];
 
+static bool slot_is_free(size_t i, pid_t self)
+{
+	int st = __atomic_load_n(&kj_arena_reg[i].state, __ATOMIC_ACQUIRE);
+
+	return st == SLOT_FREE ||
+	       (st == SLOT_LIVE && kj_arena_reg[i].pid != self);
+}
+
 static int reg_add(uint8_t *base, size_t size)
 {
-	for (size_t i = 0; i < KJ_ARENA_REG_MAX; i++) {
-		int expect = SLOT_FREE;
+	pid_t self = getpid();
 
-		if (!__atomic_compare_exchange_n(&kj_arena_reg[i].state,
+	for (size_t i = 0; i < KJ_ARENA_REG_MAX; i++) {
+		int expect;
+
+		if (!slot_is_free(i, self))
+			continue;
+		expect = __atomic_load_n(&kj_arena_reg[i].state,
+					 __ATOMIC_ACQUIRE);
+		if (expect == SLOT_BUSY ||
+		    !__atomic_compare_exchange_n(&kj_arena_reg[i].state,
 						 &expect, SLOT_BUSY, false,
 						 __ATOMIC_ACQ_REL,
 						 __ATOMIC_RELAXED))
 			continue;
+		kj_arena_reg[i].pid = self;
 		kj_arena_reg[i].base = base;
 		kj_arena_reg[i].size = size;
 		__atomic_store_n(&kj_arena_reg[i].state, SLOT_LIVE,
@@ -79,9 +102,12 @@ static int reg_add(uint8_t *base, size_t size)
 
 static void reg_del(const uint8_t *base)
 {
+	pid_t self = getpid();
+
 	for (size_t i = 0; i < KJ_ARENA_REG_MAX; i++) {
 		if (__atomic_load_n(&kj_arena_reg[i].state,
 				    __ATOMIC_ACQUIRE) != SLOT_LIVE ||
+		    kj_arena_reg[i].pid != self ||
 		    kj_arena_reg[i].base != base)
 			continue;
 		__atomic_store_n(&kj_arena_reg[i].state, SLOT_BUSY,
@@ -96,9 +122,12 @@ static void reg_del(const uint8_t *base)
 
 void kj_arena_wipe_all(void)
 {
+	pid_t self = getpid(); /* async-signal-safe */
+
 	for (size_t i = 0; i < KJ_ARENA_REG_MAX; i++) {
 		if (__atomic_load_n(&kj_arena_reg[i].state,
-				    __ATOMIC_ACQUIRE) != SLOT_LIVE)
+				    __ATOMIC_ACQUIRE) != SLOT_LIVE ||
+		    kj_arena_reg[i].pid != self)
 			continue;
 		explicit_bzero(kj_arena_reg[i].base, kj_arena_reg[i].size);
 	}

@@ -348,6 +348,36 @@ static void test_not_inherited(void **state)
 	kj_arena_destroy(&a);
 }
 
+/* A forked child's wipe_all must not touch the parent's (absent) arenas. */
+static void test_wipe_all_after_fork(void **state)
+{
+	struct kj_arena a, b;
+	pid_t pid;
+	int st;
+
+	(void)state;
+	assert_int_equal(kj_arena_create(&a, 4096, KJ_ARENA_AUTO), 0);
+	memcpy(a.base, marker, sizeof(marker));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		/* The slot of a is reusable here, and wiping skips it. */
+		if (kj_arena_create(&b, 4096, KJ_ARENA_MLOCK) < 0)
+			_exit(3);
+		memset(b.base, 1, b.size);
+		kj_arena_wipe_all();
+		_exit(b.base[0] == 0 ? 0 : 4);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_memory_equal(a.base, marker, sizeof(marker));
+	kj_arena_wipe_all();
+	assert_true(all_zero(a.base, a.size));
+	kj_arena_destroy(&a);
+}
+
 /*
  * A child with an mlock arena and the signal wipe dies by sig; the parent
  * watches the arena through /proc/CHILD/fd/N and sees it wiped.
@@ -484,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_mlock_fd_sealed),
 		cmocka_unit_test(test_secret_seal_ro),
 		cmocka_unit_test(test_not_inherited),
+		cmocka_unit_test(test_wipe_all_after_fork),
 		cmocka_unit_test(test_signal_wipe_segv),
 		cmocka_unit_test(test_signal_wipe_abrt),
 		cmocka_unit_test(test_alloc_bounds),
