@@ -34,7 +34,7 @@ struct kj_cred {
 	uint32_t cert_len;	/* cert DER starts at blob_off + 4 */
 	uint32_t key_len;	/* 0: no key in the batch for this device */
 	uint32_t line;		/* 1-based line of the batch, for messages */
-	uint8_t cert_sha256[32]; /* record field cert_sha256 (EVIDENCE.md §2) */
+	uint8_t cert_sha256[32]; /* record's cert_sha256 (EVIDENCE.md §2) */
 };
 
 struct kj_cred_table {
@@ -45,7 +45,7 @@ struct kj_cred_table {
 	struct kj_cred cred[];	/* sorted by index, indexes unique */
 };
 
-/* What the owner (keeper) gets back; table_off/table_size go to the injector. */
+/* What the owner (keeper) gets; table_off/table_size go to the injector. */
 struct kj_creds {
 	size_t table_off;	/* arena offset of struct kj_cred_table */
 	size_t table_size;

@@ -113,9 +113,9 @@ int kj_json_only_keys(const json_t *obj, const char *file, const char *path,
 				break;
 		if (*p)
 			continue;
+		kj_json_printable(k, strlen(k), pk, sizeof(pk));
 		kj_err("%s: field \"%s\": unknown field", file,
-		       kj_json_path(full, sizeof(full), path,
-				    kj_json_printable(k, strlen(k), pk, sizeof(pk))));
+		       kj_json_path(full, sizeof(full), path, pk));
 		return -EINVAL;
 	}
 	return 0;

@@ -86,7 +86,8 @@ static int parse_root(const json_t *root, const char *file, struct kj_sites *s)
 	sites = kj_json_get(root, file, "", "sites", JSON_OBJECT);
 	if (!sites)
 		return -EINVAL;
-	if (!json_object_size(sites) || json_object_size(sites) > KJ_SITES_MAX) {
+	if (!json_object_size(sites) ||
+	    json_object_size(sites) > KJ_SITES_MAX) {
 		kj_err("%s: field \"sites\": expected 1..%d sites, got %zu",
 		       file, KJ_SITES_MAX, json_object_size(sites));
 		return -EINVAL;

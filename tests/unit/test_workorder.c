@@ -101,7 +101,8 @@ struct bad_case {
 
 static const struct bad_case bad[] = {
 	{ F_TAIL, ", \"color\": 1", "field \"color\": unknown field" },
-	{ F_VER, "2", "field \"kinject_work_order\": expected format version 1, got `2'" },
+	{ F_VER, "2",
+	  "field \"kinject_work_order\": expected format version 1, got `2'" },
 	{ F_VER, "\"1\"", "field \"kinject_work_order\"" },
 	{ F_VER, "1.0", "field \"kinject_work_order\"" },
 	{ F_VER, "true", "field \"kinject_work_order\"" },
