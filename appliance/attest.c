@@ -17,6 +17,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <tss2/tss2_mu.h>
@@ -440,7 +441,8 @@ static int check_signature(EVP_PKEY *pkey, const uint8_t *attest,
 	}
 	if (EVP_DigestVerify(md, der, (size_t)der_len, attest, attest_len) !=
 	    1) {
-		kj_err_ssl("quote: signature: ECDSA-SHA256 over TPMS_ATTEST is not valid under the AK");
+		ERR_clear_error();
+		kj_err("quote: signature: ECDSA-SHA256 over TPMS_ATTEST is not valid under the AK");
 		rc = -EBADMSG;
 		goto out;
 	}

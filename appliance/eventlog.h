@@ -52,12 +52,15 @@ const char *kj_epoch_decision_name(enum kj_epoch_decision d);
 /*
  * Decide from the PCRs in mask read from the TPM (pcrs indexed by PCR)
  * what to do before extending, EVIDENCE.md §4.  Rules, in order:
- *   equal to the replay of the current (last) epoch         -> CONTINUE
- *   equal to it without its last non-void entry             -> CONTINUE_VOID
- *     (*void_index = that entry's index: the caller marks it void durably)
  *   all zero                                                -> NEW
  *     (*epoch = last epoch + 1, or 0 on an empty log)
+ *   equal to the replay of the current (last) epoch         -> CONTINUE
+ *   equal to it without its last non-void entry             -> CONTINUE_VOID
+ *     (*void_index = that entry's index: the caller marks it void durably
+ *     before extending anything)
  *   otherwise                                               -> BROKEN (logged)
+ * Returns 0 with *decision set, or -EINVAL (logged) for a malformed log
+ * (PCR >= 24, epochs going down).
  * *epoch is the epoch new entries must carry.
  */
 KJ_MUST_CHECK int kj_eventlog_decide(const struct kj_event *ev, size_t n,

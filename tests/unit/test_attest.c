@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * attest.c: the checkpoint qualifying data (golden), and quote
+ * verification on real swtpm quotes: an honest quote over a replayed event
+ * log verifies, and each tampering is caught by the check that names it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include <tss2/tss2_mu.h>
+
+#include "attest.h"
+#include "eventlog.h"
+#include "tpm.h"
+#include "util.h"
+#include "swtpm_helper.h"
+
+#define MASK KJ_PCR_DEFAULT_MASK
+
+static struct test_swtpm sw;
+
+/* Made once in setup: two AKs on the same TPM, a measured event log. */
+static uint8_t pub_a[KJ_TPM_PUB_MAX], pub_b[KJ_TPM_PUB_MAX];
+static size_t pub_a_len, pub_b_len;
+static struct kj_event ev[3];
+static uint8_t root[32], qd[32];
+static uint8_t *q_a, *s_a, *q_b, *s_b, *q_wide, *s_wide, *q_13, *s_13;
+static size_t q_a_len, s_a_len, q_b_len, s_b_len, q_wide_len, s_wide_len,
+	q_13_len, s_13_len;
+
+static void golden_qd(void **st)
+{
+	uint8_t r[32], out[32], want[32];
+
+	(void)st;
+	/* Independently: python3 hashlib.sha256(b"KINJECT-CHECKPOINT-1" +
+	 * (1200).to_bytes(8,"big") + bytes(range(32)) + (57).to_bytes(8,"big")) */
+	for (int i = 0; i < 32; i++)
+		r[i] = (uint8_t)i;
+	kj_checkpoint_qd(1200, r, 57, out);
+	assert_int_equal(kj_hex_decode("3e0ee53d9571a9974a792b6bc85dcc97f37a5e1032fe07e880df38fb837f3b07",
+				       want, 32), 0);
+	assert_memory_equal(out, want, 32);
+	/* The empty tree, first counter value. */
+	kj_sha256("", 0, r);
+	kj_checkpoint_qd(0, r, 1, out);
+	assert_int_equal(kj_hex_decode("635482ef7737c4ad46640db1475c6684603755b5996d6af89c5df47699803854",
+				       want, 32), 0);
+	assert_memory_equal(out, want, 32);
+}
+
+static void ak_public(struct kj_tpm *t, uint8_t *buf, size_t *len)
+{
+	const uint8_t *p;
+
+	assert_int_equal(kj_tpm_ak_public(t, &p, len), 0);
+	memcpy(buf, p, *len);
+}
+
+static int setup(void **st)
+{
+	char dir[128];
+	struct kj_tpm *t = NULL;
+	uint64_t nv;
+
+	(void)st;
+	if (test_swtpm_start(&sw, 0) < 0)
+		return -1;
+	/* Event log of epoch 0, extended into the TPM as the keeper does. */
+	ev[0] = (struct kj_event){ .epoch = 0, .pcr = 13, .name = "kinject" };
+	kj_sha256("kinject binary", 14, ev[0].digest);
+	ev[1] = (struct kj_event){ .epoch = 0, .pcr = 13, .name = "kinject.ko" };
+	kj_sha256("kinject module", 14, ev[1].digest);
+	ev[2] = (struct kj_event){ .epoch = 0, .pcr = 14, .name = "work order" };
+	kj_sha256("work order", 10, ev[2].digest);
+
+	snprintf(dir, sizeof(dir), "%s/a", sw.dir);
+	if (kj_tpm_open(sw.tcti, &t) < 0 || kj_tpm_ak_setup(t, dir) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (kj_tpm_pcr_extend(t, ev[i].pcr, ev[i].digest) < 0)
+			return -1;
+	if (kj_tpm_nv_increment(t, &nv) < 0)
+		return -1;
+	kj_sha256("a root", 6, root);
+	kj_checkpoint_qd(17, root, nv, qd);
+	ak_public(t, pub_a, &pub_a_len);
+	if (kj_tpm_quote(t, MASK, qd, &q_a, &q_a_len, &s_a, &s_a_len) < 0 ||
+	    kj_tpm_quote(t, MASK | KJ_PCR_BIT(15), qd, &q_wide, &q_wide_len,
+			 &s_wide, &s_wide_len) < 0 ||
+	    kj_tpm_quote(t, KJ_PCR_BIT(13), qd, &q_13, &q_13_len, &s_13,
+			 &s_13_len) < 0)
+		return -1;
+	kj_tpm_close(t);
+
+	/* A second AK on the same TPM: same PCRs, another key. */
+	snprintf(dir, sizeof(dir), "%s/b", sw.dir);
+	if (kj_tpm_open(sw.tcti, &t) < 0 || kj_tpm_ak_setup(t, dir) < 0)
+		return -1;
+	ak_public(t, pub_b, &pub_b_len);
+	if (kj_tpm_quote(t, MASK, qd, &q_b, &q_b_len, &s_b, &s_b_len) < 0)
+		return -1;
+	kj_tpm_close(t);
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	test_swtpm_stop(&sw);
+	free(q_a);
+	free(s_a);
+	free(q_b);
+	free(s_b);
+	free(q_wide);
+	free(s_wide);
+	free(q_13);
+	free(s_13);
+	return 0;
+}
+
+static void replayed(uint8_t pcrs[KJ_TPM_PCR_COUNT][32])
+{
+	assert_int_equal(kj_eventlog_replay(ev, 3, 0, pcrs), 0);
+}
+
+static void test_honest_quote(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32];
+	struct kj_quote_info qi;
+	enum kj_quote_check fc = KJ_QC_PARSE;
+	struct kj_ak ak;
+	enum kj_ak_check ac = KJ_AKC_PARSE;
+
+	(void)st;
+	assert_int_equal(kj_ak_parse(pub_a, pub_a_len, &ak, &ac), 0);
+	assert_int_equal(ac, KJ_AKC_OK);
+	replayed(pcrs);
+	assert_int_equal(kj_quote_verify(&ak, q_a, q_a_len, s_a, s_a_len, qd,
+					 MASK, pcrs, &qi, &fc), 0);
+	assert_int_equal(fc, KJ_QC_OK);
+	assert_true(qi.pcr_select_ok);
+	assert_int_equal(qi.pcr_mask, MASK);
+	assert_int_equal(qi.extra_len, 32);
+	assert_memory_equal(qi.extra_data, qd, 32);
+	assert_true(qi.safe);
+	kj_ak_free(&ak);
+}
+
+static void expect_fail(const uint8_t *pub, size_t pub_len, const uint8_t *q,
+			size_t qlen, const uint8_t *s, size_t slen,
+			const uint8_t *want_qd, uint32_t mask,
+			uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
+			enum kj_quote_check want)
+{
+	enum kj_quote_check fc = KJ_QC_OK;
+	struct kj_ak ak;
+
+	assert_int_equal(kj_ak_parse(pub, pub_len, &ak, NULL), 0);
+	assert_int_equal(kj_quote_verify(&ak, q, qlen, s, slen, want_qd, mask,
+					 pcrs, NULL, &fc), -EBADMSG);
+	if (fc != want)
+		fail_msg("caught by %s, want %s", kj_quote_check_name(fc),
+			 kj_quote_check_name(want));
+	kj_ak_free(&ak);
+}
+
+/* CVE-2024-29039 class: a valid quote over other PCRs. */
+static void test_pcr_select_differs(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32];
+
+	(void)st;
+	replayed(pcrs);
+	expect_fail(pub_a, pub_a_len, q_wide, q_wide_len, s_wide, s_wide_len,
+		    qd, MASK, pcrs, KJ_QC_PCR_SELECT);
+	expect_fail(pub_a, pub_a_len, q_13, q_13_len, s_13, s_13_len, qd,
+		    MASK, pcrs, KJ_QC_PCR_SELECT);
+	assert_string_equal(kj_quote_check_name(KJ_QC_PCR_SELECT),
+			    "pcrSelect");
+}
+
+static void test_trailing_bytes(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32], *q = malloc(q_a_len + 1);
+	uint8_t *s = malloc(s_a_len + 1);
+
+	(void)st;
+	replayed(pcrs);
+	memcpy(q, q_a, q_a_len);
+	q[q_a_len] = 0;
+	expect_fail(pub_a, pub_a_len, q, q_a_len + 1, s_a, s_a_len, qd, MASK,
+		    pcrs, KJ_QC_PARSE);
+	/* Truncated too. */
+	expect_fail(pub_a, pub_a_len, q, q_a_len - 1, s_a, s_a_len, qd, MASK,
+		    pcrs, KJ_QC_PARSE);
+	/* Trailing bytes after the TPMT_SIGNATURE. */
+	memcpy(s, s_a, s_a_len);
+	s[s_a_len] = 0;
+	expect_fail(pub_a, pub_a_len, q_a, q_a_len, s, s_a_len + 1, qd, MASK,
+		    pcrs, KJ_QC_SIGNATURE);
+	free(q);
+	free(s);
+}
+
+static void test_magic_and_type(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32], buf[sizeof(TPMS_ATTEST)];
+	uint8_t *q = malloc(q_a_len);
+	TPMS_ATTEST a;
+	size_t off = 0;
+
+	(void)st;
+	replayed(pcrs);
+	memcpy(q, q_a, q_a_len);
+	q[0] ^= 0x01; /* magic 0xff544347 -> 0xfe544347 */
+	expect_fail(pub_a, pub_a_len, q, q_a_len, s_a, s_a_len, qd, MASK,
+		    pcrs, KJ_QC_MAGIC);
+	/* A well-formed TPMS_ATTEST of another type (certify). */
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(Tss2_MU_TPMS_ATTEST_Unmarshal(q_a, q_a_len, &off, &a),
+			 0);
+	a.type = TPM2_ST_ATTEST_CERTIFY;
+	memset(&a.attested, 0, sizeof(a.attested));
+	off = 0;
+	assert_int_equal(Tss2_MU_TPMS_ATTEST_Marshal(&a, buf, sizeof(buf),
+						     &off), 0);
+	expect_fail(pub_a, pub_a_len, buf, off, s_a, s_a_len, qd, MASK, pcrs,
+		    KJ_QC_TYPE);
+	free(q);
+}
+
+static void test_bit_flip_breaks_signature(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32], *q = malloc(q_a_len);
+
+	(void)st;
+	replayed(pcrs);
+	memcpy(q, q_a, q_a_len);
+	q[q_a_len - 1] ^= 0x80; /* last byte of pcrDigest */
+	expect_fail(pub_a, pub_a_len, q, q_a_len, s_a, s_a_len, qd, MASK,
+		    pcrs, KJ_QC_SIGNATURE);
+	free(q);
+}
+
+static void test_ak_without_restricted(void **st)
+{
+	uint8_t pub[KJ_TPM_PUB_MAX];
+	enum kj_ak_check ac = KJ_AKC_OK;
+	struct kj_ak ak;
+	uint32_t attrs;
+
+	(void)st;
+	memcpy(pub, pub_a, pub_a_len);
+	/* TPM2B_PUBLIC: size(2) type(2) nameAlg(2) objectAttributes(4) */
+	attrs = kj_get_u32be(pub + 6);
+	assert_true(attrs & TPMA_OBJECT_RESTRICTED);
+	kj_put_u32be(pub + 6, attrs & ~TPMA_OBJECT_RESTRICTED);
+	assert_int_equal(kj_ak_parse(pub, pub_a_len, &ak, &ac), -EBADMSG);
+	assert_int_equal(ac, KJ_AKC_ATTRIBUTES);
+	assert_string_equal(kj_ak_check_name(ac), "attributes");
+	kj_put_u32be(pub + 6, attrs & ~TPMA_OBJECT_FIXEDTPM);
+	assert_int_equal(kj_ak_parse(pub, pub_a_len, &ak, &ac), -EBADMSG);
+	assert_int_equal(ac, KJ_AKC_ATTRIBUTES);
+	kj_put_u32be(pub + 6, attrs | TPMA_OBJECT_DECRYPT);
+	assert_int_equal(kj_ak_parse(pub, pub_a_len, &ak, &ac), -EBADMSG);
+	assert_int_equal(ac, KJ_AKC_ATTRIBUTES);
+	/* Trailing byte, and a size field that disagrees. */
+	memcpy(pub, pub_a, pub_a_len);
+	pub[pub_a_len] = 0;
+	assert_int_equal(kj_ak_parse(pub, pub_a_len + 1, &ak, &ac), -EINVAL);
+	assert_int_equal(ac, KJ_AKC_PARSE);
+	kj_put_u16be(pub, (uint16_t)(kj_get_u16be(pub) + 1));
+	assert_int_equal(kj_ak_parse(pub, pub_a_len + 1, &ak, &ac), -EINVAL);
+	assert_int_equal(ac, KJ_AKC_PARSE);
+}
+
+static void test_quote_from_another_ak(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32];
+	enum kj_ak_check ac = KJ_AKC_OK;
+	struct kj_ak a, b;
+
+	(void)st;
+	replayed(pcrs);
+	/* AK B's honest quote, checked under AK A (the trusted one). */
+	expect_fail(pub_a, pub_a_len, q_b, q_b_len, s_b, s_b_len, qd, MASK,
+		    pcrs, KJ_QC_SIGNATURE);
+	/* A bundle carrying AK B's public area against AK A's name / pem. */
+	assert_int_equal(kj_ak_parse(pub_a, pub_a_len, &a, NULL), 0);
+	assert_int_equal(kj_ak_parse(pub_b, pub_b_len, &b, NULL), 0);
+	assert_int_equal(kj_ak_check(&b, a.name, sizeof(a.name), NULL, &ac),
+			 -EBADMSG);
+	assert_int_equal(ac, KJ_AKC_NAME);
+	assert_int_equal(kj_ak_check(&b, b.name, sizeof(b.name), a.pkey, &ac),
+			 -EBADMSG);
+	assert_int_equal(ac, KJ_AKC_KEY);
+	assert_int_equal(kj_ak_check(&a, a.name, sizeof(a.name), a.pkey, &ac),
+			 0);
+	assert_int_equal(kj_ak_check(&a, a.name, sizeof(a.name) - 1, a.pkey,
+				     &ac), -EBADMSG);
+	kj_ak_free(&a);
+	kj_ak_free(&b);
+}
+
+static void test_extra_data_mismatch(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32], other[32];
+
+	(void)st;
+	replayed(pcrs);
+	/* A replayed old quote presented for a newer tree. */
+	kj_checkpoint_qd(18, root, 1, other);
+	expect_fail(pub_a, pub_a_len, q_a, q_a_len, s_a, s_a_len, other, MASK,
+		    pcrs, KJ_QC_EXTRA_DATA);
+}
+
+static void test_pcr_does_not_replay(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32];
+	struct kj_event edited[3];
+
+	(void)st;
+	memcpy(edited, ev, sizeof(ev));
+	edited[1].digest[0] ^= 1; /* an edited event-log entry */
+	assert_int_equal(kj_eventlog_replay(edited, 3, 0, pcrs), 0);
+	expect_fail(pub_a, pub_a_len, q_a, q_a_len, s_a, s_a_len, qd, MASK,
+		    pcrs, KJ_QC_PCR_DIGEST);
+	/* A dropped entry. */
+	assert_int_equal(kj_eventlog_replay(ev, 2, 0, pcrs), 0);
+	expect_fail(pub_a, pub_a_len, q_a, q_a_len, s_a, s_a_len, qd, MASK,
+		    pcrs, KJ_QC_PCR_DIGEST);
+	/* An entry wrongly marked void. */
+	memcpy(edited, ev, sizeof(ev));
+	edited[0].is_void = true;
+	assert_int_equal(kj_eventlog_replay(edited, 3, 0, pcrs), 0);
+	expect_fail(pub_a, pub_a_len, q_a, q_a_len, s_a, s_a_len, qd, MASK,
+		    pcrs, KJ_QC_PCR_DIGEST);
+}
+
+static void test_parse_fields(void **st)
+{
+	struct kj_quote_info qi;
+	enum kj_quote_check fc;
+
+	(void)st;
+	assert_int_equal(kj_quote_parse(q_a, q_a_len, &qi, &fc), 0);
+	assert_true(qi.clock > 0);
+	assert_int_equal(qi.pcr_mask, MASK);
+	assert_int_equal(kj_quote_parse(q_wide, q_wide_len, &qi, &fc), 0);
+	assert_int_equal(qi.pcr_mask, MASK | KJ_PCR_BIT(15));
+	assert_int_equal(kj_quote_parse(q_a, 10, &qi, &fc), -EBADMSG);
+	assert_int_equal(fc, KJ_QC_PARSE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_honest_quote),
+		cmocka_unit_test(test_pcr_select_differs),
+		cmocka_unit_test(test_trailing_bytes),
+		cmocka_unit_test(test_magic_and_type),
+		cmocka_unit_test(test_bit_flip_breaks_signature),
+		cmocka_unit_test(test_ak_without_restricted),
+		cmocka_unit_test(test_quote_from_another_ak),
+		cmocka_unit_test(test_extra_data_mismatch),
+		cmocka_unit_test(test_pcr_does_not_replay),
+		cmocka_unit_test(test_parse_fields),
+	};
+	const struct CMUnitTest offline[] = {
+		cmocka_unit_test(golden_qd),
+	};
+	int rc = cmocka_run_group_tests(offline, NULL, NULL);
+
+	return rc | cmocka_run_group_tests(tests, setup, teardown);
+}
