@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Inside the journal: the handle and the helpers journal.c shares with
+ * journal_job.c and journal_tpm.c.  Not for other modules.
+ */
+#ifndef KINJECT_JOURNAL_INT_H
+#define KINJECT_JOURNAL_INT_H
+
+#include <sqlite3.h>
+
+#include "journal.h"
+
+enum kj_jnl_stmt {
+	S_INS_RECORD,
+	S_INS_RESV,
+	S_RESV_DONE,
+	S_UID_DONE,
+	S_INS_EVENT,
+	S_VOID_EVENT,
+	S_INS_CKPT,
+	S_META_SET,
+	S_META_GET,
+	S_COUNT_
+};
+
+/* The handle's current job (kj_journal_job_begin). */
+struct job {
+	bool active;
+	bool ended;
+	enum kj_result end_result;
+	struct kj_job_desc d; /* its strings point into strs[] */
+	char *strs[7];
+	size_t cursor;        /* next batch position to try */
+	uint64_t *used;       /* indexes used before this run, sorted */
+	size_t n_used;
+	uint64_t next_serial;
+	uint64_t next_job_seq;
+	uint64_t ok_count, other_count, failed_after_offer;
+	uint64_t creds_used;
+};
+
+struct kj_journal {
+	sqlite3 *db;
+	char *path;
+	int lock_fd;
+	bool rdonly;
+	bool in_txn;
+	int poisoned;         /* sticky errno of the first failed write */
+	size_t pending;
+	uint64_t syncs_base;
+	struct kj_journal_stats st;
+	uint64_t next_seq, next_attempt, next_event, next_ckpt;
+	bool have_nv;
+	uint64_t last_nv;
+	sqlite3_stmt *stmt[S_COUNT_];
+	struct job job;
+	char jcs[KJ_RECORD_MAX];
+};
+
+/* Log a failed SQLite call naming the step; returns a negative errno
+ * (SQLITE_FULL: -ENOSPC). */
+int kj_jnl_sql_err(struct kj_journal *j, int rc, const char *what);
+/* Same, then roll back the open transaction and poison the handle. */
+int kj_jnl_write_failed(struct kj_journal *j, int rc, const char *what);
+int kj_jnl_check_writable(struct kj_journal *j);
+/* Join (or open) the group-commit transaction. */
+int kj_jnl_begin_write(struct kj_journal *j);
+/* A reset prepared statement with no bindings. */
+sqlite3_stmt *kj_jnl_stmt(struct kj_journal *j, enum kj_jnl_stmt s);
+/* Step a write to SQLITE_DONE; counts it as pending. */
+int kj_jnl_step_write(struct kj_journal *j, sqlite3_stmt *st,
+		      const char *what);
+/* First column of a one-row query (one optional text parameter): 1 and
+ * *out set if non-NULL, 0 if NULL or no row, < 0 on error. */
+int kj_jnl_query_u64(struct kj_journal *j, const char *sql, const char *text,
+		     uint64_t *out);
+int kj_jnl_need_job(struct kj_journal *j);
+/* Load the job's used credential indexes (resume). */
+int kj_jnl_load_used(struct kj_journal *j);
+int kj_jnl_serialize(struct kj_journal *j, struct kj_record *r);
+int kj_jnl_insert_record(struct kj_journal *j, const struct kj_record *r,
+			 int n);
+
+static inline void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Records cap integers at 2^53; SQLite holds signed 64-bit. */
+static inline void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+	sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+#endif
