@@ -26,5 +26,7 @@ int kj_wants_help(int argc, char **argv);
 
 int cmd_version_main(int argc, char **argv);
 extern const char cmd_version_usage[];
+int cmd_sim_main(int argc, char **argv);
+extern const char cmd_sim_usage[];
 
 #endif

@@ -10,6 +10,8 @@
 static const struct kj_command commands[] = {
 	{ "version", cmd_version_main, "print the version and linked libraries",
 	  cmd_version_usage },
+	{ "sim", cmd_sim_main, "simulated programming sockets (tests, demo, "
+	  "bench)", cmd_sim_usage },
 };
 
 const struct kj_command *kj_find_command(const char *name)

@@ -1,0 +1,563 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * kinject sim against a small reference appliance written from
+ * PROTOCOL.md in this file (blocking, one thread per connection, real
+ * unix sockets).  The real engine is tested against the sim end to end
+ * in tests/integration; this checks the sim's own logic: digests computed
+ * from the received bytes, every fault knob and hostile mode classified
+ * as intended, and unexpected appliance behaviour caught.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "readback.h"
+#include "sim.h"
+#include "util.h"
+
+#define FW_SIZE 70000
+#define CRED_SIZE 1500
+#define MAX_UIDS 4096
+
+/* ---- reference appliance ---- */
+
+struct ref {
+	int lfd;
+	char path[108];
+	pthread_mutex_t mu;
+	uint64_t quantity;     /* COMMITs allowed */
+	uint64_t ok, inflight, attempt, leaf;
+	uint64_t readback_fail, site_aborts, protocol, timeouts, locked_out,
+		duplicate, quota;
+	unsigned n_uids;
+	uint8_t uids[MAX_UIDS][KJ_UID_MAX + 1]; /* len byte + uid */
+	bool lie_commit;       /* misbehave: COMMIT even a bad readback */
+	unsigned hello_timeout_ms;
+	uint8_t fw[FW_SIZE];
+	struct kj_readback fw_state;
+};
+
+static struct ref *R;
+
+static int send_all(int fd, const void *b, size_t n)
+{
+	const uint8_t *p = b;
+
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int send_abort(int fd, unsigned code)
+{
+	uint8_t b[KJ_ABORT_FRAME_MAX];
+	int n = kj_abort_build(b, sizeof(b), code, "ref");
+
+	return send_all(fd, b, (size_t)n);
+}
+
+static bool uid_seen(const struct kj_hello *h)
+{
+	for (unsigned i = 0; i < R->n_uids; i++)
+		if (R->uids[i][0] == h->uid_len &&
+		    !memcmp(R->uids[i] + 1, h->uid, h->uid_len))
+			return true;
+	return false;
+}
+
+/* HELLO: policy, then OFFER + DATA; returns the expected digest. */
+static int serve_hello(int fd, const struct kj_hello *h, uint8_t want[32],
+		       uint64_t *attempt, bool *offered)
+{
+	uint8_t b[KJ_OFFER_FRAME_MAX], cred[CRED_SIZE], hdr[KJ_DATA_HDR_LEN];
+	struct kj_offer o = { .fw_size = FW_SIZE, .cred_size = CRED_SIZE };
+	unsigned code = 0;
+	int n;
+
+	pthread_mutex_lock(&R->mu);
+	if (strcmp(h->hwrev, "B"))
+		code = KJ_ABORT_LOCKED_OUT, R->locked_out++;
+	else if (uid_seen(h))
+		code = KJ_ABORT_DUPLICATE, R->duplicate++;
+	else if (R->ok + R->inflight >= R->quantity)
+		code = KJ_ABORT_QUOTA, R->quota++;
+	else
+		R->inflight++, o.attempt = ++R->attempt;
+	pthread_mutex_unlock(&R->mu);
+	if (code)
+		return send_abort(fd, code);
+	*offered = true;
+	*attempt = o.attempt;
+	snprintf(o.serial, sizeof(o.serial), "AS%llu",
+		 (unsigned long long)o.attempt);
+	strcpy(o.fw_version, "3.1.5");
+	kj_sha256(R->fw, FW_SIZE, o.fw_sha256);
+	memset(cred, (int)o.attempt, sizeof(cred));
+	kj_readback_device(&R->fw_state, h->uid, h->uid_len, cred,
+			   sizeof(cred), want);
+	n = kj_offer_build(b, sizeof(b), &o);
+	if (send_all(fd, b, (size_t)n))
+		return -1;
+	for (uint32_t off = 0; off < FW_SIZE; off += KJ_DATA_PAYLOAD_MAX) {
+		uint32_t len = FW_SIZE - off < KJ_DATA_PAYLOAD_MAX ?
+				       FW_SIZE - off : KJ_DATA_PAYLOAD_MAX;
+
+		if (kj_data_hdr_build(hdr, 0, off, len) < 0 ||
+		    send_all(fd, hdr, sizeof(hdr)) ||
+		    send_all(fd, R->fw + off, len))
+			return -1;
+	}
+	if (kj_data_hdr_build(hdr, 1, 0, CRED_SIZE) < 0 ||
+	    send_all(fd, hdr, sizeof(hdr)) || send_all(fd, cred, CRED_SIZE))
+		return -1;
+	return 0;
+}
+
+static void end_offer(bool ok, const struct kj_hello *h)
+{
+	pthread_mutex_lock(&R->mu);
+	R->inflight--;
+	if (ok) {
+		R->ok++;
+		if (R->n_uids < MAX_UIDS) {
+			R->uids[R->n_uids][0] = h->uid_len;
+			memcpy(R->uids[R->n_uids] + 1, h->uid, h->uid_len);
+			R->n_uids++;
+		}
+	}
+	pthread_mutex_unlock(&R->mu);
+}
+
+static void count(uint64_t *c)
+{
+	pthread_mutex_lock(&R->mu);
+	(*c)++;
+	pthread_mutex_unlock(&R->mu);
+}
+
+static void *serve(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	struct kj_frame_parser p;
+	struct kj_hello h;
+	uint8_t buf[8192], want[32];
+	uint64_t attempt = 0;
+	bool offered = false;
+	uint64_t deadline = kj_now_ms() + R->hello_timeout_ms;
+
+	kj_frame_parser_init(&p, KJ_ROLE_APPLIANCE);
+	kj_frame_parser_expect(&p, KJ_MSG_BIT(KJ_MSG_HELLO));
+	for (;;) {
+		/* HELLO within the idle limit of connecting / last result */
+		uint64_t now = kj_now_ms();
+		int left = offered ? -1 :
+			   now >= deadline ? 0 : (int)(deadline - now);
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t n;
+		size_t pos = 0;
+
+		if (poll(&pfd, 1, left) == 0) {
+			count(&R->timeouts);
+			send_abort(fd, KJ_ABORT_TIMEOUT);
+			goto out;
+		}
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			goto out;
+		while (pos < (size_t)n) {
+			struct kj_frame f;
+			struct kj_abort a;
+			uint8_t d[32], c[KJ_COMMIT_FRAME_LEN];
+			size_t used;
+			int rc = kj_frame_feed(&p, buf + pos, (size_t)n - pos,
+					       &used, &f);
+
+			pos += used;
+			if (rc == KJ_FEED_MORE)
+				break;
+			if (rc < 0 || (f.type == KJ_MSG_HELLO &&
+				       kj_hello_parse(f.body, f.len, &h,
+						      NULL) < 0)) {
+				count(&R->protocol);
+				send_abort(fd, KJ_ABORT_PROTOCOL);
+				goto out;
+			}
+			switch (f.type) {
+			case KJ_MSG_HELLO:
+				offered = false;
+				if (serve_hello(fd, &h, want, &attempt,
+						&offered))
+					goto out;
+				kj_frame_parser_expect(
+					&p, offered ? KJ_MSG_BIT(KJ_MSG_READBACK) |
+							      KJ_MSG_BIT(KJ_MSG_ABORT)
+						    : KJ_MSG_BIT(KJ_MSG_HELLO));
+				if (!offered)
+					deadline = kj_now_ms() +
+						   R->hello_timeout_ms;
+				break;
+			case KJ_MSG_READBACK:
+				(void)!kj_readback_parse(f.body, f.len, d,
+							 NULL);
+				offered = false;
+				if (kj_readback_equal(d, want) ||
+				    R->lie_commit) {
+					end_offer(true, &h);
+					if (kj_commit_build(c, sizeof(c),
+							    attempt,
+							    R->leaf++) < 0 ||
+					    send_all(fd, c, sizeof(c)))
+						goto out;
+				} else {
+					end_offer(false, &h);
+					count(&R->readback_fail);
+					if (send_abort(fd, KJ_ABORT_READBACK))
+						goto out;
+				}
+				kj_frame_parser_expect(&p,
+						       KJ_MSG_BIT(KJ_MSG_HELLO));
+				deadline = kj_now_ms() + R->hello_timeout_ms;
+				break;
+			case KJ_MSG_ABORT:
+				(void)!kj_abort_parse(f.body, f.len, &a, NULL);
+				if (offered)
+					end_offer(false, &h);
+				offered = false;
+				count(&R->site_aborts);
+				kj_frame_parser_expect(&p,
+						       KJ_MSG_BIT(KJ_MSG_HELLO));
+				deadline = kj_now_ms() + R->hello_timeout_ms;
+				break;
+			default:
+				goto out;
+			}
+		}
+	}
+out:
+	if (offered)
+		end_offer(false, &h);
+	close(fd);
+	return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_t t;
+		int fd = accept(R->lfd, NULL, NULL);
+
+		if (fd < 0)
+			return NULL;
+		pthread_create(&t, NULL, serve, (void *)(intptr_t)fd);
+		pthread_detach(t);
+	}
+}
+
+static int ref_start(void **state)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	pthread_t t;
+
+	(void)state;
+	R = calloc(1, sizeof(*R));
+	pthread_mutex_init(&R->mu, NULL);
+	R->quantity = UINT64_MAX;
+	R->hello_timeout_ms = 5000;
+	for (size_t i = 0; i < FW_SIZE; i++)
+		R->fw[i] = (uint8_t)(i * 13 + 1);
+	kj_readback_begin(&R->fw_state);
+	kj_readback_update(&R->fw_state, R->fw, FW_SIZE);
+	snprintf(R->path, sizeof(R->path), "/tmp/kj-test-sim.%d", getpid());
+	unlink(R->path);
+	memcpy(un.sun_path, R->path, strlen(R->path));
+	R->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(R->lfd >= 0);
+	assert_int_equal(bind(R->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+	assert_int_equal(listen(R->lfd, 1024), 0);
+	pthread_create(&t, NULL, acceptor, NULL);
+	pthread_detach(t);
+	return 0;
+}
+
+static int ref_stop(void **state)
+{
+	(void)state;
+	unlink(R->path);
+	/* the acceptor and any serving thread die with the process */
+	return 0;
+}
+
+/* Reset the reference's counters and policy between tests. */
+static void ref_reset(uint64_t quantity)
+{
+	pthread_mutex_lock(&R->mu);
+	R->quantity = quantity;
+	R->ok = R->readback_fail = R->site_aborts = R->protocol = 0;
+	R->timeouts = R->locked_out = R->duplicate = R->quota = 0;
+	R->lie_commit = false;
+	R->hello_timeout_ms = 5000;
+	pthread_mutex_unlock(&R->mu);
+}
+
+static void opts(struct kj_sim_opts *o, unsigned sockets, uint64_t devices)
+{
+	static char keep[128];
+	char spec[128];
+
+	memset(o, 0, sizeof(*o));
+	snprintf(spec, sizeof(spec), "unix:%s", R->path);
+	memcpy(keep, spec, sizeof(keep));
+	assert_int_equal(kj_sim_parse_addr(keep, o), 0);
+	o->sockets = sockets;
+	o->devices = devices;
+	o->hwrev = "B";
+	o->site = "test";
+	static uint64_t runs;
+
+	o->uid_seed = 0x1122334455667788ull + ++runs; /* unique uids */
+	o->rng_seed = 42;
+	o->timeout_s = 20;
+	o->connect_wait_s = 2;
+	o->slow_loris_ms = 20;
+}
+
+/* ---- tests ---- */
+
+static void test_commit_all(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(UINT64_MAX);
+	opts(&o, 16, 300);
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 300);
+	assert_int_equal(r.attempted, 300);
+	assert_int_equal(r.intended, 300);
+	assert_int_equal(r.unexpected, 0);
+	assert_int_equal(R->ok, 300);
+	assert_int_equal(r.n_latency, 300);
+	assert_true(r.bytes_received >= 300ull * (FW_SIZE + CRED_SIZE));
+	assert_true(kj_sim_percentile(&r, 50) <= kj_sim_percentile(&r, 99));
+	kj_sim_result_free(&r);
+}
+
+static void test_fault_knobs(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(UINT64_MAX);
+	opts(&o, 8, 200);
+	o.bad_readback_rate = 0.1;
+	o.disconnect_rate = 0.1;
+	o.wrong_hwrev_rate = 0.1;
+	o.duplicate_rate = 0.1;
+	o.site_abort_rate = 0.1;
+	o.program_delay_ms = 1;
+	o.slow_read_ms = 1;
+	o.slow_sockets = 2;
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 200);
+	assert_int_equal(r.unexpected, 0);
+	assert_int_equal(r.err_appliance + r.err_closed + r.err_stalled, 0);
+	assert_true(r.bad_readbacks > 0 && r.disconnects > 0 &&
+		    r.wrong_hwrevs > 0 && r.duplicates > 0 &&
+		    r.site_aborts > 0);
+	/* each knob produced exactly the appliance reaction it wanted */
+	assert_int_equal(r.aborts[KJ_ABORT_READBACK], r.bad_readbacks);
+	assert_int_equal(r.aborts[KJ_ABORT_LOCKED_OUT], r.wrong_hwrevs);
+	assert_int_equal(r.aborts[KJ_ABORT_DUPLICATE], r.duplicates);
+	assert_int_equal(R->readback_fail, r.bad_readbacks);
+	assert_int_equal(R->site_aborts, r.site_aborts);
+	assert_int_equal(r.attempted, r.intended);
+	assert_int_equal(r.attempted, 200 + r.bad_readbacks + r.disconnects +
+					      r.wrong_hwrevs + r.duplicates +
+					      r.site_aborts);
+	kj_sim_result_free(&r);
+}
+
+/* Quantity smaller than asked: QUOTA ends the sockets, exit "stopped". */
+static void test_quota(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(50);
+	opts(&o, 8, 100);
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 50);
+	assert_int_equal(r.unexpected, 0);
+	assert_int_equal(r.sockets_ended, 8);
+	assert_int_equal(r.aborts[KJ_ABORT_QUOTA], 8);
+	kj_sim_result_free(&r);
+}
+
+/* The sim catches an appliance that commits a wrong digest. */
+static void test_catches_lying_appliance(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(UINT64_MAX);
+	R->lie_commit = true;
+	opts(&o, 1, 1000);
+	o.bad_readback_rate = 0.5;
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.err_appliance, 1);
+	assert_int_equal(r.unexpected, 1);
+	assert_int_equal(r.sockets_failed, 1);
+	assert_true(r.committed < 1000);
+	kj_sim_result_free(&r);
+}
+
+/* Unexpected ABORT (a digest mismatch the knobs did not ask for). */
+static void test_unexpected_abort(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(UINT64_MAX);
+	opts(&o, 2, 10);
+	o.hwrev = "C"; /* the reference only allows B */
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 0);
+	assert_int_equal(r.unexpected, 2);
+	assert_int_equal(r.sockets_failed, 2);
+	kj_sim_result_free(&r);
+}
+
+static void run_hostile(enum kj_sim_hostile mode, uint64_t *ref_counter,
+			uint64_t devices)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+	ref_reset(UINT64_MAX);
+	R->hello_timeout_ms = 50;
+	opts(&o, 6, devices);
+	o.hostile = mode;
+	o.hostile_sockets = 2;
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, devices);
+	assert_int_equal(r.unexpected, 0);
+	assert_int_equal(r.hostile_unexpected, 0);
+	assert_true(r.hostile_attempts >= 2);
+	if (ref_counter) /* the reference saw the attack for what it is */
+		assert_true(*ref_counter > 0);
+	kj_sim_result_free(&r);
+}
+
+static void test_hostile_garbage(void **state)
+{
+	(void)state;
+	run_hostile(KJ_SIM_GARBAGE, &R->protocol, 100);
+}
+
+static void test_hostile_huge_length(void **state)
+{
+	(void)state;
+	run_hostile(KJ_SIM_HUGE_LENGTH, &R->protocol, 100);
+}
+
+static void test_hostile_slow_loris(void **state)
+{
+	(void)state;
+	/* HELLO takes 40 bytes x 20 ms; the reference allows 50 ms */
+	run_hostile(KJ_SIM_SLOW_LORIS, &R->timeouts, 1000);
+}
+
+static void test_hostile_vanish(void **state)
+{
+	(void)state;
+	run_hostile(KJ_SIM_VANISH, NULL, 100);
+}
+
+static void test_hostile_half_open(void **state)
+{
+	(void)state;
+	run_hostile(KJ_SIM_HALF_OPEN, NULL, 100);
+}
+
+static void test_connect_refused(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(kj_sim_parse_addr("unix:/nonexistent/kj.sock", &o),
+			 0);
+	o.sockets = 3;
+	o.devices = 3;
+	o.hwrev = "B";
+	o.site = "x";
+	o.timeout_s = 5;
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.err_connect, 3);
+	assert_int_equal(r.sockets_failed, 3);
+	kj_sim_result_free(&r);
+}
+
+static void test_parse_addr(void **state)
+{
+	struct kj_sim_opts o;
+
+	(void)state;
+	assert_int_equal(kj_sim_parse_addr("tcp:127.0.0.1:9000", &o), 0);
+	assert_int_equal(o.addr.ss_family, AF_INET);
+	assert_int_equal(kj_sim_parse_addr("tcp:[::1]:9000", &o), 0);
+	assert_int_equal(o.addr.ss_family, AF_INET6);
+	assert_int_equal(kj_sim_parse_addr("tcp:10.1.2.3:9000", &o), -EINVAL);
+	assert_int_equal(kj_sim_parse_addr("tcp:127.0.0.1", &o), -EINVAL);
+	assert_int_equal(kj_sim_parse_addr("udp:x", &o), -EINVAL);
+	assert_int_equal(kj_sim_parse_addr("unix:", &o), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_addr),
+		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_commit_all),
+		cmocka_unit_test(test_fault_knobs),
+		cmocka_unit_test(test_quota),
+		cmocka_unit_test(test_catches_lying_appliance),
+		cmocka_unit_test(test_unexpected_abort),
+		cmocka_unit_test(test_hostile_garbage),
+		cmocka_unit_test(test_hostile_huge_length),
+		cmocka_unit_test(test_hostile_slow_loris),
+		cmocka_unit_test(test_hostile_vanish),
+		cmocka_unit_test(test_hostile_half_open),
+	};
+
+	kj_log_set_level(KJ_LOG_WARN);
+	return cmocka_run_group_tests(tests, ref_start, ref_stop);
+}
