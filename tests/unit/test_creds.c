@@ -342,6 +342,53 @@ static void test_bad_lines(void **state)
 	refused("{}\n", "line 1: expected a field name");
 }
 
+/* The PKCS#8 envelope check accepts the usual key types, not just EC. */
+static void test_key_types(void **state)
+{
+	EVP_PKEY *keys[] = { EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"),
+			     EVP_RSA_gen(1024) };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(keys[i]);
+		uint8_t *der = NULL;
+		int n = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+		char *kb = b64(der, n), *text = malloc(strlen(kb) + 4096);
+		struct kj_arena a;
+		struct kj_creds c;
+		const uint8_t *blob;
+
+		sprintf(text, "{\"index\":3,\"cert\":\"%s\",\"key\":\"%s\"}\n",
+			cert_b64, kb);
+		assert_int_equal(parse(&a, text, &c), 0);
+		blob = kj_cred_blob(a.base, a.size, kj_creds_find(c.table, 3));
+		assert_non_null(blob);
+		assert_int_equal(kj_get_u32be(blob + 4 + cert_len), n);
+		assert_memory_equal(blob + 8 + cert_len, der, (size_t)n);
+		kj_arena_destroy(&a);
+		free(text);
+		free(kb);
+		OPENSSL_free(der);
+		PKCS8_PRIV_KEY_INFO_free(p8);
+		EVP_PKEY_free(keys[i]);
+	}
+}
+
+/* DER with bytes after the certificate is refused. */
+static void test_cert_trailing_bytes(void **state)
+{
+	uint8_t der[8192];
+	char *cb, text[16384];
+
+	(void)state;
+	memcpy(der, cert_der, (size_t)cert_len);
+	memcpy(der + cert_len, "\x05\x00", 2); /* a DER NULL */
+	cb = b64(der, cert_len + 2);
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\"}\n", cb);
+	refused(text, "line 1: field \"cert\": 2 bytes after the certificate");
+	free(cb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +397,8 @@ int main(void)
 		cmocka_unit_test(test_syntax_variants),
 		cmocka_unit_test(test_duplicate_index),
 		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_key_types),
+		cmocka_unit_test(test_cert_trailing_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
