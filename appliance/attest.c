@@ -6,6 +6,7 @@
  * of those bytes) cannot be confused by a non-canonical encoding.
  */
 #include "attest.h"
+#include "eventlog.h"
 #include "log.h"
 #include "util.h"
 
@@ -52,6 +53,7 @@ const char *kj_quote_check_name(enum kj_quote_check c)
 	case KJ_QC_EXTRA_DATA: return "extraData";
 	case KJ_QC_PCR_SELECT: return "pcrSelect";
 	case KJ_QC_PCR_DIGEST: return "pcrDigest";
+	case KJ_QC_EVENT_LOG: return "eventLog";
 	default: return "unknown";
 	}
 }
@@ -515,4 +517,61 @@ int kj_quote_verify(const struct kj_ak *ak, const uint8_t *attest,
 	if (info)
 		*info = qi;
 	return q_fail(failed, KJ_QC_OK, 0);
+}
+
+int kj_checkpoint_verify(const struct kj_ak *ak, const struct kj_checkpoint *c,
+			 const struct kj_event *ev, size_t n, uint32_t mask,
+			 uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
+			 struct kj_quote_info *info,
+			 enum kj_quote_check *failed)
+{
+	uint8_t replay[KJ_TPM_PCR_COUNT][32], qd[32];
+
+	if (c->event_log_length > n) {
+		kj_err("checkpoint (tree size %llu): event_log_length %llu, but the event log has %zu entries",
+		       (unsigned long long)c->tree_size,
+		       (unsigned long long)c->event_log_length, n);
+		return q_fail(failed, KJ_QC_EVENT_LOG, -EBADMSG);
+	}
+	if (kj_eventlog_replay(ev, (size_t)c->event_log_length, c->epoch,
+			       replay) < 0)
+		return q_fail(failed, KJ_QC_EVENT_LOG, -EBADMSG);
+	if (pcrs)
+		memcpy(pcrs, replay, sizeof(replay));
+	kj_checkpoint_qd(c->tree_size, c->root, c->nv_counter, qd);
+	return kj_quote_verify(ak, c->attest, c->attest_len, c->sig,
+			       c->sig_len, qd, mask,
+			       (const uint8_t(*)[32])replay, info, failed);
+}
+
+int kj_checkpoint_order(struct kj_clock_run *run, uint64_t nv_counter,
+			const struct kj_quote_info *qi, unsigned *flags)
+{
+	*flags = qi->safe ? 0 : KJ_ORDER_UNSAFE;
+	if (!run->started) {
+		*flags |= KJ_ORDER_NEW_RUN;
+	} else {
+		if (nv_counter <= run->nv_counter) {
+			kj_err("checkpoint: nv_counter %llu does not exceed the previous %llu: an old or a second journal",
+			       (unsigned long long)nv_counter,
+			       (unsigned long long)run->nv_counter);
+			return -EBADMSG;
+		}
+		if (qi->reset_count != run->reset_count ||
+		    qi->restart_count != run->restart_count) {
+			*flags |= KJ_ORDER_NEW_RUN;
+		} else if (qi->clock <= run->clock) {
+			kj_err("checkpoint: TPM clock %llu does not exceed the previous %llu within resetCount %u, restartCount %u",
+			       (unsigned long long)qi->clock,
+			       (unsigned long long)run->clock,
+			       qi->reset_count, qi->restart_count);
+			return -EBADMSG;
+		}
+	}
+	run->started = true;
+	run->nv_counter = nv_counter;
+	run->reset_count = qi->reset_count;
+	run->restart_count = qi->restart_count;
+	run->clock = qi->clock;
+	return 0;
 }

@@ -42,6 +42,7 @@ enum kj_quote_check {
 	KJ_QC_EXTRA_DATA, /* extraData == qualifying data */
 	KJ_QC_PCR_SELECT, /* pcrSelect == exactly the policy selection */
 	KJ_QC_PCR_DIGEST, /* pcrDigest == SHA-256(PCR values ascending) */
+	KJ_QC_EVENT_LOG,  /* event_log_length / replay (kj_checkpoint_verify) */
 };
 /* "parse", "magic", "type", "signature", "extraData", "pcrSelect", ... */
 const char *kj_quote_check_name(enum kj_quote_check c);
@@ -125,6 +126,59 @@ KJ_MUST_CHECK int kj_quote_verify(const struct kj_ak *ak,
 				  const uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
 				  struct kj_quote_info *info,
 				  enum kj_quote_check *failed);
+
+/* One checkpoint as the journal and the evidence bundle carry it (§4-5). */
+struct kj_checkpoint {
+	uint64_t tree_size;
+	uint8_t root[32];
+	uint64_t nv_counter;
+	uint32_t epoch;
+	uint64_t event_log_length;
+	const uint8_t *attest;   /* marshalled TPMS_ATTEST */
+	size_t attest_len;
+	const uint8_t *sig;      /* marshalled TPMT_SIGNATURE */
+	size_t sig_len;
+};
+
+struct kj_event;
+
+/*
+ * §6.1-2 for one checkpoint: replay the first event_log_length entries of
+ * ev (n of them) that carry the checkpoint's epoch into pcrs (may be NULL;
+ * the verifier compares them with the bundle's "pcrs"), compute the
+ * qualifying data from tree_size, root and nv_counter, and run
+ * kj_quote_verify.  event_log_length > n fails as KJ_QC_EVENT_LOG.
+ */
+KJ_MUST_CHECK int kj_checkpoint_verify(const struct kj_ak *ak,
+				       const struct kj_checkpoint *c,
+				       const struct kj_event *ev, size_t n,
+				       uint32_t mask,
+				       uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
+				       struct kj_quote_info *info,
+				       enum kj_quote_check *failed);
+
+/*
+ * §6.3 order and clock over consecutive checkpoints.  Start with a zeroed
+ * run; call once per checkpoint, in order, with its verified quote.
+ * Fails (-EBADMSG, logged) when nv_counter does not strictly increase, or
+ * clock does not strictly increase within one (resetCount, restartCount)
+ * pair.  Otherwise 0 with *flags: KJ_ORDER_NEW_RUN when the pair changed
+ * (a new clock run: show it, with the firmware version), KJ_ORDER_UNSAFE
+ * when clockInfo.safe is 0 (a warning; a failure with --strict-clock).
+ */
+struct kj_clock_run {
+	bool started;
+	uint64_t nv_counter;
+	uint32_t reset_count;
+	uint32_t restart_count;
+	uint64_t clock;
+};
+#define KJ_ORDER_NEW_RUN 0x1u
+#define KJ_ORDER_UNSAFE 0x2u
+KJ_MUST_CHECK int kj_checkpoint_order(struct kj_clock_run *run,
+				      uint64_t nv_counter,
+				      const struct kj_quote_info *qi,
+				      unsigned *flags);
 
 /* SHA-256 over the PCR values in mask, ascending: the quote's pcrDigest. */
 void kj_pcr_digest(uint32_t mask, const uint8_t pcrs[KJ_TPM_PCR_COUNT][32],

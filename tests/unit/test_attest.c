@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <tss2/tss2_mu.h>
 
@@ -30,6 +31,7 @@ static uint8_t pub_a[KJ_TPM_PUB_MAX], pub_b[KJ_TPM_PUB_MAX];
 static size_t pub_a_len, pub_b_len;
 static struct kj_event ev[3];
 static uint8_t root[32], qd[32];
+static uint64_t nv;
 static uint8_t *q_a, *s_a, *q_b, *s_b, *q_wide, *s_wide, *q_13, *s_13;
 static size_t q_a_len, s_a_len, q_b_len, s_b_len, q_wide_len, s_wide_len,
 	q_13_len, s_13_len;
@@ -55,6 +57,54 @@ static void golden_qd(void **st)
 	assert_memory_equal(out, want, 32);
 }
 
+/* Our AK parser and name agree with tpm2_createak's -u and -n output. */
+static void golden_tpm2_tools_ak(void **st)
+{
+	static const char pub_hex[] =
+		"00580023000b00050072000000100018000b000300100020f15be5d3fd36"
+		"4a9daaffc3d90d4a10023d582f694f652d6538e0553c18b6318c0020f4c4"
+		"4581ad357dd98723671cd32f51017adad32b6fd63f8381bd5d438e33e50a";
+	static const char name_hex[] =
+		"000b8dd5475656d96507774f6c510c30462c00d837470246ba8f6baa2a3c070389f2";
+	uint8_t pub[sizeof(pub_hex) / 2], name[KJ_TPM_NAME_LEN];
+	struct kj_ak ak;
+
+	(void)st;
+	assert_int_equal(kj_hex_decode(pub_hex, pub, sizeof(pub)), 0);
+	assert_int_equal(kj_hex_decode(name_hex, name, sizeof(name)), 0);
+	assert_int_equal(kj_ak_parse(pub, sizeof(pub), &ak, NULL), 0);
+	assert_memory_equal(ak.name, name, sizeof(name));
+	assert_int_equal(kj_ak_check(&ak, name, sizeof(name), NULL, NULL), 0);
+	kj_ak_free(&ak);
+}
+
+static void order_offline(void **st)
+{
+	struct kj_clock_run run = { 0 };
+	struct kj_quote_info qi = { .clock = 100, .reset_count = 1,
+				    .restart_count = 0, .safe = true };
+	unsigned flags;
+
+	(void)st;
+	assert_int_equal(kj_checkpoint_order(&run, 5, &qi, &flags), 0);
+	assert_int_equal(flags, KJ_ORDER_NEW_RUN);
+	qi.clock = 200;
+	assert_int_equal(kj_checkpoint_order(&run, 6, &qi, &flags), 0);
+	assert_int_equal(flags, 0);
+	/* Same counter again: a replayed or second journal. */
+	qi.clock = 300;
+	assert_int_equal(kj_checkpoint_order(&run, 6, &qi, &flags), -EBADMSG);
+	/* Clock going back within one run. */
+	qi.clock = 150;
+	assert_int_equal(kj_checkpoint_order(&run, 7, &qi, &flags), -EBADMSG);
+	/* A restart: new run, the clock may restart lower; not safe. */
+	qi.restart_count = 1;
+	qi.clock = 10;
+	qi.safe = false;
+	assert_int_equal(kj_checkpoint_order(&run, 7, &qi, &flags), 0);
+	assert_int_equal(flags, KJ_ORDER_NEW_RUN | KJ_ORDER_UNSAFE);
+}
+
 static void ak_public(struct kj_tpm *t, uint8_t *buf, size_t *len)
 {
 	const uint8_t *p;
@@ -67,7 +117,6 @@ static int setup(void **st)
 {
 	char dir[128];
 	struct kj_tpm *t = NULL;
-	uint64_t nv;
 
 	(void)st;
 	if (test_swtpm_start(&sw, 0) < 0)
@@ -91,9 +140,11 @@ static int setup(void **st)
 	kj_sha256("a root", 6, root);
 	kj_checkpoint_qd(17, root, nv, qd);
 	ak_public(t, pub_a, &pub_a_len);
+	/* Apart by more than the TPM clock's millisecond (test_order_real). */
 	if (kj_tpm_quote(t, MASK, qd, &q_a, &q_a_len, &s_a, &s_a_len) < 0 ||
+	    usleep(3000) < 0 ||
 	    kj_tpm_quote(t, MASK | KJ_PCR_BIT(15), qd, &q_wide, &q_wide_len,
-			 &s_wide, &s_wide_len) < 0 ||
+			 &s_wide, &s_wide_len) < 0 || usleep(3000) < 0 ||
 	    kj_tpm_quote(t, KJ_PCR_BIT(13), qd, &q_13, &q_13_len, &s_13,
 			 &s_13_len) < 0)
 		return -1;
@@ -344,6 +395,76 @@ static void test_pcr_does_not_replay(void **st)
 		    pcrs, KJ_QC_PCR_DIGEST);
 }
 
+static void test_checkpoint_verify(void **st)
+{
+	struct kj_checkpoint c = {
+		.tree_size = 17, .nv_counter = nv, .epoch = 0,
+		.event_log_length = 3, .attest = q_a, .attest_len = q_a_len,
+		.sig = s_a, .sig_len = s_a_len,
+	};
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32], want[KJ_TPM_PCR_COUNT][32];
+	enum kj_quote_check fc;
+	struct kj_quote_info qi;
+	struct kj_ak ak;
+
+	(void)st;
+	memcpy(c.root, root, 32);
+	assert_int_equal(kj_ak_parse(pub_a, pub_a_len, &ak, NULL), 0);
+	assert_int_equal(kj_checkpoint_verify(&ak, &c, ev, 3, MASK, pcrs, &qi,
+					      &fc), 0);
+	replayed(want);
+	assert_memory_equal(pcrs[13], want[13], 32);
+	assert_memory_equal(pcrs[14], want[14], 32);
+#define EXPECT(check)                                                       \
+	do {                                                                \
+		assert_int_equal(kj_checkpoint_verify(&ak, &c, ev, 3, MASK, \
+						      NULL, NULL, &fc),     \
+				 -EBADMSG);                                 \
+		assert_int_equal(fc, check);                                \
+	} while (0)
+	c.event_log_length = 4;
+	EXPECT(KJ_QC_EVENT_LOG);
+	c.event_log_length = 2;
+	EXPECT(KJ_QC_PCR_DIGEST);
+	c.event_log_length = 3;
+	c.epoch = 1;
+	EXPECT(KJ_QC_PCR_DIGEST);
+	c.epoch = 0;
+	c.tree_size = 18; /* an old quote for a newer tree */
+	EXPECT(KJ_QC_EXTRA_DATA);
+	c.tree_size = 17;
+	c.root[0] ^= 1; /* a swapped root */
+	EXPECT(KJ_QC_EXTRA_DATA);
+	c.root[0] ^= 1;
+	c.nv_counter++;
+	EXPECT(KJ_QC_EXTRA_DATA);
+	c.nv_counter--;
+	assert_int_equal(kj_checkpoint_verify(&ak, &c, ev, 3, MASK, NULL, NULL,
+					      &fc), 0);
+#undef EXPECT
+	kj_ak_free(&ak);
+}
+
+/* Three quotes taken in a row: in order they pass §6.3, reversed not. */
+static void test_order_real(void **st)
+{
+	struct kj_quote_info a, b, c;
+	struct kj_clock_run run = { 0 };
+	unsigned flags;
+
+	(void)st;
+	assert_int_equal(kj_quote_parse(q_a, q_a_len, &a, NULL), 0);
+	assert_int_equal(kj_quote_parse(q_wide, q_wide_len, &b, NULL), 0);
+	assert_int_equal(kj_quote_parse(q_13, q_13_len, &c, NULL), 0);
+	assert_int_equal(kj_checkpoint_order(&run, 1, &a, &flags), 0);
+	assert_int_equal(kj_checkpoint_order(&run, 2, &b, &flags), 0);
+	assert_int_equal(flags, 0);
+	assert_int_equal(kj_checkpoint_order(&run, 3, &c, &flags), 0);
+	memset(&run, 0, sizeof(run));
+	assert_int_equal(kj_checkpoint_order(&run, 1, &c, &flags), 0);
+	assert_int_equal(kj_checkpoint_order(&run, 2, &a, &flags), -EBADMSG);
+}
+
 static void test_parse_fields(void **st)
 {
 	struct kj_quote_info qi;
@@ -372,9 +493,13 @@ int main(void)
 		cmocka_unit_test(test_extra_data_mismatch),
 		cmocka_unit_test(test_pcr_does_not_replay),
 		cmocka_unit_test(test_parse_fields),
+		cmocka_unit_test(test_checkpoint_verify),
+		cmocka_unit_test(test_order_real),
 	};
 	const struct CMUnitTest offline[] = {
 		cmocka_unit_test(golden_qd),
+		cmocka_unit_test(golden_tpm2_tools_ak),
+		cmocka_unit_test(order_offline),
 	};
 	int rc = cmocka_run_group_tests(offline, NULL, NULL);
 
