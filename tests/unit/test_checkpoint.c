@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * checkpoint.c and measure.c against a real swtpm and a real journal: a
+ * job with pipelined and synchronous checkpoints whose quotes verify over
+ * the replayed event log; the counter discipline (an old journal restored,
+ * a second journal on the same TPM, a journal ahead of the TPM); epochs
+ * (continue, new after a TPM reset, broken, void recovery); latency of one
+ * checkpoint (NV increment + quote + PCR read + store) on swtpm.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "attest.h"
+#include "checkpoint.h"
+#include "eventlog.h"
+#include "journal.h"
+#include "measure.h"
+#include "evidence_job.h"
+#include "swtpm_helper.h"
+
+static struct test_swtpm sw;
+static char dir1[128], dir2[128];
+
+static int setup(void **st)
+{
+	(void)st;
+	if (test_swtpm_start(&sw, 0) < 0) {
+		fprintf(stderr, "cannot start swtpm (tests/lib/swtpm.sh)\n");
+		return -1;
+	}
+	snprintf(dir1, sizeof(dir1), "%s/s1", sw.dir);
+	snprintf(dir2, sizeof(dir2), "%s/s2", sw.dir);
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	test_swtpm_stop(&sw);
+	return 0;
+}
+
+static void test_due(void **st)
+{
+	(void)st;
+	assert_false(kj_checkpoint_due(1000, 0, 200, false));
+	assert_true(kj_checkpoint_due(1000, 0, 200, true));
+	assert_false(kj_checkpoint_due(1000, 900, 200, true));
+	assert_true(kj_checkpoint_due(1100, 900, 200, true));
+	assert_true(kj_checkpoint_due(1100, 950, 0, true) == false);
+	assert_true(kj_checkpoint_due(1150, 950, 0, true));
+}
+
+struct verify_ctx {
+	struct kj_ak ak;
+	struct kj_event *ev;
+	size_t n_ev;
+	uint64_t n, last_nv, last_size;
+};
+
+static int verify_cb(void *ctx, const struct kj_journal_checkpoint *c)
+{
+	struct verify_ctx *v = ctx;
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32], qd[32];
+	enum kj_quote_check failed;
+
+	assert_true(c->nv_counter > v->last_nv);
+	assert_true(c->tree_size > v->last_size);
+	assert_true(c->event_log_length <= v->n_ev);
+	assert_int_equal(kj_eventlog_replay(v->ev, c->event_log_length,
+					    c->epoch, pcrs), 0);
+	for (unsigned i = 0; i < KJ_TPM_PCR_COUNT; i++)
+		if (c->pcr_mask & KJ_PCR_BIT(i))
+			assert_memory_equal(pcrs[i], c->pcrs[i], 32);
+	kj_checkpoint_qd(c->tree_size, c->root, c->nv_counter, qd);
+	assert_int_equal(kj_quote_verify(&v->ak, c->quote_attest,
+					 c->attest_len, c->quote_sig,
+					 c->sig_len, qd, c->pcr_mask, pcrs,
+					 NULL, &failed), 0);
+	v->last_nv = c->nv_counter;
+	v->last_size = c->tree_size;
+	v->n++;
+	return 0;
+}
+
+static void verify_state(const char *dir, uint64_t want_records)
+{
+	struct verify_ctx v;
+	struct kj_journal *j;
+	uint8_t *pub;
+	size_t len;
+	char path[256];
+
+	memset(&v, 0, sizeof(v));
+	snprintf(path, sizeof(path), "%s/ak.pub", dir);
+	assert_int_equal(kj_read_file(path, 4096, &pub, &len), 0);
+	assert_int_equal(kj_ak_parse(pub, len, &v.ak, NULL), 0);
+	free(pub);
+	assert_int_equal(kj_journal_open(dir, KJ_JOURNAL_RDONLY, &j), 0);
+	assert_int_equal(kj_measure_load_events(j, &v.ev, &v.n_ev), 0);
+	assert_int_equal(kj_journal_foreach_checkpoint(j, 0, verify_cb, &v),
+			 0);
+	assert_int_equal(v.last_size, want_records);
+	assert_int_equal(v.n, kj_journal_checkpoint_count(j));
+	kj_journal_close(j);
+	free(v.ev);
+	kj_ak_free(&v.ak);
+}
+
+static void test_job(void **st)
+{
+	struct ej_opts o = { .dir = dir1, .tcti = sw.tcti, .n_devices = 2000,
+			     .every = 250 };
+	struct ej_result r;
+
+	(void)st;
+	assert_int_equal(ej_make_job(&o, &r), 0);
+	/* job_start + 2000 device records + job_end */
+	assert_int_equal(r.records, 2002);
+	/* pipelined ones while the loop ran, plus the final one */
+	assert_true(r.checkpoints >= 3);
+	fprintf(stderr,
+		"checkpoint latency on swtpm (NV increment + quote + PCR read): mean %.1f ms, max %llu ms over %llu; synchronous take incl. 2 commits: %llu ms\n",
+		(double)r.quote_ms_total / (double)r.checkpoints,
+		(unsigned long long)r.quote_ms_max,
+		(unsigned long long)r.checkpoints,
+		(unsigned long long)r.sync_ms);
+	verify_state(dir1, 2002);
+}
+
+/* Open dir's journal and run the counter check. */
+static int check_dir(const char *dir)
+{
+	struct kj_journal *j;
+	struct kj_tpm *tpm;
+	int rc;
+
+	assert_int_equal(kj_tpm_open(sw.tcti, &tpm), 0);
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	rc = kj_checkpoint_check(tpm, j);
+	kj_journal_close(j);
+	kj_tpm_close(tpm);
+	return rc;
+}
+
+static void tpm_reset(void);
+
+static void test_second_journal(void **st)
+{
+	struct ej_opts o = { .dir = dir2, .tcti = sw.tcti, .n_devices = 20,
+			     .every = 0, .job = "WO-B" };
+	struct ej_result r;
+
+	(void)st;
+	assert_int_equal(check_dir(dir1), 0);
+	/* A second state on the same TPM (after a reset: its PCRs are the
+	 * first state's otherwise) takes a checkpoint... */
+	tpm_reset();
+	assert_int_equal(ej_make_job(&o, &r), 0);
+	/* ...so the first can no longer continue: it misses one. */
+	assert_int_equal(check_dir(dir1), -EPERM);
+	assert_int_equal(check_dir(dir2), 0);
+}
+
+static void test_restored_journal(void **st)
+{
+	struct ej_opts o = { .dir = dir2, .tcti = sw.tcti, .n_devices = 10,
+			     .every = 0, .job = "WO-C" };
+	struct ej_result r;
+
+	(void)st;
+	/* Keep a copy of dir2's journal (closed: WAL checkpointed). */
+	assert_int_equal(test_sh("cp %s/journal.db %s/journal.old", dir2,
+				 dir2), 0);
+	tpm_reset();
+	assert_int_equal(ej_make_job(&o, &r), 0);
+	assert_int_equal(check_dir(dir2), 0);
+	assert_int_equal(test_sh("cp %s/journal.old %s/journal.db && rm -f %s/journal.db-wal %s/journal.db-shm",
+				 dir2, dir2, dir2, dir2), 0);
+	assert_int_equal(check_dir(dir2), -EPERM);
+}
+
+static void test_journal_ahead(void **st)
+{
+	(void)st;
+	/* The counter redefined (it restarts below the journal's). */
+	assert_int_equal(test_sh("tpm2_nvundefine -T '%s' 0x%x >/dev/null",
+				 sw.tcti, KJ_TPM_NV_COUNTER), 0);
+	assert_int_equal(check_dir(dir1), -EPERM);
+}
+
+/* ---- measurements ----------------------------------------------------------- */
+
+static int measure_dir(const char *dir, struct kj_measure_out *out)
+{
+	struct kj_measure_in in = { .kmod_path = "",
+				    .work_order = (const uint8_t *)"wo",
+				    .work_order_len = 2, .state_dir = dir };
+	struct kj_journal *j;
+	struct kj_tpm *tpm;
+	int rc;
+
+	assert_int_equal(kj_tpm_open(sw.tcti, &tpm), 0);
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	rc = kj_measure_job_start(tpm, j, &in, out);
+	kj_journal_close(j);
+	kj_tpm_close(tpm);
+	return rc;
+}
+
+static void tpm_reset(void)
+{
+	const char *p = strstr(sw.tcti, "port=");
+	unsigned port = p ? (unsigned)atoi(p + 5) : 0;
+
+	assert_true(port > 0);
+	assert_int_equal(test_sh("swtpm_ioctl --tcp 127.0.0.1:%u -i && tpm2_startup -c -T '%s'",
+				 port + 1, sw.tcti), 0);
+}
+
+static void test_epochs(void **st)
+{
+	char mdir[160], path[200];
+	struct kj_measure_out m;
+	struct kj_journal *j;
+	uint8_t d[32] = { 1 };
+
+	(void)st;
+	tpm_reset();
+	snprintf(mdir, sizeof(mdir), "%s/m", sw.dir);
+	assert_int_equal(kj_mkdir_p(mdir, 0700), 0);
+	/* Fresh journal, PCRs zero after the reset: epoch 0. */
+	assert_int_equal(measure_dir(mdir, &m), 0);
+	assert_int_equal(m.decision, KJ_EPOCH_NEW);
+	assert_int_equal(m.epoch, 0);
+	assert_int_equal(m.added, 2); /* kinject, work_order */
+	/* Same TPM lifetime, officer set present now: continue. */
+	snprintf(path, sizeof(path), "%s/ceremony", mdir);
+	assert_int_equal(kj_mkdir_p(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/%s", mdir, KJ_MEASURE_OFFICERS);
+	assert_int_equal(kj_write_file_atomic(path, "pem", 3, 0644), 0);
+	assert_int_equal(measure_dir(mdir, &m), 0);
+	assert_int_equal(m.decision, KJ_EPOCH_CONTINUE);
+	assert_int_equal(m.epoch, 0);
+	assert_int_equal(m.added, 3);
+	/* A durable entry whose extend never happened (crash): voided. */
+	assert_int_equal(kj_journal_open(mdir, 0, &j), 0);
+	assert_int_equal(kj_journal_add_event(j, 0, 14, "work_order", d, NULL),
+			 0);
+	assert_int_equal(kj_journal_commit(j), 0);
+	kj_journal_close(j);
+	assert_int_equal(measure_dir(mdir, &m), 0);
+	assert_int_equal(m.decision, KJ_EPOCH_CONTINUE_VOID);
+	assert_int_equal(m.voided, 1);
+	/* TPM reset: the next epoch. */
+	tpm_reset();
+	assert_int_equal(measure_dir(mdir, &m), 0);
+	assert_int_equal(m.decision, KJ_EPOCH_NEW);
+	assert_int_equal(m.epoch, 1);
+	/* Someone else extended PCR 13: refuse to start. */
+	assert_int_equal(test_sh("tpm2_pcrextend -T '%s' 13:sha256=%064d",
+				 sw.tcti, 5), 0);
+	assert_int_equal(measure_dir(mdir, &m), -EPERM);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_due),
+		cmocka_unit_test(test_job),
+		cmocka_unit_test(test_second_journal),
+		cmocka_unit_test(test_restored_journal),
+		cmocka_unit_test(test_journal_ahead),
+		cmocka_unit_test(test_epochs),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
