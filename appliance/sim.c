@@ -196,6 +196,7 @@ void kj_sim_finish_socket(struct sim *s, struct conn *c, bool failed)
 {
 	kj_sim_close_fd(s, c, false);
 	c->state = C_DONE;
+	s->socket_ended = true;
 	if (failed)
 		s->r->sockets_failed++;
 	else
@@ -493,8 +494,9 @@ static int loop(struct sim *s)
 		/* cheap test first; the full scan at most every 10 ms */
 		if (target_reached(s))
 			break;
-		if (now - last_check >= 10 || !n) {
+		if (now - last_check >= 10 || !n || s->socket_ended) {
 			last_check = now;
+			s->socket_ended = false;
 			if (finished(s))
 				break;
 		}

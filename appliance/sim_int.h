@@ -98,6 +98,7 @@ struct sim {
 	uint64_t t0_ms, t0_us;
 	unsigned normal_sockets;
 	bool stop;
+	bool socket_ended; /* re-check the end condition now */
 	bool appliance_ending; /* a QUOTA or STOPPED was seen */
 	bool have_last_uid;
 	uint8_t last_uid_len;

@@ -304,6 +304,7 @@ static void on_offer(struct sim *s, struct conn *c, const struct kj_frame *f)
 		epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
 		c->registered = false;
 		c->state = C_SILENT;
+		s->socket_ended = true;
 		end_device(s, c, "half_open", true, NULL);
 		return;
 	}
