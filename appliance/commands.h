@@ -28,5 +28,7 @@ int cmd_version_main(int argc, char **argv);
 extern const char cmd_version_usage[];
 int cmd_sim_main(int argc, char **argv);
 extern const char cmd_sim_usage[];
+int cmd_audit_main(int argc, char **argv);
+extern const char cmd_audit_usage[];
 
 #endif

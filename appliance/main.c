@@ -12,6 +12,8 @@ static const struct kj_command commands[] = {
 	  cmd_version_usage },
 	{ "sim", cmd_sim_main, "simulated programming sockets (tests, demo, "
 	  "bench)", cmd_sim_usage },
+	{ "audit", cmd_audit_main, "export, recall and verify the journal",
+	  cmd_audit_usage },
 };
 
 const struct kj_command *kj_find_command(const char *name)
