@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void kj_checkpoint_release(struct kj_checkpoint *c)
+void kj_checkpoint_release(struct kj_ckpt *c)
 {
 	free(c->attest);
 	free(c->sig);
@@ -151,7 +151,7 @@ int kj_checkpoint_epoch(struct kj_journal *j, uint32_t *epoch,
 	return 0;
 }
 
-int kj_checkpoint_store(struct kj_journal *j, const struct kj_checkpoint *c)
+int kj_checkpoint_store(struct kj_journal *j, const struct kj_ckpt *c)
 {
 	struct kj_journal_checkpoint jc;
 	uint64_t allow = 0;
@@ -178,7 +178,7 @@ int kj_checkpoint_store(struct kj_journal *j, const struct kj_checkpoint *c)
 
 /* ---- TPM side ---------------------------------------------------------------- */
 
-int kj_checkpoint_quote(struct kj_tpm *tpm, struct kj_checkpoint *c)
+int kj_checkpoint_quote(struct kj_tpm *tpm, struct kj_ckpt *c)
 {
 	uint64_t t0 = kj_now_ms();
 	uint8_t qd[32];
@@ -207,9 +207,9 @@ int kj_checkpoint_quote(struct kj_tpm *tpm, struct kj_checkpoint *c)
 int kj_checkpoint_take(struct kj_tpm *tpm, struct kj_journal *j,
 		       const struct kj_mtree *t,
 		       const struct kj_checkpoint_policy *pol,
-		       struct kj_checkpoint *out)
+		       struct kj_ckpt *out)
 {
-	struct kj_checkpoint c;
+	struct kj_ckpt c;
 	int rc;
 
 	memset(&c, 0, sizeof(c));

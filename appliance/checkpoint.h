@@ -52,7 +52,7 @@ struct kj_checkpoint_policy {
 };
 
 /* One quoted checkpoint, before it is stored.  attest/sig malloc'd. */
-struct kj_checkpoint {
+struct kj_ckpt {
 	uint64_t tree_size;
 	uint8_t root[32];
 	uint64_t nv_counter;
@@ -66,7 +66,7 @@ struct kj_checkpoint {
 	size_t sig_len;
 	uint64_t quote_ms;     /* increment + quote + PCR read, monotonic */
 };
-void kj_checkpoint_release(struct kj_checkpoint *c);
+void kj_checkpoint_release(struct kj_ckpt *c);
 
 /*
  * Cadence (§4): due when the tree grew since the last checkpoint and
@@ -103,11 +103,11 @@ KJ_MUST_CHECK int kj_checkpoint_announce(struct kj_journal *j);
  * caller fills tree_size, root, epoch, event_log_length, pcr_mask.
  */
 KJ_MUST_CHECK int kj_checkpoint_quote(struct kj_tpm *tpm,
-				      struct kj_checkpoint *c);
+				      struct kj_ckpt *c);
 
 /* Journal part: add the checkpoint and commit (then it is durable). */
 KJ_MUST_CHECK int kj_checkpoint_store(struct kj_journal *j,
-				      const struct kj_checkpoint *c);
+				      const struct kj_ckpt *c);
 
 /*
  * Synchronous checkpoint of the whole tree t (every leaf of t must be
@@ -118,7 +118,7 @@ KJ_MUST_CHECK int kj_checkpoint_store(struct kj_journal *j,
 KJ_MUST_CHECK int kj_checkpoint_take(struct kj_tpm *tpm, struct kj_journal *j,
 				     const struct kj_mtree *t,
 				     const struct kj_checkpoint_policy *pol,
-				     struct kj_checkpoint *out);
+				     struct kj_ckpt *out);
 
 /* ---- pipelined ------------------------------------------------------------ */
 

@@ -28,7 +28,7 @@ struct kj_ckpt_worker {
 	int efd;
 	enum wstate state;
 	bool stop;
-	struct kj_checkpoint c;  /* the request, then its result */
+	struct kj_ckpt c;  /* the request, then its result */
 	int rc;                  /* the result's */
 	bool have_submitted;
 	uint64_t submitted;      /* tree_size of the last submission */
@@ -137,7 +137,7 @@ int kj_ckpt_worker_submit(struct kj_ckpt_worker *w, struct kj_journal *j,
 			  const struct kj_mtree *t)
 {
 	uint64_t size = kj_mtree_size(t);
-	struct kj_checkpoint c;
+	struct kj_ckpt c;
 
 	if (get_state(w) != W_IDLE)
 		return 0;
@@ -169,7 +169,7 @@ int kj_ckpt_worker_submit(struct kj_ckpt_worker *w, struct kj_journal *j,
 /* Take a finished result out of w (called with the state W_DONE). */
 static int store_result(struct kj_ckpt_worker *w, struct kj_journal *j)
 {
-	struct kj_checkpoint c;
+	struct kj_ckpt c;
 	eventfd_t v;
 	int rc;
 

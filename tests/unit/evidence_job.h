@@ -83,7 +83,7 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 	struct kj_journal *j = NULL;
 	struct kj_tpm *tpm = NULL;
 	struct kj_mtree *t = NULL;
-	struct kj_checkpoint last;
+	struct kj_ckpt last;
 	struct kj_job_desc d;
 	struct kj_ckpt_stats cs;
 	char wo[1024];
