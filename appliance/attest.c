@@ -519,11 +519,13 @@ int kj_quote_verify(const struct kj_ak *ak, const uint8_t *attest,
 	return q_fail(failed, KJ_QC_OK, 0);
 }
 
-int kj_checkpoint_verify(const struct kj_ak *ak, const struct kj_checkpoint *c,
-			 const struct kj_event *ev, size_t n, uint32_t mask,
-			 uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
-			 struct kj_quote_info *info,
-			 enum kj_quote_check *failed)
+int kj_quoted_checkpoint_verify(const struct kj_ak *ak,
+				const struct kj_quoted_checkpoint *c,
+				const struct kj_event *ev, size_t n,
+				uint32_t mask,
+				uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
+				struct kj_quote_info *info,
+				enum kj_quote_check *failed)
 {
 	uint8_t replay[KJ_TPM_PCR_COUNT][32], qd[32];
 
@@ -544,8 +546,8 @@ int kj_checkpoint_verify(const struct kj_ak *ak, const struct kj_checkpoint *c,
 			       (const uint8_t(*)[32])replay, info, failed);
 }
 
-int kj_checkpoint_order(struct kj_clock_run *run, uint64_t nv_counter,
-			const struct kj_quote_info *qi, unsigned *flags)
+int kj_quote_order(struct kj_clock_run *run, uint64_t nv_counter,
+		   const struct kj_quote_info *qi, unsigned *flags)
 {
 	*flags = qi->safe ? 0 : KJ_ORDER_UNSAFE;
 	if (!run->started) {

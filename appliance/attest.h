@@ -42,7 +42,7 @@ enum kj_quote_check {
 	KJ_QC_EXTRA_DATA, /* extraData == qualifying data */
 	KJ_QC_PCR_SELECT, /* pcrSelect == exactly the policy selection */
 	KJ_QC_PCR_DIGEST, /* pcrDigest == SHA-256(PCR values ascending) */
-	KJ_QC_EVENT_LOG,  /* event_log_length / replay (kj_checkpoint_verify) */
+	KJ_QC_EVENT_LOG,  /* event_log_length beyond the log, bad entry */
 };
 /* "parse", "magic", "type", "signature", "extraData", "pcrSelect", ... */
 const char *kj_quote_check_name(enum kj_quote_check c);
@@ -128,7 +128,7 @@ KJ_MUST_CHECK int kj_quote_verify(const struct kj_ak *ak,
 				  enum kj_quote_check *failed);
 
 /* One checkpoint as the journal and the evidence bundle carry it (§4-5). */
-struct kj_checkpoint {
+struct kj_quoted_checkpoint {
 	uint64_t tree_size;
 	uint8_t root[32];
 	uint64_t nv_counter;
@@ -149,13 +149,13 @@ struct kj_event;
  * qualifying data from tree_size, root and nv_counter, and run
  * kj_quote_verify.  event_log_length > n fails as KJ_QC_EVENT_LOG.
  */
-KJ_MUST_CHECK int kj_checkpoint_verify(const struct kj_ak *ak,
-				       const struct kj_checkpoint *c,
-				       const struct kj_event *ev, size_t n,
-				       uint32_t mask,
-				       uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
-				       struct kj_quote_info *info,
-				       enum kj_quote_check *failed);
+KJ_MUST_CHECK int
+kj_quoted_checkpoint_verify(const struct kj_ak *ak,
+			    const struct kj_quoted_checkpoint *c,
+			    const struct kj_event *ev, size_t n, uint32_t mask,
+			    uint8_t pcrs[KJ_TPM_PCR_COUNT][32],
+			    struct kj_quote_info *info,
+			    enum kj_quote_check *failed);
 
 /*
  * §6.3 order and clock over consecutive checkpoints.  Start with a zeroed
@@ -175,10 +175,10 @@ struct kj_clock_run {
 };
 #define KJ_ORDER_NEW_RUN 0x1u
 #define KJ_ORDER_UNSAFE 0x2u
-KJ_MUST_CHECK int kj_checkpoint_order(struct kj_clock_run *run,
-				      uint64_t nv_counter,
-				      const struct kj_quote_info *qi,
-				      unsigned *flags);
+KJ_MUST_CHECK int kj_quote_order(struct kj_clock_run *run,
+				 uint64_t nv_counter,
+				 const struct kj_quote_info *qi,
+				 unsigned *flags);
 
 /* SHA-256 over the PCR values in mask, ascending: the quote's pcrDigest. */
 void kj_pcr_digest(uint32_t mask, const uint8_t pcrs[KJ_TPM_PCR_COUNT][32],

@@ -86,22 +86,22 @@ static void order_offline(void **st)
 	unsigned flags;
 
 	(void)st;
-	assert_int_equal(kj_checkpoint_order(&run, 5, &qi, &flags), 0);
+	assert_int_equal(kj_quote_order(&run, 5, &qi, &flags), 0);
 	assert_int_equal(flags, KJ_ORDER_NEW_RUN);
 	qi.clock = 200;
-	assert_int_equal(kj_checkpoint_order(&run, 6, &qi, &flags), 0);
+	assert_int_equal(kj_quote_order(&run, 6, &qi, &flags), 0);
 	assert_int_equal(flags, 0);
 	/* Same counter again: a replayed or second journal. */
 	qi.clock = 300;
-	assert_int_equal(kj_checkpoint_order(&run, 6, &qi, &flags), -EBADMSG);
+	assert_int_equal(kj_quote_order(&run, 6, &qi, &flags), -EBADMSG);
 	/* Clock going back within one run. */
 	qi.clock = 150;
-	assert_int_equal(kj_checkpoint_order(&run, 7, &qi, &flags), -EBADMSG);
+	assert_int_equal(kj_quote_order(&run, 7, &qi, &flags), -EBADMSG);
 	/* A restart: new run, the clock may restart lower; not safe. */
 	qi.restart_count = 1;
 	qi.clock = 10;
 	qi.safe = false;
-	assert_int_equal(kj_checkpoint_order(&run, 7, &qi, &flags), 0);
+	assert_int_equal(kj_quote_order(&run, 7, &qi, &flags), 0);
 	assert_int_equal(flags, KJ_ORDER_NEW_RUN | KJ_ORDER_UNSAFE);
 }
 
@@ -397,7 +397,7 @@ static void test_pcr_does_not_replay(void **st)
 
 static void test_checkpoint_verify(void **st)
 {
-	struct kj_checkpoint c = {
+	struct kj_quoted_checkpoint c = {
 		.tree_size = 17, .nv_counter = nv, .epoch = 0,
 		.event_log_length = 3, .attest = q_a, .attest_len = q_a_len,
 		.sig = s_a, .sig_len = s_a_len,
@@ -410,14 +410,14 @@ static void test_checkpoint_verify(void **st)
 	(void)st;
 	memcpy(c.root, root, 32);
 	assert_int_equal(kj_ak_parse(pub_a, pub_a_len, &ak, NULL), 0);
-	assert_int_equal(kj_checkpoint_verify(&ak, &c, ev, 3, MASK, pcrs, &qi,
+	assert_int_equal(kj_quoted_checkpoint_verify(&ak, &c, ev, 3, MASK, pcrs, &qi,
 					      &fc), 0);
 	replayed(want);
 	assert_memory_equal(pcrs[13], want[13], 32);
 	assert_memory_equal(pcrs[14], want[14], 32);
 #define EXPECT(check)                                                       \
 	do {                                                                \
-		assert_int_equal(kj_checkpoint_verify(&ak, &c, ev, 3, MASK, \
+		assert_int_equal(kj_quoted_checkpoint_verify(&ak, &c, ev, 3, MASK, \
 						      NULL, NULL, &fc),     \
 				 -EBADMSG);                                 \
 		assert_int_equal(fc, check);                                \
@@ -439,7 +439,7 @@ static void test_checkpoint_verify(void **st)
 	c.nv_counter++;
 	EXPECT(KJ_QC_EXTRA_DATA);
 	c.nv_counter--;
-	assert_int_equal(kj_checkpoint_verify(&ak, &c, ev, 3, MASK, NULL, NULL,
+	assert_int_equal(kj_quoted_checkpoint_verify(&ak, &c, ev, 3, MASK, NULL, NULL,
 					      &fc), 0);
 #undef EXPECT
 	kj_ak_free(&ak);
@@ -456,13 +456,13 @@ static void test_order_real(void **st)
 	assert_int_equal(kj_quote_parse(q_a, q_a_len, &a, NULL), 0);
 	assert_int_equal(kj_quote_parse(q_wide, q_wide_len, &b, NULL), 0);
 	assert_int_equal(kj_quote_parse(q_13, q_13_len, &c, NULL), 0);
-	assert_int_equal(kj_checkpoint_order(&run, 1, &a, &flags), 0);
-	assert_int_equal(kj_checkpoint_order(&run, 2, &b, &flags), 0);
+	assert_int_equal(kj_quote_order(&run, 1, &a, &flags), 0);
+	assert_int_equal(kj_quote_order(&run, 2, &b, &flags), 0);
 	assert_int_equal(flags, 0);
-	assert_int_equal(kj_checkpoint_order(&run, 3, &c, &flags), 0);
+	assert_int_equal(kj_quote_order(&run, 3, &c, &flags), 0);
 	memset(&run, 0, sizeof(run));
-	assert_int_equal(kj_checkpoint_order(&run, 1, &c, &flags), 0);
-	assert_int_equal(kj_checkpoint_order(&run, 2, &a, &flags), -EBADMSG);
+	assert_int_equal(kj_quote_order(&run, 1, &c, &flags), 0);
+	assert_int_equal(kj_quote_order(&run, 2, &a, &flags), -EBADMSG);
 }
 
 static void test_parse_fields(void **st)
