@@ -395,6 +395,10 @@ int kj_journal_open(const char *dir, unsigned flags, struct kj_journal **out)
 	j->syncs_base = kj_sqlcount_syncs();
 	KJ_TRY_GOTO(rc, open_db(j), fail);
 	KJ_TRY_GOTO(rc, prepare_all(j), fail);
+	/* A reader keeps one snapshot for its life: records, checkpoints and
+	 * counters it reads all belong to the same moment of a live job. */
+	if (j->rdonly)
+		KJ_TRY_GOTO(rc, exec_sql(j, "BEGIN"), fail);
 	KJ_TRY_GOTO(rc, load_counters(j), fail);
 	if (!j->rdonly)
 		KJ_TRY_GOTO(rc, burn_stale(j), fail);
@@ -418,7 +422,7 @@ void kj_journal_close(struct kj_journal *j)
 	if (!j)
 		return;
 	if (j->db) {
-		if (j->in_txn)
+		if (j->in_txn || (j->rdonly && !sqlite3_get_autocommit(j->db)))
 			sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 		for (int i = 0; i < S_COUNT_; i++)
 			sqlite3_finalize(j->stmt[i]);

@@ -21,7 +21,9 @@
  * committed.  docs/JOURNAL.md has the schema and the durability argument.
  *
  * One thread uses a handle.  Read-write opens are exclusive per state dir
- * (flock on DIR/journal.lock): only the keeper writes.
+ * (flock on DIR/journal.lock): only the keeper writes.  A read-only handle
+ * (audit, evidence export, possibly during a job) sees one snapshot, the
+ * journal as committed when it was opened, for all its reads.
  */
 #ifndef KINJECT_JOURNAL_H
 #define KINJECT_JOURNAL_H

@@ -370,6 +370,15 @@ static void test_lock_and_readonly(void **state)
 						   &c), 0);
 	assert_int_equal(c.n, 1);
 	assert_int_equal(kj_journal_commit(j), 0);
+	/* A reader keeps the snapshot of its open … */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(kj_journal_foreach_record(ro, 0, NULL, collect_cb,
+						   &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(kj_journal_record_count(ro), 1);
+	kj_journal_close(ro);
+	/* … a new one sees the commit. */
+	assert_int_equal(kj_journal_open(dir, KJ_JOURNAL_RDONLY, &ro), 0);
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(kj_journal_foreach_record(ro, 0, NULL, collect_cb,
 						   &c), 0);
