@@ -30,5 +30,7 @@ int cmd_sim_main(int argc, char **argv);
 extern const char cmd_sim_usage[];
 int cmd_audit_main(int argc, char **argv);
 extern const char cmd_audit_usage[];
+int cmd_check_main(int argc, char **argv);
+extern const char cmd_check_usage[];
 
 #endif

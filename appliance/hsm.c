@@ -344,6 +344,11 @@ static int private_key(struct kj_hsm *h)
 	return 0;
 }
 
+int kj_hsm_check_key(struct kj_hsm *h)
+{
+	return private_key(h);
+}
+
 int kj_hsm_ecdh(struct kj_hsm *h, const uint8_t *peer, size_t peer_len,
 		uint8_t *z, size_t z_cap, size_t *z_len)
 {

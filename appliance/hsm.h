@@ -48,6 +48,9 @@ KJ_MUST_CHECK int kj_hsm_ecdh(struct kj_hsm *h, const uint8_t *peer,
 			      size_t peer_len, uint8_t *z, size_t z_cap,
 			      size_t *z_len);
 
+/* Is the private key named by the URI there?  0, or -ENOKEY (logged). */
+KJ_MUST_CHECK int kj_hsm_check_key(struct kj_hsm *h);
+
 /*
  * The transport public key as an uncompressed point, from the public key
  * object with the URI's label/id (CKA_EC_POINT, DER OCTET STRING unwrapped).

@@ -14,6 +14,8 @@ static const struct kj_command commands[] = {
 	  "bench)", cmd_sim_usage },
 	{ "audit", cmd_audit_main, "export, recall and verify the journal",
 	  cmd_audit_usage },
+	{ "check", cmd_check_main, "verify a job's inputs without starting it",
+	  cmd_check_usage },
 };
 
 const struct kj_command *kj_find_command(const char *name)

@@ -90,6 +90,16 @@ static int pin_from_env(const char *src, const char *name, char *buf,
 	return 0;
 }
 
+int kj_pin_source_valid(const char *source)
+{
+	if (source && ((!strncmp(source, "file:", 5) && source[5]) ||
+		       (!strncmp(source, "env:", 4) && source[4])))
+		return 0;
+	kj_err("--pin-source: expected file:PATH or env:NAME (the value is "
+	       "not shown: a PIN is never given on the command line)");
+	return -EINVAL;
+}
+
 int kj_pin_read(const char *source, char *buf, size_t cap, size_t *len)
 {
 	int rc;
@@ -103,8 +113,9 @@ int kj_pin_read(const char *source, char *buf, size_t cap, size_t *len)
 	else if (!strncmp(source, "env:", 4) && source[4])
 		rc = pin_from_env(source, source + 4, buf, cap, len);
 	else {
-		kj_err("--pin-source: `%s' is neither file:PATH nor env:NAME "
-		       "(a PIN is never given on the command line)", source);
+		/* Not quoted: it may be the PIN itself, given by mistake. */
+		kj_err("--pin-source: expected file:PATH or env:NAME (a PIN is "
+		       "never given on the command line)");
 		return -EINVAL;
 	}
 	if (rc == 0 && *len == 0) {

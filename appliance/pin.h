@@ -24,4 +24,7 @@
 KJ_MUST_CHECK int kj_pin_read(const char *source, char *buf, size_t cap,
 			      size_t *len);
 
+/* Syntax check only (for usage errors before anything runs); logs. */
+KJ_MUST_CHECK int kj_pin_source_valid(const char *source);
+
 #endif

@@ -92,7 +92,7 @@ kj_sign_detached() {
 
 # SPEC.md §3.3.  HWREVS is a JSON list body, e.g. '"B", "C"'.
 kj_work_order() {
-	local dir=$1 version=${2:-3.1.5} qty=${3:-1000} hw=${4:-'"B", "C"'}
+	local dir=$1 version=${2:-3.1.5} qty=${3:-800} hw=${4:-'"B", "C"'}
 	local sha
 	sha=$(sha256sum "$dir/fw.bin" | cut -d' ' -f1)
 	cat >"$dir/WO.json" <<-JSON

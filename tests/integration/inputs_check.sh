@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: Apache-2.0
+# kinject check against a real SoftHSM2 token and inputs made by the openssl
+# CLI (SPEC.md §3): the good set passes with every fact printed; each bad
+# input is refused with a clear message, exit 1, and nothing written.
+. "$(dirname "$0")/../lib/common.sh"
+. "$KJ_TESTS/lib/softhsm.sh"
+. "$KJ_TESTS/lib/inputs.sh"
+
+kj_softhsm_init "$T"
+I=$T/in
+mkdir -p "$I" "$T/cwd"
+kj_inputs_all "$I" "$KJ_HSM_DIR/transport.pub.pem" || fail "making inputs"
+kj_customer "$I" other || fail "other customer key"
+cd "$T/cwd"
+
+# check [DIR] [extra flags...]: the inputs of DIR (default $I).
+check() {
+	local d=$I
+	if [ $# -gt 0 ] && [ -d "$1" ]; then d=$1; shift; fi
+	"$KINJECT" check --work-order "$d/WO.json" \
+		--work-order-sig "$d/WO.json.sig" --product "$d/product.json" \
+		--product-sig "$d/product.json.sig" --firmware "$d/FW.cms" \
+		--credentials "$d/CREDS.cms" --state "$T/state" \
+		--release-cert "$I/release.pem" "$@"
+}
+hsm=(--hsm "$KJ_HSM_URI" --pin-source "$KJ_HSM_PIN_SOURCE")
+
+# A copy of the good inputs to spoil one of.
+variant() {
+	rm -rf "$T/v"
+	cp -r "$I" "$T/v"
+	echo "$T/v"
+}
+
+# --- the good set -------------------------------------------------------
+check "${hsm[@]}" --transport-cert "$I/transport.pem" >"$T/ok" ||
+	fail "good inputs refused: $(cat "$T/ok")"
+for want in "work order $I/WO.json: signature OK" \
+	"quantity 800" "revision B rule \">=3.0.0 <4.0.0\" admits 3.1.5" \
+	"revision C rule \">=3.1.0\" admits 3.1.5" \
+	"matches the HSM key" "AES-GCM tag OK, signature OK, 1048576 bytes" \
+	"= work order" "1000 lines, indexes 0..999 unique" \
+	"all inputs verified"; do
+	grep -qF -- "$want" "$T/ok" || fail "output lacks '$want': $(cat "$T/ok")"
+done
+echo "ok: good inputs verified"
+
+# p11-kit's registered modules (no module-path), PIN from the environment.
+KJ_PIN=$(cat "$KJ_HSM_DIR/pin") check --hsm "$KJ_HSM_URI_P11KIT" \
+	--pin-source env:KJ_PIN >/dev/null || fail "p11-kit module lookup"
+echo "ok: registered p11-kit modules, env: PIN"
+
+# --- HSM and flags --------------------------------------------------------
+echo 999999 >"$T/badpin"; chmod 600 "$T/badpin"
+expect_fail "C_Login: CKR_PIN_INCORRECT" check --hsm "$KJ_HSM_URI" \
+	--pin-source "file:$T/badpin"
+expect_fail "no token matches the URI" check --hsm \
+	"pkcs11:token=nosuch;object=transport?module-path=$KJ_HSM_MODULE" \
+	--pin-source "$KJ_HSM_PIN_SOURCE"
+expect_fail "no EC private key with this label/id" check --hsm \
+	"pkcs11:token=kinject;object=nokey?module-path=$KJ_HSM_MODULE" \
+	--pin-source "$KJ_HSM_PIN_SOURCE"
+rc=0; check --hsm "$KJ_HSM_URI" --pin-source 123456 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] || fail "PIN on the command line: exit $rc, want 2"
+! grep -q 123456 "$T/err" || fail "a PIN-like --pin-source was echoed"
+rc=0; "$KINJECT" check --firmware x 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || fail "missing flags: exit $rc, want 2"
+expect_fail "is not the HSM's transport key" check "${hsm[@]}" \
+	--transport-cert "$I/other.pem"
+echo "ok: HSM and flag errors"
+
+# --- envelopes ------------------------------------------------------------
+v=$(variant)
+n=$(stat -c %s "$v/FW.cms")
+printf '\x5a' | dd of="$v/FW.cms" bs=1 seek=$((n - 5000)) conv=notrunc \
+	status=none
+expect_fail "authentication failed (AES-GCM tag mismatch)" check "$v" "${hsm[@]}"
+
+v=$(variant)
+kj_envelope "$v/fw.bin" "$v/FW.cms" "$v/other.pem" "$v/release.pem" \
+	"$v/release.key"
+expect_fail "not encrypted to this appliance's transport key" \
+	check "$v" "${hsm[@]}" --transport-cert "$I/transport.pem"
+expect_fail "not encrypted to this appliance's transport key" \
+	check "$v" "${hsm[@]}"
+
+v=$(variant)
+kj_envelope "$v/fw.bin" "$v/FW.cms" "$v/transport.pem" "$v/other.pem" \
+	"$v/other.key"
+expect_fail "not by the enrolled release certificate" check "$v" "${hsm[@]}"
+
+v=$(variant)
+openssl cms -encrypt -binary -aes-256-gcm -recip "$v/transport.pem" \
+	-keyopt ecdh_kdf_md:sha256 -in "$v/fw.bin" -outform DER \
+	-out "$v/FW.cms" 2>/dev/null
+expect_fail "unsigned content is refused" check "$v" "${hsm[@]}"
+
+v=$(variant)
+openssl cms -encrypt -binary -aes-256-cbc -recip "$v/transport.pem" \
+	-keyopt ecdh_kdf_md:sha256 -in "$v/fw.bin" -outform DER \
+	-out "$v/FW.cms" 2>/dev/null
+expect_fail "needs AuthEnvelopedData" check "$v" "${hsm[@]}"
+
+v=$(variant)
+head -c 1000 /dev/urandom >"$v/FW.cms"
+expect_fail "malformed CMS" check "$v" "${hsm[@]}"
+
+v=$(variant)
+kj_envelope "$v/creds.jsonl" "$v/CREDS.cms" "$v/transport.pem" \
+	"$v/other.pem" "$v/other.key"
+expect_fail "CREDS.cms: signed by" check "$v" "${hsm[@]}"
+echo "ok: envelope errors"
+
+# --- work order and product matrix ----------------------------------------
+v=$(variant)
+head -c 1000 /dev/urandom >"$v/fw.bin"
+kj_work_order "$v" # signed, but for another image than FW.cms holds
+cp "$I/fw.bin" "$v/fw.bin"
+expect_fail "differs from the work order's firmware.sha256" \
+	check "$v" "${hsm[@]}"
+
+v=$(variant)
+sed -i 's/"quantity": 800/"quantity": 9000/' "$v/WO.json"
+expect_fail "WO.json.sig: content does not match the signed messageDigest" \
+	check "$v" "${hsm[@]}"
+
+v=$(variant)
+kj_sign_detached "$v/WO.json" "$v/other.pem" "$v/other.key"
+expect_fail "not by the enrolled release certificate" check "$v" "${hsm[@]}"
+
+v=$(variant)
+kj_work_order "$v" 3.0.5
+expect_fail "hardware revision \"C\": firmware 3.0.5 not allowed by rule" \
+	check "$v" "${hsm[@]}"
+
+v=$(variant)
+kj_product "$v" 3.2.0 ">=3.0.0" ">=3.0.0"
+expect_fail "below min_firmware 3.2.0" check "$v" "${hsm[@]}"
+
+v=$(variant)
+printf '{"kinject_work_order": 1, "id": ' >"$v/WO.json"
+kj_sign_detached "$v/WO.json" "$v/release.pem" "$v/release.key"
+expect_fail "invalid JSON" check "$v" "${hsm[@]}"
+echo "ok: work order and product matrix errors"
+
+# --- credential lines -----------------------------------------------------
+v=$(variant)
+sed -i '5s/"index":4,/"index":3,/' "$v/creds.jsonl"
+kj_envelope "$v/creds.jsonl" "$v/CREDS.cms" "$v/transport.pem" \
+	"$v/release.pem" "$v/release.key"
+expect_fail "line 5: field \"index\": 3 already used on line 4" \
+	check "$v" "${hsm[@]}"
+
+v=$(variant)
+sed -i '7s/"cert":"MII/"cert":"AAA/' "$v/creds.jsonl"
+kj_envelope "$v/creds.jsonl" "$v/CREDS.cms" "$v/transport.pem" \
+	"$v/release.pem" "$v/release.key"
+expect_fail "line 7: field \"cert\"" check "$v" "${hsm[@]}"
+echo "ok: credential errors"
+
+# --- nothing written anywhere ---------------------------------------------
+[ ! -e "$T/state" ] || fail "check created the state dir"
+[ -z "$(ls -A "$T/cwd")" ] || fail "check wrote into the cwd: $(ls -A "$T/cwd")"
+echo "inputs_check ok"
