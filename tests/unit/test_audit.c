@@ -21,11 +21,13 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "evidence_job.h"
 #include "journal.h"
 #include "mtree.h"
 #include "record.h"
+#include "swtpm_helper.h"
 
-static char dir[64];
+static char dir[96];
 static char kinject[PATH_MAX];
 static struct kj_cred_ref creds[16];
 static uint8_t leaves_root[32];
@@ -309,6 +311,41 @@ static void test_cli_recall(void **state)
 	assert_int_equal(cli("export --all", buf, sizeof(buf)), 2);
 }
 
+/*
+ * A real job with real quotes (swtpm, the keeper's checkpoint code): audit
+ * verify checks every quote against DIR/ak.pub and the replayed event log;
+ * a flipped byte of a quote or an edited event log entry is caught.
+ */
+static void test_cli_verify_quotes(void **state)
+{
+	static char buf[16384];
+	struct test_swtpm sw;
+	struct ej_opts o = { .dir = dir, .n_devices = 120, .every = 40 };
+	struct ej_result res;
+	char sub[sizeof(dir)];
+
+	(void)state;
+	if (access(kinject, X_OK) || test_swtpm_start(&sw, 0)) {
+		printf("no swtpm or no binary: skipping the quote checks\n");
+		skip();
+	}
+	assert_true(strlen(dir) + 3 <= sizeof(sub));
+	strcpy(sub, dir);
+	strcat(sub, "/q");
+	o.dir = sub;
+	o.tcti = sw.tcti;
+	assert_int_equal(ej_make_job(&o, &res), 0);
+	test_swtpm_stop(&sw);
+	strcpy(dir, sub); /* cli() and sql() use dir */
+	assert_int_equal(cli("verify", buf, sizeof(buf)), 0);
+	assert_non_null(strstr(buf, "ok   quotes"));
+	assert_null(strstr(buf, "skip quotes"));
+	sql("UPDATE event_log SET digest = zeroblob(32) WHERE id = 0");
+	assert_int_equal(cli("verify", buf, sizeof(buf)), 1);
+	assert_non_null(strstr(buf, "FAIL quotes"));
+	*strrchr(dir, '/') = '\0'; /* teardown removes the parent */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +362,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cli_export, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_recall, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cli_verify_quotes, setup,
 						teardown),
 	};
 
