@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -565,6 +568,50 @@ int kj_tpm_ek_cert(struct kj_tpm *t, uint8_t **der, size_t *len)
 		*len = (size_t)kj_get_u16be(buf + 2) + 4;
 	*der = buf;
 	return 0;
+}
+
+int kj_tpm_ek_cert_pem(struct kj_tpm *t, char **pem)
+{
+	const unsigned char *p;
+	uint8_t *der = NULL;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	char *data;
+	size_t len;
+	long n;
+	int rc;
+
+	rc = kj_tpm_ek_cert(t, &der, &len);
+	if (rc < 0)
+		return rc;
+	p = der;
+	x = d2i_X509(NULL, &p, (long)len);
+	if (!x || p != der + len) {
+		kj_err_ssl("TPM %s: EK certificate (NV 0x%08x): not one DER X.509 certificate",
+			   t->tcti_conf,
+			   t->ek_rsa ? KJ_TPM_EK_CERT_RSA : KJ_TPM_EK_CERT_ECC);
+		rc = -EBADMSG;
+		goto out;
+	}
+	bio = BIO_new(BIO_s_mem());
+	if (!bio || !PEM_write_bio_X509(bio, x)) {
+		rc = kj_err_ssl("EK certificate: cannot write PEM");
+		goto out;
+	}
+	n = BIO_get_mem_data(bio, &data);
+	*pem = malloc((size_t)n + 1);
+	if (!*pem) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(*pem, data, (size_t)n);
+	(*pem)[n] = 0;
+	rc = 0;
+out:
+	BIO_free(bio);
+	X509_free(x);
+	free(der);
+	return rc;
 }
 
 static int nv_check_public(struct kj_tpm *t, ESYS_TR h)

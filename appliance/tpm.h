@@ -85,6 +85,11 @@ KJ_MUST_CHECK int kj_tpm_ak_name(const struct kj_tpm *tpm,
 KJ_MUST_CHECK int kj_tpm_ek_cert(struct kj_tpm *tpm, uint8_t **der,
 				 size_t *len);
 
+/* The same as PEM ("-----BEGIN CERTIFICATE-----"), for the evidence
+ * bundle's ek_certificate_pem; malloc'd, NUL-terminated.  -ENOENT (not
+ * logged) when none; -EBADMSG (logged) when the index holds no X.509. */
+KJ_MUST_CHECK int kj_tpm_ek_cert_pem(struct kj_tpm *tpm, char **pem);
+
 /*
  * Prove the AK resides in the same TPM as the EK (the ceremony, §4):
  * TPM2_MakeCredential to the EK public with the AK name and a random

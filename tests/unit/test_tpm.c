@@ -230,6 +230,7 @@ static void test_ek_cert_and_activation(void **st)
 {
 	const unsigned char *p;
 	uint8_t *der;
+	char *pem;
 	size_t len;
 	X509 *x;
 	struct kj_tpm *t = open_tpm();
@@ -244,6 +245,9 @@ static void test_ek_cert_and_activation(void **st)
 	assert_ptr_equal(p, der + len);
 	X509_free(x);
 	free(der);
+	assert_int_equal(kj_tpm_ek_cert_pem(t, &pem), 0);
+	assert_non_null(strstr(pem, "-----BEGIN CERTIFICATE-----\n"));
+	free(pem);
 	assert_int_equal(kj_tpm_ak_activate_check(t), 0);
 	kj_tpm_close(t);
 }
@@ -275,6 +279,40 @@ static void test_flushes_handles(void **st)
 				 sw.tcti), 0);
 }
 
+/* What a checkpoint costs on swtpm (reported, not asserted). */
+static void test_checkpoint_cost(void **st)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32], qd[32] = { 0 }, *a, *s;
+	size_t alen, slen;
+	uint64_t v, t0, t1, n = 20;
+	struct kj_tpm *t = open_tpm();
+
+	(void)st;
+	assert_int_equal(kj_tpm_ak_setup(t, state), 0);
+	t0 = kj_now_ms();
+	for (uint64_t i = 0; i < n; i++) {
+		assert_int_equal(kj_tpm_nv_increment(t, &v), 0);
+		qd[0] = (uint8_t)i;
+		assert_int_equal(kj_tpm_quote(t, KJ_PCR_DEFAULT_MASK, qd, &a,
+					      &alen, &s, &slen), 0);
+		assert_int_equal(kj_tpm_pcr_read(t, KJ_PCR_DEFAULT_MASK, pcrs),
+				 0);
+		free(a);
+		free(s);
+	}
+	t1 = kj_now_ms();
+	printf("tpm: checkpoint (NV_Increment + Quote + PCR_Read) on swtpm: %.1f ms each over %llu\n",
+	       (double)(t1 - t0) / (double)n, (unsigned long long)n);
+	t0 = kj_now_ms();
+	kj_tpm_close(t);
+	t = open_tpm();
+	assert_int_equal(kj_tpm_ak_setup(t, state), 0);
+	t1 = kj_now_ms();
+	printf("tpm: open + AK reload (EK CreatePrimary, policy session, Load): %llu ms\n",
+	       (unsigned long long)(t1 - t0));
+	kj_tpm_close(t);
+}
+
 static void test_errors_name_tcti(void **st)
 {
 	struct kj_tpm *t = NULL;
@@ -298,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_quote_checkquote),
 		cmocka_unit_test(test_ek_cert_and_activation),
 		cmocka_unit_test(test_flushes_handles),
+		cmocka_unit_test(test_checkpoint_cost),
 		cmocka_unit_test(test_errors_name_tcti),
 	};
 
