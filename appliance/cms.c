@@ -528,6 +528,26 @@ static int find_cek(const struct kj_ecdh_key *key, const struct envelope *e,
 	return -ENOKEY;
 }
 
+/* EVP lengths are int: feed large contents in pieces. */
+static int gcm_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in,
+		      size_t len, size_t *done)
+{
+	const size_t step = 1u << 30;
+	int n;
+
+	*done = 0;
+	while (len) {
+		size_t k = len < step ? len : step;
+
+		if (EVP_DecryptUpdate(ctx, out + *done, &n, in, (int)k) != 1)
+			return -1;
+		*done += (size_t)n;
+		in += k;
+		len -= k;
+	}
+	return 0;
+}
+
 static int gcm_decrypt(const struct envelope *e, const uint8_t *cek,
 		       uint8_t *out, const char *path)
 {
@@ -535,7 +555,7 @@ static int gcm_decrypt(const struct envelope *e, const uint8_t *cek,
 	const uint8_t set_tag = KJ_DER_SET;
 	struct kj_der d;
 	struct kj_tlv chunk;
-	size_t off = 0;
+	size_t off = 0, got;
 	int n, rc = -EIO;
 
 	if (!ctx)
@@ -553,11 +573,9 @@ static int gcm_decrypt(const struct envelope *e, const uint8_t *cek,
 			       (int)e->auth_attrs.tlv_len - 1) != 1))
 		goto ssl;
 	if (e->ciphertext.tag == KJ_DER_CTX0_PRIM) {
-		chunk = e->ciphertext;
-		if (EVP_DecryptUpdate(ctx, out, &n, chunk.val,
-				      (int)chunk.len) != 1)
+		if (gcm_update(ctx, out, e->ciphertext.val, e->ciphertext.len,
+			       &off) < 0)
 			goto ssl;
-		off = (size_t)n;
 	} else {
 		kj_der_init(&d, e->ciphertext.val, e->ciphertext.len, path);
 		d.base = e->base;
@@ -566,10 +584,10 @@ static int gcm_decrypt(const struct envelope *e, const uint8_t *cek,
 						      &chunk,
 						      "encryptedContent chunk"),
 				    out);
-			if (EVP_DecryptUpdate(ctx, out + off, &n, chunk.val,
-					      (int)chunk.len) != 1)
+			if (gcm_update(ctx, out + off, chunk.val, chunk.len,
+				       &got) < 0)
 				goto ssl;
-			off += (size_t)n;
+			off += got;
 		}
 	}
 	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, (int)e->tag_len,

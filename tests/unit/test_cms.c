@@ -83,6 +83,9 @@ static int setup(void **state)
 	       "-out other.cms 2>/dev/null && "
 	       "openssl cms -encrypt -binary -aes-256-gcm -recip transport.pem "
 	       "-in fw.bin -outform DER -out sha1.cms 2>/dev/null && "
+	       "openssl cms -encrypt -stream -binary -aes-256-gcm -recip "
+	       "transport.pem -keyopt ecdh_kdf_md:sha256 -in small -outform "
+	       "DER -out stream.cms 2>/dev/null && "
 	       "openssl cms -sign -binary -nodetach -in fw.bin -signer "
 	       "other.pem -inkey other.key -outform DER -out other.signed && "
 	       "openssl cms -sign -binary -nodetach -noattr -in fw.bin "
@@ -217,6 +220,9 @@ static void test_wrong_recipient_and_kdf(void **state)
 	assert_int_equal(open_file("other.cms", NULL, &plain, &plen),
 			 -ENOKEY);
 	assert_int_equal(open_file("sha1.cms", tcert, &plain, &plen), -EINVAL);
+	/* BER indefinite lengths (-stream) are refused, not misread. */
+	assert_int_equal(open_file("stream.cms", tcert, &plain, &plen),
+			 -EBADMSG);
 }
 
 static void test_signers(void **state)
