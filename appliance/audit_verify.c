@@ -23,14 +23,120 @@ struct job_run {
 	uint64_t end_ok, end_failed;
 };
 
+/* A value that must be unique (per job, or per state for attempts). */
+enum uniq_kind { U_CRED, U_SERIAL, U_OK_UID, U_ATTEMPT, U_COUNT_ };
+
+static const char *const uniq_names[U_COUNT_] = {
+	[U_CRED] = "credential index", [U_SERIAL] = "serial",
+	[U_OK_UID] = "uid of an ok record", [U_ATTEMPT] = "attempt id",
+};
+
+struct uniq {
+	uint32_t job;    /* index into walk.jobs; all jobs for attempts */
+	uint8_t kind;
+	uint8_t h[16];   /* SHA-256 of the value, truncated */
+	uint64_t seq;    /* the record, for the message */
+};
+
 struct walk {
 	struct kj_mtree *tree;
 	struct job_run *jobs;
 	size_t n_jobs;
+	struct uniq *u;
+	size_t n_u, cap_u;
 	uint64_t n;
 	unsigned bad_records, bad_seq, bad_job;
 	FILE *out;
 };
+
+static int add_uniq(struct walk *w, uint32_t job, enum uniq_kind k,
+		    const void *v, size_t len, uint64_t seq)
+{
+	uint8_t h[32];
+
+	if (w->n_u == w->cap_u) {
+		size_t cap = w->cap_u ? 2 * w->cap_u : 1024;
+		struct uniq *nu = realloc(w->u, cap * sizeof(*nu));
+
+		if (!nu) {
+			kj_err("audit: out of memory");
+			return -ENOMEM;
+		}
+		w->u = nu;
+		w->cap_u = cap;
+	}
+	kj_sha256(v, len, h);
+	w->u[w->n_u].job = k == U_ATTEMPT ? UINT32_MAX : job;
+	w->u[w->n_u].kind = (uint8_t)k;
+	memcpy(w->u[w->n_u].h, h, sizeof(w->u[w->n_u].h));
+	w->u[w->n_u].seq = seq;
+	w->n_u++;
+	return 0;
+}
+
+/* EVIDENCE.md §6.7 and SPEC §3.2: what a device record must not repeat. */
+static int track_device(struct walk *w, uint32_t job,
+			const struct kj_record *r)
+{
+	uint8_t be[8];
+
+	if (r->has_cred) {
+		kj_put_u64be(be, r->cred_index);
+		KJ_TRY(add_uniq(w, job, U_CRED, be, 8, r->seq));
+	}
+	if (r->has_attempt) {
+		kj_put_u64be(be, r->attempt);
+		KJ_TRY(add_uniq(w, job, U_ATTEMPT, be, 8, r->seq));
+	}
+	if (r->serial)
+		KJ_TRY(add_uniq(w, job, U_SERIAL, r->serial,
+				strlen(r->serial), r->seq));
+	if (r->result == KJ_RES_OK)
+		KJ_TRY(add_uniq(w, job, U_OK_UID, r->uid, r->uid_len, r->seq));
+	return 0;
+}
+
+static int cmp_uniq(const void *a, const void *b)
+{
+	const struct uniq *x = a, *y = b;
+	int c;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if (x->job != y->job)
+		return x->job < y->job ? -1 : 1;
+	c = memcmp(x->h, y->h, sizeof(x->h));
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool report(FILE *out, const char *check, bool ok, const char *detail);
+
+static bool check_uniq(struct walk *w)
+{
+	unsigned dups = 0;
+
+	if (w->n_u)
+		qsort(w->u, w->n_u, sizeof(*w->u), cmp_uniq);
+	for (size_t i = 1; i < w->n_u; i++) {
+		const struct uniq *a = &w->u[i - 1], *b = &w->u[i];
+
+		if (a->kind != b->kind || a->job != b->job ||
+		    memcmp(a->h, b->h, sizeof(a->h)))
+			continue;
+		if (dups++ < 5)
+			fprintf(w->out, "  records %llu and %llu%s%s%s share "
+				"a %s\n", (unsigned long long)a->seq,
+				(unsigned long long)b->seq,
+				a->job == UINT32_MAX ? "" : " of job `",
+				a->job == UINT32_MAX ? "" : w->jobs[a->job].job,
+				a->job == UINT32_MAX ? "" : "'",
+				uniq_names[a->kind]);
+	}
+	return report(w->out, "no credential index, serial, attempt or ok "
+		      "uid used twice", !dups, NULL);
+}
 
 static struct job_run *job_of(struct walk *w, const char *job)
 {
@@ -88,6 +194,7 @@ static int record_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 	struct walk *w = ctx;
 	struct kj_record r;
 	struct job_run *jr;
+	int rc;
 
 	if (seq != w->n && w->bad_seq++ < 5)
 		fprintf(w->out, "  row %llu has seq %llu\n",
@@ -110,8 +217,11 @@ static int record_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 		return -ENOMEM;
 	}
 	check_job_order(w, jr, &r);
+	rc = r.kind == KJ_REC_DEVICE
+		     ? track_device(w, (uint32_t)(jr - w->jobs), &r)
+		     : 0;
 	kj_record_release(&r);
-	return 0;
+	return rc;
 }
 
 static bool report(FILE *out, const char *check, bool ok, const char *detail)
@@ -283,6 +393,7 @@ int kj_audit_verify(struct kj_journal *j, const uint8_t *ak_pub,
 	ok &= report(out, "seq gap-free from 0 (= leaf index)", !w.bad_seq,
 		     NULL);
 	ok &= check_jobs(&w);
+	ok &= check_uniq(&w);
 	rc = check_checkpoints(j, &w, have_ak ? &ak : NULL, &ok);
 	if (!rc)
 		rc = ok ? 0 : -EBADMSG;
@@ -292,6 +403,7 @@ out:
 	for (size_t i = 0; i < w.n_jobs; i++)
 		free(w.jobs[i].job);
 	free(w.jobs);
+	free(w.u);
 	kj_mtree_free(w.tree);
 	return rc;
 }

@@ -214,6 +214,25 @@ static void test_verify_job_counts(void **state)
 	assert_non_null(strstr(buf, "job_end says 3 ok"));
 }
 
+static void test_verify_duplicates(void **state)
+{
+	char buf[4096] = "";
+
+	(void)state;
+	/* Record 4 (ok, credential 2, serial AS102) claims record 1's
+	 * credential, serial and uid. */
+	sql("UPDATE records SET jcs = CAST(replace(replace(replace("
+	    "CAST(jcs AS TEXT), '\"cred_index\":2,', '\"cred_index\":0,'),"
+	    " 'AS102', 'AS100'), '\"uid\":\"a004\"', '\"uid\":\"a001\"')"
+	    " AS BLOB) WHERE seq = 4");
+	assert_int_equal(verify(buf, sizeof(buf)), -EBADMSG);
+	assert_non_null(strstr(buf, "FAIL no credential index, serial"));
+	assert_non_null(strstr(buf, "records 1 and 4 of job `WO-A' share a "
+				    "credential index"));
+	assert_non_null(strstr(buf, "share a serial"));
+	assert_non_null(strstr(buf, "share a uid of an ok record"));
+}
+
 static void test_verify_checkpoint(void **state)
 {
 	char buf[4096] = "";
@@ -356,6 +375,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_noncanonical,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_job_counts, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verify_duplicates, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_verify_checkpoint, setup,
 						teardown),

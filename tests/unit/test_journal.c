@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "journal.h"
 #include "log.h"
 #include "record.h"
@@ -540,6 +541,117 @@ static void test_job_end_and_exhaustion(void **state)
 	kj_journal_close(j);
 }
 
+/*
+ * Torture: a child appends as fast as it can (random groups, results and
+ * refusals) and is SIGKILLed at a random moment, five times over; then
+ * the whole journal must pass `audit verify` (canonical, gap-free seq and
+ * job_seq, no credential, serial or attempt twice) and every reservation
+ * has exactly one record.
+ */
+enum { TORTURE_CREDS = 20000 };
+static struct kj_cred_ref torture_creds[TORTURE_CREDS];
+
+static void torture_child(unsigned seed)
+{
+	struct kj_journal *j;
+	struct kj_job_desc d;
+	struct kj_record r[32];
+	struct kj_reservation res[32];
+	unsigned n = seed * 100000;
+
+	srand(seed);
+	if (kj_journal_open(dir, 0, &j))
+		_exit(2);
+	desc(&d, "WO-TORTURE", 0x99);
+	d.creds = torture_creds;
+	d.n_creds = TORTURE_CREDS;
+	if (kj_journal_job_begin(j, &d, NULL) || kj_journal_commit(j))
+		_exit(2);
+	for (;;) {
+		unsigned g = 1 + (unsigned)rand() % 32;
+
+		for (unsigned k = 0; k < g; k++) {
+			hello(&r[k], n++);
+			if (kj_journal_reserve(j, &r[k], &res[k]))
+				_exit(0); /* batch exhausted */
+			kj_record_set_reservation(&r[k], &res[k]);
+		}
+		if (kj_journal_commit(j))
+			_exit(2);
+		for (unsigned k = 0; k < g; k++) {
+			r[k].result = rand() % 4 ? KJ_RES_OK : KJ_RES_TIMEOUT;
+			r[k].has_readback = r[k].result == KJ_RES_OK;
+			if (kj_journal_append_record(j, &r[k], NULL, NULL))
+				_exit(2);
+			if (rand() % 8 == 0 && kj_journal_commit(j))
+				_exit(2);
+		}
+		hello(&r[0], n++);
+		r[0].result = KJ_RES_QUOTA;
+		if (kj_journal_append_record(j, &r[0], NULL, NULL) ||
+		    kj_journal_commit(j))
+			_exit(2);
+	}
+}
+
+static int count_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
+{
+	uint64_t *with_cred = ctx;
+	struct kj_record r;
+
+	(void)seq;
+	assert_int_equal(kj_record_parse(jcs, len, &r), 0);
+	*with_cred += r.kind == KJ_REC_DEVICE && r.has_cred;
+	kj_record_release(&r);
+	return 0;
+}
+
+static void test_crash_torture(void **state)
+{
+	struct kj_journal *j;
+	struct kj_job_state st;
+	struct kj_job_desc d;
+	uint64_t with_cred = 0;
+	char report[4096];
+	FILE *f;
+
+	(void)state;
+	for (unsigned i = 0; i < TORTURE_CREDS; i++)
+		torture_creds[i].index = i;
+	for (unsigned round = 1; round <= 5; round++) {
+		pid_t pid = fork();
+		int status;
+
+		assert_true(pid >= 0);
+		if (pid == 0)
+			torture_child(round);
+		usleep(20000 + (useconds_t)(rand() % 100000));
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status))
+			assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	desc(&d, "WO-TORTURE", 0x99);
+	d.creds = torture_creds;
+	d.n_creds = TORTURE_CREDS;
+	assert_int_equal(kj_journal_job_begin(j, &d, &st), 0);
+	assert_int_equal(kj_journal_foreach_record(j, 0, NULL, count_cb,
+						   &with_cred), 0);
+	/* Every reservation ever made has exactly one record. */
+	assert_int_equal(with_cred, st.creds_used);
+	f = fmemopen(report, sizeof(report), "w");
+	assert_non_null(f);
+	assert_int_equal(kj_audit_verify(j, NULL, 0, f), 0);
+	fclose(f);
+	printf("journal torture: 5 SIGKILLs, %llu records, %llu "
+	       "reservations, %llu ok: audit verify passes\n",
+	       (unsigned long long)kj_journal_record_count(j),
+	       (unsigned long long)st.creds_used,
+	       (unsigned long long)st.ok_count);
+	kj_journal_close(j);
+}
+
 /* Group commit: many devices, one transaction; prints the rate. */
 static void test_group_commit_rate(void **state)
 {
@@ -660,6 +772,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_resume, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_three_restarts, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_crash_torture, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_other_work_order, setup,
 						teardown),
