@@ -17,11 +17,15 @@
 #include "log.h"
 #include "util.h"
 
-/* A TPM2B_PUBLIC written by tpm2_createak -G ecc -s ecdsa (swtpm). */
+/*
+ * A TPM2B_PUBLIC written by tpm2_createak -G ecc -s ecdsa (swtpm); the seed
+ * corpus/fuzz_attest/verify is its tpm2_quote over sha256:13,14 (zero) with
+ * 32 zero bytes of qualifying data, so mutations start from a valid quote.
+ */
 static const char ak_hex[] =
-	"00580023000b00050072000000100018000b00030010002004d901c1246fa59ff9"
-	"05898acd2215b544d1cdfacb8fa4da62ca9459346ba78a0020775ca5040703fda9"
-	"84a19440bd698e814fdd97318c8158d38b4c63b9771dd8ba";
+	"00580023000b00050072000000100018000b000300100020f77b9aa5ed63"
+	"e80d6a9c874d3a7f747fb73131047c61c4e041ffc0055c1c279d0020fa9e"
+	"c4c36e526bdfe55f6170dc4219d6e440515ee8e20bd0250923d6c57d9896";
 
 static struct kj_ak ak;
 

@@ -78,6 +78,47 @@ static void golden_tpm2_tools_ak(void **st)
 	kj_ak_free(&ak);
 }
 
+/* A quote made by tpm2_quote (swtpm, fresh PCRs, 32 zero bytes of
+ * qualifying data) verifies under its tpm2_createak AK. */
+static void golden_tpm2_tools_quote(void **st)
+{
+	static const char pub_hex[] =
+		"00580023000b00050072000000100018000b000300100020f77b9aa5ed63"
+		"e80d6a9c874d3a7f747fb73131047c61c4e041ffc0055c1c279d0020fa9e"
+		"c4c36e526bdfe55f6170dc4219d6e440515ee8e20bd0250923d6c57d9896";
+	static const char attest_hex[] =
+		"ff54434780180022000bfc9edfd95fc00d59895b5f9f429c98d7782b16a5"
+		"fa44024ee5fbf9e2f813c337002000000000000000000000000000000000"
+		"00000000000000000000000000000000000000000000003c000000010000"
+		"000001201910230016363600000001000b030060000020f5a5fd42d16a20"
+		"302798ef6ed309979b43003d2320d9f0e8ea9831a92759fb4b";
+	static const char sig_hex[] =
+		"0018000b00204c8c3613ffb5f737ed27c1356518b04b2251743828a5332b"
+		"c3335d3464e8191400200df19a36c106b78b7195a12548fc2fd2416eda96"
+		"8fe3236f8460eacd4e0e7c44";
+	static const uint8_t zero_pcrs[KJ_TPM_PCR_COUNT][32];
+	uint8_t pub[sizeof(pub_hex) / 2], q[sizeof(attest_hex) / 2];
+	uint8_t s[sizeof(sig_hex) / 2], qd0[32] = { 0 };
+	enum kj_quote_check fc;
+	struct kj_quote_info qi;
+	struct kj_ak ak;
+
+	(void)st;
+	assert_int_equal(kj_hex_decode(pub_hex, pub, sizeof(pub)), 0);
+	assert_int_equal(kj_hex_decode(attest_hex, q, sizeof(q)), 0);
+	assert_int_equal(kj_hex_decode(sig_hex, s, sizeof(s)), 0);
+	assert_int_equal(kj_ak_parse(pub, sizeof(pub), &ak, NULL), 0);
+	assert_int_equal(kj_quote_verify(&ak, q, sizeof(q), s, sizeof(s), qd0,
+					 MASK, zero_pcrs, &qi, &fc), 0);
+	assert_int_equal(qi.clock, 0x3c);
+	assert_true(qi.safe);
+	qd0[31] = 1;
+	assert_int_equal(kj_quote_verify(&ak, q, sizeof(q), s, sizeof(s), qd0,
+					 MASK, zero_pcrs, &qi, &fc), -EBADMSG);
+	assert_int_equal(fc, KJ_QC_EXTRA_DATA);
+	kj_ak_free(&ak);
+}
+
 static void order_offline(void **st)
 {
 	struct kj_clock_run run = { 0 };
@@ -499,6 +540,7 @@ int main(void)
 	const struct CMUnitTest offline[] = {
 		cmocka_unit_test(golden_qd),
 		cmocka_unit_test(golden_tpm2_tools_ak),
+		cmocka_unit_test(golden_tpm2_tools_quote),
 		cmocka_unit_test(order_offline),
 	};
 	int rc = cmocka_run_group_tests(offline, NULL, NULL);
