@@ -263,8 +263,11 @@ void kj_hsm_close(struct kj_hsm *h)
 {
 	if (!h)
 		return;
-	if (h->logged_in)
-		h->f->C_Logout(h->session);
+	/*
+	 * No C_Logout: login state is per application and token, so it would
+	 * log out every other handle on the same token too.  The token logs
+	 * out by itself when the application's last session closes.
+	 */
 	if (h->have_session)
 		h->f->C_CloseSession(h->session);
 	if (h->module) {

@@ -27,6 +27,11 @@ typedef struct x509_st X509;
  * C_Login as CKU_USER with the PIN read from pin_source ("file:PATH" or
  * "env:NAME"; NULL: no login).  The PIN is wiped right after C_Login.
  * The key object is looked up lazily (it may not exist yet: ceremony).
+ * PKCS#11 login state is per process and token: a second handle on a token
+ * this process is already logged in to gets CKR_USER_ALREADY_LOGGED_IN
+ * (accepted; the PIN is not checked again), and closing one handle does not
+ * log the others out (no C_Logout; the token logs out with the last
+ * session).
  */
 KJ_MUST_CHECK int kj_hsm_open(struct kj_hsm **out, const char *uri,
 			      const char *pin_source);
@@ -72,6 +77,16 @@ KJ_MUST_CHECK int kj_hsm_generate_ec_p256(struct kj_hsm *h);
  */
 KJ_MUST_CHECK int kj_hsm_sign_ecdsa(struct kj_hsm *h, const uint8_t dgst[32],
 				    uint8_t sig[64]);
+
+/*
+ * Ceremony: the self-signed transport certificate (transport.pem) for the
+ * key named by the URI, signed by that key in the HSM (ecdsa-with-SHA256):
+ * subject CN=cn, a random serial, valid `days' from now, keyUsage
+ * digitalSignature+keyAgreement (critical), basicConstraints CA:FALSE,
+ * subjectKeyIdentifier.  The caller frees *out with X509_free.
+ */
+KJ_MUST_CHECK int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn,
+					unsigned days, X509 **out);
 
 /*
  * A key-agreement handle for kj_cms_open_envelope() backed by this HSM.

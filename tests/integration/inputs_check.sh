@@ -50,6 +50,27 @@ KJ_PIN=$(cat "$KJ_HSM_DIR/pin") check --hsm "$KJ_HSM_URI_P11KIT" \
 	--pin-source env:KJ_PIN >/dev/null || fail "p11-kit module lookup"
 echo "ok: registered p11-kit modules, env: PIN"
 
+# The state dir layout instead of flags: DIR/transport.pem and
+# DIR/customers/<customer>/release.pem.
+mkdir -p "$T/st/customers/acme"
+cp "$I/transport.pem" "$T/st/transport.pem"
+cp "$I/release.pem" "$T/st/customers/acme/release.pem"
+"$KINJECT" check --work-order "$I/WO.json" --work-order-sig "$I/WO.json.sig" \
+	--product "$I/product.json" --product-sig "$I/product.json.sig" \
+	--firmware "$I/FW.cms" --credentials "$I/CREDS.cms" --state "$T/st" \
+	"${hsm[@]}" >"$T/ok" || fail "state dir layout refused"
+grep -qF "$T/st/customers/acme/release.pem" "$T/ok" || fail "release cert path"
+grep -qF "transport certificate $T/st/transport.pem: matches" "$T/ok" ||
+	fail "transport cert from the state dir: $(cat "$T/ok")"
+rm "$T/st/customers/acme/release.pem"
+expect_fail "customer \`acme' is not enrolled" "$KINJECT" check \
+	--work-order "$I/WO.json" --work-order-sig "$I/WO.json.sig" \
+	--product "$I/product.json" --product-sig "$I/product.json.sig" \
+	--firmware "$I/FW.cms" --credentials "$I/CREDS.cms" --state "$T/st" \
+	"${hsm[@]}"
+rm -rf "$T/st"
+echo "ok: state dir layout"
+
 # --- HSM and flags --------------------------------------------------------
 echo 999999 >"$T/badpin"; chmod 600 "$T/badpin"
 expect_fail "C_Login: CKR_PIN_INCORRECT" check --hsm "$KJ_HSM_URI" \

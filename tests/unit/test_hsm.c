@@ -19,7 +19,9 @@
 #include <unistd.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "arena.h"
 #include "cms.h"
@@ -107,8 +109,6 @@ static int setup(void **state)
 	    read_line("pin_source", pin_source, sizeof(pin_source)))
 		return -1;
 	setenv("SOFTHSM2_CONF", conf, 1);
-	if (kj_hsm_open(&hsm, uri, pin_source) < 0)
-		return -1;
 	return kj_arena_create(&arena, 4 << 20, KJ_ARENA_AUTO) < 0 ? -1 : 0;
 }
 
@@ -283,6 +283,44 @@ static void test_generate_and_sign(void **state)
 	kj_hsm_close(h);
 }
 
+/* The ceremony's self-signed transport.pem: openssl encrypts to it. */
+static void test_transport_cert(void **state)
+{
+	char path[256];
+	const uint8_t *plain;
+	size_t len, plen;
+	struct kj_ecdh_key key;
+	uint8_t *der;
+	X509 *x;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(kj_hsm_transport_cert(hsm, "kinject transport", 3650,
+					       &x), 0);
+	assert_int_equal(X509_verify(x, X509_get0_pubkey(x)), 1);
+	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(x),
+				       X509_get_issuer_name(x)), 0);
+	snprintf(path, sizeof(path), "%s/self.pem", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	fclose(f);
+	assert_int_equal(sh("cd %s && printf secret >s && openssl cms "
+			    "-encrypt -binary -aes-256-gcm -recip self.pem "
+			    "-keyopt ecdh_kdf_md:sha256 -in s -outform DER "
+			    "-out s.cms", dir), 0);
+	snprintf(path, sizeof(path), "%s/s.cms", dir);
+	assert_int_equal(kj_read_file(path, 1 << 20, &der, &len), 0);
+	kj_hsm_ecdh_key(hsm, x, &key);
+	assert_int_equal(kj_cms_open_envelope(&key, der, len, "s.cms", &arena,
+					      &plain, &plen), 0);
+	assert_int_equal(plen, 6);
+	assert_memory_equal(plain, "secret", 6);
+	free(der);
+	X509_free(x);
+}
+
+/* Runs first: a wrong PIN is only refused while nobody is logged in. */
 static void test_errors(void **state)
 {
 	char u[1200], bad[300];
@@ -305,15 +343,18 @@ static void test_errors(void **state)
 	assert_int_equal(kj_hsm_open(&h, uri, "env:KJ_NO_SUCH_VAR"), -EINVAL);
 	assert_string_equal(kj_ck_rv_name(0xa0), "CKR_PIN_INCORRECT");
 	assert_string_equal(kj_ck_rv_name(0x12345), "CKR_0x12345");
+	/* The handle the other tests use. */
+	assert_int_equal(kj_hsm_open(&hsm, uri, pin_source), 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_ecdh_matches_software),
 		cmocka_unit_test(test_decrypt_only_in_arena),
 		cmocka_unit_test(test_generate_and_sign),
-		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_transport_cert),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
