@@ -206,7 +206,8 @@ void kj_sim_start_device(struct sim *s, struct conn *c)
 	c->attempt = 0;
 	c->serial[0] = '\0';
 	make_uid(s, c);
-	count_fault(s->r, c->fault);
+	if (!c->hostile)
+		count_fault(s->r, c->fault);
 	if (c->hostile) {
 		s->r->hostile_attempts++;
 	} else {
