@@ -599,6 +599,8 @@ int kj_journal_append_record(struct kj_journal *j, struct kj_record *r,
 	if (r->has_attempt)
 		KJ_TRY(close_reservation(j, r));
 	KJ_TRY(kj_jnl_insert_record(j, r, n));
+	if (r->has_attempt)
+		j->job.open_reservations--;
 	j->job.next_job_seq++;
 	count_device(&j->job, r);
 	if (jcs)
@@ -736,6 +738,7 @@ int kj_journal_reserve(struct kj_journal *j, const struct kj_record *hello,
 	j->next_attempt++;
 	jb->next_serial++;
 	jb->creds_used++;
+	jb->open_reservations++;
 	j->st.reservations++;
 	return 0;
 }

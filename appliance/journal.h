@@ -94,6 +94,9 @@ struct kj_job_state {
 	uint64_t next_job_seq;
 	uint64_t creds_used;     /* indexes reserved or done, ever */
 	uint64_t creds_left;     /* batch entries never reserved */
+	uint64_t open_reservations; /* reserved by this handle, no record yet:
+				     * must be 0 before a clean exit, else the
+				     * next open burns them as interrupted */
 };
 
 /*

@@ -37,6 +37,7 @@ struct job {
 	uint64_t next_job_seq;
 	uint64_t ok_count, other_count, failed_after_offer;
 	uint64_t creds_used;
+	uint64_t open_reservations;
 };
 
 struct kj_journal {

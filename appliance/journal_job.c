@@ -280,6 +280,7 @@ void kj_journal_job_state(const struct kj_journal *j, struct kj_job_state *st)
 	st->next_serial = jb->next_serial;
 	st->next_job_seq = jb->next_job_seq;
 	st->creds_used = jb->creds_used;
+	st->open_reservations = jb->open_reservations;
 	st->creds_left = jb->d.n_creds > jb->creds_used
 				 ? jb->d.n_creds - jb->creds_used
 				 : 0;

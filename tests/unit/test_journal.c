@@ -137,6 +137,8 @@ static void test_flow(void **state)
 	assert_int_equal(kj_journal_record_count(j), 1); /* job_start */
 
 	reserve(j, 1, &r, &res);
+	kj_journal_job_state(j, &st);
+	assert_int_equal(st.open_reservations, 1);
 	assert_int_equal(res.attempt, 1);
 	assert_int_equal(res.cred_index, creds[0].index);
 	assert_int_equal(res.cred_pos, 0);
@@ -185,6 +187,7 @@ static void test_flow(void **state)
 	assert_int_equal(kj_journal_record_count(j), 3);
 
 	kj_journal_job_state(j, &st);
+	assert_int_equal(st.open_reservations, 0);
 	assert_int_equal(st.ok_count, 1);
 	assert_int_equal(st.other_count, 1);
 	assert_int_equal(st.failed_after_offer, 0);
