@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -63,6 +64,26 @@ static bool rc_is(TSS2_RC rc, TSS2_RC want)
 	if (rc & TPM2_RC_FMT1)
 		return (rc & (TPM2_RC_FMT1 | 0x3f)) == want;
 	return (rc & 0xfff) == want;
+}
+
+/*
+ * TPM warnings that mean "try again": the TPM was busy, self-testing, or is
+ * rate-limiting NV writes (a counter increment writes NV on most TPMs).
+ * Back off from 5 ms, doubling to 200 ms, for at most ~3 s.
+ */
+static bool retry_later(TSS2_RC rc, unsigned *attempt)
+{
+	unsigned ms;
+
+	if (!rc_is(rc, TPM2_RC_RETRY) && !rc_is(rc, TPM2_RC_YIELDED) &&
+	    !rc_is(rc, TPM2_RC_TESTING) && !rc_is(rc, TPM2_RC_NV_RATE))
+		return false;
+	if (*attempt >= 20)
+		return false;
+	ms = *attempt < 6 ? 5u << *attempt : 200u;
+	(*attempt)++;
+	usleep(ms * 1000u);
+	return true;
 }
 
 static void flush(struct kj_tpm *t, ESYS_TR *h)
@@ -701,11 +722,14 @@ int kj_tpm_nv_read(struct kj_tpm *t, uint64_t *value)
 
 int kj_tpm_nv_increment(struct kj_tpm *t, uint64_t *value)
 {
+	unsigned attempt = 0;
 	TSS2_RC rc;
 
 	KJ_TRY(nv_handle(t, true));
-	rc = Esys_NV_Increment(t->esys, t->nv, t->nv, ESYS_TR_PASSWORD,
-			       ESYS_TR_NONE, ESYS_TR_NONE);
+	do {
+		rc = Esys_NV_Increment(t->esys, t->nv, t->nv, ESYS_TR_PASSWORD,
+				       ESYS_TR_NONE, ESYS_TR_NONE);
+	} while (retry_later(rc, &attempt));
 	if (rc != TSS2_RC_SUCCESS)
 		return tpm_fail(t, "TPM2_NV_Increment (NV counter)", rc);
 	if (kj_tpm_nv_read(t, value) < 0) {
@@ -822,6 +846,7 @@ int kj_tpm_quote(struct kj_tpm *t, uint32_t mask, const uint8_t qd[32],
 	TPM2B_ATTEST *quoted = NULL;
 	TPML_PCR_SELECTION sel;
 	uint8_t *a = NULL, *s = NULL;
+	unsigned attempt = 0;
 	size_t slen = 0;
 	TSS2_RC rc;
 	int ret = -EIO;
@@ -833,9 +858,11 @@ int kj_tpm_quote(struct kj_tpm *t, uint32_t mask, const uint8_t qd[32],
 	}
 	memcpy(data.buffer, qd, 32);
 	mask_to_selection(mask, &sel);
-	rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-			ESYS_TR_NONE, &data, &scheme, &sel, &quoted,
-			&signature);
+	do {
+		rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+				ESYS_TR_NONE, &data, &scheme, &sel, &quoted,
+				&signature);
+	} while (retry_later(rc, &attempt));
 	if (rc != TSS2_RC_SUCCESS)
 		return tpm_fail(t, "TPM2_Quote", rc);
 	a = malloc(quoted->size ? quoted->size : 1);

@@ -24,7 +24,11 @@
  * NV counter: KJ_TPM_NV_COUNTER, an 8-byte TPM_NT_COUNTER index in the
  * owner range, OWNERWRITE|OWNERREAD|AUTHWRITE|AUTHREAD|NO_DA, empty auth,
  * defined with owner authorization at first use.  An existing index with
- * other attributes is refused (someone else owns it).
+ * other attributes is refused (someone else owns it).  Its first value is
+ * not 1: a TPM starts a new counter at the highest count it ever had.
+ * Not ORDERLY: every increment is written to NV, so no power cut can make
+ * it jump; on real TPMs that costs NV wear and may hit TPM_RC_NV_RATE,
+ * which is retried (as are RETRY, YIELDED and TESTING) with back-off.
  *
  * Every transient handle is flushed before the function that created it
  * returns, except the loaded AK, flushed by kj_tpm_close().
