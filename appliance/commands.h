@@ -32,5 +32,9 @@ int cmd_audit_main(int argc, char **argv);
 extern const char cmd_audit_usage[];
 int cmd_check_main(int argc, char **argv);
 extern const char cmd_check_usage[];
+int cmd_evidence_main(int argc, char **argv);
+extern const char cmd_evidence_usage[];
+int cmd_verify_main(int argc, char **argv);
+extern const char cmd_verify_usage[];
 
 #endif

@@ -96,6 +96,12 @@ struct kj_evidence {
 	size_t n_consistency;
 };
 
+/* Base64 (RFC 4648, padded, one line): malloc'd string, NULL on ENOMEM. */
+char *kj_base64_encode(const uint8_t *in, size_t len);
+/* Canonical base64 only (what kj_base64_encode writes); -EINVAL (silent). */
+KJ_MUST_CHECK int kj_base64_decode(const char *in, size_t len, uint8_t **out,
+				   size_t *out_len);
+
 /* Write the bundle of job to out_path (atomically).  Logs on failure. */
 KJ_MUST_CHECK int kj_evidence_export(const char *state_dir, const char *job,
 				     const char *out_path);

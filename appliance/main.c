@@ -16,6 +16,10 @@ static const struct kj_command commands[] = {
 	  cmd_audit_usage },
 	{ "check", cmd_check_main, "verify a job's inputs without starting it",
 	  cmd_check_usage },
+	{ "evidence", cmd_evidence_main, "export a job's evidence bundle",
+	  cmd_evidence_usage },
+	{ "verify", cmd_verify_main, "check an evidence bundle offline",
+	  cmd_verify_usage },
 };
 
 const struct kj_command *kj_find_command(const char *name)
