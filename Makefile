@@ -22,6 +22,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev openssl libtss2-dev \
 	libp11-kit-dev p11-kit libseccomp-dev liburing-dev libsqlite3-dev \
 	sqlite3 libcmocka-dev libjansson-dev softhsm2 swtpm swtpm-tools \
 	tpm2-tools clang libclang-rt-14-dev opensc procps psmisc
+# evidence tests: JSON tampering (jq), byte edits (xxd)
+DEB_PKGS += jq xxd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -118,7 +118,7 @@ static void check_one_quote(const struct kj_evidence *ev, size_t i,
 	const struct kj_ev_checkpoint *e = &ev->checkpoints[i];
 	uint8_t replay[KJ_TPM_PCR_COUNT][32];
 	enum kj_quote_check failed = KJ_QC_OK;
-	struct kj_checkpoint c = {
+	struct kj_quoted_checkpoint c = {
 		.tree_size = e->tree_size, .nv_counter = e->nv_counter,
 		.epoch = e->epoch, .event_log_length = e->event_log_length,
 		.attest = e->attest, .attest_len = e->attest_len,
@@ -127,7 +127,7 @@ static void check_one_quote(const struct kj_evidence *ev, size_t i,
 
 	memcpy(c.root, e->root, 32);
 	memset(replay, 0, sizeof(replay));
-	if (kj_checkpoint_verify(ak, &c, ev->events, ev->n_events, mask,
+	if (kj_quoted_checkpoint_verify(ak, &c, ev->events, ev->n_events, mask,
 				 replay, NULL, &failed) < 0) {
 		kj_vfail(rep, is_pcr_check(failed) ? KJ_VC_PCRS : KJ_VC_QUOTES,
 			 "checkpoint %zu: %s", i, kj_quote_check_name(failed));
@@ -184,7 +184,7 @@ static void check_clock(const struct kj_evidence *ev,
 				 "checkpoint %zu: quote does not parse", i);
 			return;
 		}
-		if (kj_checkpoint_order(&run, e->nv_counter, &qi, &flags) < 0) {
+		if (kj_quote_order(&run, e->nv_counter, &qi, &flags) < 0) {
 			kj_vfail(rep, KJ_VC_CLOCK,
 				 "checkpoint %zu: nv_counter or clock does not increase",
 				 i);

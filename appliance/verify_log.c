@@ -155,7 +155,18 @@ static void check_completeness(const struct kj_evidence *ev,
 			else
 				other++;
 		} else if (r->kind == KJ_REC_JOB_END) {
+			bool done = ok >= recs[0].quantity;
+
 			ended = true;
+			/* §2: completed when the quantity was reached (more ok
+			 * records than the quantity fail check 7). */
+			if ((r->result == KJ_RES_COMPLETED) != done) {
+				kj_vfail(rep, KJ_VC_COMPLETENESS,
+					 "record %zu (job_end): result %s with %" PRIu64 " ok of quantity %" PRIu64,
+					 i, kj_result_name(r->result), ok,
+					 recs[0].quantity);
+				return;
+			}
 			if (r->ok_count != ok || r->failed_count != other) {
 				kj_vfail(rep, KJ_VC_COMPLETENESS,
 					 "record %zu (job_end): ok_count %" PRIu64 " / failed_count %" PRIu64 ", the records have %" PRIu64 " / %" PRIu64,
