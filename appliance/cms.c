@@ -474,26 +474,33 @@ out:
 	return rc;
 }
 
-/* Recipients: pick the one for key->cert, or try all. cek at ks + 128. */
-static int find_cek(const struct kj_ecdh_key *key, const struct envelope *e,
-		    const char *path, uint8_t *ks)
+/*
+ * One pass over the recipients.  match: only entries whose rid names
+ * key->cert (an unwrap failure there is an error); else every entry is
+ * tried and the AES key-wrap integrity check picks ours.  0 found (CEK at
+ * ks + 128), -ENOKEY none, other errors.
+ */
+static int scan_recipients(const struct kj_ecdh_key *key,
+			   const struct envelope *e, const char *path,
+			   uint8_t *ks, bool match, unsigned *n_kari,
+			   unsigned *n_other)
 {
 	struct kj_der top, rs, rd, rk;
 	struct kj_tlv ri, rek, rid, ek;
 	struct kari k;
-	unsigned n_kari = 0, n_other = 0;
 	int rc;
 
+	*n_kari = *n_other = 0;
 	kj_der_init(&top, e->recipients.tlv, e->recipients.tlv_len, path);
 	top.base = e->base;
 	kj_der_enter(&top, &e->recipients, &rs);
 	while (kj_der_more(&rs)) {
 		KJ_TRY(kj_der_next(&rs, &ri, "RecipientInfo"));
 		if (ri.tag != KJ_DER_CTX1) {
-			n_other++;
+			(*n_other)++;
 			continue;
 		}
-		n_kari++;
+		(*n_kari)++;
 		KJ_TRY(parse_kari(&rs, &ri, &k));
 		kj_der_enter(&rs, &k.reks, &rd);
 		while (kj_der_more(&rd)) {
@@ -504,27 +511,45 @@ static int find_cek(const struct kj_ecdh_key *key, const struct envelope *e,
 			KJ_TRY(kj_der_expect(&rk, KJ_DER_OCTET_STRING, &ek,
 					     "encryptedKey"));
 			KJ_TRY(kj_der_end(&rk, "RecipientEncryptedKey"));
-			if (key->cert && !rid_matches(&rid, key->cert))
+			if (match && !rid_matches(&rid, key->cert))
 				continue;
 			rc = recover_cek(key, &k, &ek, e->cek_len, ks, path);
-			if (rc == 0)
-				return 0;
 			if (rc != -EBADMSG)
 				return rc;
-			if (key->cert) {
-				kj_err("%s: key unwrap failed for our recipient "
-				       "entry: encrypted to a different key "
-				       "with the same certificate name, or "
-				       "corrupted", path);
+			if (match) {
+				kj_err("%s: key unwrap failed for the recipient "
+				       "entry naming the transport certificate: "
+				       "corrupted, or encrypted to another key",
+				       path);
 				return -EBADMSG;
 			}
 		}
 	}
+	return -ENOKEY;
+}
+
+/*
+ * Pick the recipient for key->cert; if none names it (e.g. a renewed
+ * certificate for the same key), or without a certificate, try them all.
+ */
+static int find_cek(const struct kj_ecdh_key *key, const struct envelope *e,
+		    const char *path, uint8_t *ks)
+{
+	unsigned n_kari, n_other;
+	int rc = -ENOKEY;
+
+	if (key->cert)
+		rc = scan_recipients(key, e, path, ks, true, &n_kari,
+				     &n_other);
+	if (rc == -ENOKEY)
+		rc = scan_recipients(key, e, path, ks, false, &n_kari,
+				     &n_other);
+	if (rc != -ENOKEY)
+		return rc;
 	kj_err("%s: not encrypted to this appliance's transport key "
-	       "(%u key-agreement recipient(s)%s, none %s); encrypt with "
-	       "-recip transport.pem", path, n_kari,
-	       n_other ? " and other recipient types" : "",
-	       key->cert ? "names the transport certificate" : "unwraps");
+	       "(%u key-agreement recipient(s)%s, none for our key); encrypt "
+	       "with -recip transport.pem", path, n_kari,
+	       n_other ? " and other recipient types" : "");
 	return -ENOKEY;
 }
 

@@ -72,6 +72,8 @@ static int setup(void **state)
 	       "ec_paramgen_curve:P-256 -nodes -keyout transport.key -subj "
 	       "/CN=t -days 9 -out transport.pem 2>/dev/null && "
 	       "kj_customer . release && kj_customer . other && "
+	       "openssl req -x509 -new -key transport.key -subj /CN=renewed "
+	       "-days 9 -out renewed.pem 2>/dev/null && "
 	       "kj_firmware . 100000 && printf 'hello\\n' >small && "
 	       "kj_envelope small SMALL.cms transport.pem release.pem "
 	       "release.key && "
@@ -166,6 +168,18 @@ static void test_round_trip(void **state)
 	free(fw);
 	/* Without a certificate every recipient is tried. */
 	assert_int_equal(open_file("SMALL.cms", NULL, &plain, &plen), 0);
+	/* A renewed certificate for the same key: no rid names it. */
+	{
+		char path[256];
+		X509 *renewed;
+
+		snprintf(path, sizeof(path), "%s/renewed.pem", dir);
+		assert_int_equal(kj_cert_load(path, &renewed), 0);
+		assert_int_equal(open_file("SMALL.cms", renewed, &plain, &plen),
+				 0);
+		assert_int_equal(plen > 0, 1);
+		X509_free(renewed);
+	}
 }
 
 /* rKeyId recipient identifier (-keyid); content not signed at all. */
