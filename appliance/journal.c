@@ -400,8 +400,10 @@ int kj_journal_open(const char *dir, unsigned flags, struct kj_journal **out)
 	if (j->rdonly)
 		KJ_TRY_GOTO(rc, exec_sql(j, "BEGIN"), fail);
 	KJ_TRY_GOTO(rc, load_counters(j), fail);
-	if (!j->rdonly)
+	if (!j->rdonly) {
 		KJ_TRY_GOTO(rc, burn_stale(j), fail);
+		KJ_TRY_GOTO(rc, kj_jnl_ckpt_start(j), fail);
+	}
 	*out = j;
 	return 0;
 fail:
@@ -421,6 +423,7 @@ void kj_journal_close(struct kj_journal *j)
 {
 	if (!j)
 		return;
+	kj_jnl_ckpt_stop(j);
 	if (j->db) {
 		if (j->in_txn || (j->rdonly && !sqlite3_get_autocommit(j->db)))
 			sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);

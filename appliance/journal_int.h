@@ -10,6 +10,8 @@
 
 #include "journal.h"
 
+struct kj_jnl_ckpt;
+
 enum kj_jnl_stmt {
 	S_INS_RECORD,
 	S_INS_RESV,
@@ -54,6 +56,7 @@ struct kj_journal {
 	bool have_nv;
 	uint64_t last_nv;
 	sqlite3_stmt *stmt[S_COUNT_];
+	struct kj_jnl_ckpt *ckpt; /* background WAL checkpoints (rw only) */
 	struct job job;
 	char jcs[KJ_RECORD_MAX];
 };
@@ -81,6 +84,9 @@ int kj_jnl_load_used(struct kj_journal *j);
 int kj_jnl_serialize(struct kj_journal *j, struct kj_record *r);
 int kj_jnl_insert_record(struct kj_journal *j, const struct kj_record *r,
 			 int n);
+/* journal_ckpt.c: WAL checkpoints on a thread of their own. */
+int kj_jnl_ckpt_start(struct kj_journal *j);
+void kj_jnl_ckpt_stop(struct kj_journal *j);
 
 static inline void bind_text(sqlite3_stmt *st, int i, const char *s)
 {

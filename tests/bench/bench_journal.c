@@ -18,6 +18,15 @@
 #include "record.h"
 #include "util.h"
 
+#define MAX_LAT 1000000
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static double now_s(void)
 {
 	struct timespec t;
@@ -52,7 +61,9 @@ static int run(const char *dir, unsigned n, unsigned group)
 		.serial_start = 10000, .creds = creds, .n_creds = n,
 	};
 	unsigned reserved = 0, recorded = 0, cur = 0;
-	double t0, t;
+	static double lat[MAX_LAT];
+	size_t nlat = 0;
+	double t0, t, tc;
 
 	if (!creds || !recs || !res)
 		return 1;
@@ -89,17 +100,26 @@ static int run(const char *dir, unsigned n, unsigned group)
 			kj_record_set_reservation(r, rv);
 			reserved++;
 		}
+		tc = now_s();
 		if (kj_journal_commit(j))
 			return 1;
+		tc = now_s() - tc;
+		if (nlat < MAX_LAT)
+			lat[nlat++] = tc;
 		cur ^= 1;
 	}
 	t = now_s() - t0;
 	kj_journal_stats(j, &st);
+	qsort(lat, nlat, sizeof(*lat), cmp_d);
 	printf("{\"scenario\":\"journal\",\"devices\":%u,\"group\":%u,"
 	       "\"seconds\":%.3f,\"devices_per_s\":%.0f,\"commits\":%llu,"
-	       "\"commits_per_s\":%.0f,\"fsyncs\":%llu,\"fsyncs_per_s\":%.0f}\n",
+	       "\"commits_per_s\":%.0f,\"fsyncs\":%llu,\"fsyncs_per_s\":%.0f,"
+	       "\"commit_ms_p50\":%.2f,\"commit_ms_p99\":%.2f,"
+	       "\"commit_ms_max\":%.2f}\n",
 	       n, group, t, n / t, (unsigned long long)st.commits,
-	       st.commits / t, (unsigned long long)st.fsyncs, st.fsyncs / t);
+	       st.commits / t, (unsigned long long)st.fsyncs, st.fsyncs / t,
+	       1e3 * lat[nlat / 2], 1e3 * lat[nlat * 99 / 100],
+	       1e3 * lat[nlat - 1]);
 	kj_journal_close(j);
 	free(creds);
 	free(recs);

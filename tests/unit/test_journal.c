@@ -701,6 +701,45 @@ static void test_group_commit_rate(void **state)
 	kj_journal_close(j);
 }
 
+/* Background WAL checkpoints keep the WAL near 1000 pages (it restarts). */
+static void test_wal_bounded(void **state)
+{
+	enum { N = 12000, GROUP = 200 };
+	static struct kj_cred_ref many[N];
+	struct kj_journal *j;
+	struct kj_job_desc d;
+	struct kj_record rs[GROUP];
+	struct kj_reservation ress[GROUP];
+	char wal[128];
+	struct stat sb;
+	off_t max = 0;
+
+	(void)state;
+	for (unsigned i = 0; i < N; i++)
+		many[i].index = i;
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	desc(&d, "WO-WAL", 0x88);
+	d.creds = many;
+	d.n_creds = N;
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), 0);
+	snprintf(wal, sizeof(wal), "%s/journal.db-wal", dir);
+	for (unsigned i = 0; i < N; i += GROUP) {
+		for (unsigned k = 0; k < GROUP; k++)
+			reserve(j, i + k, &rs[k], &ress[k]);
+		for (unsigned k = 0; k < GROUP; k++)
+			finish(j, &rs[k], KJ_RES_OK);
+		assert_int_equal(kj_journal_commit(j), 0);
+		assert_int_equal(stat(wal, &sb), 0);
+		if (sb.st_size > max)
+			max = sb.st_size;
+	}
+	printf("journal: %u devices: WAL at most %lld KiB\n", N,
+	       (long long)max / 1024);
+	/* Never restarted it would pass 15 MiB here. */
+	assert_true(max < 8 * 1024 * 1024);
+	kj_journal_close(j);
+}
+
 /* A full disk: a 192 KiB tmpfs as the state dir. */
 static void test_disk_full(void **state)
 {
@@ -787,6 +826,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_end_and_exhaustion,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_rate, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_wal_bounded, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup,
 						teardown),
