@@ -23,6 +23,8 @@ PORT=${TCTI##*port=}
 # A TPM reset (power cycle): PCRs back to zero, a new epoch for the next
 # state on this TPM (its PCRs would be the previous state's otherwise).
 tpm_reset() {
+	# $1 = disorderly: no TPM2_Shutdown first (clockInfo.safe = 0 after).
+	[ "${1:-}" = disorderly ] || tpm2_shutdown -c -T "$TCTI"
 	swtpm_ioctl --tcp "127.0.0.1:$((PORT + 1))" -i >/dev/null
 	tpm2_startup -c -T "$TCTI"
 }
@@ -38,6 +40,16 @@ echo "state: $recs records, $cks checkpoints, quote latency mean $((qsum / cks))
 	>"$T/v.out" || fail "verify failed: $(cat "$T/v.out")"
 cat "$T/v.out"
 grep -q '^verdict: PASS$' "$T/v.out" || fail "no PASS verdict"
+
+# Usage and input errors: exit 2 / 1, naming the problem.
+rc=0; "$KINJECT" verify "$T/ev.json" >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- '--ak is required' "$T/err" || fail "verify without --ak: $rc"
+rc=0; "$KINJECT" evidence export --state "$S" --out "$T/x.json" 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- '--job is required' "$T/err" || fail "export without --job: $rc"
+expect_fail "no record of job \`WO-none'" "$KINJECT" evidence export --state "$S" \
+	--job WO-none --out "$T/x.json"
+printf '{"kinject_evidence": 1, "kinject_evidence": 1}' >"$T/dup.json"
+expect_fail "duplicate object key" "$KINJECT" verify "$T/dup.json" --ak "$S/ak.pem"
 
 # Structure of the bundle (§5).
 n=$(jq '.records | length' "$T/ev.json")
@@ -165,7 +177,7 @@ jq -c --slurpfile o "$T/ev2.json" \
 expect_check "$T/t.json" quotes "checkpoint 0: signature"
 
 # `ok' records above the work order's quantity.
-tpm_reset
+tpm_reset disorderly
 "$MAKER" make-state "$T/s3" "$TCTI" 60 0 0 40 >/dev/null 2>"$T/maker.err" ||
 	fail "state maker (quantity): $(tail -5 "$T/maker.err")"
 "$KINJECT" evidence export --state "$T/s3" --job "$JOB" --out "$T/ev3.json"
