@@ -123,9 +123,14 @@ struct kj_ipc_refuse {
 	uint16_t pad;
 };
 
+/* VERDICT code for an attempt that already failed: tell the site nothing. */
+#define KJ_VERDICT_SILENT 0xffffu
+
 struct kj_ipc_verdict {
 	uint32_t tag;
-	uint16_t code; /* 0: COMMIT; else the ABORT code (READBACK, ...) */
+	/* 0: COMMIT; 1..9 the ABORT code (READBACK, ...); KJ_VERDICT_SILENT.
+	 * Every OUTCOME gets one, so the slot is free again after it. */
+	uint16_t code;
 	uint16_t pad;
 	uint64_t attempt;
 	uint64_t leaf_index;

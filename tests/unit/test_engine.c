@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The keeper, the injectors and their io_uring engine end to end, against
+ * `kinject sim` (sim.h) over real unix sockets, with a real journal
+ * (SQLite in a temp dir), a real arena and a credential batch of real
+ * X.509 certificates.  Exit 77 when the kernel has no io_uring.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <liburing.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "arena.h"
+#include "creds.h"
+#include "journal.h"
+#include "keeper.h"
+#include "listen.h"
+#include "log.h"
+#include "record.h"
+#include "sim.h"
+#include "util.h"
+#include "workorder.h"
+
+#define FW_SIZE (64 * 1024)
+
+static char *cert_b64;
+
+struct fx {
+	char dir[64];
+	char sock[128];
+	struct kj_arena arena;
+	struct kj_creds creds;
+	struct kj_cred_ref *refs;
+	struct kj_work_order wo;
+	struct kj_journal *j;
+	struct kj_listen l;
+	struct kj_job job;
+	volatile sig_atomic_t stop;
+	pid_t sims[8];
+	unsigned n_sims;
+	/* kill test */
+	bool kill_done;
+	uint64_t kill_at_ok;
+	uint64_t stop_at_ok;
+	bool stop_when_sim_exits;
+	struct kj_sim_opts later; /* started once an injector restarted */
+	bool later_started;
+	int later_fd;
+};
+
+static struct fx *FX;
+
+static int make_cert(void)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	uint8_t *der = NULL;
+	int n;
+
+	if (!k || !x)
+		return -1;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+				   MBSTRING_ASC, (const uint8_t *)"dev", -1,
+				   -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, k);
+	if (!X509_sign(x, k, EVP_sha256()))
+		return -1;
+	n = i2d_X509(x, &der);
+	cert_b64 = malloc((size_t)(n + 2) / 3 * 4 + 1);
+	EVP_EncodeBlock((unsigned char *)cert_b64, der, n);
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return 0;
+}
+
+static int group_setup(void **state)
+{
+	struct io_uring ring;
+
+	(void)state;
+	if (io_uring_queue_init(4, &ring, 0) < 0) {
+		fprintf(stderr, "no io_uring: skipping\n");
+		exit(77);
+	}
+	io_uring_queue_exit(&ring);
+	signal(SIGPIPE, SIG_IGN);
+	return make_cert();
+}
+
+static void fx_init(struct fx *f, unsigned ncreds, uint64_t quantity,
+		    uint64_t max_failed)
+{
+	size_t tlen = (size_t)ncreds * (strlen(cert_b64) + 40) + 1, off = 0;
+	char *text = malloc(tlen), wo[1024], hex[65];
+	struct kj_job_desc d = { 0 };
+	struct kj_job_state js;
+	uint8_t *fw;
+
+	memset(f, 0, sizeof(*f));
+	FX = f;
+	strcpy(f->dir, "/tmp/kj-engine-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->sock, sizeof(f->sock), "unix:%s/s.sock", f->dir);
+	assert_non_null(text);
+	for (unsigned i = 0; i < ncreds; i++)
+		off += (size_t)snprintf(text + off, tlen - off,
+					"{\"index\":%u,\"cert\":\"%s\"}\n",
+					i, cert_b64);
+	assert_int_equal(kj_arena_create(&f->arena, FW_SIZE + 8192 +
+			 kj_creds_arena_need((uint8_t *)text, off),
+			 KJ_ARENA_AUTO), 0);
+	fw = kj_arena_alloc(&f->arena, FW_SIZE);
+	assert_non_null(fw);
+	for (size_t i = 0; i < FW_SIZE;) {
+		ssize_t r = getrandom(fw + i, FW_SIZE - i, 0);
+
+		assert_true(r > 0);
+		i += (size_t)r;
+	}
+	assert_int_equal(kj_creds_parse(&f->arena, (uint8_t *)text, off,
+					"CREDS", &f->creds), 0);
+	free(text);
+
+	uint8_t sha[32];
+	kj_sha256(fw, FW_SIZE, sha);
+	kj_hex_encode(sha, 32, hex);
+	snprintf(wo, sizeof(wo),
+		 "{\"kinject_work_order\": 1, \"id\": \"WO-T\", \"customer\": "
+		 "\"acme\", \"product\": \"acme-sensor\", \"batch\": \"LOT-1\", "
+		 "\"quantity\": %llu, \"max_failed\": %llu, "
+		 "\"hardware_revisions\": [\"B\", \"C\"], \"firmware\": "
+		 "{\"version\": \"3.1.5\", \"sha256\": \"%s\"}, \"serial\": "
+		 "{\"prefix\": \"AS\", \"start\": 10000}}",
+		 (unsigned long long)quantity, (unsigned long long)max_failed,
+		 hex);
+	assert_int_equal(kj_work_order_parse((uint8_t *)wo, strlen(wo), "WO",
+					     &f->wo), 0);
+
+	f->refs = calloc(ncreds, sizeof(*f->refs));
+	for (unsigned i = 0; i < ncreds; i++) {
+		f->refs[i].index = f->creds.table->cred[i].index;
+		memcpy(f->refs[i].cert_sha256,
+		       f->creds.table->cred[i].cert_sha256, 32);
+	}
+	assert_int_equal(kj_journal_open(f->dir, 0, &f->j), 0);
+	d.job = f->wo.id;
+	d.customer = f->wo.customer;
+	d.product = f->wo.product;
+	d.batch = f->wo.batch;
+	d.operator_id = "test";
+	memcpy(d.work_order_sha256, f->wo.sha256, 32);
+	d.quantity = f->wo.quantity;
+	d.fw_version = f->wo.fw_version_str;
+	memcpy(d.fw_sha256, f->wo.fw_sha256, 32);
+	d.serial_prefix = f->wo.serial_prefix;
+	d.serial_start = f->wo.serial_start;
+	d.creds = f->refs;
+	d.n_creds = ncreds;
+	assert_int_equal(kj_journal_job_begin(f->j, &d, &js), 0);
+	assert_int_equal(kj_journal_commit(f->j), 0);
+
+	assert_int_equal(kj_listen_parse(f->sock, &f->l), 0);
+	f->job.arena = &f->arena;
+	f->job.fw_off = kj_arena_offset(&f->arena, fw);
+	f->job.fw_size = FW_SIZE;
+	f->job.creds = &f->creds;
+	f->job.wo = &f->wo;
+	f->job.journal = f->j;
+	f->job.listen = &f->l;
+	f->job.n_listen = 1;
+	f->job.limits.workers = 2;
+	f->job.limits.max_connections = 256;
+	f->job.limits.hello_timeout_ms = 2000;
+	f->job.limits.program_timeout_ms = 2000;
+	f->job.stop = &f->stop;
+}
+
+static void fx_free(struct fx *f)
+{
+	char cmd[128];
+
+	kj_journal_close(f->j);
+	kj_work_order_free(&f->wo);
+	kj_arena_destroy(&f->arena);
+	free(f->refs);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", f->dir);
+}
+
+/* A sim in a child process; its result comes back through a pipe. */
+struct simres {
+	int rc;
+	struct kj_sim_result r;
+};
+
+static int sim_start(struct fx *f, struct kj_sim_opts *o, int *rfd)
+{
+	int p[2];
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct simres sr = { 0 };
+
+		close(p[0]);
+		sr.rc = kj_sim_run(o, &sr.r);
+		sr.r.latency_us = NULL;
+		if (write(p[1], &sr, sizeof(sr)) != sizeof(sr))
+			_exit(2);
+		_exit(0);
+	}
+	close(p[1]);
+	f->sims[f->n_sims++] = pid;
+	*rfd = p[0];
+	return 0;
+}
+
+static void sim_wait(int rfd, struct simres *sr)
+{
+	memset(sr, 0, sizeof(*sr));
+	assert_int_equal(read(rfd, sr, sizeof(*sr)), sizeof(*sr));
+	close(rfd);
+	while (wait(NULL) > 0 && 0)
+		;
+}
+
+static void sim_opts(struct fx *f, struct kj_sim_opts *o, unsigned sockets,
+		     uint64_t devices, uint64_t seed)
+{
+	memset(o, 0, sizeof(*o));
+	assert_int_equal(kj_sim_parse_addr(f->sock, o), 0);
+	o->sockets = sockets;
+	o->devices = devices;
+	o->hwrev = "B";
+	o->site = "line1";
+	o->uid_seed = seed;
+	o->rng_seed = seed;
+	o->timeout_s = 20;
+	o->connect_wait_s = 10;
+	o->slow_loris_ms = 100;
+}
+
+/* Every record of the job: distinct uids, serials, indexes among ok. */
+struct scan {
+	uint64_t ok, other, by[KJ_RES_COUNT_];
+	uint64_t n_idx;
+	uint64_t *idx;
+	char **serials;
+	uint8_t (*uids)[KJ_UID_MAX + 1];
+};
+
+static int scan_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
+{
+	struct scan *s = ctx;
+	struct kj_record r;
+
+	(void)seq;
+	if (kj_record_parse(jcs, len, &r) < 0)
+		return -1;
+	if (r.kind == KJ_REC_DEVICE) {
+		s->by[r.result]++;
+		if (r.has_cred)
+			s->idx[s->n_idx++] = r.cred_index;
+		if (r.result == KJ_RES_OK) {
+			s->serials[s->ok] = strdup(r.serial);
+			s->uids[s->ok][0] = (uint8_t)r.uid_len;
+			memcpy(s->uids[s->ok] + 1, r.uid, r.uid_len);
+			s->ok++;
+		} else {
+			s->other++;
+		}
+	}
+	kj_record_release(&r);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+	return memcmp(a, b, KJ_UID_MAX + 1);
+}
+
+static void scan_journal(struct fx *f, struct scan *s, size_t max)
+{
+	memset(s, 0, sizeof(*s));
+	s->idx = calloc(max, sizeof(*s->idx));
+	s->serials = calloc(max, sizeof(char *));
+	s->uids = calloc(max, sizeof(*s->uids));
+	assert_int_equal(kj_journal_foreach_record(f->j, 0, "WO-T", scan_cb,
+						   s), 0);
+	qsort(s->idx, s->n_idx, sizeof(*s->idx), cmp_u64);
+	for (uint64_t i = 1; i < s->n_idx; i++)
+		if (s->idx[i] == s->idx[i - 1])
+			fail_msg("credential index %llu used twice",
+				 (unsigned long long)s->idx[i]);
+	qsort(s->serials, s->ok, sizeof(char *), cmp_str);
+	for (uint64_t i = 1; i < s->ok; i++)
+		if (!strcmp(s->serials[i], s->serials[i - 1]))
+			fail_msg("serial %s twice", s->serials[i]);
+	qsort(s->uids, s->ok, sizeof(*s->uids), cmp_uid);
+	for (uint64_t i = 1; i < s->ok; i++)
+		if (!memcmp(s->uids[i], s->uids[i - 1], KJ_UID_MAX + 1))
+			fail_msg("uid committed twice");
+	for (uint64_t i = 0; i < s->ok; i++)
+		free(s->serials[i]);
+	free(s->serials);
+	free(s->uids);
+	free(s->idx);
+}
+
+static void print_stats(const char *name, const struct kj_keeper_stats *st)
+{
+	fprintf(stderr,
+		"%s: ok %llu in %llu ms (%.0f devices/s), commits %llu, "
+		"restarts %llu, pre-HELLO failures %llu, accepted %llu\n",
+		name, (unsigned long long)st->run_ok,
+		(unsigned long long)st->elapsed_ms,
+		st->elapsed_ms ? st->run_ok * 1000.0 / (double)st->elapsed_ms
+			       : 0.0,
+		(unsigned long long)st->commits,
+		(unsigned long long)st->injector_restarts,
+		(unsigned long long)st->pre_hello_failures,
+		(unsigned long long)st->conns_accepted);
+}
+
+/* ---- 1,000 devices through 64 sockets ---------------------------------- */
+
+static void test_thousand(void **state)
+{
+	struct fx f;
+	struct kj_sim_opts o;
+	struct kj_keeper_stats st;
+	struct simres sr;
+	struct scan sc;
+	int rfd, rc;
+
+	(void)state;
+	fx_init(&f, 1200, 1000, 10);
+	sim_opts(&f, &o, 64, 1000, 1);
+	sim_start(&f, &o, &rfd);
+	rc = kj_keeper_run(&f.job, &st);
+	assert_int_equal(rc, KJ_KEEPER_COMPLETED);
+	sim_wait(rfd, &sr);
+	print_stats("thousand", &st);
+	assert_int_equal(sr.rc, 0);
+	assert_int_equal(sr.r.committed, 1000);
+	assert_int_equal(sr.r.unexpected, 0);
+	assert_int_equal(st.ok, 1000);
+	scan_journal(&f, &sc, 2000);
+	assert_int_equal(sc.ok, 1000);
+	assert_int_equal(sc.other, 0);
+	fx_free(&f);
+}
+
+/* ---- quantity with more sites than devices left ------------------------ */
+
+static void test_quota(void **state)
+{
+	struct fx f;
+	struct kj_sim_opts o;
+	struct kj_keeper_stats st;
+	struct simres sr;
+	struct scan sc;
+	int rfd;
+
+	(void)state;
+	fx_init(&f, 200, 37, 10);
+	sim_opts(&f, &o, 64, 1000, 2);
+	sim_start(&f, &o, &rfd);
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
+	sim_wait(rfd, &sr);
+	assert_int_equal(sr.r.committed, 37);
+	assert_int_equal(sr.r.unexpected, 0);
+	assert_true(sr.r.aborts[KJ_ABORT_QUOTA] > 0);
+	scan_journal(&f, &sc, 400);
+	assert_int_equal(sc.ok, 37);
+	/* Every refusal was recorded; the rest came with the job's end. */
+	assert_true(sc.by[KJ_RES_QUOTA] > 0);
+	assert_true(sc.by[KJ_RES_QUOTA] <= sr.r.aborts[KJ_ABORT_QUOTA]);
+	fx_free(&f);
+}
+
+static void on_progress(void *ctx, const struct kj_keeper_stats *st);
+
+/* ---- faults and hostile sites ------------------------------------------ */
+
+static void test_hostile(void **state)
+{
+	static const enum kj_sim_hostile modes[] = {
+		KJ_SIM_GARBAGE, KJ_SIM_HUGE_LENGTH, KJ_SIM_SLOW_LORIS,
+		KJ_SIM_VANISH, KJ_SIM_HALF_OPEN,
+	};
+	struct kj_sim_opts o, h[KJ_ARRAY_SIZE(modes)];
+	struct kj_keeper_stats st;
+	struct simres sr, hr;
+	int rfd, rc, hfd[KJ_ARRAY_SIZE(modes)];
+	struct scan sc;
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1000, 400, 1000);
+	f.job.limits.hello_timeout_ms = 800;
+	f.job.limits.program_timeout_ms = 800;
+	f.job.hooks.progress = on_progress;
+	f.job.limits.progress_interval_ms = 50;
+	f.stop_when_sim_exits = true;
+	sim_opts(&f, &o, 48, 400, 3);
+	o.bad_readback_rate = 0.04;
+	o.wrong_hwrev_rate = 0.04;
+	o.duplicate_rate = 0.04;
+	o.site_abort_rate = 0.04;
+	o.disconnect_rate = 0.04;
+	if (getenv("KJ_DEBUG"))
+		o.device_log = fopen("/tmp/kj-dev.log", "w");
+	sim_start(&f, &o, &rfd);
+	for (size_t i = 0; i < KJ_ARRAY_SIZE(modes); i++) {
+		sim_opts(&f, &h[i], 2, 6, 100 + i);
+		h[i].hostile = modes[i];
+		h[i].hostile_sockets = 2;
+		h[i].socket_base = 1000 + 10 * (unsigned)i;
+		sim_start(&f, &h[i], &hfd[i]);
+	}
+	rc = kj_keeper_run(&f.job, &st);
+	assert_true(rc == KJ_KEEPER_COMPLETED || rc == KJ_KEEPER_STOPPED);
+	print_stats("hostile", &st);
+	sim_wait(rfd, &sr);
+	assert_int_equal(sr.r.committed, st.ok);
+	assert_true(sr.r.committed >= 300);
+	assert_int_equal(sr.r.unexpected, 0);
+	for (size_t i = 0; i < KJ_ARRAY_SIZE(modes); i++) {
+		kill(f.sims[1 + i], SIGTERM);
+		sim_wait(hfd[i], &hr);
+		fprintf(stderr, "hostile mode %d: attempts %llu intended %llu "
+			"unexpected %llu\n", modes[i],
+			(unsigned long long)hr.r.hostile_attempts,
+			(unsigned long long)hr.r.hostile_intended,
+			(unsigned long long)hr.r.hostile_unexpected);
+		assert_int_equal(hr.r.hostile_unexpected, 0);
+	}
+	scan_journal(&f, &sc, 2000);
+	assert_int_equal(sc.ok, st.ok);
+	assert_true(sc.by[KJ_RES_READBACK] > 0);
+	assert_true(sc.by[KJ_RES_LOCKED_OUT] > 0);
+	assert_true(sc.by[KJ_RES_DUPLICATE] > 0);
+	assert_true(sc.by[KJ_RES_SITE_ABORT] > 0);
+	assert_true(sc.by[KJ_RES_DISCONNECTED] > 0);
+	assert_true(st.pre_hello_failures > 0);
+	fx_free(&f);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+/* ---- injector killed mid-job -------------------------------------------- */
+
+static void kill_one_injector(void)
+{
+	char path[64], buf[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	fp = fopen(path, "r");
+	if (!fp)
+		return;
+	if (fgets(buf, sizeof(buf), fp)) {
+		for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
+			pid_t p = (pid_t)atoi(t);
+			bool sim = false;
+
+			for (unsigned i = 0; i < FX->n_sims; i++)
+				sim |= FX->sims[i] == p;
+			if (!sim) {
+				kill(p, SIGKILL);
+				FX->kill_done = true;
+				break;
+			}
+		}
+	}
+	fclose(fp);
+}
+
+static void on_progress(void *ctx, const struct kj_keeper_stats *st)
+{
+	(void)ctx;
+	if (getenv("KJ_DEBUG"))
+		fprintf(stderr, "ok %llu inflight %llu issuing %d open %llu "
+			"hellos %llu\n", (unsigned long long)st->ok,
+			(unsigned long long)st->in_flight, st->issuing,
+			(unsigned long long)st->conns_open,
+			(unsigned long long)st->hellos);
+	if (FX->kill_at_ok && !FX->kill_done && st->ok >= FX->kill_at_ok)
+		kill_one_injector();
+	if (FX->kill_done && st->injector_restarts && !FX->later_started) {
+		FX->later_started = true;
+		sim_start(FX, &FX->later, &FX->later_fd);
+	}
+	if (FX->stop_at_ok && st->ok >= FX->stop_at_ok)
+		FX->stop = 1;
+	/* The line stopped (its faults ended sockets for good): so do we. */
+	if (FX->stop_when_sim_exits &&
+	    waitpid(FX->sims[0], NULL, WNOHANG) == FX->sims[0])
+		FX->stop = 1;
+}
+
+static void test_injector_killed(void **state)
+{
+	struct kj_keeper_stats st;
+	struct kj_sim_opts o;
+	struct simres sr;
+	struct scan sc;
+	struct fx f;
+	int rfd;
+
+	(void)state;
+	fx_init(&f, 1000, 500, 500);
+	f.job.hooks.progress = on_progress;
+	f.job.limits.progress_interval_ms = 10;
+	f.job.limits.workers = 1;
+	f.kill_at_ok = 100;
+	sim_opts(&f, &o, 32, 500, 4);
+	o.program_delay_ms = 2;
+	sim_start(&f, &o, &rfd);
+	/* A second line, started once the fresh injector took over. */
+	f.later = o;
+	f.later.uid_seed = 5;
+	f.later.socket_base = 100;
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
+	print_stats("killed", &st);
+	assert_true(f.kill_done);
+	assert_int_equal(st.injector_restarts, 1);
+	assert_true(f.later_started);
+	sim_wait(f.later_fd, &sr);
+	assert_int_equal(sr.r.unexpected, 0);
+	assert_true(sr.r.committed > 0);
+	sim_wait(rfd, &sr);
+	scan_journal(&f, &sc, 2000);
+	assert_int_equal(sc.ok, 500);
+	assert_true(sc.by[KJ_RES_INTERNAL] >= 1);
+	assert_int_equal(sc.by[KJ_RES_INTERNAL], st.results[KJ_RES_INTERNAL]);
+	fx_free(&f);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+/* ---- SIGINT/SIGTERM: finish in flight, resumable ----------------------- */
+
+static void test_stop(void **state)
+{
+	struct kj_keeper_stats st;
+	struct kj_sim_opts o;
+	struct simres sr;
+	struct scan sc;
+	struct fx f;
+	int rfd;
+
+	(void)state;
+	fx_init(&f, 1000, 900, 10);
+	f.job.hooks.progress = on_progress;
+	f.job.limits.progress_interval_ms = 10;
+	f.stop_at_ok = 50;
+	sim_opts(&f, &o, 16, 900, 6);
+	sim_start(&f, &o, &rfd);
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_STOPPED);
+	sim_wait(rfd, &sr);
+	assert_true(st.ok >= 50 && st.ok < 900);
+	assert_int_equal(st.in_flight, 0);
+	scan_journal(&f, &sc, 2000);
+	assert_int_equal(sc.ok, st.ok);
+	assert_int_equal(sr.r.committed, st.ok);
+	assert_int_equal(sr.r.unexpected, 0);
+	fx_free(&f);
+}
+
+/* ---- --listen ------------------------------------------------------------ */
+
+static void test_listen_parse(void **state)
+{
+	struct kj_listen l;
+
+	(void)state;
+	assert_int_equal(kj_listen_parse("unix:/tmp/x.sock", &l), 0);
+	assert_true(l.is_unix);
+	assert_int_equal(kj_listen_parse("tcp:127.0.0.1:7000", &l), 0);
+	assert_int_equal(kj_listen_parse("tcp:[::1]:7000", &l), 0);
+	assert_int_equal(kj_listen_parse("tcp:localhost:1", &l), 0);
+	assert_int_equal(kj_listen_parse("tcp:10.0.0.1:7000", &l), -EPERM);
+	assert_int_equal(kj_listen_parse("tcp:0.0.0.0:7000", &l), -EPERM);
+	assert_int_equal(kj_listen_parse("tcp:127.0.0.1:0", &l), -EINVAL);
+	assert_int_equal(kj_listen_parse("tcp:127.0.0.1", &l), -EINVAL);
+	assert_int_equal(kj_listen_parse("udp:1", &l), -EINVAL);
+	assert_int_equal(kj_listen_parse("unix:", &l), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_listen_parse),
+		cmocka_unit_test(test_thousand),
+		cmocka_unit_test(test_quota),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_injector_killed),
+		cmocka_unit_test(test_stop),
+	};
+
+	if (getenv("KJ_TEST"))
+		cmocka_set_test_filter(getenv("KJ_TEST"));
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}
