@@ -178,4 +178,51 @@ struct kj_ckpt_stats {
 void kj_ckpt_worker_stats(const struct kj_ckpt_worker *w,
 			  struct kj_ckpt_stats *st);
 
+/* ---- glue for keeper.h's hooks ------------------------------------------- */
+
+/*
+ * Everything `kinject run` needs for commit_after_checkpoint, shaped like
+ * struct kj_keeper_hooks (keeper.h): call kj_ckpt_keeper_record from the
+ * record hook, kj_ckpt_keeper_committed from the committed hook, poll
+ * kj_ckpt_worker_fd(k->w) if the loop can, and kj_ckpt_keeper_finish at
+ * job end (also on a stop: the final checkpoint of SPEC.md §4).
+ */
+struct kj_ckpt_keeper {
+	struct kj_ckpt_worker *w;
+	struct kj_journal *j;
+	struct kj_mtree *t;            /* every record of the state */
+	uint64_t interval_ms;
+	uint64_t last_ms;              /* last submission, kj_now_ms() */
+	bool commit_after_checkpoint;  /* false: covered = tree_size */
+};
+
+/*
+ * Counter check (kj_checkpoint_check), the Merkle tree rebuilt from the
+ * journal, the worker started (tpm belongs to it until destroy).  The
+ * journal must have nothing pending.  Call after the measurements.
+ */
+KJ_MUST_CHECK int kj_ckpt_keeper_init(struct kj_ckpt_keeper *k,
+				      struct kj_tpm *tpm, struct kj_journal *j,
+				      const struct kj_checkpoint_policy *pol,
+				      bool commit_after_checkpoint);
+/* A record appended (seq = leaf index, in order). */
+KJ_MUST_CHECK int kj_ckpt_keeper_record(struct kj_ckpt_keeper *k,
+					uint64_t seq, const uint8_t *jcs,
+					size_t len);
+/*
+ * After a journal commit (records [0, tree_size) durable), or on the
+ * keeper's timer: store a finished quote, submit the next when due, and set
+ * *covered (COMMITs may go for leaves below it).  Records appended without
+ * the record hook (job_start of kj_journal_job_begin) are read back from
+ * the journal first.
+ */
+KJ_MUST_CHECK int kj_ckpt_keeper_committed(struct kj_ckpt_keeper *k,
+					   uint64_t tree_size,
+					   uint64_t *covered);
+/* Job end or stop: wait for the quote in flight, then one checkpoint over
+ * the whole tree (everything is covered afterwards). */
+KJ_MUST_CHECK int kj_ckpt_keeper_finish(struct kj_ckpt_keeper *k);
+/* Stop the worker, free the tree.  Safe on a zeroed struct. */
+void kj_ckpt_keeper_destroy(struct kj_ckpt_keeper *k);
+
 #endif

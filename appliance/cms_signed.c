@@ -108,9 +108,11 @@ static int check_signer(CMS_ContentInfo *cms, X509 *signer, const char *path,
 		return -EBADMSG;
 	}
 	CMS_SignerInfo_set1_signer_cert(si, signer);
-	if (CMS_SignerInfo_verify(si) != 1)
-		return kj_err_ssl("%s: signature does not verify with the "
-				  "enrolled release certificate", path), -EBADMSG;
+	if (CMS_SignerInfo_verify(si) != 1) {
+		kj_err_ssl("%s: signature does not verify with the enrolled "
+			   "release certificate", path);
+		return -EBADMSG;
+	}
 	ct = CMS_signed_get0_data_by_OBJ(si, OBJ_nid2obj(NID_pkcs9_contentType),
 					 -3, V_ASN1_OBJECT);
 	if (!ct || OBJ_obj2nid(ct) != NID_pkcs7_data) {
@@ -287,7 +289,7 @@ int kj_cms_verify_signed(const uint8_t *der, size_t len, X509 *signer,
 	p = copy;
 	cms = d2i_CMS_ContentInfo(NULL, &p, (long)copy_len);
 	if (!cms || p != copy + copy_len) {
-		rc = kj_err_ssl("%s: SignedData does not parse", path);
+		kj_err_ssl("%s: SignedData does not parse", path);
 		rc = -EBADMSG;
 		goto out;
 	}

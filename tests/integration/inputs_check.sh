@@ -52,9 +52,7 @@ echo "ok: registered p11-kit modules, env: PIN"
 
 # The state dir layout instead of flags: DIR/transport.pem and
 # DIR/customers/<customer>/release.pem.
-mkdir -p "$T/st/customers/acme"
-cp "$I/transport.pem" "$T/st/transport.pem"
-cp "$I/release.pem" "$T/st/customers/acme/release.pem"
+kj_inputs_state "$T/st" "$I" || fail "kj_inputs_state"
 "$KINJECT" check --work-order "$I/WO.json" --work-order-sig "$I/WO.json.sig" \
 	--product "$I/product.json" --product-sig "$I/product.json.sig" \
 	--firmware "$I/FW.cms" --credentials "$I/CREDS.cms" --state "$T/st" \

@@ -13,6 +13,10 @@
 #   kj_work_order DIR [VERSION] [QTY] [HWREVS] -> DIR/WO.json + .sig
 #   kj_product DIR [MIN] [RULE_B] [RULE_C]   -> DIR/product.json + .sig
 #   kj_inputs_all DIR PUB.pem                everything above with defaults
+#                      (env: KJ_FW_SIZE, KJ_FW_MARKER, KJ_CREDS_N,
+#                       KJ_CREDS_DISTINCT, KJ_WO_VERSION, KJ_WO_QTY)
+#   kj_inputs_state STATE DIR [CUSTOMER]     until the ceremony enrols:
+#                      STATE/transport.pem, STATE/customers/C/release.pem
 #
 # The release key is DIR/release.{key,pem}; transport.pem is a certificate
 # for the HSM-held public key, issued by a throw-away test CA (the real one
@@ -117,7 +121,7 @@ kj_product() {
 		"$dir/release.key"
 }
 
-# Everything, with defaults: KJ_FW_SIZE, KJ_FW_MARKER, KJ_CREDS_N.
+# Everything, with defaults (see the environment variables above).
 kj_inputs_all() {
 	local dir=$1 pub=$2
 	mkdir -p "$dir"
@@ -125,6 +129,15 @@ kj_inputs_all() {
 	kj_customer "$dir" release &&
 	kj_firmware "$dir" "${KJ_FW_SIZE:-1048576}" "${KJ_FW_MARKER:-}" &&
 	kj_creds "$dir" "${KJ_CREDS_N:-1000}" 0 &&
-	kj_work_order "$dir" &&
+	kj_work_order "$dir" "${KJ_WO_VERSION:-3.1.5}" "${KJ_WO_QTY:-800}" &&
 	kj_product "$dir"
+}
+
+# The state dir layout kinject check/run read without --release-cert and
+# --transport-cert (the ceremony's enrol-customer will write the same).
+kj_inputs_state() {
+	local state=$1 dir=$2 customer=${3:-acme}
+	mkdir -p "$state/customers/$customer" &&
+	cp "$dir/transport.pem" "$state/transport.pem" &&
+	cp "$dir/release.pem" "$state/customers/$customer/release.pem"
 }
