@@ -140,11 +140,17 @@ static bool all_pass(const struct kj_verify_report *rep)
 	return true;
 }
 
-static void print_text(const struct args *a, const struct kj_verify_report *r)
+static void print_text(const struct args *a, const struct kj_evidence *ev,
+		       const struct kj_verify_report *r)
 {
 	printf("kinject verify %s: job %s, %" PRIu64 " records, %" PRIu64 " checkpoints\n",
 	       a->bundle, r->job[0] ? r->job : "?", r->n_records,
 	       r->n_checkpoints);
+	/* Shown, not checked: what the appliance says about itself. */
+	printf("  appliance: secret memory %s, EK certificate %s, transport certificate %s\n",
+	       ev->secret_memory ? ev->secret_memory : "not recorded",
+	       ev->ek_cert_pem ? "included" : "none",
+	       ev->transport_cert_pem ? "included" : "none");
 	for (int c = 0; c < KJ_VC_COUNT_; c++)
 		printf("  [%-7s] %d %-12s %s\n",
 		       kj_vstatus_name(r->check[c].status), c + 1,
@@ -219,7 +225,7 @@ int cmd_verify_main(int argc, char **argv)
 	rc = kj_verify(&ev, &o, &rep);
 	if (rc < 0 && rc != -EBADMSG)
 		goto out;
-	if (a.json ? print_json(&rep) < 0 : (print_text(&a, &rep), 0))
+	if (a.json ? print_json(&rep) < 0 : (print_text(&a, &ev, &rep), 0))
 		goto out;
 	ret = rc == 0 ? KJ_EXIT_OK : KJ_EXIT_ERROR;
 out:

@@ -277,12 +277,12 @@ static json_t *file_text(const char *dir, const char *name, bool optional,
 
 static json_t *appliance(struct xport *x, int *rc)
 {
-	char path[PATH_MAX];
+	json_t *o = NULL, *smv = NULL, *pem = NULL, *ek = NULL, *tr = NULL;
 	uint8_t *pub = NULL, *sm = NULL;
-	size_t len, sm_len;
+	char path[PATH_MAX];
 	struct kj_journal *j;
+	size_t len, sm_len;
 	struct kj_ak ak;
-	json_t *o = NULL, *smv;
 
 	memset(&ak, 0, sizeof(ak));
 	snprintf(path, sizeof(path), "%s/ak.pub", x->dir);
@@ -298,23 +298,26 @@ static json_t *appliance(struct xport *x, int *rc)
 		goto out;
 	smv = *rc == -ENOENT ? json_null() : json_stringn((char *)sm, sm_len);
 	*rc = 0;
-	o = json_pack("{s:o*,s:o,s:o,s:o*,s:o*,s:o}",
-		      "ak_public_pem", file_text(x->dir, "ak.pem", false, rc),
+	if (!(pem = file_text(x->dir, "ak.pem", false, rc)) ||
+	    !(ek = file_text(x->dir, "ek.pem", true, rc)) ||
+	    !(tr = file_text(x->dir, "transport.pem", true, rc)))
+		goto out;
+	/* "o" steals the references, also when json_pack fails. */
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,
 		      "ak_public", b64_json(pub, len),
 		      "ak_name", hex_json(ak.name, KJ_TPM_NAME_LEN),
-		      "ek_certificate_pem", file_text(x->dir, "ek.pem", true, rc),
-		      "transport_cert_pem",
-		      file_text(x->dir, "transport.pem", true, rc),
+		      "ek_certificate_pem", ek, "transport_cert_pem", tr,
 		      "secret_memory", smv);
+	pem = ek = tr = smv = NULL;
+	if (!o)
+		*rc = -ENOMEM;
+out:
+	json_decref(pem);
+	json_decref(ek);
+	json_decref(tr);
+	json_decref(smv);
 	if (!o && !*rc)
 		*rc = -ENOMEM;
-	if (o && (json_is_null(json_object_get(o, "ak_public_pem")))) {
-		json_decref(o);
-		o = NULL;
-		if (!*rc)
-			*rc = -ENOENT;
-	}
-out:
 	kj_ak_free(&ak);
 	free(pub);
 	free(sm);

@@ -85,6 +85,9 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 	struct kj_mtree *t = NULL;
 	struct kj_ckpt last;
 	struct kj_job_desc d;
+	struct kj_job_state st;
+	uint32_t off;
+	size_t n_creds = (size_t)(qty > o->n_devices ? qty : o->n_devices) + 1;
 	struct kj_ckpt_stats cs;
 	char wo[1024];
 	int rc = 0, wo_len;
@@ -98,7 +101,9 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 		" \"firmware\": {\"version\": \"3.1.5\", \"sha256\": \"%064d\"},\n"
 		" \"serial\": {\"prefix\": \"AS\", \"start\": 10000}}\n",
 		job, (unsigned long long)qty, 7);
-	creds = calloc(o->n_devices + 1, sizeof(*creds));
+	/* The batch depends on the work order only: a resumed job has the
+	 * same one. */
+	creds = calloc(n_creds, sizeof(*creds));
 	t = kj_mtree_new();
 	if (!creds || !t) {
 		rc = -ENOMEM;
@@ -122,7 +127,7 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 	min.state_dir = o->dir;
 	EJ_CHECK(kj_measure_job_start(tpm, j, &min, &mout));
 
-	for (unsigned i = 0; i <= o->n_devices; i++) {
+	for (size_t i = 0; i < n_creds; i++) {
 		creds[i].index = 5000 + i;
 		kj_sha256(&creds[i].index, sizeof(creds[i].index),
 			  creds[i].cert_sha256);
@@ -141,8 +146,10 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 	d.serial_prefix = "AS";
 	d.serial_start = 10000;
 	d.creds = creds;
-	d.n_creds = o->n_devices + 1;
-	EJ_CHECK(kj_journal_job_begin(j, &d, NULL));
+	d.n_creds = n_creds;
+	EJ_CHECK(kj_journal_job_begin(j, &d, &st));
+	/* A resumed job (after a kill): new devices get new uids. */
+	off = st.resumed ? (uint32_t)st.next_job_seq : 0;
 	/* The tree holds every record of the state, earlier jobs' too. */
 	EJ_CHECK(kj_journal_foreach_record(j, 0, NULL, ej_tree_cb, t));
 	EJ_CHECK(kj_ckpt_worker_start(tpm, &pol, 0, &w));
@@ -154,7 +161,7 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 		r.kind = KJ_REC_DEVICE;
 		r.site = "line1";
 		r.socket = (uint16_t)(i % 64);
-		kj_put_u32be(r.uid, i);
+		kj_put_u32be(r.uid, i + off);
 		r.uid[4] = 0xa5;
 		r.uid_len = 5;
 		r.hwrev = "B";

@@ -121,8 +121,12 @@ static void test_export_verify(void **st)
 	kj_work_order_free(&wo);
 	EVP_PKEY_free(o.ak);
 	kj_evidence_free(&ev);
-	/* A job with no record, a state with no journal. */
+	/* A job with no record; a state without its ak.pem. */
 	assert_int_equal(kj_evidence_export(state, "WO-none", bundle), -ENOENT);
+	assert_int_equal(test_sh("mv %s/ak.pem %s/ak.pem.x", state, state), 0);
+	assert_true(kj_evidence_export(state, "WO-2027-0315", bundle) < 0);
+	assert_int_equal(test_sh("mv %s/ak.pem.x %s/ak.pem", state, state), 0);
+	assert_int_equal(kj_evidence_export(state, "WO-2027-0315", bundle), 0);
 }
 
 static int parse_str(const char *s)
