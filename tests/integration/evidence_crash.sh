@@ -36,7 +36,9 @@ wait "$pid" 2>/dev/null && fail "the maker finished before the kill"
 n1=$(sqlite3 "file:$S/journal.db?mode=ro" 'SELECT count(*) FROM records')
 echo "killed after $n1 records"
 [ "$n1" -gt 1 ] || fail "nothing written before the kill"
+# The process is dead: journal.db and its WAL together are its last state.
 cp "$S/journal.db" "$T/journal.old"
+cp "$S/journal.db-wal" "$T/journal.old-wal" 2>/dev/null || true
 
 # The same job again: resumes, ends with job_end and a final checkpoint.
 "$MAKER" make-state "$S" "$TCTI" 300 100 0 "$QTY" >"$T/m2.out" 2>"$T/m2.err" ||
@@ -57,6 +59,7 @@ fi
 # The pre-rerun copy restored: its checkpoints are behind the TPM's counter.
 cp "$T/journal.old" "$S/journal.db"
 rm -f "$S/journal.db-wal" "$S/journal.db-shm"
+[ -f "$T/journal.old-wal" ] && cp "$T/journal.old-wal" "$S/journal.db-wal"
 expect_fail "an old copy of the journal restored" \
 	"$MAKER" make-state "$S" "$TCTI" 10 0 0 "$QTY"
 echo "evidence_crash: all passed"
