@@ -43,12 +43,16 @@
 #include "tpm.h"
 
 #define KJ_CHECKPOINT_INTERVAL_MS 200 /* EVIDENCE.md §4 default */
+#define KJ_CHECKPOINT_STUCK_MS 30000
 /* journal meta key: decimal u64, see above. */
 #define KJ_META_NV_ALLOW "checkpoint_nv_allow"
 
 struct kj_checkpoint_policy {
 	uint32_t pcr_mask;     /* SHA-256 bank; 0: KJ_PCR_DEFAULT_MASK */
 	uint64_t interval_ms;  /* 0: KJ_CHECKPOINT_INTERVAL_MS */
+	/* A quote in flight longer than this is a TPM that stopped
+	 * answering: the keeper stops (-ETIMEDOUT).  0: KJ_CHECKPOINT_STUCK_MS */
+	uint64_t stuck_ms;
 };
 
 /* One quoted checkpoint, before it is stored.  attest/sig malloc'd. */
@@ -133,7 +137,10 @@ KJ_MUST_CHECK int kj_ckpt_worker_start(struct kj_tpm *tpm,
 				       uint64_t covered,
 				       struct kj_ckpt_worker **out);
 /* Join the thread (waits for a quote in flight; its result is dropped:
- * call kj_ckpt_worker_drain first to keep it).  NULL is fine. */
+ * call kj_ckpt_worker_drain first to keep it).  A worker whose quote is
+ * stuck (kj_ckpt_worker_stuck) is detached, not waited for: it keeps the
+ * TPM handle (do not kj_tpm_close it) and frees itself if the TPM ever
+ * answers; the process is about to exit.  NULL is fine. */
 void kj_ckpt_worker_stop(struct kj_ckpt_worker *w);
 
 /* An eventfd, readable when a result waits for kj_ckpt_worker_collect. */
@@ -141,6 +148,13 @@ int kj_ckpt_worker_fd(const struct kj_ckpt_worker *w);
 
 /* True while a quote is in flight or its result is not collected. */
 bool kj_ckpt_worker_busy(const struct kj_ckpt_worker *w);
+
+/*
+ * -ETIMEDOUT (logged, naming the TCTI) once the quote in flight has taken
+ * more than stuck_ms: the TPM stopped answering, the keeper must stop
+ * issuing; else 0.  kj_ckpt_worker_drain does not wait for a stuck quote.
+ */
+KJ_MUST_CHECK int kj_ckpt_worker_stuck(struct kj_ckpt_worker *w);
 
 /*
  * Keeper thread: if idle, announce + commit (this also makes every record

@@ -92,6 +92,7 @@ int kj_ckpt_keeper_committed(struct kj_ckpt_keeper *k, uint64_t tree_size,
 
 	KJ_TRY(catch_up(k));
 	KJ_TRY(kj_ckpt_worker_collect(k->w, k->j));
+	KJ_TRY(kj_ckpt_worker_stuck(k->w));
 	if (kj_checkpoint_due(now, k->last_ms, k->interval_ms,
 			      kj_mtree_size(k->t) >
 				      kj_ckpt_worker_covered(k->w))) {

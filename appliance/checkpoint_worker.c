@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 enum wstate { W_IDLE, W_REQUESTED, W_DONE };
@@ -33,8 +34,21 @@ struct kj_ckpt_worker {
 	bool have_submitted;
 	uint64_t submitted;      /* tree_size of the last submission */
 	uint64_t covered;
+	uint64_t stuck_ms;
+	uint64_t submit_ms;      /* when the request in flight was made */
+	bool stuck;              /* detach, never join (see stop) */
+	bool orphan;             /* detached: the thread frees w at its end */
 	struct kj_ckpt_stats st;
 };
+
+static void free_worker(struct kj_ckpt_worker *w)
+{
+	kj_checkpoint_release(&w->c);
+	close(w->efd);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}
 
 static void *worker_main(void *arg)
 {
@@ -58,6 +72,11 @@ static void *worker_main(void *arg)
 			kj_warn("checkpoint worker: eventfd: %s",
 				strerror(errno));
 	}
+	if (w->orphan) {
+		pthread_mutex_unlock(&w->mu);
+		free_worker(w);
+		return NULL;
+	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
@@ -74,6 +93,8 @@ int kj_ckpt_worker_start(struct kj_tpm *tpm,
 	w->tpm = tpm;
 	w->mask = pol && pol->pcr_mask ? pol->pcr_mask : KJ_PCR_DEFAULT_MASK;
 	w->covered = covered;
+	w->stuck_ms = pol && pol->stuck_ms ? pol->stuck_ms :
+					     KJ_CHECKPOINT_STUCK_MS;
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->efd < 0) {
 		rc = -errno;
@@ -103,13 +124,18 @@ void kj_ckpt_worker_stop(struct kj_ckpt_worker *w)
 	pthread_mutex_lock(&w->mu);
 	w->stop = true;
 	pthread_cond_broadcast(&w->cv);
+	if (w->stuck && w->state == W_REQUESTED) {
+		/* Blocked in the TCTI: joining would hang the exit.  The
+		 * thread keeps the TPM handle and frees w if it ever
+		 * returns; the process is about to end anyway. */
+		w->orphan = true;
+		pthread_mutex_unlock(&w->mu);
+		pthread_detach(w->th);
+		return;
+	}
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->th, NULL);
-	kj_checkpoint_release(&w->c);
-	close(w->efd);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
-	free(w);
+	free_worker(w);
 }
 
 int kj_ckpt_worker_fd(const struct kj_ckpt_worker *w)
@@ -159,6 +185,7 @@ int kj_ckpt_worker_submit(struct kj_ckpt_worker *w, struct kj_journal *j,
 	pthread_mutex_lock(&w->mu);
 	w->c = c;
 	w->state = W_REQUESTED;
+	w->submit_ms = kj_now_ms();
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	w->have_submitted = true;
@@ -201,11 +228,38 @@ int kj_ckpt_worker_collect(struct kj_ckpt_worker *w, struct kj_journal *j)
 	return store_result(w, j);
 }
 
+int kj_ckpt_worker_stuck(struct kj_ckpt_worker *w)
+{
+	uint64_t since;
+	bool stuck;
+
+	pthread_mutex_lock(&w->mu);
+	since = kj_now_ms() - w->submit_ms;
+	stuck = w->state == W_REQUESTED && since > w->stuck_ms;
+	if (stuck && !w->stuck)
+		kj_err("checkpoint: TPM %s has not answered a quote for %llu ms: stopping",
+		       kj_tpm_tcti(w->tpm), (unsigned long long)since);
+	w->stuck |= stuck;
+	pthread_mutex_unlock(&w->mu);
+	return stuck ? -ETIMEDOUT : 0;
+}
+
 int kj_ckpt_worker_drain(struct kj_ckpt_worker *w, struct kj_journal *j)
 {
+	struct timespec ts;
+
 	pthread_mutex_lock(&w->mu);
-	while (w->state == W_REQUESTED)
-		pthread_cond_wait(&w->cv, &w->mu);
+	while (w->state == W_REQUESTED) {
+		/* Wake up now and then to notice a TPM that stopped. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		if (w->state == W_REQUESTED &&
+		    kj_now_ms() - w->submit_ms > w->stuck_ms) {
+			pthread_mutex_unlock(&w->mu);
+			return kj_ckpt_worker_stuck(w);
+		}
+	}
 	pthread_mutex_unlock(&w->mu);
 	return kj_ckpt_worker_collect(w, j);
 }

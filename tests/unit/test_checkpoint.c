@@ -369,6 +369,88 @@ static void test_cadence(void **st)
 	verify_state(dir, n + 1);
 }
 
+/* A state with one committed record and the glue on it. */
+static void glue_state(const char *name, struct kj_tpm **tpm,
+		       struct kj_journal **j, struct kj_ckpt_keeper *k)
+{
+	struct kj_checkpoint_policy pol = { .interval_ms = 1,
+					    .stuck_ms = 500 };
+	struct kj_job_desc d;
+	char dir[160];
+
+	snprintf(dir, sizeof(dir), "%s/%s", sw.dir, name);
+	assert_int_equal(kj_mkdir_p(dir, 0700), 0);
+	assert_int_equal(kj_tpm_open(sw.tcti, tpm), 0);
+	assert_int_equal(kj_tpm_ak_setup(*tpm, dir), 1);
+	assert_int_equal(kj_journal_open(dir, 0, j), 0);
+	assert_int_equal(kj_ckpt_keeper_init(k, *tpm, *j, &pol, true), 0);
+	memset(&d, 0, sizeof(d));
+	d.job = name;
+	d.customer = d.product = d.batch = d.operator_id = "x";
+	d.quantity = 1;
+	d.fw_version = "1.0.0";
+	d.serial_prefix = "S";
+	assert_int_equal(kj_journal_job_begin(*j, &d, NULL), 0);
+	assert_int_equal(kj_journal_commit(*j), 0);
+}
+
+/* Call the committed hook every 20 ms until it fails; its error. */
+static int committed_until_error(struct kj_ckpt_keeper *k, uint64_t max_ms)
+{
+	uint64_t t0 = kj_now_ms(), cov;
+	int rc;
+
+	while ((rc = kj_ckpt_keeper_committed(k, 1, &cov)) == 0 &&
+	       kj_now_ms() - t0 < max_ms)
+		usleep(20000);
+	return rc;
+}
+
+/* A TPM that stops answering (SIGSTOP): the keeper is told within
+ * stuck_ms and can exit without waiting for it. */
+/* Stays with the detached thread: reachable, never closed. */
+static struct kj_tpm *stuck_tpm;
+
+static void test_tpm_stuck(void **st)
+{
+	struct kj_ckpt_keeper k;
+	struct kj_journal *j;
+	uint64_t t0;
+
+	(void)st;
+	tpm_reset();
+	glue_state("stuck", &stuck_tpm, &j, &k);
+	assert_int_equal(test_sh("kill -STOP $(cat %s/swtpm.pid)", sw.dir), 0);
+	t0 = kj_now_ms();
+	assert_int_equal(committed_until_error(&k, 5000), -ETIMEDOUT);
+	assert_true(kj_now_ms() - t0 < 2000);
+	t0 = kj_now_ms();
+	kj_ckpt_keeper_destroy(&k); /* detaches the blocked thread */
+	assert_true(kj_now_ms() - t0 < 100);
+	kj_journal_close(j);
+	/* tpm stays with the detached thread (the process would exit). */
+	assert_int_equal(test_sh("kill -CONT $(cat %s/swtpm.pid)", sw.dir), 0);
+	usleep(200000);
+}
+
+/* The TPM vanishes (swtpm killed): the next committed hook fails. */
+static void test_tpm_gone(void **st)
+{
+	struct kj_ckpt_keeper k;
+	struct kj_journal *j;
+	struct kj_tpm *tpm;
+	int rc;
+
+	(void)st;
+	glue_state("gone", &tpm, &j, &k);
+	assert_int_equal(test_sh("kill -KILL $(cat %s/swtpm.pid)", sw.dir), 0);
+	rc = committed_until_error(&k, 5000);
+	assert_true(rc < 0 && rc != -ETIMEDOUT);
+	kj_ckpt_keeper_destroy(&k);
+	kj_journal_close(j);
+	kj_tpm_close(tpm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +462,9 @@ int main(void)
 		cmocka_unit_test(test_epochs),
 		/* last: a third journal on this TPM */
 		cmocka_unit_test(test_cadence),
+		cmocka_unit_test(test_tpm_stuck),
+		/* last: kills the swtpm */
+		cmocka_unit_test(test_tpm_gone),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
