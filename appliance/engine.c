@@ -118,7 +118,8 @@ struct kj_engine {
 	unsigned bufs_returned; /* to advance at the end of the batch */
 
 	struct conn *conns;
-	uint32_t free_head;
+	uint32_t free_head;	/* freed slots */
+	uint32_t hiwater;	/* slots [hiwater, max_conns) never touched */
 	unsigned open;
 	bool *accept_armed;
 	bool stopping;
@@ -300,10 +301,15 @@ static struct conn *conn_alloc(struct kj_engine *e, int fd)
 	struct conn *c;
 	uint32_t gen;
 
-	if (e->free_head == NO_SLOT)
+	if (e->free_head != NO_SLOT) {
+		c = &e->conns[e->free_head];
+		e->free_head = c->next_free;
+	} else if (e->hiwater < e->cfg.max_conns) {
+		/* Untouched until now: idle RSS grows per connection only. */
+		c = &e->conns[e->hiwater++];
+	} else {
 		return NULL;
-	c = &e->conns[e->free_head];
-	e->free_head = c->next_free;
+	}
 	gen = c->gen + 1;
 	memset(c, 0, offsetof(struct conn, iov));
 	c->gen = gen;
@@ -335,6 +341,12 @@ static void conn_maybe_free(struct kj_engine *e, struct conn *c)
 	for (unsigned i = 0; i < e->cfg.n_listen; i++)
 		if (!e->accept_armed[i] && !e->stopping)
 			accept_arm(e, i);
+}
+
+static bool accept_full(const struct kj_engine *e)
+{
+	return (e->free_head == NO_SLOT && e->hiwater == e->cfg.max_conns) ||
+	       e->open >= e->cfg.accept_limit;
 }
 
 static void conn_close(struct kj_engine *e, struct conn *c)
@@ -667,7 +679,7 @@ static void stop_sweep(struct kj_engine *e)
 	if (!e->stopping || e->stop_swept || kj_now_ms() < e->stop_at_ms)
 		return;
 	e->stop_swept = true;
-	for (unsigned i = 0; i < e->cfg.max_conns; i++) {
+	for (unsigned i = 0; i < e->hiwater; i++) {
 		struct conn *c = &e->conns[i];
 
 		if (c->state == S_HELLO && c->fd >= 0)
@@ -954,7 +966,7 @@ static void accept_arm(struct kj_engine *e, unsigned i)
 {
 	struct io_uring_sqe *sqe;
 
-	if (e->free_head == NO_SLOT || !(sqe = get_sqe(e)))
+	if (accept_full(e) || !(sqe = get_sqe(e)))
 		return;
 	io_uring_prep_multishot_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
 				       SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -994,7 +1006,7 @@ static void on_accept(struct kj_engine *e, unsigned i,
 		e->cnt.accepted++;
 		enter_hello(e, c);
 	}
-	if (e->free_head == NO_SLOT)
+	if (accept_full(e))
 		accept_pause(e);
 	else if (!e->accept_armed[i] && !e->stopping)
 		accept_arm(e, i);
@@ -1072,7 +1084,7 @@ static bool finished(const struct kj_engine *e)
 
 static void rearm_nobufs(struct kj_engine *e)
 {
-	for (unsigned i = 0; i < e->cfg.max_conns; i++) {
+	for (unsigned i = 0; i < e->hiwater; i++) {
 		struct conn *c = &e->conns[i];
 
 		if (!c->rearm)
@@ -1222,18 +1234,16 @@ int kj_engine_init(const struct kj_engine_cfg *cfg, struct kj_engine **out)
 		return -EINVAL;
 	}
 	e->rl = (struct kj_ratelimit)KJ_RATELIMIT_INIT(5000, 10);
+	if (!e->cfg.accept_limit || e->cfg.accept_limit > e->cfg.max_conns)
+		e->cfg.accept_limit = e->cfg.max_conns;
 	/* Slots are touched only when used: RSS grows per connection. */
 	e->conns = calloc(e->cfg.max_conns, sizeof(*e->conns));
 	e->accept_armed = calloc(e->cfg.n_listen + 1, sizeof(bool));
 	e->ipc_in = malloc(KJ_IPC_MSG_MAX);
 	if (!e->conns || !e->accept_armed || !e->ipc_in)
 		goto err;
-	for (unsigned i = 0; i < e->cfg.max_conns; i++) {
-		e->conns[i].fd = -1;
-		e->conns[i].next_free = i + 1 < e->cfg.max_conns ? i + 1
-								 : NO_SLOT;
-	}
-	e->free_head = 0;
+	e->free_head = NO_SLOT;
+	e->hiwater = 0;
 	KJ_TRY_GOTO(rc, setup_ring(e), err);
 	KJ_TRY_GOTO(rc, setup_bufs(e), err);
 	*out = e;
@@ -1257,8 +1267,8 @@ void kj_engine_free(struct kj_engine *e)
 	if (e->br)
 		munmap(e->br, e->br_bytes);
 	if (e->conns)
-		for (unsigned i = 0; i < e->cfg.max_conns; i++)
-			if (e->conns[i].fd >= 0)
+		for (unsigned i = 0; i < e->hiwater; i++)
+			if (e->conns[i].fd >= 0 && e->conns[i].state != S_FREE)
 				close(e->conns[i].fd);
 	free(e->bufs);
 	free(e->conns);

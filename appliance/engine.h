@@ -41,7 +41,15 @@ struct kj_engine_cfg {
 	const int *listen_fds;
 	unsigned n_listen;
 	int ipc_fd;
-	unsigned max_conns;	    /* this worker's share of --max-connections */
+	unsigned max_conns;	    /* connection slots of this worker */
+	/*
+	 * Accepts pause at this many open connections (this worker's share
+	 * of --max-connections; 0: max_conns).  A multishot accept takes the
+	 * whole backlog in one go before its cancel lands, so the keeper
+	 * gives every worker max_conns = --max-connections slots: what a
+	 * burst brings in is served, not reset (docs/ENGINE.md).
+	 */
+	unsigned accept_limit;
 	unsigned hello_timeout_ms;  /* PROTOCOL.md Limits: 600 s */
 	unsigned program_timeout_ms; /* READBACK after the last DATA: 120 s */
 	unsigned ring_entries;	    /* 0: default */

@@ -66,7 +66,8 @@ struct inj {
 	int state;
 	pid_t pid;
 	int fd;
-	unsigned max_conns;
+	unsigned max_conns;	/* slots: --max-connections (engine.h) */
+	unsigned share;		/* of --max-connections */
 	struct kslot *slots;
 	struct opkt *cur;	   /* being filled */
 	struct opkt *qhead, *qtail; /* full, EAGAIN on send */
@@ -728,6 +729,7 @@ static int inj_start(struct keeper *k, struct inj *in)
 		a.cfg.n_listen = (unsigned)job->n_listen;
 		a.cfg.ipc_fd = sv[1];
 		a.cfg.max_conns = in->max_conns;
+		a.cfg.accept_limit = in->share;
 		a.cfg.hello_timeout_ms = job->limits.hello_timeout_ms;
 		a.cfg.program_timeout_ms = job->limits.program_timeout_ms;
 		kj_injector_main(&a);
@@ -1015,7 +1017,7 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 	}
 	k->n_inj = job->limits.workers;
 	per = (job->limits.max_connections + k->n_inj - 1) / k->n_inj;
-	k->uid_tab_n = (size_t)per * k->n_inj * 2 + 1;
+	k->uid_tab_n = (size_t)job->limits.max_connections * 2 + 1;
 	k->uid_tab = calloc(k->uid_tab_n, sizeof(*k->uid_tab));
 	k->lfds = calloc(job->n_listen + 1, sizeof(int));
 	if (!k->uid_tab || !k->lfds) {
@@ -1025,8 +1027,10 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 	for (unsigned i = 0; i < k->n_inj; i++) {
 		k->inj[i].worker = i;
 		k->inj[i].fd = -1;
-		k->inj[i].max_conns = per;
-		k->inj[i].slots = calloc(per, sizeof(struct kslot));
+		k->inj[i].share = per;
+		k->inj[i].max_conns = job->limits.max_connections;
+		k->inj[i].slots = calloc(k->inj[i].max_conns,
+					 sizeof(struct kslot));
 		if (!k->inj[i].slots) {
 			kj_err("keeper: out of memory for %u slots", per);
 			return -ENOMEM;

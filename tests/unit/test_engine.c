@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,10 +31,12 @@
 #include "creds.h"
 #include "journal.h"
 #include "keeper.h"
+#include "ipc.h"
 #include "listen.h"
 #include "log.h"
 #include "record.h"
 #include "sim.h"
+#include "sites.h"
 #include "util.h"
 #include "workorder.h"
 
@@ -58,6 +62,7 @@ struct fx {
 	uint64_t kill_at_ok;
 	uint64_t stop_at_ok;
 	bool stop_when_sim_exits;
+	bool hostiles_ended;	  /* sims[1..] stopped before the job ends */
 	struct kj_sim_opts later; /* started once an injector restarted */
 	bool later_started;
 	int later_fd;
@@ -212,6 +217,7 @@ static void fx_free(struct fx *f)
 /* A sim in a child process; its result comes back through a pipe. */
 struct simres {
 	int rc;
+	uint32_t p50_us, p99_us;
 	struct kj_sim_result r;
 };
 
@@ -228,6 +234,8 @@ static int sim_start(struct fx *f, struct kj_sim_opts *o, int *rfd)
 
 		close(p[0]);
 		sr.rc = kj_sim_run(o, &sr.r);
+		sr.p50_us = kj_sim_percentile(&sr.r, 50);
+		sr.p99_us = kj_sim_percentile(&sr.r, 99);
 		sr.r.latency_us = NULL;
 		if (write(p[1], &sr, sizeof(sr)) != sizeof(sr))
 			_exit(2);
@@ -391,31 +399,164 @@ static void test_thousand(void **state)
 
 static void test_quota(void **state)
 {
-	struct fx f;
-	struct kj_sim_opts o;
+	static const char sites[] =
+		"{\"kinject_sites\": 1, \"sites\": {\"line1\": [0, 1, 2, 3, 4, "
+		"5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, "
+		"22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, "
+		"38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, "
+		"54, 55, 56, 57, 58, 59, 60, 61, 62, 63]}}";
+	struct kj_sim_opts o, rogue;
 	struct kj_keeper_stats st;
-	struct simres sr;
+	struct kj_sites ks;
+	struct simres sr, rr;
 	struct scan sc;
-	int rfd;
+	struct fx f;
+	int rfd, rogue_fd;
 
 	(void)state;
 	fx_init(&f, 200, 37, 10);
+	assert_int_equal(kj_sites_parse((const uint8_t *)sites, strlen(sites),
+					"sites.json", &ks), 0);
+	f.job.sites = &ks;
 	sim_opts(&f, &o, 64, 1000, 2);
 	sim_start(&f, &o, &rfd);
+	/* A site that is not in --sites: UNAUTHORIZED, recorded. */
+	sim_opts(&f, &rogue, 2, 2, 22);
+	rogue.site = "rogue";
+	rogue.expect_mask = 1u << KJ_ABORT_UNAUTHORIZED;
+	sim_start(&f, &rogue, &rogue_fd);
 	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
 	sim_wait(rfd, &sr);
+	sim_wait(rogue_fd, &rr);
 	assert_int_equal(sr.r.committed, 37);
 	assert_int_equal(sr.r.unexpected, 0);
 	assert_true(sr.r.aborts[KJ_ABORT_QUOTA] > 0);
+	assert_int_equal(rr.r.aborts[KJ_ABORT_UNAUTHORIZED], 2);
+	assert_int_equal(rr.r.committed, 0);
 	scan_journal(&f, &sc, 400);
 	assert_int_equal(sc.ok, 37);
+	assert_int_equal(sc.by[KJ_RES_UNAUTHORIZED], 2);
 	/* Every refusal was recorded; the rest came with the job's end. */
 	assert_true(sc.by[KJ_RES_QUOTA] > 0);
 	assert_true(sc.by[KJ_RES_QUOTA] <= sr.r.aborts[KJ_ABORT_QUOTA]);
+	kj_sites_free(&ks);
 	fx_free(&f);
 }
 
+/* ---- the IPC framing: what the keeper refuses ------------------------------ */
+
+static void test_ipc(void **state)
+{
+	uint8_t pkt[KJ_IPC_MSG_MAX];
+	struct kj_ipc_buf b = { .p = pkt };
+	struct kj_ipc_admit a = { .tag = 3, .uid_len = 2, .site_len = 1,
+				  .hwrev_len = 1 };
+	struct kj_ipc_outcome out = { .tag = 1, .kind = KJ_OUT_READBACK };
+	struct kj_ipc_iter it;
+	const uint8_t *body;
+	const char *why = NULL;
+	unsigned type;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(kj_ipc_put(&b, KJ_IPC_ADMIT, &a, sizeof(a), "sUUB",
+				    4), 0);
+	assert_int_equal(kj_ipc_put(&b, KJ_IPC_OUTCOME, &out, sizeof(out),
+				    NULL, 0), 0);
+	kj_ipc_iter_init(&it, pkt, b.len);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), 1);
+	assert_int_equal(type, KJ_IPC_ADMIT);
+	assert_int_equal(len, sizeof(a) + 4);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), 1);
+	assert_int_equal(type, KJ_IPC_OUTCOME);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), 0);
+
+	/* Declared lengths that do not add up. */
+	b.len = b.n = 0;
+	assert_int_equal(kj_ipc_put(&b, KJ_IPC_ADMIT, &a, sizeof(a), "sUU", 3),
+			 0);
+	kj_ipc_iter_init(&it, pkt, b.len);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), -EBADMSG);
+	/* uid length 0 */
+	a.uid_len = 0;
+	b.len = b.n = 0;
+	assert_int_equal(kj_ipc_put(&b, KJ_IPC_ADMIT, &a, sizeof(a), "sB", 2),
+			 0);
+	kj_ipc_iter_init(&it, pkt, b.len);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), -EBADMSG);
+	/* A fixed-size type with a byte too many, an unknown type. */
+	b.len = b.n = 0;
+	assert_int_equal(kj_ipc_put(&b, KJ_IPC_OUTCOME, &out, sizeof(out), "x",
+				    1), 0);
+	kj_ipc_iter_init(&it, pkt, b.len);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), -EBADMSG);
+	b.len = b.n = 0;
+	assert_int_equal(kj_ipc_put(&b, 99, &out, sizeof(out), NULL, 0), 0);
+	kj_ipc_iter_init(&it, pkt, b.len);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), -EBADMSG);
+	/* Truncated header, entry longer than the packet, reserved bits. */
+	kj_ipc_iter_init(&it, pkt, 5);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), -EBADMSG);
+	b.len = b.n = 0;
+	assert_int_equal(kj_ipc_put(&b, KJ_IPC_OUTCOME, &out, sizeof(out),
+				    NULL, 0), 0);
+	kj_ipc_iter_init(&it, pkt, b.len - 8);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), -EBADMSG);
+	pkt[4] = 1;
+	kj_ipc_iter_init(&it, pkt, b.len);
+	assert_int_equal(kj_ipc_next(&it, &type, &body, &len, &why), -EBADMSG);
+	/* The cap. */
+	b.len = b.n = 0;
+	while (kj_ipc_put(&b, KJ_IPC_OUTCOME, &out, sizeof(out), NULL, 0) == 0)
+		;
+	assert_true(b.len <= KJ_IPC_MSG_MAX);
+	assert_true(b.len + kj_ipc_ent_size(sizeof(out)) > KJ_IPC_MSG_MAX);
+}
+
 static void on_progress(void *ctx, const struct kj_keeper_stats *st);
+static unsigned long inj_hwm_kb;
+
+static unsigned long status_kb(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	unsigned long v = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (!(fp = fopen(path, "r")))
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtoul(line + strlen(key) + 1, NULL, 10);
+	fclose(fp);
+	return v;
+}
+
+/* Peak RSS of the injectors (children that are not sims). */
+static void on_bench_progress(void *ctx, const struct kj_keeper_stats *st)
+{
+	char path[64], buf[512];
+	FILE *fp;
+
+	(void)ctx;
+	(void)st;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	if (!(fp = fopen(path, "r")))
+		return;
+	if (fgets(buf, sizeof(buf), fp))
+		for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
+			pid_t p = (pid_t)atoi(t);
+			bool sim = false;
+			unsigned long h;
+
+			for (unsigned i = 0; i < FX->n_sims; i++)
+				sim |= FX->sims[i] == p;
+			h = sim ? 0 : status_kb(p, "VmHWM:");
+			if (h > inj_hwm_kb)
+				inj_hwm_kb = h;
+		}
+	fclose(fp);
+}
 
 /* ---- faults and hostile sites ------------------------------------------ */
 
@@ -445,6 +586,8 @@ static void test_hostile(void **state)
 	o.duplicate_rate = 0.04;
 	o.site_abort_rate = 0.04;
 	o.disconnect_rate = 0.04;
+	/* Long enough a job that every attacker meets its timeout. */
+	o.program_delay_ms = 120;
 	if (getenv("KJ_DEBUG"))
 		o.device_log = fopen("/tmp/kj-dev.log", "w");
 	sim_start(&f, &o, &rfd);
@@ -453,6 +596,12 @@ static void test_hostile(void **state)
 		h[i].hostile = modes[i];
 		h[i].hostile_sockets = 2;
 		h[i].socket_base = 1000 + 10 * (unsigned)i;
+		if (getenv("KJ_DEBUG")) {
+			char fn[64];
+
+			snprintf(fn, sizeof(fn), "/tmp/kj-host-%zu.log", i);
+			h[i].device_log = fopen(fn, "w");
+		}
 		sim_start(&f, &h[i], &hfd[i]);
 	}
 	rc = kj_keeper_run(&f.job, &st);
@@ -471,6 +620,7 @@ static void test_hostile(void **state)
 			(unsigned long long)hr.r.hostile_intended,
 			(unsigned long long)hr.r.hostile_unexpected);
 		assert_int_equal(hr.r.hostile_unexpected, 0);
+		assert_true(hr.r.hostile_intended > 0);
 	}
 	scan_journal(&f, &sc, 2000);
 	assert_int_equal(sc.ok, st.ok);
@@ -534,6 +684,17 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 	if (FX->stop_when_sim_exits &&
 	    waitpid(FX->sims[0], NULL, WNOHANG) == FX->sims[0])
 		FX->stop = 1;
+	/*
+	 * Attackers are judged while the appliance still listens: once it
+	 * stops issuing, a reconnect refused by the closed listener would
+	 * count against them.
+	 */
+	if (FX->stop_when_sim_exits && !FX->hostiles_ended &&
+	    (FX->stop || !st->issuing)) {
+		FX->hostiles_ended = true;
+		for (unsigned i = 1; i < FX->n_sims; i++)
+			kill(FX->sims[i], SIGTERM);
+	}
 }
 
 static void test_injector_killed(void **state)
@@ -593,6 +754,8 @@ static void test_stop(void **state)
 	f.job.limits.progress_interval_ms = 10;
 	f.stop_at_ok = 50;
 	sim_opts(&f, &o, 16, 900, 6);
+	if (getenv("KJ_DEBUG"))
+		o.device_log = fopen("/tmp/kj-stop.log", "w");
 	sim_start(&f, &o, &rfd);
 	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_STOPPED);
 	sim_wait(rfd, &sr);
@@ -602,6 +765,165 @@ static void test_stop(void **state)
 	assert_int_equal(sc.ok, st.ok);
 	assert_int_equal(sr.r.committed, st.ok);
 	assert_int_equal(sr.r.unexpected, 0);
+	fx_free(&f);
+}
+
+/*
+ * ---- benchmark (KJ_BENCH=devices, KJ_BENCH_SOCKETS, KJ_BENCH_WORKERS):
+ * QUALITY.md's 1,000 sockets x 64 KiB, journal on, reported not asserted.
+ */
+static unsigned env_u(const char *name, unsigned def)
+{
+	const char *v = getenv(name);
+
+	return v ? (unsigned)strtoul(v, NULL, 10) : def;
+}
+
+static void test_bench(void **state)
+{
+	unsigned devices = env_u("KJ_BENCH", 0);
+	unsigned sockets = env_u("KJ_BENCH_SOCKETS", 1000);
+	struct kj_keeper_stats st;
+	struct kj_journal_stats js;
+	struct kj_sim_opts o;
+	struct simres sr;
+	struct fx f;
+	int rfd;
+
+	(void)state;
+	if (!devices)
+		skip();
+	fx_init(&f, devices + 100, devices, 10);
+	f.job.limits.workers = env_u("KJ_BENCH_WORKERS", 0);
+	f.job.limits.max_connections = sockets + 64;
+	f.job.hooks.progress = on_bench_progress;
+	f.job.limits.progress_interval_ms = 100;
+	sim_opts(&f, &o, sockets, devices, 7);
+	o.timeout_s = 60;
+	sim_start(&f, &o, &rfd);
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
+	sim_wait(rfd, &sr);
+	kj_journal_stats(f.j, &js);
+	printf("{\"scenario\":\"engine\",\"sockets\":%u,\"firmware_bytes\":%u,"
+	       "\"devices\":%llu,\"seconds\":%.3f,\"devices_per_s\":%.0f,"
+	       "\"commits\":%llu,\"fsyncs\":%llu,\"fsyncs_per_s\":%.0f}\n",
+	       sockets, FW_SIZE, (unsigned long long)sr.r.committed,
+	       sr.r.seconds, sr.r.committed / sr.r.seconds,
+	       (unsigned long long)js.commits,
+	       (unsigned long long)js.fsyncs, js.fsyncs / sr.r.seconds);
+	print_stats("bench", &st);
+	fprintf(stderr, "over limit %llu, sim unexpected %llu, keeper peak "
+		"RSS %lu KiB, injector peak RSS %lu KiB, p50 %u us p99 %u us\n",
+		(unsigned long long)st.over_limit,
+		(unsigned long long)sr.r.unexpected,
+		status_kb(getpid(), "VmHWM:"), inj_hwm_kb,
+		sr.p50_us, sr.p99_us);
+	assert_int_equal(sr.r.committed, devices);
+	fx_free(&f);
+}
+
+/* ---- idle connections: RSS growth per connection (QUALITY.md) ------- */
+
+#define IDLE_CONNS 2000
+
+static unsigned long injectors_rss_kb(void)
+{
+	char path[64], buf[512];
+	unsigned long sum = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+	if (!(fp = fopen(path, "r")))
+		return 0;
+	if (fgets(buf, sizeof(buf), fp))
+		for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
+			pid_t p = (pid_t)atoi(t);
+			bool other = false;
+
+			for (unsigned i = 0; i < FX->n_sims; i++)
+				other |= FX->sims[i] == p;
+			if (!other)
+				sum += status_kb(p, "VmRSS:");
+		}
+	fclose(fp);
+	return sum;
+}
+
+static int idle_go = -1;
+static unsigned long idle_before, idle_after;
+static uint64_t idle_seen_ms;
+
+static void on_idle_progress(void *ctx, const struct kj_keeper_stats *st)
+{
+	(void)ctx;
+	if (idle_go >= 0 && st->elapsed_ms > 300) {
+		idle_before = injectors_rss_kb();
+		if (write(idle_go, "g", 1) != 1)
+			FX->stop = 1;
+		close(idle_go);
+		idle_go = -1;
+		return;
+	}
+	if (idle_go < 0 && st->conns_open >= IDLE_CONNS && !idle_seen_ms)
+		idle_seen_ms = st->elapsed_ms;
+	/* Let the last COUNTERS and page faults settle, then measure. */
+	if (getenv("KJ_DEBUG"))
+		fprintf(stderr, "open %llu el %llu\n", (unsigned long long)st->conns_open, (unsigned long long)st->elapsed_ms);
+	if (idle_seen_ms && !idle_after &&
+	    st->elapsed_ms > idle_seen_ms + 300) {
+		idle_after = injectors_rss_kb();
+		FX->stop = 1;
+	}
+}
+
+static void test_idle_rss(void **state)
+{
+	struct kj_keeper_stats st;
+	int go[2], status;
+	struct fx f;
+	pid_t pid;
+
+	(void)state;
+	fx_init(&f, 10, 10, 10);
+	f.job.limits.max_connections = IDLE_CONNS + 64;
+	f.job.limits.hello_timeout_ms = 60000;
+	f.job.hooks.progress = on_idle_progress;
+	f.job.limits.progress_interval_ms = 20;
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl;
+		char c;
+
+		close(go[1]);
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		for (int i = 0; i < IDLE_CONNS; i++) {
+			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+			if (fd < 0 || connect(fd, (struct sockaddr *)&f.l.addr,
+					      f.l.addr_len) < 0)
+				_exit(2);
+		}
+		pause();
+		_exit(0);
+	}
+	close(go[0]);
+	idle_go = go[1];
+	f.sims[f.n_sims++] = pid;
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_STOPPED);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	fprintf(stderr, "idle: %u connections: injectors' RSS %lu -> %lu KiB, "
+		"%.1f KiB per connection\n", IDLE_CONNS, idle_before,
+		idle_after, (double)(idle_after - idle_before) / IDLE_CONNS);
+	assert_true(idle_after > 0);
+	assert_true((idle_after - idle_before) * 1024 / IDLE_CONNS <=
+		    16 * 1024);
 	fx_free(&f);
 }
 
@@ -629,11 +951,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_listen_parse),
+		cmocka_unit_test(test_ipc),
 		cmocka_unit_test(test_thousand),
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_injector_killed),
 		cmocka_unit_test(test_stop),
+		cmocka_unit_test(test_idle_rss),
+		cmocka_unit_test(test_bench),
 	};
 
 	if (getenv("KJ_TEST"))
