@@ -24,6 +24,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev openssl libtss2-dev \
 	tpm2-tools clang libclang-rt-14-dev opensc procps psmisc
 # evidence tests: JSON tampering (jq), byte edits (xxd)
 DEB_PKGS += jq xxd
+# make bench: result tables
+DEB_PKGS += python3
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -122,3 +124,8 @@ $(BUILD)/bench/pump: tests/bench/pump.c
 
 bench: deps $(BUILD)/kinject $(BUILD)/bench/pump
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
+
+# The main job on embedded defaults (README's first command).
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/kinject
+	@KINJECT=$(abspath $(BUILD)/kinject) tests/demo.sh

@@ -24,6 +24,8 @@ const struct kj_command *kj_find_command(const char *name);
  */
 int kj_wants_help(int argc, char **argv);
 
+int cmd_run_main(int argc, char **argv);
+extern const char cmd_run_usage[];
 int cmd_version_main(int argc, char **argv);
 extern const char cmd_version_usage[];
 int cmd_sim_main(int argc, char **argv);

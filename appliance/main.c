@@ -8,6 +8,8 @@
 #include <string.h>
 
 static const struct kj_command commands[] = {
+	{ "run", cmd_run_main, "run one job: inject, journal and attest",
+	  cmd_run_usage },
 	{ "version", cmd_version_main, "print the version and linked libraries",
 	  cmd_version_usage },
 	{ "sim", cmd_sim_main, "simulated programming sockets (tests, demo, "

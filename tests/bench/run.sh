@@ -1,15 +1,114 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# make bench: QUALITY.md scenarios, one JSON line each, then a short table.
+# make bench: the QUALITY.md scenarios.  One JSON line per scenario, then a
+# table.  Real swtpm, SoftHSM2, journal and checkpoints; `kinject sim' on
+# the same machine; the pump (no protocol, journal or attestation) as the
+# local physical bound.
 set -euo pipefail
 : "${BUILD:?}"
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+top=$(cd "$(dirname "$0")/../.." && pwd)
+KINJECT=$BUILD/kinject
+B=$(mktemp -d /tmp/kinject-bench.XXXXXX)
+pids=()
+kj_track_pid() { pids+=("$1"); }
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	kj_swtpm_stop "$B/tpm" 2>/dev/null || true
+	rm -rf "$B"
+}
+trap cleanup EXIT
+. "$top/tests/lib/softhsm.sh"
+. "$top/tests/lib/inputs.sh"
+. "$top/tests/lib/swtpm.sh"
+ulimit -n 65536
+
+kj_swtpm_start "$B/tpm" >/dev/null
+kj_softhsm_init "$B" >/dev/null
+out=$B/results.jsonl
+
+# inputs DIR FW_SIZE DEVICES
+inputs() {
+	KJ_FW_SIZE=$2 KJ_CREDS_N=$(($3 + 100)) KJ_CREDS_DISTINCT=4 \
+		kj_inputs_all "$1" "$B/softhsm/transport.pub.pem" >/dev/null
+	kj_work_order "$1" 3.1.5 "$3" >/dev/null
+}
+
+# Peak VmHWM (KiB) of the keeper and of its injector children.
+rss_watch() {
+	local pid=$1 k=0 i=0 v
+	while kill -0 "$pid" 2>/dev/null; do
+		v=$(awk '/VmHWM/{print $2}' /proc/$pid/status 2>/dev/null || echo 0)
+		[ "${v:-0}" -gt "$k" ] && k=$v
+		for c in $(pgrep -P "$pid" 2>/dev/null); do
+			v=$(awk '/VmHWM/{print $2}' /proc/$c/status 2>/dev/null || echo 0)
+			[ "${v:-0}" -gt "$i" ] && i=$v
+		done
+		sleep 0.2
+	done
+	echo "$k $i"
+}
+
+# scenario NAME FW_SIZE SOCKETS DEVICES
+scenario() {
+	local name=$1 size=$2 sockets=$3 devices=$4 C=$B/in-$2 S=$B/state-$1
+	[ -e "$C/FW.cms" ] || inputs "$C" "$size" "$devices"
+	kj_work_order "$C" 3.1.5 "$devices" >/dev/null
+	"$KINJECT" run --state "$S" --operator bench \
+		--work-order "$C/WO.json" --work-order-sig "$C/WO.json.sig" \
+		--product "$C/product.json" --product-sig "$C/product.json.sig" \
+		--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
+		--release-cert "$C/release.pem" \
+		--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
+		--tpm "$KJ_SWTPM_TCTI" --listen "unix:$B/$name.sock" \
+		--max-connections $((sockets + 16)) \
+		--json-summary "$B/$name-run.json" >/dev/null 2>"$B/$name.err" &
+	local run=$!
+	kj_track_pid $run
+	rss_watch $run >"$B/$name.rss" &
+	"$KINJECT" sim --connect "unix:$B/$name.sock" --hwrev B \
+		--sockets "$sockets" --devices "$devices" \
+		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 || true
+	wait $run || { echo "bench: $name: kinject run failed:" >&2; cat "$B/$name.err" >&2; return 1; }
+	wait
+	read -r krss irss <"$B/$name.rss"
+	/usr/bin/python3 - "$name" "$size" "$sockets" "$B/$name-run.json" \
+		"$B/$name-sim.json" "$krss" "$irss" <<'PY' | tee -a "$out"
+import json, sys
+name, size, sockets, runf, simf, krss, irss = sys.argv[1:]
+r = json.load(open(runf)); s = json.load(open(simf))
+secs = r["elapsed_ms"] / 1000.0
+print(json.dumps({"scenario": name, "sockets": int(sockets),
+	"firmware_bytes": int(size), "devices": r["run_ok"],
+	"seconds": round(secs, 3), "devices_per_s": round(r["devices_per_s"]),
+	"bytes_per_s": round(r["devices_per_s"] * int(size)),
+	"sim_devices_per_s": s.get("devices_per_s"),
+	"p50_ms": s.get("latency_ms", {}).get("p50"),
+	"p99_ms": s.get("latency_ms", {}).get("p99"),
+	"fsyncs_per_s": round(r["fsyncs"] / secs, 1) if secs else None,
+	"quotes_per_s": round(r["checkpoints"] / secs, 1) if secs else None,
+	"keeper_peak_rss_kib": int(krss), "injector_peak_rss_kib": int(irss)}))
+PY
+}
+
 "$BUILD/bench/pump" --sockets 1000 --devices 30000 --size 65536 | tee -a "$out"
 "$BUILD/bench/pump" --sockets 1000 --devices 3000 --size 1048576 | tee -a "$out"
+scenario kinject-64k 65536 1000 20000
+scenario kinject-1m 1048576 1000 2000
+scenario kinject-10k-sockets 65536 10000 20000
+
 echo
-printf '%-10s %8s %12s %12s %14s\n' scenario sockets fw_bytes devices/s bytes/s
-sed -E 's/.*"scenario":"([^"]*)".*"sockets":([0-9]+).*"firmware_bytes":([0-9]+).*"devices_per_s":([0-9]+).*"bytes_per_s":([0-9]+).*/\1 \2 \3 \4 \5/' "$out" |
-	while read -r s n f d b; do
-		printf '%-10s %8s %12s %12s %14s\n' "$s" "$n" "$f" "$d" "$b"
-	done
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+pump = {r["firmware_bytes"]: r for r in rows if r["scenario"] == "pump"}
+print("%-20s %7s %9s %10s %7s %7s %7s %8s %8s" % ("scenario", "sockets",
+      "fw_bytes", "devices/s", "% pump", "p50ms", "p99ms", "fsync/s", "quote/s"))
+for r in rows:
+	p = pump.get(r["firmware_bytes"])
+	frac = "" if r["scenario"] == "pump" or not p else "%.0f" % (
+		100.0 * r["devices_per_s"] / p["devices_per_s"])
+	print("%-20s %7d %9d %10d %7s %7s %7s %8s %8s" % (r["scenario"],
+	      r["sockets"], r["firmware_bytes"], r["devices_per_s"], frac,
+	      r.get("p50_ms", ""), r.get("p99_ms", ""),
+	      r.get("fsyncs_per_s", ""), r.get("quotes_per_s", "")))
+PY
