@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: Apache-2.0
+# Issue 5 / QUALITY.md: kill -9 of `kinject run' mid-job, then the same
+# command again: the job completes, no credential index is used twice,
+# indexes reserved at the crash are burned as `interrupted', and the final
+# evidence verifies.
+. "$(dirname "$0")/../lib/common.sh"
+. "$KJ_TESTS/lib/job.sh"
+kj_job_setup 600 16384
+
+kj_run_bg
+kj_wait_listen
+# Programming time keeps reservations open, so the kill catches some.
+kj_sim --hwrev B --sockets 64 --devices 0 --timeout 5 --program-delay-ms 150 \
+	>/dev/null 2>&1 &
+sim=$!
+kj_track_pid $sim
+for i in $(seq 400); do
+	n=$(kj_sql "select count(*) from records where result='ok'" 2>/dev/null || echo 0)
+	[ "${n:-0}" -ge 150 ] && break
+	sleep 0.05
+done
+[ "${n:-0}" -ge 150 ] || fail "only ${n:-0} devices before the crash"
+# Devices move in waves; strike while a wave holds reservations.
+for i in $(seq 200); do
+	o=$(kj_sql "select count(*) from reservations where state='reserved'" 2>/dev/null || echo 0)
+	[ "${o:-0}" -ge 1 ] && break
+	sleep 0.01
+done
+kill -9 "$KJ_RUN_PID"
+wait "$KJ_RUN_PID" 2>/dev/null || true
+kill "$sim" 2>/dev/null || true
+wait "$sim" 2>/dev/null || true
+sleep 0.3
+pgrep -f "kinject run.*$KJ_STATE" >/dev/null && fail "an injector outlived its keeper"
+open=$(kj_sql "select count(*) from reservations where state='reserved'")
+echo "crashed with $n ok, $open reservations open"
+
+kj_run_bg --json-summary "$T/run.json"
+kj_wait_listen
+kj_sim --hwrev B --sockets 64 --devices 0 --timeout 5 >/dev/null 2>&1 || true
+wait "$KJ_RUN_PID" || fail "rerun exit $?: $(tail -5 "$T/run.err")"
+
+[ "$(kj_sql "select count(*) from records where result='ok'")" = 600 ] ||
+	fail "ok records: $(kj_sql "select count(*) from records where result='ok'")"
+dups=$(kj_sql "select cred_index from records where cred_index is not null
+	group by cred_index having count(*) > 1")
+[ -z "$dups" ] || fail "credential indexes used twice: $dups"
+intr=$(kj_sql "select count(*) from records where result='interrupted'")
+[ "$intr" -eq "$open" ] || fail "$open reserved at the crash, $intr interrupted"
+[ "$open" -ge 1 ] || fail "no reservation was open at the crash: test proves nothing"
+[ "$(kj_sql "select count(*) from reservations where state='reserved'")" = 0 ] ||
+	fail "reservations left open after the job"
+
+"$KINJECT" evidence export --state "$KJ_STATE" --job WO-2027-0315 \
+	--out "$T/evidence.json"
+"$KINJECT" verify "$T/evidence.json" --ak "$KJ_STATE/ak.pem" \
+	--work-order "$T/in/WO.json" >"$T/verify.out" ||
+	fail "verify after crash: $(cat "$T/verify.out")"
+echo "run_crash ok ($intr interrupted)"

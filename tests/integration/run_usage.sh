@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+# kinject run: usage errors exit 2 naming the flag; bad inputs exit 1
+# naming the file, and leave no journal behind.
+. "$(dirname "$0")/../lib/common.sh"
+. "$KJ_TESTS/lib/job.sh"
+
+rc=0; "$KINJECT" run 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- '--work-order is required' "$T/err" || fail "no flags: $rc $(cat "$T/err")"
+rc=0; "$KINJECT" run --frobnicate 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--frobnicate" "$T/err" || fail "unknown flag"
+rc=0; "$KINJECT" run --max-connections ten 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--max-connections: \`ten'" "$T/err" || fail "bad number: $(cat "$T/err")"
+rc=0; "$KINJECT" run --listen tcp:192.0.2.1:9000 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -qi 'TLS' "$T/err" || fail "non-loopback TCP: $(cat "$T/err")"
+
+kj_job_setup 10 1024
+printf 'x' >>"$T/in/WO.json"
+rc=0; kj_run 2>"$T/err" >/dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "tampered work order exit $rc"
+grep -q 'WO.json' "$T/err" || fail "error does not name WO.json: $(cat "$T/err")"
+[ ! -e "$KJ_STATE/journal.db" ] || fail "a refused job left a journal"
+echo "run_usage ok"

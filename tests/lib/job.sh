@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: Apache-2.0
+# A complete job fixture for `kinject run' tests: swtpm, SoftHSM2 token,
+# openssl-made inputs.  Source after common.sh.
+#   kj_job_setup DEVICES [FW_SIZE] [CREDS]  -> $T/in (inputs), $KJ_STATE
+#   kj_run ARGS...        kinject run in the foreground with the job's flags
+#   kj_run_bg ARGS...     same in the background: $KJ_RUN_PID
+#   kj_wait_listen        wait until the listening socket exists
+#   kj_sim ARGS...        kinject sim against the job's socket
+#   kj_sql SQL            query the journal
+. "$KJ_TESTS/lib/softhsm.sh"
+. "$KJ_TESTS/lib/inputs.sh"
+. "$KJ_TESTS/lib/swtpm.sh"
+
+kj_job_setup() {
+	local n=$1 size=${2:-4096} creds=${3:-$(($1 + $1 / 2 + 10))}
+	kj_swtpm_start "$T/tpm" >/dev/null
+	kj_softhsm_init "$T" >/dev/null
+	KJ_FW_SIZE=$size KJ_CREDS_N=$creds KJ_CREDS_DISTINCT=4 \
+		kj_inputs_all "$T/in" "$T/softhsm/transport.pub.pem" >/dev/null
+	kj_work_order "$T/in" 3.1.5 "$n" >/dev/null
+	KJ_STATE=$T/state
+	KJ_SOCK=$T/line.sock
+}
+
+kj_run_args() {
+	local C=$T/in
+	echo --state "$KJ_STATE" --operator tester \
+		--work-order "$C/WO.json" --work-order-sig "$C/WO.json.sig" \
+		--product "$C/product.json" --product-sig "$C/product.json.sig" \
+		--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
+		--release-cert "$C/release.pem" \
+		--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
+		--tpm "$KJ_SWTPM_TCTI" --listen "unix:$KJ_SOCK"
+}
+
+kj_run() { "$KINJECT" run $(kj_run_args) "$@"; }
+
+kj_run_bg() {
+	rm -f "$KJ_SOCK"
+	"$KINJECT" run $(kj_run_args) "$@" >"$T/run.out" 2>"$T/run.err" &
+	KJ_RUN_PID=$!
+	kj_track_pid $KJ_RUN_PID
+}
+
+kj_wait_listen() {
+	local i
+	for i in $(seq 200); do
+		[ -S "$KJ_SOCK" ] && return 0
+		kill -0 "$KJ_RUN_PID" 2>/dev/null || { cat "$T/run.err"; fail "kinject run died"; }
+		sleep 0.05
+	done
+	fail "kinject run did not listen on $KJ_SOCK"
+}
+
+kj_sim() { "$KINJECT" sim --connect "unix:$KJ_SOCK" "$@"; }
+
+kj_sql() { sqlite3 -readonly "$KJ_STATE/journal.db" "$1"; }
