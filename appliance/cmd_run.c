@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #define KJ_RUN_MAX_LISTEN 16
 
@@ -188,6 +190,28 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	KJ_TRY(require(o->in.pin_source, "--pin-source"));
 	KJ_TRY(require(o->tpm, "--tpm"));
 	return require(o->operator_id, "--operator");
+}
+
+/*
+ * The keeper holds no plaintext outside the arena, but it handles the HSM
+ * session and the arena's writable mapping: keep it out of core dumps and
+ * ptrace by ordinary users.  The arena is charged to RLIMIT_MEMLOCK, whose
+ * distribution default (8 MiB) is far below a credential batch.
+ */
+static int harden_keeper(void)
+{
+	struct rlimit core0 = { 0, 0 }, unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+	    setrlimit(RLIMIT_CORE, &core0) < 0) {
+		kj_err("run: cannot make the keeper non-dumpable: %s",
+		       strerror(errno));
+		return -errno;
+	}
+	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0)
+		kj_warn("run: cannot raise RLIMIT_MEMLOCK (%s): large inputs "
+			"may not fit in secret memory", strerror(errno));
+	return 0;
 }
 
 static volatile sig_atomic_t stop_flag;
@@ -430,6 +454,8 @@ int cmd_run_main(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) < 0)
 		return KJ_EXIT_USAGE;
+	if (harden_keeper() < 0)
+		return KJ_EXIT_ERROR;
 	if (kj_arena_install_signal_wipe() < 0 || install_stop_handlers() < 0) {
 		kj_err("run: cannot install signal handlers");
 		return KJ_EXIT_ERROR;
