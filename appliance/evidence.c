@@ -15,7 +15,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -74,41 +76,24 @@ int kj_base64_decode(const char *in, size_t len, uint8_t **out,
 
 /* ---- reading the state ----------------------------------------------------- */
 
-struct rec {
-	uint64_t seq;
-	char *jcs;
-	size_t len;
-};
-
-struct ckpt {
-	struct kj_journal_checkpoint c; /* quote pointers: owned copies */
-};
-
+/*
+ * Memory stays bounded for big jobs: the tree (64 bytes a leaf), the
+ * checkpoints and the event log are held; the job's records are streamed
+ * from the journal (one read snapshot for the whole export) to the file.
+ */
 struct xport {
 	const char *dir;
+	const char *job;
+	struct kj_journal *j;
 	struct kj_mtree *tree;
-	struct rec *recs;
-	size_t n_recs, cap_recs;
-	struct ckpt *cks;
+	uint64_t n_recs, lo, hi;       /* the job's records, first/last seq */
+	struct kj_journal_checkpoint *cks;
 	size_t n_cks, cap_cks;
+	size_t first, last;            /* included checkpoints */
 	json_t *events;
+	FILE *f;
+	uint64_t written;
 };
-
-static int grow(void **p, size_t *cap, size_t n, size_t elem)
-{
-	void *np;
-	size_t c;
-
-	if (n < *cap)
-		return 0;
-	c = *cap ? 2 * *cap : 64;
-	np = reallocarray(*p, c, elem);
-	if (!np)
-		return -ENOMEM;
-	*p = np;
-	*cap = c;
-	return 0;
-}
 
 static int tree_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 {
@@ -122,22 +107,14 @@ static int tree_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 	return kj_mtree_append(x->tree, jcs, len);
 }
 
-static int job_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
+static int count_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 {
 	struct xport *x = ctx;
-	struct rec *r;
 
-	KJ_TRY(grow((void **)&x->recs, &x->cap_recs, x->n_recs,
-		    sizeof(*x->recs)));
-	r = &x->recs[x->n_recs];
-	r->jcs = malloc(len + 1);
-	if (!r->jcs)
-		return -ENOMEM;
-	memcpy(r->jcs, jcs, len);
-	r->jcs[len] = 0;
-	r->len = len;
-	r->seq = seq;
-	x->n_recs++;
+	(void)jcs, (void)len;
+	if (!x->n_recs++)
+		x->lo = seq;
+	x->hi = seq;
 	return 0;
 }
 
@@ -153,16 +130,24 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 static int ckpt_cb(void *ctx, const struct kj_journal_checkpoint *c)
 {
 	struct xport *x = ctx;
-	struct ckpt *k;
+	struct kj_journal_checkpoint *k;
 
-	KJ_TRY(grow((void **)&x->cks, &x->cap_cks, x->n_cks, sizeof(*x->cks)));
+	if (x->n_cks == x->cap_cks) {
+		size_t cap = x->cap_cks ? 2 * x->cap_cks : 64;
+
+		k = reallocarray(x->cks, cap, sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		x->cks = k;
+		x->cap_cks = cap;
+	}
 	k = &x->cks[x->n_cks];
-	k->c = *c;
-	k->c.quote_attest = dup_bytes(c->quote_attest, c->attest_len);
-	k->c.quote_sig = dup_bytes(c->quote_sig, c->sig_len);
-	if (!k->c.quote_attest || !k->c.quote_sig) {
-		free((void *)k->c.quote_attest);
-		free((void *)k->c.quote_sig);
+	*k = *c;
+	k->quote_attest = dup_bytes(c->quote_attest, c->attest_len);
+	k->quote_sig = dup_bytes(c->quote_sig, c->sig_len);
+	if (!k->quote_attest || !k->quote_sig) {
+		free((void *)k->quote_attest);
+		free((void *)k->quote_sig);
 		return -ENOMEM;
 	}
 	x->n_cks++;
@@ -214,7 +199,7 @@ static int check_roots(struct xport *x)
 	char hex[65];
 
 	for (size_t i = 0; i < x->n_cks; i++) {
-		const struct kj_journal_checkpoint *c = &x->cks[i].c;
+		const struct kj_journal_checkpoint *c = &x->cks[i];
 
 		if (c->tree_size > kj_mtree_size(x->tree)) {
 			kj_err("%s: journal: checkpoint %" PRIu64 " covers %" PRIu64 " records, the journal has %" PRIu64,
@@ -233,24 +218,41 @@ static int check_roots(struct xport *x)
 	return 0;
 }
 
-static int load(struct xport *x, const char *job)
+/* Included checkpoints: [first, last] (EVIDENCE.md §5). */
+static int pick(struct xport *x)
 {
-	struct kj_journal *j;
-	int rc;
+	size_t i;
 
-	KJ_TRY(kj_journal_open(x->dir, KJ_JOURNAL_RDONLY, &j));
-	KJ_TRY_GOTO(rc, kj_journal_foreach_record(j, 0, NULL, tree_cb, x),
-		    out);
-	KJ_TRY_GOTO(rc, kj_journal_foreach_record(j, 0, job, job_cb, x), out);
-	KJ_TRY_GOTO(rc, kj_journal_foreach_checkpoint(j, 0, ckpt_cb, x), out);
-	KJ_TRY_GOTO(rc, kj_journal_foreach_event(j, event_cb, x), out);
-	rc = check_roots(x);
-out:
-	kj_journal_close(j);
-	return rc;
+	if (!x->n_recs) {
+		kj_err("%s: no record of job `%s' in the journal", x->dir,
+		       x->job);
+		return -ENOENT;
+	}
+	for (i = 0; i < x->n_cks && x->cks[i].tree_size <= x->lo; i++)
+		;
+	x->first = i;
+	for (; i < x->n_cks && x->cks[i].tree_size <= x->hi; i++)
+		;
+	if (i == x->n_cks) {
+		kj_err("%s: job `%s': no checkpoint covers its record %" PRIu64 " yet (take one: it is taken at job end and every checkpoint interval)",
+		       x->dir, x->job, x->hi);
+		return -EAGAIN;
+	}
+	x->last = i;
+	return 0;
 }
 
-/* ---- building the bundle ----------------------------------------------------- */
+static int load(struct xport *x)
+{
+	KJ_TRY(kj_journal_foreach_record(x->j, 0, NULL, tree_cb, x));
+	KJ_TRY(kj_journal_foreach_record(x->j, 0, x->job, count_cb, x));
+	KJ_TRY(kj_journal_foreach_checkpoint(x->j, 0, ckpt_cb, x));
+	KJ_TRY(kj_journal_foreach_event(x->j, event_cb, x));
+	KJ_TRY(check_roots(x));
+	return pick(x);
+}
+
+/* ---- the appliance block ------------------------------------------------------ */
 
 static json_t *file_text(const char *dir, const char *name, bool optional,
 			 int *rc)
@@ -280,7 +282,6 @@ static json_t *appliance(struct xport *x, int *rc)
 	json_t *o = NULL, *smv = NULL, *pem = NULL, *ek = NULL, *tr = NULL;
 	uint8_t *pub = NULL, *sm = NULL;
 	char path[PATH_MAX];
-	struct kj_journal *j;
 	size_t len, sm_len;
 	struct kj_ak ak;
 
@@ -290,10 +291,7 @@ static json_t *appliance(struct xport *x, int *rc)
 		return NULL;
 	if ((*rc = kj_ak_parse(pub, len, &ak, NULL)) < 0)
 		goto out;
-	if ((*rc = kj_journal_open(x->dir, KJ_JOURNAL_RDONLY, &j)) < 0)
-		goto out;
-	*rc = kj_journal_meta_get(j, KJ_META_SECRET_MEMORY, &sm, &sm_len);
-	kj_journal_close(j);
+	*rc = kj_journal_meta_get(x->j, KJ_META_SECRET_MEMORY, &sm, &sm_len);
 	if (*rc < 0 && *rc != -ENOENT)
 		goto out;
 	smv = *rc == -ENOENT ? json_null() : json_stringn((char *)sm, sm_len);
@@ -309,8 +307,6 @@ static json_t *appliance(struct xport *x, int *rc)
 		      "ek_certificate_pem", ek, "transport_cert_pem", tr,
 		      "secret_memory", smv);
 	pem = ek = tr = smv = NULL;
-	if (!o)
-		*rc = -ENOMEM;
 out:
 	json_decref(pem);
 	json_decref(ek);
@@ -324,9 +320,11 @@ out:
 	return o;
 }
 
+/* ---- writing ------------------------------------------------------------------ */
+
 static json_t *ckpt_json(const struct kj_journal_checkpoint *c)
 {
-	json_t *pcrs = json_object(), *o;
+	json_t *pcrs = json_object();
 	char key[4];
 
 	if (!pcrs)
@@ -340,16 +338,16 @@ static json_t *ckpt_json(const struct kj_journal_checkpoint *c)
 			return NULL;
 		}
 	}
-	o = json_pack("{s:I,s:o,s:I,s:I,s:I,s:o,s:o,s:o}",
-		      "tree_size", (json_int_t)c->tree_size,
-		      "root", hex_json(c->root, 32),
-		      "nv_counter", (json_int_t)c->nv_counter,
-		      "epoch", (json_int_t)c->epoch,
-		      "event_log_length", (json_int_t)c->event_log_length,
-		      "quote_attest", b64_json(c->quote_attest, c->attest_len),
-		      "quote_signature", b64_json(c->quote_sig, c->sig_len),
-		      "pcrs", pcrs);
-	return o;
+	return json_pack("{s:I,s:o,s:I,s:I,s:I,s:o,s:o,s:o}",
+			 "tree_size", (json_int_t)c->tree_size,
+			 "root", hex_json(c->root, 32),
+			 "nv_counter", (json_int_t)c->nv_counter,
+			 "epoch", (json_int_t)c->epoch,
+			 "event_log_length", (json_int_t)c->event_log_length,
+			 "quote_attest",
+			 b64_json(c->quote_attest, c->attest_len),
+			 "quote_signature", b64_json(c->quote_sig, c->sig_len),
+			 "pcrs", pcrs);
 }
 
 static json_t *proof_json(const uint8_t (*p)[32], int n)
@@ -365,137 +363,171 @@ static json_t *proof_json(const uint8_t (*p)[32], int n)
 	return a;
 }
 
-/* Included checkpoints: [*first, *last] (EVIDENCE.md §5). */
-static int pick(struct xport *x, const char *job, size_t *first, size_t *last)
+/* Write v (stolen) compactly, after a comma unless first. */
+static int put(struct xport *x, json_t *v, bool first)
 {
-	uint64_t lo = x->recs[0].seq, hi = x->recs[x->n_recs - 1].seq;
-	size_t i;
-
-	for (i = 0; i < x->n_cks && x->cks[i].c.tree_size <= lo; i++)
-		;
-	*first = i;
-	for (; i < x->n_cks && x->cks[i].c.tree_size <= hi; i++)
-		;
-	if (i == x->n_cks) {
-		kj_err("%s: job `%s': no checkpoint covers its record %" PRIu64 " yet (take one: it is taken at job end and every checkpoint interval)",
-		       x->dir, job, hi);
-		return -EAGAIN;
-	}
-	*last = i;
-	return 0;
-}
-
-static int add_records(struct xport *x, json_t *arr, size_t first,
-		       size_t last)
-{
-	uint8_t proof[KJ_MTREE_MAX_PROOF][32];
-	size_t k = first;
-	int n;
-
-	for (size_t i = 0; i < x->n_recs; i++) {
-		const struct rec *r = &x->recs[i];
-		json_t *o;
-
-		while (k <= last && x->cks[k].c.tree_size <= r->seq)
-			k++;
-		if (k > last)
-			return -EBADMSG; /* pick() makes this impossible */
-		n = kj_mtree_inclusion_proof(x->tree, r->seq,
-					     x->cks[k].c.tree_size, proof);
-		if (n < 0)
-			return n;
-		o = json_pack("{s:I,s:I,s:s%,s:o}", "leaf_index",
-			      (json_int_t)r->seq, "checkpoint",
-			      (json_int_t)(k - first), "record", r->jcs,
-			      r->len, "inclusion",
-			      proof_json((const uint8_t (*)[32])proof, n));
-		if (!o || json_array_append_new(arr, o))
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-static int add_consistency(struct xport *x, json_t *arr, size_t first,
-			   size_t last)
-{
-	uint8_t proof[KJ_MTREE_MAX_PROOF][32];
-	int n;
-
-	for (size_t i = first; i < last; i++) {
-		json_t *o;
-
-		n = kj_mtree_consistency_proof(x->tree, x->cks[i].c.tree_size,
-					       x->cks[i + 1].c.tree_size,
-					       proof);
-		if (n < 0)
-			return n;
-		o = json_pack("{s:I,s:I,s:o}", "from",
-			      (json_int_t)(i - first), "to",
-			      (json_int_t)(i + 1 - first), "proof",
-			      proof_json((const uint8_t (*)[32])proof, n));
-		if (!o || json_array_append_new(arr, o))
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-static int build(struct xport *x, const char *job, json_t **out)
-{
-	json_t *doc, *app, *cks, *recs, *cons;
-	size_t first, last;
 	int rc = 0;
 
-	if (!x->n_recs) {
-		kj_err("%s: no record of job `%s' in the journal", x->dir, job);
-		return -ENOENT;
+	if (!v)
+		return -ENOMEM;
+	if ((!first && fputc(',', x->f) == EOF) ||
+	    json_dumpf(v, x->f, JSON_COMPACT) < 0)
+		rc = -EIO;
+	json_decref(v);
+	return rc;
+}
+
+static int put_str(struct xport *x, const char *s)
+{
+	return fputs(s, x->f) == EOF ? -EIO : 0;
+}
+
+static int record_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
+{
+	uint8_t proof[KJ_MTREE_MAX_PROOF][32];
+	struct xport *x = ctx;
+	size_t k = x->first;
+	int n;
+
+	/* The first included checkpoint that covers it: proofs are made
+	 * against old tree sizes, the tree keeps every level. */
+	while (k <= x->last && x->cks[k].tree_size <= seq)
+		k++;
+	if (k > x->last || seq > x->hi)
+		return -EBADMSG; /* pick() and one snapshot rule this out */
+	n = kj_mtree_inclusion_proof(x->tree, seq, x->cks[k].tree_size, proof);
+	if (n < 0)
+		return n;
+	KJ_TRY(put(x, json_pack("{s:I,s:I,s:s%,s:o}", "leaf_index",
+				(json_int_t)seq, "checkpoint",
+				(json_int_t)(k - x->first), "record",
+				(const char *)jcs, len, "inclusion",
+				proof_json((const uint8_t (*)[32])proof, n)),
+		   x->written == 0));
+	x->written++;
+	return 0;
+}
+
+static int write_consistency(struct xport *x)
+{
+	uint8_t proof[KJ_MTREE_MAX_PROOF][32];
+	int n;
+
+	for (size_t i = x->first; i < x->last; i++) {
+		n = kj_mtree_consistency_proof(x->tree, x->cks[i].tree_size,
+					       x->cks[i + 1].tree_size, proof);
+		if (n < 0)
+			return n;
+		KJ_TRY(put(x, json_pack("{s:I,s:I,s:o}", "from",
+					(json_int_t)(i - x->first), "to",
+					(json_int_t)(i + 1 - x->first), "proof",
+					proof_json((const uint8_t (*)[32])proof,
+						   n)),
+			   i == x->first));
 	}
-	KJ_TRY(pick(x, job, &first, &last));
+	return 0;
+}
+
+/* The bundle, EVIDENCE.md §5, key order as the spec shows it. */
+static int write_bundle(struct xport *x)
+{
+	json_t *app;
+	int rc = 0;
+
 	app = appliance(x, &rc);
 	if (!app)
-		return rc ? rc : -ENOMEM;
-	doc = json_pack("{s:i,s:o,s:O,s:[],s:[],s:[]}", "kinject_evidence",
-			KJ_EVIDENCE_VERSION, "appliance", app, "event_log",
-			x->events, "checkpoints", "records", "consistency");
-	if (!doc)
-		return -ENOMEM;
-	cks = json_object_get(doc, "checkpoints");
-	recs = json_object_get(doc, "records");
-	cons = json_object_get(doc, "consistency");
-	for (size_t i = first; i <= last; i++) {
-		if (json_array_append_new(cks, ckpt_json(&x->cks[i].c))) {
-			rc = -ENOMEM;
-			goto out;
-		}
+		return rc;
+	KJ_TRY(put_str(x, "{\"kinject_evidence\":1,\"appliance\":"));
+	KJ_TRY(put(x, app, true));
+	KJ_TRY(put_str(x, ",\"event_log\":"));
+	KJ_TRY(put(x, json_incref(x->events), true));
+	KJ_TRY(put_str(x, ",\"checkpoints\":["));
+	for (size_t i = x->first; i <= x->last; i++)
+		KJ_TRY(put(x, ckpt_json(&x->cks[i]), i == x->first));
+	KJ_TRY(put_str(x, "],\"records\":["));
+	KJ_TRY(kj_journal_foreach_record(x->j, 0, x->job, record_cb, x));
+	if (x->written != x->n_recs) {
+		kj_err("%s: job `%s': %" PRIu64 " records on the second read, %" PRIu64 " on the first",
+		       x->dir, x->job, x->written, x->n_recs);
+		return -EBADMSG;
 	}
-	KJ_TRY_GOTO(rc, add_records(x, recs, first, last), out);
-	KJ_TRY_GOTO(rc, add_consistency(x, cons, first, last), out);
-	*out = doc;
+	KJ_TRY(put_str(x, "],\"consistency\":["));
+	KJ_TRY(write_consistency(x));
+	return put_str(x, "]}\n");
+}
+
+/* ---- the file ---------------------------------------------------------------- */
+
+static int open_tmp(const char *out, char *tmp, size_t size, FILE **f)
+{
+	int fd;
+
+	if ((size_t)snprintf(tmp, size, "%s.XXXXXX", out) >= size)
+		return -ENAMETOOLONG;
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		fd = -errno;
+		kj_err("%s: cannot create: %s", tmp, strerror(errno));
+		return fd;
+	}
+	(void)fchmod(fd, 0644);
+	*f = fdopen(fd, "w");
+	if (!*f) {
+		close(fd);
+		unlink(tmp);
+		return -ENOMEM;
+	}
 	return 0;
-out:
-	json_decref(doc);
-	return rc;
+}
+
+/* fsync the file, rename over out, fsync the directory: durable. */
+static int commit_tmp(FILE *f, const char *tmp, const char *out)
+{
+	char dir[PATH_MAX], *slash;
+	int dfd, rc = 0;
+
+	if (fflush(f) == EOF || fsync(fileno(f)) < 0)
+		rc = -errno;
+	if (fclose(f) == EOF && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, out) < 0)
+		rc = -errno;
+	if (rc) {
+		kj_err("%s: cannot write: %s", out, strerror(-rc));
+		unlink(tmp);
+		return rc;
+	}
+	snprintf(dir, sizeof(dir), "%s", out);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		strcpy(dir, ".");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
 }
 
 static void xport_free(struct xport *x)
 {
-	for (size_t i = 0; i < x->n_recs; i++)
-		free(x->recs[i].jcs);
 	for (size_t i = 0; i < x->n_cks; i++) {
-		free((void *)x->cks[i].c.quote_attest);
-		free((void *)x->cks[i].c.quote_sig);
+		free((void *)x->cks[i].quote_attest);
+		free((void *)x->cks[i].quote_sig);
 	}
-	free(x->recs);
 	free(x->cks);
 	json_decref(x->events);
 	kj_mtree_free(x->tree);
+	kj_journal_close(x->j);
 }
 
 int kj_evidence_export(const char *state_dir, const char *job,
 		       const char *out_path)
 {
-	struct xport x = { .dir = state_dir };
-	json_t *doc = NULL;
-	char *text = NULL;
+	struct xport x = { .dir = state_dir, .job = job };
+	char tmp[PATH_MAX];
 	int rc;
 
 	x.tree = kj_mtree_new();
@@ -504,23 +536,26 @@ int kj_evidence_export(const char *state_dir, const char *job,
 		rc = -ENOMEM;
 		goto out;
 	}
-	KJ_TRY_GOTO(rc, load(&x, job), out);
-	KJ_TRY_GOTO(rc, build(&x, job, &doc), out);
-	text = json_dumps(doc, JSON_COMPACT);
-	if (!text) {
-		rc = -ENOMEM;
+	/* One read snapshot for everything below (journal.h). */
+	KJ_TRY_GOTO(rc, kj_journal_open(state_dir, KJ_JOURNAL_RDONLY, &x.j),
+		    out);
+	KJ_TRY_GOTO(rc, load(&x), out);
+	KJ_TRY_GOTO(rc, open_tmp(out_path, tmp, sizeof(tmp), &x.f), out);
+	rc = write_bundle(&x);
+	if (rc < 0) {
+		if (rc == -EIO)
+			kj_err("%s: write failed: %s", tmp, strerror(errno));
+		fclose(x.f);
+		unlink(tmp);
 		goto out;
 	}
-	KJ_TRY_GOTO(rc, kj_write_file_atomic(out_path, text, strlen(text),
-					     0644), out);
-	kj_info("%s: evidence of job `%s': %zu records, %s", out_path, job,
-		x.n_recs, "written");
+	KJ_TRY_GOTO(rc, commit_tmp(x.f, tmp, out_path), out);
+	kj_info("%s: evidence of job `%s': %" PRIu64 " records, %zu checkpoints",
+		out_path, job, x.n_recs, x.last - x.first + 1);
 	rc = 0;
 out:
 	if (rc == -ENOMEM)
 		kj_err("%s: out of memory building the evidence", out_path);
-	free(text);
-	json_decref(doc);
 	xport_free(&x);
 	return rc;
 }
