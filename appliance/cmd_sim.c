@@ -34,6 +34,10 @@ const char cmd_sim_usage[] =
 	"                         error (default 60)\n"
 	"  --connect-wait S       retry refused connects for S s at start\n"
 	"                         (default 10)\n"
+	"  --reconnect            when the appliance closes or resets a\n"
+	"                         connection mid-device (a crash, a restart),\n"
+	"                         count it and connect again (retrying for\n"
+	"                         --connect-wait) instead of ending the socket\n"
 	"  --json-summary FILE    the summary as JSON\n"
 	"  --device-log FILE      one JSON line per device (uid, outcome,\n"
 	"                         attempt, serial, leaf_index, digest)\n\n"
@@ -70,7 +74,7 @@ enum {
 	OPT_DISCONNECT, OPT_WRONG_HWREV, OPT_DUPLICATE, OPT_SITE_ABORT,
 	OPT_PROGRAM_DELAY, OPT_SLOW_READ, OPT_SLOW_SOCKETS, OPT_EXPECT,
 	OPT_GARBAGE, OPT_HUGE, OPT_LORIS, OPT_VANISH, OPT_HALF_OPEN,
-	OPT_HOSTILE_SOCKETS, OPT_LORIS_MS,
+	OPT_HOSTILE_SOCKETS, OPT_LORIS_MS, OPT_RECONNECT,
 };
 
 static const struct option sim_options[] = {
@@ -102,6 +106,7 @@ static const struct option sim_options[] = {
 	{ "half-open", no_argument, NULL, OPT_HALF_OPEN },
 	{ "hostile-sockets", required_argument, NULL, OPT_HOSTILE_SOCKETS },
 	{ "slow-loris-ms", required_argument, NULL, OPT_LORIS_MS },
+	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -256,6 +261,9 @@ static int parse_opt(struct sim_args *a, int opt, const char *arg)
 		return parse_uint(name, arg, 100000, &o->hostile_sockets);
 	case OPT_LORIS_MS:
 		return parse_uint(name, arg, 600000, &o->slow_loris_ms);
+	case OPT_RECONNECT:
+		o->reconnect = true;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -340,8 +348,8 @@ static int sim_exit_code(const struct sim_args *a,
 			 const struct kj_sim_result *r)
 {
 	if (r->unexpected || r->hostile_unexpected || r->err_connect ||
-	    r->err_closed || r->err_appliance || r->err_stalled ||
-	    r->sockets_failed)
+	    (r->err_closed && !a->o.reconnect) || r->err_appliance ||
+	    r->err_stalled || r->sockets_failed)
 		return KJ_EXIT_ERROR;
 	if (!a->o.devices)
 		return KJ_EXIT_OK; /* ran until a signal, as asked */

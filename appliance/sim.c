@@ -274,7 +274,6 @@ static void on_connected(struct sim *s, struct conn *c)
 {
 	int one = 1;
 
-	c->ever_connected = true;
 	c->last_progress_ms = kj_now_ms();
 	if (s->o->addr.ss_family != AF_UNIX)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -294,8 +293,7 @@ static void connect_failed(struct sim *s, struct conn *c, int err)
 	uint64_t now = kj_now_ms();
 
 	kj_sim_close_fd(s, c, false);
-	if (!c->ever_connected &&
-	    now - s->t0_ms < (uint64_t)s->o->connect_wait_s * 1000u) {
+	if (now < c->retry_until_ms) {
 		c->state = C_IDLE;
 		return kj_sim_arm(s, c, T_CONNECT, RETRY_MS);
 	}
@@ -568,6 +566,7 @@ static int sim_setup(struct sim *s)
 		c->slow = i < o->slow_sockets;
 		c->hostile = o->hostile && i >= s->normal_sockets;
 		c->state = C_IDLE;
+		c->retry_until_ms = s->t0_ms + (uint64_t)o->connect_wait_s * 1000;
 		/* spread the initial connects over a few milliseconds */
 		kj_sim_arm(s, c, T_CONNECT, i / 512);
 	}

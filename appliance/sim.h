@@ -55,6 +55,13 @@ struct kj_sim_opts {
 	uint32_t expect_mask;	  /* bit c: ABORT code c counts as intended */
 	unsigned timeout_s;	  /* no progress for this long: error */
 	unsigned connect_wait_s;  /* retry refused connects at start */
+	/*
+	 * Appliance restarts (crash tests): a connection closed or reset
+	 * mid-device ends that device (counted in err_closed, not as
+	 * unexpected) and the socket connects again, retrying refused
+	 * connects for connect_wait_s.
+	 */
+	bool reconnect;
 	FILE *device_log;	  /* JSON Lines, one per device, or NULL */
 };
 

@@ -53,7 +53,7 @@ struct conn {
 	uint8_t state, fault, timer_kind;
 	bool hostile;	  /* one of the last --hostile-sockets */
 	bool slow;	  /* one of the first --slow-sockets */
-	bool ever_connected;
+	uint64_t retry_until_ms; /* refused connects retried until then */
 	bool in_device;	  /* a device attempt is open */
 	bool surprise;	  /* appliance accepted what it should refuse */
 	bool reacted;	  /* hostile: appliance reacted this attempt */

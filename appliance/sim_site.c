@@ -479,6 +479,10 @@ static void on_frame(struct sim *s, struct conn *c, const struct kj_frame *f)
 /* The appliance closed (err 0) or reset (err = errno) the connection. */
 void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 {
+	/* --reconnect: wait for the appliance to come back */
+	if (s->o->reconnect)
+		c->retry_until_ms = kj_now_ms() +
+				    (uint64_t)s->o->connect_wait_s * 1000;
 	switch (c->state) {
 	case C_HOSTILE:
 		if (!c->reacted)
@@ -507,7 +511,10 @@ void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 			   err ? "reset" : "closed", err ? ": " : "",
 			   err ? strerror(err) : "");
 	s->r->err_closed++;
-	kj_sim_fail_device(s, c, "closed_by_appliance");
+	if (!s->o->reconnect)
+		return kj_sim_fail_device(s, c, "closed_by_appliance");
+	end_device(s, c, "closed_by_appliance", true, NULL);
+	kj_sim_reconnect(s, c, false, RECONNECT_MS);
 }
 
 void kj_sim_do_read(struct sim *s, struct conn *c)

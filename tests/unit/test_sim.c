@@ -48,6 +48,7 @@ struct ref {
 	unsigned n_uids;
 	uint8_t uids[MAX_UIDS][KJ_UID_MAX + 1]; /* len byte + uid */
 	bool lie_commit;       /* misbehave: COMMIT even a bad readback */
+	unsigned drop_every;   /* close every Nth attempt after its OFFER */
 	unsigned hello_timeout_ms;
 	uint8_t fw[FW_SIZE];
 	struct kj_readback fw_state;
@@ -120,6 +121,8 @@ static int serve_hello(int fd, const struct kj_hello *h, uint8_t want[32],
 	n = kj_offer_build(b, sizeof(b), &o);
 	if (send_all(fd, b, (size_t)n))
 		return -1;
+	if (R->drop_every && o.attempt % R->drop_every == 0)
+		return -1; /* as a crashing appliance would */
 	for (uint32_t off = 0; off < FW_SIZE; off += KJ_DATA_PAYLOAD_MAX) {
 		uint32_t len = FW_SIZE - off < KJ_DATA_PAYLOAD_MAX ?
 				       FW_SIZE - off : KJ_DATA_PAYLOAD_MAX;
@@ -318,6 +321,7 @@ static void ref_reset(uint64_t quantity)
 	R->ok = R->readback_fail = R->site_aborts = R->protocol = 0;
 	R->timeouts = R->locked_out = R->duplicate = R->quota = 0;
 	R->lie_commit = false;
+	R->drop_every = 0;
 	R->hello_timeout_ms = 5000;
 	pthread_mutex_unlock(&R->mu);
 }
@@ -455,6 +459,33 @@ static void test_unexpected_abort(void **state)
 	kj_sim_result_free(&r);
 }
 
+/* Connections the appliance drops mid-device: end, or reconnect. */
+static void test_reconnect(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(UINT64_MAX);
+	R->drop_every = 7;
+	opts(&o, 4, 100);
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.err_closed, 4);
+	assert_int_equal(r.unexpected, 4);
+	assert_int_equal(r.sockets_failed, 4);
+	kj_sim_result_free(&r);
+
+	opts(&o, 4, 100);
+	o.reconnect = true;
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 100);
+	assert_true(r.err_closed >= 100 / 7);
+	assert_int_equal(r.unexpected, 0);
+	assert_int_equal(r.sockets_failed, 0);
+	assert_int_equal(r.intended, r.attempted);
+	kj_sim_result_free(&r);
+}
+
 static void run_hostile(enum kj_sim_hostile mode, uint64_t *ref_counter,
 			uint64_t devices)
 {
@@ -551,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_catches_lying_appliance),
 		cmocka_unit_test(test_unexpected_abort),
+		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_hostile_garbage),
 		cmocka_unit_test(test_hostile_huge_length),
 		cmocka_unit_test(test_hostile_slow_loris),
