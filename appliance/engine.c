@@ -43,7 +43,7 @@
 #define RBUF_SIZE 1024		 /* a whole HELLO fits (KJ_HELLO_FRAME_MAX) */
 #define ABORT_SEND_TIMEOUT_MS 2000
 #define COUNTERS_EVERY_MS 200
-#define STOP_GRACE_MS 500	/* idle sockets may still get their refusal */
+#define STOP_GRACE_MS 1000	/* idle sockets may still get their refusal */
 #define BGID 0
 
 /* user_data: slot (32) | generation (24) | op (8). */

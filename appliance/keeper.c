@@ -31,6 +31,7 @@
 #define MAX_WORKERS 64
 #define PACKETS_PER_TURN 64
 #define IPC_SOCKBUF (4 * 1024 * 1024)
+#define HOOK_TICK_MS 100 /* hooks.committed also runs on this timer */
 
 /* Injector states: which requests are permitted (table below). */
 enum { I_DEAD = 0, I_START, I_RUN, I_STOPPING };
@@ -960,6 +961,9 @@ static int turn(struct keeper *k, uint8_t *buf)
 	     k->cover.n) &&
 	    kj_now_ms() - k->last_commit_ms >= k->job->limits.commit_interval_ms)
 		KJ_TRY(commit(k));
+	else if (k->job->hooks.committed &&
+		 kj_now_ms() - k->last_commit_ms >= HOOK_TICK_MS)
+		KJ_TRY(commit(k)); /* the checkpoint cadence goes on idle */
 	maybe_stop_injectors(k);
 	for (unsigned i = 0; i < k->n_inj; i++)
 		(void)inj_flush(k, &k->inj[i]);

@@ -65,6 +65,7 @@ struct fx {
 	bool hostiles_ended;	  /* sims[1..] stopped before the job ends */
 	struct kj_sim_opts later; /* started once an injector restarted */
 	bool later_started;
+	bool later_on_unauth;	  /* ... or once 2 UNAUTHORIZED are recorded */
 	int later_fd;
 };
 
@@ -397,6 +398,8 @@ static void test_thousand(void **state)
 
 /* ---- quantity with more sites than devices left ------------------------ */
 
+static void on_progress(void *ctx, const struct kj_keeper_stats *st);
+
 static void test_quota(void **state)
 {
 	static const char sites[] =
@@ -418,14 +421,20 @@ static void test_quota(void **state)
 	assert_int_equal(kj_sites_parse((const uint8_t *)sites, strlen(sites),
 					"sites.json", &ks), 0);
 	f.job.sites = &ks;
-	sim_opts(&f, &o, 64, 1000, 2);
-	sim_start(&f, &o, &rfd);
-	/* A site that is not in --sites: UNAUTHORIZED, recorded. */
+	f.job.hooks.progress = on_progress;
+	f.job.limits.progress_interval_ms = 10;
+	/* A site that is not in --sites: UNAUTHORIZED, recorded; the line
+	 * starts once both are refused. */
 	sim_opts(&f, &rogue, 2, 2, 22);
 	rogue.site = "rogue";
 	rogue.expect_mask = 1u << KJ_ABORT_UNAUTHORIZED;
 	sim_start(&f, &rogue, &rogue_fd);
+	sim_opts(&f, &o, 64, 1000, 2);
+	f.later = o;
+	f.later_on_unauth = true;
 	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
+	assert_true(f.later_started);
+	rfd = f.later_fd;
 	sim_wait(rfd, &sr);
 	sim_wait(rogue_fd, &rr);
 	assert_int_equal(sr.r.committed, 37);
@@ -674,7 +683,8 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 			(unsigned long long)st->hellos);
 	if (FX->kill_at_ok && !FX->kill_done && st->ok >= FX->kill_at_ok)
 		kill_one_injector();
-	if (FX->kill_done && st->injector_restarts && !FX->later_started) {
+	if (!FX->later_started && ((FX->kill_done && st->injector_restarts) ||
+	    (FX->later_on_unauth && st->results[KJ_RES_UNAUTHORIZED] >= 2))) {
 		FX->later_started = true;
 		sim_start(FX, &FX->later, &FX->later_fd);
 	}
@@ -812,6 +822,18 @@ static void test_bench(void **state)
 	       (unsigned long long)js.commits,
 	       (unsigned long long)js.fsyncs, js.fsyncs / sr.r.seconds);
 	print_stats("bench", &st);
+	{
+		struct rusage ru;
+
+		getrusage(RUSAGE_SELF, &ru);
+		fprintf(stderr, "keeper CPU: user %.2f s, sys %.2f s\n",
+			ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+			ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+		getrusage(RUSAGE_CHILDREN, &ru);
+		fprintf(stderr, "children CPU: user %.2f s, sys %.2f s\n",
+			ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+			ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	}
 	fprintf(stderr, "over limit %llu, sim unexpected %llu, keeper peak "
 		"RSS %lu KiB, injector peak RSS %lu KiB, p50 %u us p99 %u us\n",
 		(unsigned long long)st.over_limit,
