@@ -37,9 +37,13 @@ int cmd_evidence_main(int argc, char **argv)
 	const char *state = "./kinject-state", *job = NULL, *out = NULL;
 	int c;
 
-	if (argc < 2 || strcmp(argv[1], "export")) {
-		kj_err("evidence: expected `export', got `%s'",
-		       argc < 2 ? "" : argv[1]);
+	if (argc < 2) {
+		kj_err("evidence: missing the action (`export'); see `kinject evidence --help'");
+		return KJ_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "export")) {
+		kj_err("evidence: unknown action `%s' (expected `export')",
+		       argv[1]);
 		return KJ_EXIT_USAGE;
 	}
 	argc--;

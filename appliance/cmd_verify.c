@@ -12,6 +12,7 @@
 #include "util.h"
 #include "verify.h"
 
+#include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -88,7 +89,7 @@ static int parse_fw(struct args *a, const char *list)
 		if (!strncmp(tok, "0x", 2)) {
 			errno = 0;
 			a->fw[a->n_fw] = strtoull(tok + 2, &end, 16);
-			if (errno || !tok[2] || *end || strchr(tok, '-')) {
+			if (errno || !isxdigit((unsigned char)tok[2]) || *end) {
 				kj_err("--tpm-firmware-allow: `%s' is not a hex value",
 				       tok);
 				return -EINVAL;
