@@ -23,7 +23,8 @@
 const char cmd_verify_usage[] =
 	"Usage: kinject verify EVIDENCE.json --ak ak.pem [--golden golden.json]\n"
 	"                      [--work-order WO.json] [--strict-clock]\n"
-	"                      [--tpm-firmware-allow V[,V...]] [--json]\n\n"
+	"                      [--tpm-firmware-allow V[,V...]] [--pcrs N[,N...]]\n"
+	"                      [--json]\n\n"
 	"Check an evidence bundle offline (EVIDENCE.md §6), trusting only the\n"
 	"appliance's attestation key:\n"
 	"  1 quotes        every TPM quote strict, signed by the AK, over the\n"
@@ -45,9 +46,12 @@ const char cmd_verify_usage[] =
 	"  --work-order FILE         the work order you signed\n"
 	"  --strict-clock            a quote with clockInfo.safe = 0 fails\n"
 	"  --tpm-firmware-allow LIST firmwareVersion values (decimal or 0x hex)\n"
+	"  --pcrs LIST               the policy's PCRs (SHA-256 bank), default\n"
+	"                            13,14 (EVIDENCE.md §4)\n"
 	"  --json                    machine-readable verdict on stdout\n";
 
-enum { OPT_AK = 1, OPT_GOLDEN, OPT_WO, OPT_STRICT, OPT_FW, OPT_JSON };
+enum { OPT_AK = 1, OPT_GOLDEN, OPT_WO, OPT_STRICT, OPT_FW, OPT_JSON,
+       OPT_PCRS };
 
 static const struct option options[] = {
 	{ "ak", required_argument, NULL, OPT_AK },
@@ -56,6 +60,7 @@ static const struct option options[] = {
 	{ "strict-clock", no_argument, NULL, OPT_STRICT },
 	{ "tpm-firmware-allow", required_argument, NULL, OPT_FW },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "pcrs", required_argument, NULL, OPT_PCRS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -66,7 +71,31 @@ struct args {
 	bool json, strict;
 	uint64_t fw[FW_ALLOW_MAX];
 	size_t n_fw;
+	uint32_t pcr_mask;
 };
+
+static int parse_pcrs(struct args *a, const char *list)
+{
+	char buf[128], *save = NULL, *tok;
+	uint64_t i;
+
+	if (strlen(list) >= sizeof(buf)) {
+		kj_err("--pcrs: list too long");
+		return -EINVAL;
+	}
+	strcpy(buf, list);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (kj_parse_u64(tok, 0, KJ_TPM_PCR_COUNT - 1, "--pcrs", &i) < 0)
+			return -EINVAL;
+		a->pcr_mask |= KJ_PCR_BIT(i);
+	}
+	if (!a->pcr_mask) {
+		kj_err("--pcrs: no PCR given");
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static int parse_fw(struct args *a, const char *list)
 {
@@ -117,6 +146,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_STRICT: a->strict = true; break;
 		case OPT_JSON: a->json = true; break;
 		case OPT_FW: KJ_TRY(parse_fw(a, optarg)); break;
+		case OPT_PCRS: KJ_TRY(parse_pcrs(a, optarg)); break;
 		default: return -EINVAL;
 		}
 	}
@@ -223,6 +253,7 @@ int cmd_verify_main(int argc, char **argv)
 	o.strict_clock = a.strict;
 	o.fw_allow = a.fw;
 	o.n_fw_allow = a.n_fw;
+	o.pcr_mask = a.pcr_mask;
 	rc = kj_verify(&ev, &o, &rep);
 	if (rc < 0 && rc != -EBADMSG)
 		goto out;

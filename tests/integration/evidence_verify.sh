@@ -170,6 +170,9 @@ cp "$S/ak.pem" "$T/ak1.pem"
 # Bundle 2 carries its own AK: against ours, the AK check names the key.
 expect_check "$T/ev2.json" quotes "AK key"
 expect_check "$T/ev2.json" pcrs "checkpoint 0: pcrSelect" --ak "$T/s2/ak.pem"
+# ... unless the customer's policy is those PCRs.
+"$KINJECT" verify "$T/ev2.json" --ak "$T/s2/ak.pem" --pcrs 13,14,15 \
+	>"$T/v.out" || fail "--pcrs 13,14,15: $(cat "$T/v.out")"
 jq -c --slurpfile o "$T/ev2.json" \
 	'.checkpoints[0].quote_attest = $o[0].checkpoints[0].quote_attest |
 	 .checkpoints[0].quote_signature = $o[0].checkpoints[0].quote_signature' \
