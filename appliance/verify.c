@@ -165,6 +165,34 @@ static bool fw_allowed(const struct kj_verify_opts *o, uint64_t fw)
 	return false;
 }
 
+/*
+ * Beyond §6.3, what the same order implies for the event log: it only
+ * grows, and an epoch (a PCR lifetime) can only start with a TPM reset or
+ * restart, i.e. a new clock run (a restart may also keep the PCRs).
+ */
+static int check_epoch(const struct kj_evidence *ev, size_t i, bool new_run,
+		       struct kj_verify_report *rep)
+{
+	const struct kj_ev_checkpoint *e = &ev->checkpoints[i], *p;
+
+	if (!i)
+		return 0;
+	p = &ev->checkpoints[i - 1];
+	if (e->event_log_length < p->event_log_length) {
+		kj_vfail(rep, KJ_VC_CLOCK,
+			 "checkpoint %zu: event_log_length %" PRIu64 " after %" PRIu64 ": the event log shrank",
+			 i, e->event_log_length, p->event_log_length);
+		return -EBADMSG;
+	}
+	if (e->epoch < p->epoch || (e->epoch != p->epoch && !new_run)) {
+		kj_vfail(rep, KJ_VC_CLOCK,
+			 "checkpoint %zu: epoch %u after epoch %u without a TPM reset or restart",
+			 i, e->epoch, p->epoch);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 static void check_clock(const struct kj_evidence *ev,
 			const struct kj_verify_opts *o,
 			struct kj_verify_report *rep)
@@ -190,6 +218,8 @@ static void check_clock(const struct kj_evidence *ev,
 				 i);
 			return;
 		}
+		if (check_epoch(ev, i, flags & KJ_ORDER_NEW_RUN, rep) < 0)
+			return;
 		if (flags & KJ_ORDER_NEW_RUN) {
 			rep->clock_runs++;
 			kj_info("checkpoint %zu: clock run %" PRIu64 ": resetCount %u, restartCount %u, TPM firmware 0x%016" PRIx64,

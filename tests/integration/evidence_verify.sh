@@ -153,6 +153,8 @@ tamper pcrs "checkpoint 0: pcrDigest" \
 # A PCR value that does not replay.
 tamper pcrs "checkpoint 1: PCR 13 does not replay" \
 	'.checkpoints[1].pcrs."13" = "'"$(printf '%064d' 2)"'"'
+# An epoch (PCR lifetime) that starts without a TPM reset.
+tamper clock "checkpoint 1: epoch 1 after epoch 0" '.checkpoints[1].epoch = 1'
 # A log that did not only grow (a consistency proof cut short).
 tamper consistency "checkpoint 0 -> 1" 'del(.consistency[0].proof[0])'
 # Golden: the binary that ran is not the one the image lists.
