@@ -200,7 +200,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
  */
 static int harden_keeper(void)
 {
-	struct rlimit core0 = { 0, 0 }, unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	struct rlimit core0 = { 0, 0 }, memlock;
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
 
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
 	    setrlimit(RLIMIT_CORE, &core0) < 0) {
@@ -208,7 +209,12 @@ static int harden_keeper(void)
 		       strerror(errno));
 		return -errno;
 	}
-	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0)
+	/* Without CAP_SYS_RESOURCE only the soft limit can move (up to the
+	 * hard one); with CAP_IPC_LOCK the limit does not apply at all. */
+	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0 &&
+	    (getrlimit(RLIMIT_MEMLOCK, &memlock) < 0 ||
+	     (memlock.rlim_cur = memlock.rlim_max,
+	      setrlimit(RLIMIT_MEMLOCK, &memlock) < 0)))
 		kj_warn("run: cannot raise RLIMIT_MEMLOCK (%s): large inputs "
 			"may not fit in secret memory", strerror(errno));
 	return 0;
