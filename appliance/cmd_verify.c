@@ -222,18 +222,13 @@ int cmd_verify_main(int argc, char **argv)
 	struct kj_work_order wo;
 	struct kj_evidence ev;
 	struct args a = { 0 };
-	uint8_t *buf = NULL, *golden = NULL;
-	size_t len;
+	uint8_t *golden = NULL;
 	bool have_wo = false;
 	int rc, ret = KJ_EXIT_ERROR;
 
 	if (parse_args(argc, argv, &a) < 0)
 		return KJ_EXIT_USAGE;
-	if (kj_read_file(a.bundle, KJ_EVIDENCE_FILE_MAX, &buf, &len) < 0)
-		return KJ_EXIT_ERROR;
-	rc = kj_evidence_parse(buf, len, a.bundle, &ev);
-	free(buf);
-	if (rc < 0)
+	if (kj_evidence_load(a.bundle, &ev) < 0)
 		return KJ_EXIT_ERROR;
 	o.ak = kj_pubkey_read_pem(a.ak);
 	if (!o.ak)

@@ -113,6 +113,8 @@ KJ_MUST_CHECK int kj_evidence_export(const char *state_dir, const char *job,
  */
 KJ_MUST_CHECK int kj_evidence_parse(const uint8_t *buf, size_t len,
 				    const char *file, struct kj_evidence *ev);
+/* The same from a file, read by jansson directly (no copy of the bytes). */
+KJ_MUST_CHECK int kj_evidence_load(const char *path, struct kj_evidence *ev);
 void kj_evidence_free(struct kj_evidence *ev);
 
 #endif

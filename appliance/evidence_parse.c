@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <jansson.h>
 
 #define PATH_LEN 160
@@ -356,6 +357,9 @@ static int parse_records(const struct pc *p, const json_t *root,
 		snprintf(path, sizeof(path), "records[%zu]", i);
 		KJ_TRY(parse_record(p, json_array_get(a, i), path,
 				    ev->n_checkpoints, &ev->records[i]));
+		/* Copied out: drop its part of the document now, so the peak
+		 * is about one copy of the records, not two. */
+		json_array_set_new((json_t *)a, i, json_null());
 	}
 	return 0;
 }
@@ -394,24 +398,17 @@ static int parse_consistency(const struct pc *p, const json_t *root,
 	return 0;
 }
 
-int kj_evidence_parse(const uint8_t *buf, size_t len, const char *file,
-		      struct kj_evidence *ev)
+static int parse_root(json_t *root, const char *file, struct kj_evidence *ev)
 {
 	static const char *const keys[] = { "kinject_evidence", "appliance",
 		"event_log", "checkpoints", "records", "consistency", NULL };
 	struct pc p = { .file = file };
-	json_t *root = NULL;
-	int rc;
+	int rc = -EBADMSG;
 
-	memset(ev, 0, sizeof(*ev));
-	if (len > KJ_EVIDENCE_FILE_MAX) {
-		kj_err("%s: %zu bytes, more than an evidence bundle may have",
-		       file, len);
-		return -EBADMSG;
+	if (!json_is_object(root)) {
+		kj_err("%s: expected a JSON object at the top level", file);
+		goto out;
 	}
-	if (kj_json_load(buf, len, file, &root) < 0)
-		return -EBADMSG;
-	rc = -EBADMSG;
 	if (kj_json_only_keys(root, file, "", keys) < 0 ||
 	    kj_json_version(root, file, "kinject_evidence",
 			    KJ_EVIDENCE_VERSION) < 0)
@@ -427,6 +424,50 @@ out:
 	if (rc < 0)
 		kj_evidence_free(ev);
 	return rc;
+}
+
+int kj_evidence_parse(const uint8_t *buf, size_t len, const char *file,
+		      struct kj_evidence *ev)
+{
+	json_t *root;
+
+	memset(ev, 0, sizeof(*ev));
+	if (len > KJ_EVIDENCE_FILE_MAX) {
+		kj_err("%s: %zu bytes, more than an evidence bundle may have",
+		       file, len);
+		return -EBADMSG;
+	}
+	if (kj_json_load(buf, len, file, &root) < 0)
+		return -EBADMSG;
+	return parse_root(root, file, ev);
+}
+
+int kj_evidence_load(const char *path, struct kj_evidence *ev)
+{
+	json_error_t e;
+	struct stat sb;
+	json_t *root;
+
+	memset(ev, 0, sizeof(*ev));
+	if (stat(path, &sb) < 0) {
+		int err = errno;
+
+		kj_err("%s: cannot open: %s", path, strerror(err));
+		return -err;
+	}
+	if ((uint64_t)sb.st_size > KJ_EVIDENCE_FILE_MAX) {
+		kj_err("%s: %lld bytes, more than an evidence bundle may have",
+		       path, (long long)sb.st_size);
+		return -EBADMSG;
+	}
+	/* Straight from the file: no second copy of a big bundle. */
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+	if (!root) {
+		kj_err("%s: line %d, column %d: invalid JSON: %s", path,
+		       e.line, e.column, e.text);
+		return -EBADMSG;
+	}
+	return parse_root(root, path, ev);
 }
 
 void kj_evidence_free(struct kj_evidence *ev)
