@@ -513,17 +513,6 @@ int kj_jnl_insert_record(struct kj_journal *j, const struct kj_record *r,
 	return 0;
 }
 
-static void fill_from_job(const struct job *jb, struct kj_record *r)
-{
-	r->job = jb->d.job;
-	r->customer = jb->d.customer;
-	r->product = jb->d.product;
-	r->batch = jb->d.batch;
-	r->operator_id = jb->d.operator_id;
-	r->fw_version = jb->d.fw_version;
-	memcpy(r->fw_sha256, jb->d.fw_sha256, 32);
-}
-
 static void count_device(struct job *jb, const struct kj_record *r)
 {
 	if (r->result == KJ_RES_OK)
@@ -592,7 +581,7 @@ int kj_journal_append_record(struct kj_journal *j, struct kj_record *r,
 		       "job_end come from job_begin and job_end", j->path);
 		return -EINVAL;
 	}
-	fill_from_job(&j->job, r);
+	kj_jnl_fill_job_fields(&j->job, r);
 	r->seq = j->next_seq;
 	r->job_seq = j->job.next_job_seq;
 	/* Serialise first: a bad field must not half-write anything. */

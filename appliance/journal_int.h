@@ -79,6 +79,8 @@ int kj_jnl_step_write(struct kj_journal *j, sqlite3_stmt *st,
 int kj_jnl_query_u64(struct kj_journal *j, const char *sql, const char *text,
 		     uint64_t *out);
 int kj_jnl_need_job(struct kj_journal *j);
+/* A record's job fields (job, customer, …, firmware) from the current job. */
+void kj_jnl_fill_job_fields(const struct job *jb, struct kj_record *r);
 /* Load the job's used credential indexes (resume). */
 int kj_jnl_load_used(struct kj_journal *j);
 int kj_jnl_serialize(struct kj_journal *j, struct kj_record *r);

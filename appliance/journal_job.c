@@ -77,7 +77,7 @@ static int insert_job(struct kj_journal *j, const struct kj_job_desc *d)
 	return rc;
 }
 
-static void fill_job_fields(const struct job *jb, struct kj_record *r)
+void kj_jnl_fill_job_fields(const struct job *jb, struct kj_record *r)
 {
 	r->job = jb->d.job;
 	r->customer = jb->d.customer;
@@ -93,7 +93,7 @@ static int append_job_record(struct kj_journal *j, struct kj_record *r)
 {
 	int n;
 
-	fill_job_fields(&j->job, r);
+	kj_jnl_fill_job_fields(&j->job, r);
 	r->seq = j->next_seq;
 	r->job_seq = j->job.next_job_seq;
 	n = kj_jnl_serialize(j, r);
