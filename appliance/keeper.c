@@ -788,6 +788,14 @@ static int inj_dead(struct keeper *k, struct inj *in, bool restart)
 	}
 	if (in->state == I_STOPPING)
 		restart = false;
+	if (in->state == I_START && restart) {
+		/* It never got as far as READY: a fresh one would fail the
+		 * same way (no io_uring, sandbox refused: see above). */
+		kj_err("keeper: injector %u could not start (its messages "
+		       "above say why)", in->worker);
+		restart = false;
+		k->err = -EIO;
+	}
 	in->state = I_DEAD;
 	for (unsigned t = 0; t < in->max_conns; t++) {
 		struct kslot *s = &in->slots[t];
@@ -807,7 +815,7 @@ static int inj_dead(struct keeper *k, struct inj *in, bool restart)
 	k->gone.bytes_sent += in->cnt.bytes_sent;
 	memset(&in->cnt, 0, sizeof(in->cnt));
 	if (!restart)
-		return 0;
+		return k->err;
 	if (++k->st.injector_restarts > k->job->limits.max_restarts) {
 		kj_err("keeper: injectors died %llu times: giving up",
 		       (unsigned long long)k->st.injector_restarts);

@@ -747,6 +747,26 @@ static void test_injector_killed(void **state)
 		;
 }
 
+/* ---- an injector that cannot start: fail at once, no restart loop ------ */
+
+static void test_injector_cannot_start(void **state)
+{
+	struct kj_keeper_stats st;
+	uint64_t t0;
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 10, 10, 10);
+	/* The sandbox refuses this value, so the injector exits before READY. */
+	setenv("KINJECT_SANDBOX_FS", "bogus", 1);
+	t0 = kj_now_ms();
+	assert_int_equal(kj_keeper_run(&f.job, &st), -EIO);
+	unsetenv("KINJECT_SANDBOX_FS");
+	assert_int_equal(st.injector_restarts, 0);
+	assert_true(kj_now_ms() - t0 < 5000);
+	fx_free(&f);
+}
+
 /* ---- SIGINT/SIGTERM: finish in flight, resumable ----------------------- */
 
 static void test_stop(void **state)
@@ -978,6 +998,7 @@ int main(void)
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_injector_killed),
+		cmocka_unit_test(test_injector_cannot_start),
 		cmocka_unit_test(test_stop),
 		cmocka_unit_test(test_idle_rss),
 		cmocka_unit_test(test_bench),
