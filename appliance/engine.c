@@ -43,6 +43,7 @@
 #define RBUF_SIZE 1024		 /* a whole HELLO fits (KJ_HELLO_FRAME_MAX) */
 #define ABORT_SEND_TIMEOUT_MS 2000
 #define COUNTERS_EVERY_MS 200
+#define ACCEPT_KICK_MS 200	/* see accept_kick() */
 #define STOP_GRACE_MS 1000	/* idle sockets may still get their refusal */
 #define BGID 0
 
@@ -122,6 +123,8 @@ struct kj_engine {
 	uint32_t hiwater;	/* slots [hiwater, max_conns) never touched */
 	unsigned open;
 	bool *accept_armed;
+	uint64_t last_accept_ms;
+	uint64_t last_kick_ms;
 	bool stopping;
 	bool stop_swept;	/* idle sockets told and closed */
 	bool final_counters;
@@ -1004,12 +1007,39 @@ static void on_accept(struct kj_engine *e, unsigned i,
 		e->cnt.over_limit += !e->stopping;
 	} else {
 		e->cnt.accepted++;
+		e->last_accept_ms = kj_now_ms();
 		enter_hello(e, c);
 	}
 	if (accept_full(e))
 		accept_pause(e);
 	else if (!e->accept_armed[i] && !e->stopping)
 		accept_arm(e, i);
+}
+
+/*
+ * Workers share a listener, and io_uring waits for accept exclusively:
+ * one connection wakes one ring.  When the ring that took a burst pauses
+ * at its share, the connections left in the backlog wake nobody.  So a
+ * ring with room that accepted nothing for a while restarts its multishot
+ * accept (cancel; on_accept() re-arms it), and arming tries the backlog at
+ * once.
+ */
+static void accept_kick(struct kj_engine *e)
+{
+	struct io_uring_sqe *sqe;
+	uint64_t now = kj_now_ms();
+
+	if (e->stopping || accept_full(e) || now - e->last_kick_ms <
+						     ACCEPT_KICK_MS ||
+	    now - e->last_accept_ms < ACCEPT_KICK_MS)
+		return;
+	e->last_kick_ms = now;
+	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
+		if (!e->accept_armed[i] || !(sqe = get_sqe(e)))
+			continue;
+		io_uring_prep_cancel64(sqe, ud(i, 0, OP_ACCEPT), 0);
+		io_uring_sqe_set_data64(sqe, ud(NO_SLOT, 0, OP_CANCEL));
+	}
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -1115,6 +1145,7 @@ int kj_engine_run(struct kj_engine *e)
 		int rc;
 
 		stop_sweep(e);
+		accept_kick(e);
 		if (e->stopping && !e->open && !e->final_counters) {
 			counters_maybe_send(e, true);
 			e->final_counters = true;
