@@ -40,7 +40,8 @@
 #include "util.h"
 #include "workorder.h"
 
-#define FW_SIZE (64 * 1024)
+#define FW_SIZE_DEFAULT (64 * 1024)
+static size_t FW_SIZE = FW_SIZE_DEFAULT; /* per test */
 
 static char *cert_b64;
 
@@ -189,7 +190,7 @@ static void fx_init(struct fx *f, unsigned ncreds, uint64_t quantity,
 	assert_int_equal(kj_listen_parse(f->sock, &f->l), 0);
 	f->job.arena = &f->arena;
 	f->job.fw_off = kj_arena_offset(&f->arena, fw);
-	f->job.fw_size = FW_SIZE;
+	f->job.fw_size = (uint32_t)FW_SIZE;
 	f->job.creds = &f->creds;
 	f->job.wo = &f->wo;
 	f->job.journal = f->j;
@@ -393,6 +394,35 @@ static void test_thousand(void **state)
 	scan_journal(&f, &sc, 2000);
 	assert_int_equal(sc.ok, 1000);
 	assert_int_equal(sc.other, 0);
+	fx_free(&f);
+}
+
+/* ---- firmware of many DATA frames, several SENDMSGs per device --------- */
+
+static void test_big_firmware(void **state)
+{
+	struct kj_keeper_stats st;
+	struct kj_sim_opts o;
+	struct simres sr;
+	struct scan sc;
+	struct fx f;
+	int rfd;
+
+	(void)state;
+	/* 24 full frames and a short one: two windows of 16 frames. */
+	FW_SIZE = 24 * 65536 + 123;
+	fx_init(&f, 150, 100, 10);
+	sim_opts(&f, &o, 16, 100, 8);
+	o.slow_sockets = 2;	/* and two sites that read slowly */
+	o.slow_read_ms = 1;
+	sim_start(&f, &o, &rfd);
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
+	sim_wait(rfd, &sr);
+	FW_SIZE = FW_SIZE_DEFAULT;
+	assert_int_equal(sr.r.committed, 100);
+	assert_int_equal(sr.r.unexpected, 0);
+	scan_journal(&f, &sc, 200);
+	assert_int_equal(sc.ok, 100);
 	fx_free(&f);
 }
 
@@ -848,7 +878,8 @@ static void test_bench(void **state)
 	printf("{\"scenario\":\"engine\",\"sockets\":%u,\"firmware_bytes\":%u,"
 	       "\"devices\":%llu,\"seconds\":%.3f,\"devices_per_s\":%.0f,"
 	       "\"commits\":%llu,\"fsyncs\":%llu,\"fsyncs_per_s\":%.0f}\n",
-	       sockets, FW_SIZE, (unsigned long long)sr.r.committed,
+	       sockets, (unsigned)FW_SIZE,
+	       (unsigned long long)sr.r.committed,
 	       sr.r.seconds, sr.r.committed / sr.r.seconds,
 	       (unsigned long long)js.commits,
 	       (unsigned long long)js.fsyncs, js.fsyncs / sr.r.seconds);
@@ -1006,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(test_listen_parse),
 		cmocka_unit_test(test_ipc),
 		cmocka_unit_test(test_thousand),
+		cmocka_unit_test(test_big_firmware),
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_injector_killed),
