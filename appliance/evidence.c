@@ -9,6 +9,7 @@
 #include "attest.h"
 #include "journal.h"
 #include "log.h"
+#include "tpm.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -250,6 +251,26 @@ static int load(struct xport *x)
 	KJ_TRY(kj_journal_foreach_event(x->j, event_cb, x));
 	KJ_TRY(check_roots(x));
 	return pick(x);
+}
+
+int kj_evidence_save_ek(struct kj_tpm *tpm, const char *state_dir)
+{
+	char path[PATH_MAX], *pem = NULL;
+	int rc;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/ek.pem", state_dir) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	if (!access(path, F_OK))
+		return 0;
+	rc = kj_tpm_ek_cert_pem(tpm, &pem);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = kj_write_file_atomic(path, pem, strlen(pem), 0644);
+	free(pem);
+	return rc < 0 ? rc : 1;
 }
 
 /* ---- the appliance block ------------------------------------------------------ */

@@ -35,7 +35,8 @@ static int setup(void **st)
 	struct ej_result r;
 
 	(void)st;
-	if (test_swtpm_start(&sw, 0) < 0) {
+	/* With EK certificates: the bundle carries the EK's. */
+	if (test_swtpm_start(&sw, 1) < 0) {
 		fprintf(stderr, "cannot start swtpm (tests/lib/swtpm.sh)\n");
 		return -1;
 	}
@@ -102,6 +103,8 @@ static void test_export_verify(void **st)
 	assert_int_equal(ev.n_consistency, ev.n_checkpoints - 1);
 	assert_string_equal(ev.secret_memory, "mlock");
 	assert_null(ev.transport_cert_pem);
+	assert_non_null(ev.ek_cert_pem);
+	assert_non_null(strstr(ev.ek_cert_pem, "-----BEGIN CERTIFICATE-----"));
 	snprintf(path, sizeof(path), "%s/ak.pem", state);
 	o.ak = kj_pubkey_read_pem(path);
 	assert_non_null(o.ak);
