@@ -273,6 +273,45 @@ static void test_epochs(void **st)
 	assert_int_equal(measure_dir(mdir, &m), -EPERM);
 }
 
+/* A loaded module is measured into PCR 13 as "kinject.ko". */
+static void test_kmod(void **st)
+{
+	struct kj_measure_in in = { .kmod_path = "tests/unit/test_checkpoint.c",
+				    .product = (const uint8_t *)"p",
+				    .product_len = 1 };
+	struct kj_measure_out m;
+	struct kj_event *ev;
+	struct kj_journal *j;
+	struct kj_tpm *tpm;
+	uint8_t want[32];
+	char dir[160];
+	size_t n;
+
+	(void)st;
+	tpm_reset();
+	snprintf(dir, sizeof(dir), "%s/kmod", sw.dir);
+	assert_int_equal(kj_mkdir_p(dir, 0700), 0);
+	assert_int_equal(kj_tpm_open(sw.tcti, &tpm), 0);
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	assert_int_equal(kj_measure_job_start(tpm, j, &in, &m), 0);
+	assert_int_equal(m.added, 3); /* kinject, kinject.ko, product */
+	assert_int_equal(kj_measure_load_events(j, &ev, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(ev[1].name, KJ_EV_KMOD);
+	assert_int_equal(ev[1].pcr, KJ_PCR_CODE);
+	assert_int_equal(kj_measure_file(in.kmod_path, want), 0);
+	assert_memory_equal(ev[1].digest, want, 32);
+	assert_string_equal(ev[2].name, KJ_EV_PRODUCT);
+	assert_int_equal(ev[2].pcr, KJ_PCR_POLICY);
+	free(ev);
+	/* A module path that cannot be read: no entry is made for it. */
+	in.kmod_path = "/nonexistent/kinject.ko";
+	assert_true(kj_measure_job_start(tpm, j, &in, &m) < 0);
+	assert_int_equal(kj_journal_event_count(j), 4); /* + kinject */
+	kj_journal_close(j);
+	kj_tpm_close(tpm);
+}
+
 /*
  * The keeper's loop with the pipelined worker: records at ~5,000/s for 2 s,
  * a commit every 2 ms, a checkpoint due every 200 ms.  Quotes/s stay at
@@ -460,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_restored_journal),
 		cmocka_unit_test(test_journal_ahead),
 		cmocka_unit_test(test_epochs),
+		cmocka_unit_test(test_kmod),
 		/* last: a third journal on this TPM */
 		cmocka_unit_test(test_cadence),
 		cmocka_unit_test(test_tpm_stuck),
