@@ -217,7 +217,9 @@ static int append(struct keeper *k, struct kj_record *r)
 		if (r->result == KJ_RES_OK) {
 			k->ok_total++;
 			k->st.run_ok++;
-		} else if (kj_result_after_offer(r->result)) {
+		} else if (r->has_attempt &&
+			   kj_result_after_offer(r->result)) {
+			/* As the journal counts: refusals never count. */
 			k->failed_total++;
 		}
 	}

@@ -426,6 +426,35 @@ static void test_big_firmware(void **state)
 	fx_free(&f);
 }
 
+/* ---- the credential batch runs out before the quantity ------------------ */
+
+static void test_exhausted(void **state)
+{
+	struct kj_keeper_stats st;
+	struct kj_sim_opts o;
+	struct simres sr;
+	struct scan sc;
+	struct fx f;
+	int rfd;
+
+	(void)state;
+	fx_init(&f, 20, 30, 0);
+	sim_opts(&f, &o, 8, 30, 9);
+	o.expect_mask = 1u << KJ_ABORT_INTERNAL;
+	sim_start(&f, &o, &rfd);
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_EXHAUSTED);
+	sim_wait(rfd, &sr);
+	assert_int_equal(sr.r.committed, 20);
+	assert_int_equal(sr.r.unexpected, 0);
+	assert_int_equal(sr.r.aborts[KJ_ABORT_INTERNAL], 1);
+	/* A refusal, not a failure after OFFER: max_failed 0 still holds. */
+	assert_int_equal(st.failed_after_offer, 0);
+	scan_journal(&f, &sc, 100);
+	assert_int_equal(sc.ok, 20);
+	assert_int_equal(sc.by[KJ_RES_INTERNAL], 1);
+	fx_free(&f);
+}
+
 /* ---- quantity with more sites than devices left ------------------------ */
 
 static void on_progress(void *ctx, const struct kj_keeper_stats *st);
@@ -1039,6 +1068,7 @@ int main(void)
 		cmocka_unit_test(test_thousand),
 		cmocka_unit_test(test_big_firmware),
 		cmocka_unit_test(test_quota),
+		cmocka_unit_test(test_exhausted),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_injector_killed),
 		cmocka_unit_test(test_injector_cannot_start),
