@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The attestation side of `kinject run' (EVIDENCE.md §3-4): the Merkle
- * tree of every record, the job-start measurements and the pipelined TPM
- * checkpoints, plugged into the keeper through its hooks.  With
- * `--tpm none' (engine tests and benchmarks only) the tree is still kept
- * but nothing is quoted: the run is not attested and says so.
+ * The attestation side of `kinject run' (EVIDENCE.md §3-4): the TPM and
+ * its AK, the job-start measurements, then the pipelined checkpointer of
+ * checkpoint.h (struct kj_ckpt_keeper) plugged into the keeper's hooks.
+ * With `--tpm none' (engine tests and benchmarks only) nothing is quoted
+ * and COMMIT follows the journal commit: the run says it is not attested.
  */
 #ifndef KINJECT_RUN_ATTEST_H
 #define KINJECT_RUN_ATTEST_H
@@ -14,19 +14,15 @@
 
 #include "checkpoint.h"
 #include "journal.h"
-#include "keeper.h"
-#include "mtree.h"
 #include "tpm.h"
 
 struct kj_run_attest {
 	struct kj_journal *journal;
-	struct kj_mtree *tree;
 	struct kj_tpm *tpm;		/* NULL: --tpm none */
-	struct kj_ckpt_worker *worker;
+	struct kj_ckpt_keeper ck;	/* owns tpm once started */
 	struct kj_checkpoint_policy policy;
 	bool commit_after_checkpoint;
-	uint64_t last_submit_ms;
-	uint64_t submitted_size;	/* tree size of the last submission */
+	bool started;
 };
 
 struct kj_run_attest_args {
@@ -42,15 +38,16 @@ struct kj_run_attest_args {
 
 /*
  * Before the job begins (the journal must have nothing pending): open the
- * TPM, load or create the AK, check the NV counter against the journal,
- * measure code and policy into PCRs 13/14.
+ * TPM, load or create the AK (and keep the EK certificate), refuse a
+ * journal the TPM's NV counter does not match, measure code and policy
+ * into PCRs 13/14.
  */
 KJ_MUST_CHECK int kj_run_attest_open(struct kj_run_attest *a,
 				     const struct kj_run_attest_args *args,
 				     struct kj_journal *j);
 
-/* After kj_journal_job_begin: rebuild the tree from the journal and start
- * the checkpoint thread. */
+/* After kj_journal_job_begin (commits it): rebuild the tree, start the
+ * checkpoint thread. */
 KJ_MUST_CHECK int kj_run_attest_start(struct kj_run_attest *a);
 
 /* The keeper hooks (ctx = a). */

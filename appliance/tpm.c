@@ -184,7 +184,13 @@ static void ek_template(bool rsa, TPM2B_PUBLIC *p)
 	}
 }
 
-/* The AK template: what tpm2_createak -G ecc -g sha256 -s ecdsa makes. */
+/*
+ * The AK template: what tpm2_createak -G ecc -g sha256 -s ecdsa makes, plus
+ * noDA.  Its auth is empty and never fails, but every power cut without
+ * TPM2_Shutdown counts as a dictionary-attack failure against DA-protected
+ * objects; a few of them lock quoting out (TPM_RC_LOCKOUT) on a line that
+ * loses power.
+ */
 static void ak_template(TPM2B_PUBLIC *p)
 {
 	TPMT_PUBLIC *a = &p->publicArea;
@@ -194,7 +200,7 @@ static void ak_template(TPM2B_PUBLIC *p)
 	a->nameAlg = TPM2_ALG_SHA256;
 	a->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
 			      TPMA_OBJECT_SENSITIVEDATAORIGIN |
-			      TPMA_OBJECT_USERWITHAUTH |
+			      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
 			      TPMA_OBJECT_RESTRICTED |
 			      TPMA_OBJECT_SIGN_ENCRYPT;
 	a->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;

@@ -14,13 +14,13 @@ J
 kj_run_bg --sites "$T/sites.json" --program-timeout 1
 kj_wait_listen
 # Two devices too slow for the programming limit.
-timeout -s INT 3 "$KINJECT" sim --connect "unix:$KJ_SOCK" --hwrev B \
+timeout -k 2 -s INT 3 "$KINJECT" sim --connect "unix:$KJ_SOCK" --hwrev B \
 	--site slow --sockets 2 --devices 0 --program-delay-ms 2500 \
 	--expect timeout --timeout 10 >"$T/slow.out" 2>&1 &
 slow=$!
 kj_track_pid $slow
 # A site that is not in --sites.
-timeout -s INT 2 "$KINJECT" sim --connect "unix:$KJ_SOCK" --hwrev B \
+timeout -k 2 -s INT 2 "$KINJECT" sim --connect "unix:$KJ_SOCK" --hwrev B \
 	--site intruder --sockets 1 --devices 0 --expect unauthorized \
 	--timeout 10 >/dev/null 2>&1 &
 intr=$!

@@ -12,7 +12,7 @@ kj_wait_listen
 kj_sim --hwrev B --sockets 63 --devices 500 --json-summary "$T/calm.json" \
 	>"$T/calm.out" 2>&1 || fail "calm half: $(tail -3 "$T/calm.out")"
 for mode in garbage huge-length slow-loris half-open vanish; do
-	timeout -s INT 8 "$KINJECT" sim --connect "unix:$KJ_SOCK" --hwrev B \
+	timeout -k 2 -s INT 8 "$KINJECT" sim --connect "unix:$KJ_SOCK" --hwrev B \
 		--site "hostile-$mode" --sockets 1 --devices 0 --"$mode" \
 		--timeout 10 >"$T/$mode.out" 2>&1 &
 	kj_track_pid $!
