@@ -473,6 +473,10 @@ int cmd_run_main(int argc, char **argv)
 	rc = kj_journal_open(o.in.state_dir, 0, &j);
 	if (rc == 0)
 		rc = run_job(&o, &p, j, &sum);
+	if (rc < 0 && j)
+		kj_err("job %s stopped on the error above; what was journaled "
+		       "is kept: fix the cause and run the same command again "
+		       "to resume", p.wo.id);
 	kj_journal_close(j);
 	kj_preflight_free(&p);
 	return rc < 0 ? KJ_EXIT_ERROR : sum.exit_code;

@@ -114,6 +114,10 @@ int kj_tpm_open(const char *tcti, struct kj_tpm **out)
 	}
 	t->ak = ESYS_TR_NONE;
 	t->nv = ESYS_TR_NONE;
+	/* tpm2-tss logs its own errors to stderr; every failure is reported
+	 * here once, naming the TCTI and the command.  TSS2_LOG set by the
+	 * user still wins (debugging). */
+	setenv("TSS2_LOG", "all+NONE", 0);
 	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		tpm_fail(t, "Tss2_TctiLdr_Initialize", rc);
@@ -136,7 +140,14 @@ void kj_tpm_close(struct kj_tpm *t)
 	if (!t)
 		return;
 	if (t->esys) {
-		flush(t, &t->ak);
+		/* At close a failed flush helps nobody: after a TPM error it is
+		 * a second message for the same fault, and a TPM reset or the
+		 * resource manager drops the transient AK anyway. */
+		if (t->ak != ESYS_TR_NONE &&
+		    Esys_FlushContext(t->esys, t->ak) != TSS2_RC_SUCCESS)
+			kj_debug("TPM %s: AK not flushed at close",
+				 t->tcti_conf);
+		t->ak = ESYS_TR_NONE;
 		if (t->nv != ESYS_TR_NONE)
 			(void)Esys_TR_Close(t->esys, &t->nv);
 		Esys_Finalize(&t->esys);
