@@ -43,6 +43,9 @@ step "customer inputs with the openssl command line (SPEC.md §3)"
 KJ_FW_SIZE=65536 KJ_CREDS_N=$((DEVICES + DEVICES / 5)) \
 	kj_inputs_all "$D/customer" "$D/softhsm/transport.pub.pem"
 kj_work_order "$D/customer" 3.1.5 "$DEVICES"
+# The appliance keeps the certificate customers encrypt to (the ceremony's
+# job later); `kinject run' checks it against the HSM key.
+mkdir -p "$D/state" && cp "$D/customer/transport.pem" "$D/state/transport.pem"
 ls "$D/customer" | tr '\n' ' '; echo
 
 step "kinject run: $DEVICES devices over $SOCKETS simulated sockets"
