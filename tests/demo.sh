@@ -34,7 +34,7 @@ kj_track_pid() { pids+=("$1"); }
 step() { printf '\n== %s\n' "$*"; }
 
 step "software TPM (swtpm) and HSM token (SoftHSM2) under $D"
-kj_swtpm_start "$D/tpm" >/dev/null
+kj_swtpm_start "$D/tpm" --ek-cert >/dev/null
 kj_softhsm_init "$D" >/dev/null
 echo "TPM:  $KJ_SWTPM_TCTI"
 echo "HSM:  $KJ_HSM_URI_P11KIT (transport key generated inside the token)"
