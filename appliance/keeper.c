@@ -781,8 +781,12 @@ static int inj_dead(struct keeper *k, struct inj *in, bool restart)
 		restart = false;
 	} else if (restart) {
 		if (WIFSIGNALED(status))
-			kj_warn("keeper: injector %u (pid %d) died by signal %d",
-				in->worker, in->pid, WTERMSIG(status));
+			kj_warn("keeper: injector %u (pid %d) died by signal "
+				"%d (%s)%s", in->worker, in->pid,
+				WTERMSIG(status), strsignal(WTERMSIG(status)),
+				WTERMSIG(status) == SIGSYS ?
+				": a sandbox violation (seccomp), see "
+				"docs/SANDBOX.md" : "");
 		else
 			kj_warn("keeper: injector %u (pid %d) exited with "
 				"status %d", in->worker, in->pid,

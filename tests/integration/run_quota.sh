@@ -5,7 +5,12 @@
 . "$KJ_TESTS/lib/job.sh"
 kj_job_setup 50 4096
 
-kj_run_bg
+# On a terminal (script(1) gives it one) run draws a live progress line.
+rm -f "$KJ_SOCK"
+script -qfec "$(printf '%q ' "$KINJECT" run $(kj_run_args))" "$T/tty.log" \
+	>/dev/null 2>&1 &
+KJ_RUN_PID=$!
+kj_track_pid $KJ_RUN_PID
 kj_wait_listen
 rc=0
 kj_sim --hwrev B --sockets 64 --devices 400 --expect quota \
@@ -17,4 +22,7 @@ wait "$KJ_RUN_PID" || fail "run exit $?"
 [ "$(kj_sql "select count(*) from reservations")" -le 50 ] ||
 	fail "more reservations than the quantity with no failures"
 grep -q '"committed":50' "$T/sim.json" || fail "sim saw: $(cat "$T/sim.json")"
+grep -q $'\r' "$T/tty.log" && grep -aq '\[#*\.*\] *[0-9]*/50 ' "$T/tty.log" ||
+	fail "no live progress line on the terminal: $(tail -c 300 "$T/tty.log")"
+grep -aq 'job WO-2027-0315: completed' "$T/tty.log" || fail "no summary on the terminal"
 echo "run_quota ok"
