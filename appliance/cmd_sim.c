@@ -354,7 +354,7 @@ static int sim_exit_code(const struct sim_args *a,
 	if (!a->o.devices)
 		return KJ_EXIT_OK; /* ran until a signal, as asked */
 	if (a->o.hostile && a->o.hostile_sockets == a->o.sockets)
-		return r->hostile_attempts >= a->o.devices ? KJ_EXIT_OK
+		return r->hostile_intended >= a->o.devices ? KJ_EXIT_OK
 							   : KJ_EXIT_STOPPED;
 	return r->committed >= a->o.devices ? KJ_EXIT_OK : KJ_EXIT_STOPPED;
 }

@@ -437,13 +437,17 @@ static bool finished(struct sim *s)
 	if (s->o->devices && s->normal_sockets &&
 	    s->r->committed >= s->o->devices)
 		return true;
+	/* all hostile: that many attacks answered (or half-open held) */
 	if (s->o->devices && !s->normal_sockets &&
-	    s->r->hostile_attempts >= s->o->devices)
+	    s->r->hostile_intended + s->r->hostile_unexpected >=
+		    s->o->devices)
 		return true;
 	for (unsigned i = 0; i < s->o->sockets; i++) {
 		const struct conn *c = &s->conns[i];
 
-		if (c->state != C_DONE && c->state != C_SILENT &&
+		/* --devices 0 holds half-open sockets until a signal */
+		if (c->state != C_DONE &&
+		    (c->state != C_SILENT || !s->o->devices) &&
 		    (!c->hostile || !s->normal_sockets))
 			live++;
 	}
