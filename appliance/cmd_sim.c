@@ -461,8 +461,9 @@ static void print_human(const struct sim_args *a, struct kj_sim_result *r)
 		       (unsigned long long)r->err_appliance,
 		       (unsigned long long)r->err_stalled);
 	if (r->sockets_ended)
-		printf("sim: %u sockets ended by the appliance (QUOTA, "
-		       "STOPPED, UNAUTHORIZED)\n", r->sockets_ended);
+		printf("sim: %u sockets ended by the appliance (STOPPED, "
+		       "UNAUTHORIZED, or closed after QUOTA)\n",
+		       r->sockets_ended);
 }
 
 static int write_summary(const char *path, const struct sim_args *a,

@@ -275,6 +275,7 @@ static void on_connected(struct sim *s, struct conn *c)
 	int one = 1;
 
 	c->last_progress_ms = kj_now_ms();
+	c->retry_until_ms = 0; /* the start-up window is over */
 	if (s->o->addr.ss_family != AF_UNIX)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (c->hostile && (s->o->hostile == KJ_SIM_GARBAGE ||
@@ -293,6 +294,9 @@ static void connect_failed(struct sim *s, struct conn *c, int err)
 	uint64_t now = kj_now_ms();
 
 	kj_sim_close_fd(s, c, false);
+	/* After QUOTA, a closed listener is the job's end (PROTOCOL.md) */
+	if (s->appliance_ending && !s->o->reconnect)
+		return kj_sim_finish_socket(s, c, false);
 	if (now < c->retry_until_ms) {
 		c->state = C_IDLE;
 		return kj_sim_arm(s, c, T_CONNECT, RETRY_MS);
@@ -364,6 +368,10 @@ static void on_timer(struct sim *s, struct conn *c, enum timer_kind kind)
 		break;
 	case T_DRIBBLE:
 		kj_sim_flush(s, c);
+		break;
+	case T_RETRY:
+		if (c->state == C_PARKED && c->fd >= 0 && !s->stop)
+			kj_sim_start_device(s, c);
 		break;
 	default:
 		break;

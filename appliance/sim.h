@@ -81,7 +81,7 @@ struct kj_sim_result {
 	uint64_t err_closed;	 /* appliance closed mid-device */
 	uint64_t err_appliance;	 /* appliance broke PROTOCOL.md */
 	uint64_t err_stalled;	 /* no progress within --timeout */
-	unsigned sockets_ended;	 /* by QUOTA, STOPPED, UNAUTHORIZED */
+	unsigned sockets_ended;	 /* STOPPED, UNAUTHORIZED, gone after QUOTA */
 	unsigned sockets_failed; /* gave up after an unexpected outcome */
 	bool interrupted;	 /* SIGINT/SIGTERM */
 	uint64_t bytes_received;

@@ -45,7 +45,21 @@ enum fault {
 	F_BAD_READBACK,
 };
 
-enum timer_kind { T_NONE, T_CONNECT, T_PROGRAM, T_SLOW_READ, T_DRIBBLE };
+enum timer_kind {
+	T_NONE,
+	T_CONNECT,
+	T_PROGRAM,
+	T_SLOW_READ,
+	T_DRIBBLE,
+	T_RETRY, /* HELLO again after QUOTA */
+};
+
+/*
+ * After QUOTA a socket asks again this often (plus jitter): a device in
+ * flight elsewhere may still fail and free its unit (PROTOCOL.md
+ * "Quantity"); the socket stops when the appliance closes at job end.
+ */
+#define QUOTA_RETRY_MS 500
 
 struct conn {
 	int fd;

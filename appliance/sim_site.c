@@ -443,6 +443,11 @@ static void on_abort(struct sim *s, struct conn *c, const struct kj_frame *f)
 	end_device(s, c, outcome, intended, NULL);
 	switch (a.code) {
 	case KJ_ABORT_QUOTA:
+		c->state = C_PARKED;
+		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+		kj_sim_arm(s, c, T_RETRY,
+			   QUOTA_RETRY_MS + (unsigned)(kj_sim_rnd(s) % 250));
+		return kj_sim_update_events(s, c);
 	case KJ_ABORT_STOPPED:
 	case KJ_ABORT_UNAUTHORIZED:
 		/* Refusals for good: this socket is done. */

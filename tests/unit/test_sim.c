@@ -38,7 +38,9 @@
 /* ---- reference appliance ---- */
 
 struct ref {
-	int lfd;
+	int lfd;	       /* -1 after the job ended */
+	unsigned listens;
+	bool ended;	       /* quantity reached: listener closed */
 	char path[108];
 	pthread_mutex_t mu;
 	uint64_t quantity;     /* COMMITs allowed */
@@ -98,6 +100,12 @@ static int serve_hello(int fd, const struct kj_hello *h, uint8_t want[32],
 	int n;
 
 	pthread_mutex_lock(&R->mu);
+	if (R->ended) {
+		R->quota++;
+		pthread_mutex_unlock(&R->mu);
+		send_abort(fd, KJ_ABORT_QUOTA);
+		return -1; /* and close: the job is over */
+	}
 	if (strcmp(h->hwrev, "B"))
 		code = KJ_ABORT_LOCKED_OUT, R->locked_out++;
 	else if (uid_seen(h))
@@ -138,10 +146,24 @@ static int serve_hello(int fd, const struct kj_hello *h, uint8_t want[32],
 	return 0;
 }
 
+/* The job ends at its quantity: the listener closes (PROTOCOL.md). */
+static void close_listener(void)
+{
+	if (R->lfd < 0)
+		return;
+	shutdown(R->lfd, SHUT_RDWR); /* wakes accept(); the acceptor closes */
+	unlink(R->path);
+	R->lfd = -1;
+}
+
 static void end_offer(bool ok, const struct kj_hello *h)
 {
 	pthread_mutex_lock(&R->mu);
 	R->inflight--;
+	if (ok && R->ok + 1 >= R->quantity) {
+		R->ended = true;
+		close_listener();
+	}
 	if (ok) {
 		R->ok++;
 		if (R->n_uids < MAX_UIDS) {
@@ -267,23 +289,41 @@ out:
 
 static void *acceptor(void *arg)
 {
-	(void)arg;
+	int lfd = (int)(intptr_t)arg;
+
 	for (;;) {
 		pthread_t t;
-		int fd = accept(R->lfd, NULL, NULL);
+		int fd = accept(lfd, NULL, NULL);
 
-		if (fd < 0)
+		if (fd < 0) {
+			close(lfd);
 			return NULL;
+		}
 		pthread_create(&t, NULL, serve, (void *)(intptr_t)fd);
 		pthread_detach(t);
 	}
 }
 
-static int ref_start(void **state)
+/* A fresh listener at a fresh path for each test. */
+static void ref_listen(void)
 {
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
 	pthread_t t;
 
+	snprintf(R->path, sizeof(R->path), "/tmp/kj-test-sim.%d.%u", getpid(),
+		 ++R->listens);
+	unlink(R->path);
+	memcpy(un.sun_path, R->path, strlen(R->path));
+	R->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(R->lfd >= 0);
+	assert_int_equal(bind(R->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+	assert_int_equal(listen(R->lfd, 1024), 0);
+	pthread_create(&t, NULL, acceptor, (void *)(intptr_t)R->lfd);
+	pthread_detach(t);
+}
+
+static int ref_start(void **state)
+{
 	(void)state;
 	R = calloc(1, sizeof(*R));
 	pthread_mutex_init(&R->mu, NULL);
@@ -293,23 +333,15 @@ static int ref_start(void **state)
 		R->fw[i] = (uint8_t)(i * 13 + 1);
 	kj_readback_begin(&R->fw_state);
 	kj_readback_update(&R->fw_state, R->fw, FW_SIZE);
-	snprintf(R->path, sizeof(R->path), "/tmp/kj-test-sim.%d", getpid());
-	unlink(R->path);
-	memcpy(un.sun_path, R->path, strlen(R->path));
-	R->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(R->lfd >= 0);
-	assert_int_equal(bind(R->lfd, (struct sockaddr *)&un, sizeof(un)), 0);
-	assert_int_equal(listen(R->lfd, 1024), 0);
-	pthread_create(&t, NULL, acceptor, NULL);
-	pthread_detach(t);
+	R->lfd = -1;
 	return 0;
 }
 
 static int ref_stop(void **state)
 {
 	(void)state;
-	unlink(R->path);
-	/* the acceptor and any serving thread die with the process */
+	close_listener();
+	/* serving threads die with the process */
 	return 0;
 }
 
@@ -317,6 +349,9 @@ static int ref_stop(void **state)
 static void ref_reset(uint64_t quantity)
 {
 	pthread_mutex_lock(&R->mu);
+	close_listener();
+	ref_listen();
+	R->ended = false;
 	R->quantity = quantity;
 	R->ok = R->readback_fail = R->site_aborts = R->protocol = 0;
 	R->timeouts = R->locked_out = R->duplicate = R->quota = 0;
@@ -406,7 +441,11 @@ static void test_fault_knobs(void **state)
 	kj_sim_result_free(&r);
 }
 
-/* Quantity smaller than asked: QUOTA ends the sockets, exit "stopped". */
+/*
+ * Quantity smaller than asked: sockets told QUOTA ask again (a device in
+ * flight may fail and free its unit) until the job ends and the listener
+ * is gone; then they end quietly.
+ */
 static void test_quota(void **state)
 {
 	struct kj_sim_opts o;
@@ -418,8 +457,28 @@ static void test_quota(void **state)
 	assert_int_equal(kj_sim_run(&o, &r), 0);
 	assert_int_equal(r.committed, 50);
 	assert_int_equal(r.unexpected, 0);
+	assert_int_equal(r.sockets_failed, 0);
 	assert_int_equal(r.sockets_ended, 8);
-	assert_int_equal(r.aborts[KJ_ABORT_QUOTA], 8);
+	assert_true(r.aborts[KJ_ABORT_QUOTA] >= 1);
+	kj_sim_result_free(&r);
+}
+
+/* A unit freed after QUOTA was sent is still used: the job completes. */
+static void test_quota_freed_unit(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(40);
+	R->drop_every = 37; /* attempt 37 fails after its OFFER */
+	opts(&o, 8, 100);
+	o.reconnect = true;
+	o.connect_wait_s = 0; /* the listener is up; at job end, stop */
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 40);
+	assert_int_equal(R->ok, 40);
+	assert_int_equal(r.unexpected, 0);
 	kj_sim_result_free(&r);
 }
 
@@ -580,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_commit_all),
 		cmocka_unit_test(test_fault_knobs),
 		cmocka_unit_test(test_quota),
+		cmocka_unit_test(test_quota_freed_unit),
 		cmocka_unit_test(test_catches_lying_appliance),
 		cmocka_unit_test(test_unexpected_abort),
 		cmocka_unit_test(test_reconnect),
