@@ -364,15 +364,16 @@ static void write_json(FILE *f, const struct sim_args *a,
 		       struct kj_sim_result *r, int exit_code)
 {
 	const struct kj_sim_opts *o = &a->o;
-	double rate = r->seconds > 0 ? (double)r->committed / r->seconds : 0;
+	double rate = r->devices_per_s;
 
 	fprintf(f, "{\"kinject_sim\":1,\"connect\":\"%s\",\"sockets\":%u,"
-		   "\"devices\":%llu,\"seconds\":%.3f,\"committed\":%llu,"
+		   "\"devices\":%llu,\"seconds\":%.3f,\"busy_seconds\":%.3f,"
+		   "\"committed\":%llu,"
 		   "\"attempted\":%llu,\"intended\":%llu,\"unexpected\":%llu,"
 		   "\"devices_per_s\":%.1f,\"bytes_received\":%llu,"
 		   "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 		o->connect, o->sockets, (unsigned long long)o->devices,
-		r->seconds, (unsigned long long)r->committed,
+		r->seconds, r->busy_seconds, (unsigned long long)r->committed,
 		(unsigned long long)r->attempted,
 		(unsigned long long)r->intended,
 		(unsigned long long)r->unexpected, rate,
@@ -414,12 +415,15 @@ static void write_json(FILE *f, const struct sim_args *a,
 static void print_human(const struct sim_args *a, struct kj_sim_result *r)
 {
 	const struct kj_sim_opts *o = &a->o;
-	double rate = r->seconds > 0 ? (double)r->committed / r->seconds : 0;
 	bool any = false;
 
 	printf("sim: %llu devices committed in %.2f s: %.0f devices/s over "
 	       "%u sockets (%s)\n", (unsigned long long)r->committed,
-	       r->seconds, rate, o->sockets, o->connect);
+	       r->busy_seconds, r->devices_per_s, o->sockets, o->connect);
+	if (r->seconds - r->busy_seconds >= 0.5)
+		printf("sim: ran %.2f s in all (%.2f s with no device offered: "
+		       "connecting, QUOTA, the job's end)\n",
+		       r->seconds, r->seconds - r->busy_seconds);
 	printf("sim: latency HELLO->COMMIT p50 %.2f ms, p99 %.2f ms, "
 	       "max %.2f ms\n", kj_sim_percentile(r, 50) / 1e3,
 	       kj_sim_percentile(r, 99) / 1e3, kj_sim_percentile(r, 100) / 1e3);

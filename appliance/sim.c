@@ -595,6 +595,11 @@ int kj_sim_run(const struct kj_sim_opts *o, struct kj_sim_result *r)
 	KJ_TRY_GOTO(rc, sim_setup(&s), out);
 	rc = loop(&s);
 	r->seconds = (double)(kj_sim_now_us() - s.t0_us) / 1e6;
+	if (s.offered)
+		s.busy_us += kj_sim_now_us() - s.busy_since_us;
+	r->busy_seconds = (double)s.busy_us / 1e6;
+	if (r->busy_seconds > 0)
+		r->devices_per_s = (double)r->committed / r->busy_seconds;
 out:
 	for (unsigned i = 0; s.conns && i < o->sockets; i++)
 		kj_sim_close_fd(&s, &s.conns[i], false);

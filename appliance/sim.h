@@ -85,7 +85,15 @@ struct kj_sim_result {
 	unsigned sockets_failed; /* gave up after an unexpected outcome */
 	bool interrupted;	 /* SIGINT/SIGTERM */
 	uint64_t bytes_received;
-	double seconds;
+	double seconds;		/* the whole run */
+	/*
+	 * Time with at least one device of a normal socket between OFFER and
+	 * its end: the rate's denominator, so idle waits (connecting, QUOTA
+	 * retries, the job's end held up by a hostile site) do not dilute
+	 * devices/s.
+	 */
+	double busy_seconds;
+	double devices_per_s;	/* committed / busy_seconds */
 	/* HELLO -> COMMIT latencies in microseconds, committed devices */
 	uint32_t *latency_us;
 	size_t n_latency;

@@ -69,6 +69,7 @@ struct conn {
 	bool slow;	  /* one of the first --slow-sockets */
 	uint64_t retry_until_ms; /* refused connects retried until then */
 	bool in_device;	  /* a device attempt is open */
+	bool offered;	  /* ... and got its OFFER */
 	bool surprise;	  /* appliance accepted what it should refuse */
 	bool reacted;	  /* hostile: appliance reacted this attempt */
 	bool parked_listed;
@@ -110,6 +111,9 @@ struct sim {
 	uint64_t inflight; /* normal devices open */
 	uint64_t rng;
 	uint64_t t0_ms, t0_us;
+	uint64_t offered;	/* normal devices between OFFER and end */
+	uint64_t busy_since_us;	/* offered went 0 -> 1 */
+	uint64_t busy_us;
 	unsigned normal_sockets;
 	bool stop;
 	bool socket_ended; /* re-check the end condition now */

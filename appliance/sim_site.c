@@ -90,6 +90,9 @@ static void end_device(struct sim *s, struct conn *c, const char *outcome,
 			r->hostile_unexpected++;
 	} else {
 		s->inflight--;
+		if (c->offered && !--s->offered)
+			s->busy_us += kj_sim_now_us() - s->busy_since_us;
+		c->offered = false;
 		if (intended)
 			r->intended++;
 		else
@@ -293,6 +296,11 @@ static void on_offer(struct sim *s, struct conn *c, const struct kj_frame *f)
 	if (c->fault == F_WRONG_HWREV || c->fault == F_DUPLICATE)
 		c->surprise = true;
 	c->attempt = o.attempt;
+	if (!c->hostile && !c->offered) {
+		c->offered = true;
+		if (!s->offered++)
+			s->busy_since_us = kj_sim_now_us();
+	}
 	memcpy(c->serial, o.serial, sizeof(c->serial));
 	c->fw_size = o.fw_size;
 	c->cred_size = o.cred_size;
