@@ -276,6 +276,7 @@ static void on_connected(struct sim *s, struct conn *c)
 
 	c->last_progress_ms = kj_now_ms();
 	c->retry_until_ms = 0; /* the start-up window is over */
+	c->closed_unanswered = false;
 	if (s->o->addr.ss_family != AF_UNIX)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (c->hostile && (s->o->hostile == KJ_SIM_GARBAGE ||
@@ -295,7 +296,7 @@ static void connect_failed(struct sim *s, struct conn *c, int err)
 
 	kj_sim_close_fd(s, c, false);
 	/* After QUOTA, a closed listener is the job's end (PROTOCOL.md) */
-	if (s->appliance_ending && !s->o->reconnect)
+	if ((s->appliance_ending || c->closed_unanswered) && !s->o->reconnect)
 		return kj_sim_finish_socket(s, c, false);
 	if (now < c->retry_until_ms) {
 		c->state = C_IDLE;

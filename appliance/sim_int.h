@@ -70,6 +70,7 @@ struct conn {
 	uint64_t retry_until_ms; /* refused connects retried until then */
 	bool in_device;	  /* a device attempt is open */
 	bool offered;	  /* ... and got its OFFER */
+	bool closed_unanswered; /* last connection closed on our HELLO */
 	bool surprise;	  /* appliance accepted what it should refuse */
 	bool reacted;	  /* hostile: appliance reacted this attempt */
 	bool parked_listed;

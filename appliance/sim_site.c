@@ -503,7 +503,10 @@ void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 		c->reacted = true;
 		return kj_sim_reconnect(s, c, false, RECONNECT_MS);
 	case C_PARKED:
-		/* Idle connection closed (HELLO timeout, job end): retry. */
+		/* After QUOTA, closing an idle connection ends the job. */
+		if (s->appliance_ending && !s->o->reconnect)
+			return kj_sim_finish_socket(s, c, false);
+		/* Otherwise (an appliance restart): connect again. */
 		return kj_sim_reconnect(s, c, false, RECONNECT_MS);
 	case C_WAIT_OFFER:
 		if (c->hostile && s->o->hostile == KJ_SIM_SLOW_LORIS) {
@@ -516,6 +519,19 @@ void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 	}
 	if (!c->in_device) {
 		/* Between devices (after ABORT PROTOCOL/TIMEOUT it closes). */
+		return kj_sim_reconnect(s, c, false, RECONNECT_MS);
+	}
+	if (!c->offered && !c->hostile) {
+		/*
+		 * Closed with our HELLO unanswered: nothing was offered, so no
+		 * device failed (an appliance stopping, a HELLO asking again
+		 * after QUOTA meeting the job's end).  Connect again; if that
+		 * is refused, the socket ends quietly.
+		 */
+		end_device(s, c, "closed_before_offer", true, NULL);
+		if (s->appliance_ending && !s->o->reconnect)
+			return kj_sim_finish_socket(s, c, false);
+		c->closed_unanswered = true;
 		return kj_sim_reconnect(s, c, false, RECONNECT_MS);
 	}
 	kj_log_ratelimited(&s->rl, KJ_LOG_ERR,
