@@ -22,6 +22,7 @@
 #include "arena.h"
 #include "cms.h"
 #include "util.h"
+#include "kj_testutil.h"
 
 static char dir[] = "/tmp/kj-test-cms.XXXXXX";
 static struct kj_arena arena;
@@ -30,21 +31,13 @@ static X509 *tcert, *rcert, *ocert;
 
 static int sh(const char *fmt, ...)
 {
-	char script[256], cmd[300];
 	va_list ap;
-	FILE *f;
+	int rc;
 
-	/* inputs.sh is bash; system() would use /bin/sh. */
-	snprintf(script, sizeof(script), "%s.sh", dir);
-	f = fopen(script, "w");
-	if (!f)
-		return -1;
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	rc = kj_test_vbash(dir, fmt, ap);
 	va_end(ap);
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "bash %s", script);
-	return system(cmd);
+	return rc;
 }
 
 static uint8_t *slurp(const char *name, size_t *len)

@@ -17,6 +17,7 @@
 #include "creds.h"
 #include "kj_capture.h"
 #include "util.h"
+#include "kj_testutil.h"
 
 /* One EC P-256 key and a self-signed certificate, DER and base64. */
 static uint8_t *cert_der, *key_der;
@@ -36,22 +37,11 @@ static int setup(void **state)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	PKCS8_PRIV_KEY_INFO *p8;
-	X509 *x = X509_new();
+	X509 *x = k ? kj_test_self_signed(k) : NULL;
 	uint8_t *p;
 
 	(void)state;
-	if (!k || !x)
-		return -1;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
-				   MBSTRING_ASC, (const uint8_t *)"dev", -1,
-				   -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	X509_set_pubkey(x, k);
-	if (!X509_sign(x, k, EVP_sha256()))
+	if (!x)
 		return -1;
 	cert_len = i2d_X509(x, NULL);
 	cert_der = p = malloc((size_t)cert_len);

@@ -27,6 +27,7 @@
 #include "cms.h"
 #include "hsm.h"
 #include "util.h"
+#include "kj_testutil.h"
 
 static char dir[] = "/tmp/kj-test-hsm.XXXXXX";
 static char uri[1024], pin_source[300];
@@ -53,20 +54,13 @@ static void rot13(const char *in, uint8_t *out, size_t n)
 
 static int sh(const char *fmt, ...)
 {
-	char script[256], cmd[300];
 	va_list ap;
-	FILE *f;
+	int rc;
 
-	snprintf(script, sizeof(script), "%s.sh", dir);
-	f = fopen(script, "w");
-	if (!f)
-		return -1;
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	rc = kj_test_vbash(dir, fmt, ap);
 	va_end(ap);
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "bash %s", script);
-	return system(cmd);
+	return rc;
 }
 
 static int read_line(const char *name, char *buf, size_t cap)

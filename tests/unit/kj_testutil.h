@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Helpers shared by the unit test programs (each includes what it uses). */
+#ifndef KJ_TESTUTIL_H
+#define KJ_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/*
+ * Run the formatted text as a bash script written to SCRATCH.sh (the
+ * helpers in tests/lib are bash; system() alone would use /bin/sh).
+ * Returns what system() returns.
+ */
+static inline int kj_test_vbash(const char *scratch, const char *fmt,
+				va_list ap)
+{
+	char script[256], cmd[300];
+	FILE *f;
+
+	snprintf(script, sizeof(script), "%s.sh", scratch);
+	f = fopen(script, "w");
+	if (!f)
+		return -1;
+	vfprintf(f, fmt, ap);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "bash %s", script);
+	return system(cmd);
+}
+
+/* A self-signed device certificate ("CN=dev", one day) for key k. */
+static inline X509 *kj_test_self_signed(EVP_PKEY *k)
+{
+	X509 *x = X509_new();
+
+	if (!x)
+		return NULL;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+				   MBSTRING_ASC, (const unsigned char *)"dev",
+				   -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, k);
+	if (!X509_sign(x, k, EVP_sha256())) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+#endif
