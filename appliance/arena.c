@@ -229,6 +229,19 @@ static int harden_mapping(uint8_t *p, size_t size, const char *what)
 	return 0;
 }
 
+/* Harden a fresh mapping of a->base; a mapping that cannot be hardened is
+ * never used: unmap it. */
+static int harden_or_unmap(struct kj_arena *a, size_t size, const char *what)
+{
+	int rc = harden_mapping(a->base, size, what);
+
+	if (rc < 0) {
+		unmap_guarded(a->base, size);
+		a->base = NULL;
+	}
+	return rc;
+}
+
 static const char *memlock_hint(int err)
 {
 	if (err == -EAGAIN || err == -ENOMEM || err == -EPERM)
@@ -267,12 +280,9 @@ static int try_memfd_secret(struct kj_arena *a, size_t size, bool forced)
 		       strerror(-rc), memlock_hint(rc));
 		goto err;
 	}
-	rc = harden_mapping(a->base, size, "memfd_secret");
-	if (rc < 0) {
-		unmap_guarded(a->base, size);
-		a->base = NULL;
+	rc = harden_or_unmap(a, size, "memfd_secret");
+	if (rc < 0)
 		goto err;
-	}
 	a->fd = fd;
 	return 0;
 err:
@@ -300,12 +310,9 @@ static int try_kmod(struct kj_arena *a, size_t size, bool forced)
 		       strerror(-rc));
 		goto err;
 	}
-	rc = harden_mapping(a->base, size, KJ_ARENA_DEV);
-	if (rc < 0) {
-		unmap_guarded(a->base, size);
-		a->base = NULL;
+	rc = harden_or_unmap(a, size, KJ_ARENA_DEV);
+	if (rc < 0)
 		goto err;
-	}
 	a->fd = fd;
 	return 0;
 err:
@@ -340,9 +347,9 @@ static int try_mlock(struct kj_arena *a, size_t size)
 		       memlock_hint(rc));
 		goto err_unmap;
 	}
-	rc = harden_mapping(a->base, size, "mlock");
+	rc = harden_or_unmap(a, size, "mlock");
 	if (rc < 0)
-		goto err_unmap;
+		goto err;
 	/* After our writable mapping exists: nobody else gets one. */
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
 				   F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0) {
