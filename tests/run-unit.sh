@@ -11,6 +11,10 @@ for t in "$@"; do
 	0) pass=$((pass + 1)); echo "PASS $name" ;;
 	77) skip=$((skip + 1)); echo "SKIP $name" ;;
 	*) fail=$((fail + 1)); failed+=("$name"); echo "FAIL $name (exit $rc)"
+	   # cmocka's verdicts first: the tail may be all sanitizer report.
+	   printf '%s\n' "$out" | grep -E -B2 -A4 '^\[  (FAILED|ERROR) +\]|Failure!|error: ' |
+		head -n 60
+	   echo "--- last lines:"
 	   printf '%s\n' "$out" | tail -n 40 ;;
 	esac
 done
