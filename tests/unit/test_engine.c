@@ -730,7 +730,9 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 			(unsigned long long)st->in_flight, st->issuing,
 			(unsigned long long)st->conns_open,
 			(unsigned long long)st->hellos);
-	if (FX->kill_at_ok && !FX->kill_done && st->ok >= FX->kill_at_ok)
+	/* Strike while devices are in flight: they must become `internal'. */
+	if (FX->kill_at_ok && !FX->kill_done && st->ok >= FX->kill_at_ok &&
+	    st->in_flight > 0)
 		kill_one_injector();
 	if (!FX->later_started && ((FX->kill_done && st->injector_restarts) ||
 	    (FX->later_on_unauth && st->results[KJ_RES_UNAUTHORIZED] >= 2))) {
