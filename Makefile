@@ -51,7 +51,7 @@ CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) $(HARDEN) -D_GNU_SOURCE \
 	-Iappliance $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(LDHARDEN) $(LDSAN) $(LDFLAGS)
 
-LIB_SRCS := $(filter-out appliance/main.c,$(wildcard appliance/*.c))
+LIB_SRCS := $(wildcard appliance/*/*.c)
 LIB_OBJS := $(LIB_SRCS:appliance/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject: dispatch to one subcommand (wireguard-tools wg.c style). */
-#include "commands.h"
-#include "kinject.h"
-#include "log.h"
+#include "base/kinject.h"
+#include "base/log.h"
+#include "cli/commands.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "journal.h"
-#include "record.h"
-#include "util.h"
+#include "base/util.h"
+#include "journal/journal.h"
+#include "journal/record.h"
 
 #define MAX_LAT 1000000
 

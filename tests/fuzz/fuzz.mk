@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # libFuzzer targets: every tests/fuzz/fuzz_<name>.c is built with clang
-# against all appliance sources except main.c (compiled with clang into
+# against all appliance sources except main.c (those in appliance/*/) (compiled with clang into
 # build/fuzz/) and run for FUZZ_SECONDS.  Invoked by `make fuzz' as
 #   make -f tests/fuzz/fuzz.mk FUZZ_SECONDS=N
 # Fails if any target crashes, leaks, trips a sanitizer or times out.
@@ -23,7 +23,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE \
 	-DKJ_FUZZING -DKJ_SANITIZED -Wall -Wextra -Wno-unused-parameter \
 	-Iappliance $(PKG_CFLAGS) $(SAN)
 
-LIB_SRCS := $(filter-out appliance/main.c,$(wildcard appliance/*.c))
+LIB_SRCS := $(wildcard appliance/*/*.c)
 LIB_OBJS := $(LIB_SRCS:appliance/%.c=$(FUZZ_BUILD)/obj/%.o)
 TARGET_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 TARGETS := $(TARGET_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)

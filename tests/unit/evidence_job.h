@@ -14,13 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "evidence.h"
-#include "journal.h"
-#include "measure.h"
-#include "mtree.h"
-#include "tpm.h"
-#include "util.h"
+#include "attest/checkpoint.h"
+#include "attest/measure.h"
+#include "attest/mtree.h"
+#include "attest/tpm.h"
+#include "base/util.h"
+#include "evidence/evidence.h"
+#include "journal/journal.h"
 
 struct ej_opts {
 	const char *dir;       /* state dir (created) */

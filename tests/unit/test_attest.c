@@ -16,10 +16,10 @@
 #include <cmocka.h>
 #include <tss2/tss2_mu.h>
 
-#include "attest.h"
-#include "eventlog.h"
-#include "tpm.h"
-#include "util.h"
+#include "attest/attest.h"
+#include "attest/eventlog.h"
+#include "attest/tpm.h"
+#include "base/util.h"
 #include "swtpm_helper.h"
 
 #define MASK KJ_PCR_DEFAULT_MASK

@@ -20,11 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include "attest/mtree.h"
+#include "evidence/audit.h"
+#include "journal/journal.h"
+#include "journal/record.h"
 #include "evidence_job.h"
-#include "journal.h"
-#include "mtree.h"
-#include "record.h"
 #include "swtpm_helper.h"
 
 static char dir[96];

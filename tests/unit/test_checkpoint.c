@@ -18,11 +18,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "attest.h"
-#include "checkpoint.h"
-#include "eventlog.h"
-#include "journal.h"
-#include "measure.h"
+#include "attest/attest.h"
+#include "attest/checkpoint.h"
+#include "attest/eventlog.h"
+#include "attest/measure.h"
+#include "journal/journal.h"
 #include "evidence_job.h"
 #include "swtpm_helper.h"
 

@@ -19,9 +19,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "arena.h"
-#include "cms.h"
-#include "util.h"
+#include "base/util.h"
+#include "inputs/cms.h"
+#include "secret/arena.h"
 #include "kj_testutil.h"
 
 static char dir[] = "/tmp/kj-test-cms.XXXXXX";

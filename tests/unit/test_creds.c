@@ -13,10 +13,10 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "arena.h"
-#include "creds.h"
+#include "base/util.h"
+#include "inputs/creds.h"
+#include "secret/arena.h"
 #include "kj_capture.h"
-#include "util.h"
 #include "kj_testutil.h"
 
 /* One EC P-256 key and a self-signed certificate, DER and base64. */

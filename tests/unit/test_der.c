@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "der.h"
+#include "base/der.h"
 
 static int one(const uint8_t *b, size_t n, struct kj_tlv *t)
 {

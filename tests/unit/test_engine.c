@@ -27,18 +27,18 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "arena.h"
-#include "creds.h"
-#include "journal.h"
-#include "keeper.h"
-#include "ipc.h"
-#include "listen.h"
-#include "log.h"
-#include "record.h"
-#include "sim.h"
-#include "sites.h"
-#include "util.h"
-#include "workorder.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "injector/listen.h"
+#include "inputs/creds.h"
+#include "inputs/sites.h"
+#include "inputs/workorder.h"
+#include "journal/journal.h"
+#include "journal/record.h"
+#include "keeper/keeper.h"
+#include "secret/arena.h"
+#include "sim/sim.h"
+#include "wire/ipc.h"
 #include "kj_testutil.h"
 
 #define FW_SIZE_DEFAULT (64 * 1024)

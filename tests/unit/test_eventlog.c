@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "eventlog.h"
-#include "util.h"
+#include "attest/eventlog.h"
+#include "base/util.h"
 
 #define MASK KJ_PCR_DEFAULT_MASK
 

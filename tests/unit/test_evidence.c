@@ -20,9 +20,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "attest.h"
-#include "evidence.h"
-#include "verify.h"
+#include "attest/attest.h"
+#include "evidence/evidence.h"
+#include "evidence/verify.h"
 #include "evidence_job.h"
 #include "swtpm_helper.h"
 

@@ -23,10 +23,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "arena.h"
-#include "cms.h"
-#include "hsm.h"
-#include "util.h"
+#include "base/util.h"
+#include "hsm/hsm.h"
+#include "inputs/cms.h"
+#include "secret/arena.h"
 #include "kj_testutil.h"
 
 static char dir[] = "/tmp/kj-test-hsm.XXXXXX";

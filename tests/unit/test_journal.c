@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "journal.h"
-#include "log.h"
-#include "record.h"
+#include "base/log.h"
+#include "evidence/audit.h"
+#include "journal/journal.h"
+#include "journal/record.h"
 
 #define NCREDS 64
 

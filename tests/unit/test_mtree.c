@@ -15,8 +15,8 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "mtree.h"
-#include "util.h"
+#include "attest/mtree.h"
+#include "base/util.h"
 
 static const char *const ct_leaves[8] = {
 	"", "00", "10", "2021", "3031", "40414243", "5051525354555657",

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pin.h"
+#include "inputs/pin.h"
 
 static char dir[] = "/tmp/kj-test-pin.XXXXXX";
 

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "inputs/product.h"
+#include "inputs/workorder.h"
 #include "kj_capture.h"
-#include "product.h"
-#include "workorder.h"
 
 static const char pm_example[] =
 	"{\"kinject_product\": 1, \"product\": \"acme-sensor\", "

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "proto.h"
-#include "readback.h"
-#include "util.h"
+#include "base/util.h"
+#include "wire/proto.h"
+#include "wire/readback.h"
 
 /* ---- helpers ---- */
 

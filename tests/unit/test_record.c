@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "record.h"
+#include "journal/record.h"
 
 /* 606 bytes */
 static const char GOLDEN_START[] =

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "inputs/semver.h"
 #include "kj_capture.h"
-#include "semver.h"
 
 static struct kj_semver V(const char *s)
 {

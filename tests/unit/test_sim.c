@@ -25,11 +25,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "proto.h"
-#include "readback.h"
-#include "sim.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "sim/sim.h"
+#include "wire/proto.h"
+#include "wire/readback.h"
 
 #define FW_SIZE 70000
 #define CRED_SIZE 1500

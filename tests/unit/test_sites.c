@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "inputs/sites.h"
 #include "kj_capture.h"
-#include "sites.h"
 
 static int parse(const char *s, struct kj_sites *st)
 {

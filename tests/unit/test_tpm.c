@@ -18,9 +18,9 @@
 #include <cmocka.h>
 #include <openssl/x509.h>
 
-#include "attest.h"
-#include "tpm.h"
-#include "util.h"
+#include "attest/attest.h"
+#include "attest/tpm.h"
+#include "base/util.h"
 #include "swtpm_helper.h"
 
 static struct test_swtpm sw;

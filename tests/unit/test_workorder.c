@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "base/util.h"
+#include "inputs/workorder.h"
 #include "kj_capture.h"
-#include "util.h"
-#include "workorder.h"
 
 #define SHA "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 

@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: Apache-2.0
+/* kinject run: one job, SPEC.md §4. */
+#include "attest/run_attest.h"
+#include "base/kinject.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "injector/listen.h"
+#include "inputs/preflight.h"
+#include "inputs/sites.h"
+#include "journal/journal.h"
+#include "keeper/keeper.h"
+#include "commands.h"
+#include "progress.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#define KJ_RUN_MAX_LISTEN 16
+
+const char cmd_run_usage[] =
+	"Usage: kinject run --work-order WO.json --work-order-sig WO.json.sig\n"
+	"         --product P.json --product-sig P.json.sig\n"
+	"         --firmware FW.cms --credentials CREDS.cms\n"
+	"         --listen unix:PATH|tcp:HOST:PORT [--listen ...]\n"
+	"         --hsm PKCS11-URI --pin-source file:PATH|env:NAME\n"
+	"         --tpm TCTI --operator ID [options]\n\n"
+	"Run one job: decrypt the inputs into secret memory, serve the\n"
+	"programming sockets until the work order's quantity is reached,\n"
+	"journal and attest every attempt.  Rerunning with the same state\n"
+	"directory and work order resumes the job.\n\n"
+	"Options:\n"
+	"  --state DIR                 appliance state (default ./kinject-state)\n"
+	"  --release-cert PEM          customer release certificate (default\n"
+	"                              DIR/customers/<customer>/release.pem)\n"
+	"  --sites FILE                allowed sites and sockets (UNAUTHORIZED)\n"
+	"  --max-connections N         default 4096\n"
+	"  --hello-timeout S           idle limit before HELLO, default 600\n"
+	"  --program-timeout S         limit for READBACK, default 120\n"
+	"  --checkpoint-interval MS    TPM checkpoint cadence, default 200\n"
+	"  --no-commit-after-checkpoint  send COMMIT once journaled, before\n"
+	"                              the covering quote\n"
+	"  --workers N                 injector processes (default: one per core)\n"
+	"  --json-summary FILE         write the summary as JSON\n"
+	"  --tpm none                  no attestation (engine tests only)\n\n"
+	"Exit: 0 quantity reached, 3 stopped by a signal (resumable),\n"
+	"4 max_failed exceeded, 1 error, 2 usage.\n";
+
+struct run_opts {
+	struct kj_preflight_args in;
+	struct kj_listen listen[KJ_RUN_MAX_LISTEN];
+	size_t n_listen;
+	const char *tpm, *operator_id, *sites, *json_summary;
+	struct kj_keeper_limits limits;
+	uint64_t checkpoint_ms;
+	bool commit_after_checkpoint;
+};
+
+enum {
+	O_WO = 256, O_WO_SIG, O_PRODUCT, O_PRODUCT_SIG, O_FIRMWARE, O_CREDS,
+	O_LISTEN, O_STATE, O_HSM, O_PIN, O_TPM, O_OPERATOR, O_SITES, O_MAXCONN,
+	O_HELLO_TO, O_PROG_TO, O_CKPT, O_NO_CAC, O_WORKERS, O_JSON, O_RELEASE,
+};
+
+static const struct option long_opts[] = {
+	{ "work-order", required_argument, NULL, O_WO },
+	{ "work-order-sig", required_argument, NULL, O_WO_SIG },
+	{ "product", required_argument, NULL, O_PRODUCT },
+	{ "product-sig", required_argument, NULL, O_PRODUCT_SIG },
+	{ "firmware", required_argument, NULL, O_FIRMWARE },
+	{ "credentials", required_argument, NULL, O_CREDS },
+	{ "listen", required_argument, NULL, O_LISTEN },
+	{ "state", required_argument, NULL, O_STATE },
+	{ "hsm", required_argument, NULL, O_HSM },
+	{ "pin-source", required_argument, NULL, O_PIN },
+	{ "tpm", required_argument, NULL, O_TPM },
+	{ "operator", required_argument, NULL, O_OPERATOR },
+	{ "sites", required_argument, NULL, O_SITES },
+	{ "max-connections", required_argument, NULL, O_MAXCONN },
+	{ "hello-timeout", required_argument, NULL, O_HELLO_TO },
+	{ "program-timeout", required_argument, NULL, O_PROG_TO },
+	{ "checkpoint-interval", required_argument, NULL, O_CKPT },
+	{ "no-commit-after-checkpoint", no_argument, NULL, O_NO_CAC },
+	{ "workers", required_argument, NULL, O_WORKERS },
+	{ "json-summary", required_argument, NULL, O_JSON },
+	{ "release-cert", required_argument, NULL, O_RELEASE },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_uint(const char *flag, const char *v, uint64_t min,
+		      uint64_t max, unsigned *out)
+{
+	uint64_t n;
+
+	KJ_TRY(kj_parse_u64(v, min, max, flag, &n));
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* One option; < 0 is a usage error (already logged). */
+static int take_opt(struct run_opts *o, int c, const char *v)
+{
+	unsigned s;
+
+	switch (c) {
+	case O_WO: o->in.work_order = v; return 0;
+	case O_WO_SIG: o->in.work_order_sig = v; return 0;
+	case O_PRODUCT: o->in.product = v; return 0;
+	case O_PRODUCT_SIG: o->in.product_sig = v; return 0;
+	case O_FIRMWARE: o->in.firmware = v; return 0;
+	case O_CREDS: o->in.credentials = v; return 0;
+	case O_STATE: o->in.state_dir = v; return 0;
+	case O_HSM: o->in.hsm_uri = v; return 0;
+	case O_PIN: o->in.pin_source = v; return 0;
+	case O_RELEASE: o->in.release_cert = v; return 0;
+	case O_TPM: o->tpm = v; return 0;
+	case O_OPERATOR: o->operator_id = v; return 0;
+	case O_SITES: o->sites = v; return 0;
+	case O_JSON: o->json_summary = v; return 0;
+	case O_NO_CAC: o->commit_after_checkpoint = false; return 0;
+	case O_LISTEN:
+		if (o->n_listen == KJ_RUN_MAX_LISTEN) {
+			kj_err("--listen: at most %d listeners", KJ_RUN_MAX_LISTEN);
+			return -EINVAL;
+		}
+		return kj_listen_parse(v, &o->listen[o->n_listen++]);
+	case O_MAXCONN:
+		return parse_uint("--max-connections", v, 1, 65536,
+				  &o->limits.max_connections);
+	case O_WORKERS:
+		return parse_uint("--workers", v, 1, 64, &o->limits.workers);
+	case O_HELLO_TO:
+		KJ_TRY(parse_uint("--hello-timeout", v, 1, 86400, &s));
+		o->limits.hello_timeout_ms = s * 1000u;
+		return 0;
+	case O_PROG_TO:
+		KJ_TRY(parse_uint("--program-timeout", v, 1, 86400, &s));
+		o->limits.program_timeout_ms = s * 1000u;
+		return 0;
+	case O_CKPT:
+		return kj_parse_u64(v, 10, 3600000, "--checkpoint-interval",
+				    &o->checkpoint_ms);
+	default:
+		return -EINVAL;
+	}
+}
+
+static int require(const char *v, const char *flag)
+{
+	if (v)
+		return 0;
+	kj_err("run: %s is required (see `kinject help run')", flag);
+	return -EINVAL;
+}
+
+static int parse_opts(int argc, char **argv, struct run_opts *o)
+{
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->commit_after_checkpoint = true;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		if (c == '?') {
+			kj_err("run: unknown or incomplete option `%s'",
+			       argv[optind - 1]);
+			return -EINVAL;
+		}
+		KJ_TRY(take_opt(o, c, optarg));
+	}
+	if (optind < argc) {
+		kj_err("run: unexpected argument `%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->in.state_dir)
+		o->in.state_dir = "./kinject-state";
+	KJ_TRY(require(o->in.work_order, "--work-order"));
+	KJ_TRY(require(o->in.work_order_sig, "--work-order-sig"));
+	KJ_TRY(require(o->in.product, "--product"));
+	KJ_TRY(require(o->in.product_sig, "--product-sig"));
+	KJ_TRY(require(o->in.firmware, "--firmware"));
+	KJ_TRY(require(o->in.credentials, "--credentials"));
+	KJ_TRY(require(o->n_listen ? "" : NULL, "--listen"));
+	KJ_TRY(require(o->in.hsm_uri, "--hsm"));
+	KJ_TRY(require(o->in.pin_source, "--pin-source"));
+	KJ_TRY(require(o->tpm, "--tpm"));
+	return require(o->operator_id, "--operator");
+}
+
+/*
+ * The keeper holds no plaintext outside the arena, but it handles the HSM
+ * session and the arena's writable mapping: keep it out of core dumps and
+ * ptrace by ordinary users.  The arena is charged to RLIMIT_MEMLOCK, whose
+ * distribution default (8 MiB) is far below a credential batch.
+ */
+static int harden_keeper(void)
+{
+	struct rlimit core0 = { 0, 0 }, memlock;
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+	    setrlimit(RLIMIT_CORE, &core0) < 0) {
+		kj_err("run: cannot make the keeper non-dumpable: %s",
+		       strerror(errno));
+		return -errno;
+	}
+	/* Without CAP_SYS_RESOURCE only the soft limit can move (up to the
+	 * hard one); with CAP_IPC_LOCK the limit does not apply at all. */
+	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0 &&
+	    (getrlimit(RLIMIT_MEMLOCK, &memlock) < 0 ||
+	     (memlock.rlim_cur = memlock.rlim_max,
+	      setrlimit(RLIMIT_MEMLOCK, &memlock) < 0)))
+		kj_warn("run: cannot raise RLIMIT_MEMLOCK (%s): large inputs "
+			"may not fit in secret memory", strerror(errno));
+	return 0;
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static int install_stop_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGTERM, &sa, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* The keeper has one hook context: the tree/checkpoints and the display. */
+struct run_ctx {
+	struct kj_run_attest att;
+	struct kj_progress prog;
+};
+
+static int hook_record(void *ctx, uint64_t seq, const uint8_t *jcs,
+		       size_t len)
+{
+	return kj_run_attest_record(&((struct run_ctx *)ctx)->att, seq, jcs,
+				    len);
+}
+
+static int hook_committed(void *ctx, uint64_t tree_size, uint64_t *covered)
+{
+	return kj_run_attest_committed(&((struct run_ctx *)ctx)->att,
+				       tree_size, covered);
+}
+
+static void hook_progress(void *ctx, const struct kj_keeper_stats *st)
+{
+	kj_progress_update(&((struct run_ctx *)ctx)->prog, st);
+}
+
+/* The journal knows the batch by index and certificate hash only. */
+static int cred_refs(const struct kj_creds *c, struct kj_cred_ref **out)
+{
+	struct kj_cred_ref *r = calloc(c->count ? c->count : 1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->count; i++) {
+		r[i].index = c->table->cred[i].index;
+		memcpy(r[i].cert_sha256, c->table->cred[i].cert_sha256, 32);
+	}
+	*out = r;
+	return 0;
+}
+
+static void job_desc(const struct run_opts *o, const struct kj_preflight *p,
+		     const struct kj_cred_ref *refs, struct kj_job_desc *d)
+{
+	const struct kj_work_order *wo = &p->wo;
+
+	memset(d, 0, sizeof(*d));
+	d->job = wo->id;
+	d->customer = wo->customer;
+	d->product = wo->product;
+	d->batch = wo->batch;
+	d->operator_id = o->operator_id;
+	memcpy(d->work_order_sha256, wo->sha256, 32);
+	d->quantity = wo->quantity;
+	d->fw_version = wo->fw_version_str;
+	memcpy(d->fw_sha256, wo->fw_sha256, 32);
+	d->serial_prefix = wo->serial_prefix;
+	d->serial_start = wo->serial_start;
+	d->creds = refs;
+	d->n_creds = p->creds.count;
+}
+
+static void set_outcome(struct kj_run_summary *s, int end)
+{
+	static const struct { const char *name; int code; } map[] = {
+		[KJ_KEEPER_COMPLETED] = { "completed", KJ_EXIT_OK },
+		[KJ_KEEPER_MAX_FAILED] = { "max_failed exceeded",
+					   KJ_EXIT_MAX_FAILED },
+		[KJ_KEEPER_STOPPED] = { "stopped (resumable)", KJ_EXIT_STOPPED },
+		[KJ_KEEPER_EXHAUSTED] = { "credential batch exhausted",
+					  KJ_EXIT_ERROR },
+	};
+
+	if (end < 0 || end >= (int)KJ_ARRAY_SIZE(map)) {
+		s->outcome = "error";
+		s->exit_code = KJ_EXIT_ERROR;
+		return;
+	}
+	s->outcome = map[end].name;
+	s->exit_code = map[end].code;
+}
+
+/* The job was already ended by an earlier run: say so, change nothing. */
+static int report_ended(const struct kj_job_state *st,
+			struct kj_run_summary *s)
+{
+	bool done = st->end_result == KJ_RES_COMPLETED;
+
+	printf("job %s already ended (%s): %llu devices ok; nothing to do\n",
+	       s->job, kj_result_name(st->end_result),
+	       (unsigned long long)st->ok_count);
+	s->outcome = done ? "completed" : "max_failed exceeded";
+	s->exit_code = done ? KJ_EXIT_OK : KJ_EXIT_MAX_FAILED;
+	return 0;
+}
+
+static void fill_job(const struct run_opts *o, struct kj_preflight *p,
+		     struct kj_journal *j, struct run_ctx *ctx,
+		     struct kj_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	job->arena = &p->arena;
+	job->fw_off = kj_arena_offset(&p->arena, p->fw);
+	job->fw_size = (uint32_t)p->fw_len;
+	job->creds = &p->creds;
+	job->wo = &p->wo;
+	job->journal = j;
+	job->listen = o->listen;
+	job->n_listen = o->n_listen;
+	job->limits = o->limits;
+	job->hooks.ctx = ctx;
+	job->hooks.record = hook_record;
+	job->hooks.committed = hook_committed;
+	job->hooks.progress = hook_progress;
+	job->stop = &stop_flag;
+}
+
+static void summarise(const struct run_opts *o, struct kj_journal *j,
+		      struct run_ctx *ctx, struct kj_run_summary *s,
+		      const struct kj_keeper_stats *ks)
+{
+	struct kj_journal_stats js;
+	struct kj_ckpt_stats cs;
+
+	kj_journal_stats(j, &js);
+	kj_run_attest_stats(&ctx->att, &cs);
+	s->fsyncs = js.fsyncs;
+	s->checkpoints = cs.taken;
+	s->quote_ms_max = cs.quote_ms_max;
+	s->tree_size = kj_journal_record_count(j);
+	kj_summary_print(s, ks);
+	if (o->json_summary && kj_summary_write_json(o->json_summary, s, ks) < 0)
+		s->exit_code = KJ_EXIT_ERROR;
+}
+
+static int serve(const struct run_opts *o, struct kj_preflight *p,
+		 struct kj_journal *j, struct run_ctx *ctx,
+		 struct kj_run_summary *s)
+{
+	struct kj_keeper_stats ks = { 0 };
+	struct kj_sites sites;
+	struct kj_job job;
+	int end, rc;
+
+	fill_job(o, p, j, ctx, &job);
+	if (o->sites) {
+		KJ_TRY(kj_sites_load(o->sites, &sites));
+		job.sites = &sites;
+	}
+	end = kj_keeper_run(&job, &ks);
+	kj_progress_finish(&ctx->prog);
+	/* A final checkpoint also after an error: what is durable gets
+	 * attested, and a resumed run starts from a quoted tree. */
+	rc = kj_run_attest_finish(&ctx->att);
+	if (o->sites)
+		kj_sites_free(&sites);
+	if (end < 0 || rc < 0)
+		return end < 0 ? end : rc;
+	set_outcome(s, end);
+	summarise(o, j, ctx, s, &ks);
+	return 0;
+}
+
+static int run_job(const struct run_opts *o, struct kj_preflight *p,
+		   struct kj_journal *j, struct kj_run_summary *s)
+{
+	const char *backend = kj_arena_backend_name(p->arena.backend);
+	struct kj_run_attest_args aa = {
+		.tcti = o->tpm,
+		.state_dir = o->in.state_dir,
+		.interval_ms = o->checkpoint_ms,
+		.commit_after_checkpoint = o->commit_after_checkpoint,
+		.work_order = p->wo.raw,
+		.work_order_len = p->wo.raw_len,
+		.product = p->pm.raw,
+		.product_len = p->pm.raw_len,
+	};
+	struct kj_cred_ref *refs = NULL;
+	struct kj_job_state st;
+	struct kj_job_desc d;
+	struct run_ctx ctx;
+	int rc;
+
+	s->job = p->wo.id;
+	s->state_dir = o->in.state_dir;
+	s->secret_memory = backend;
+	KJ_TRY_GOTO(rc, kj_journal_meta_set(j, "secret_memory", backend,
+					    strlen(backend)), out_nothing);
+	KJ_TRY_GOTO(rc, kj_journal_commit(j), out_nothing);
+	KJ_TRY_GOTO(rc, kj_run_attest_open(&ctx.att, &aa, j), out);
+	KJ_TRY_GOTO(rc, cred_refs(&p->creds, &refs), out);
+	job_desc(o, p, refs, &d);
+	KJ_TRY_GOTO(rc, kj_journal_job_begin(j, &d, &st), out);
+	if (st.ended) {
+		rc = report_ended(&st, s);
+		goto out;
+	}
+	kj_info("job %s: %s, %llu of %llu done, secret memory: %s", p->wo.id,
+		st.resumed ? "resuming" : "starting",
+		(unsigned long long)st.ok_count,
+		(unsigned long long)p->wo.quantity, backend);
+	KJ_TRY_GOTO(rc, kj_run_attest_start(&ctx.att), out);
+	kj_progress_init(&ctx.prog, st.ok_count);
+	rc = serve(o, p, j, &ctx, s);
+out:
+	kj_run_attest_close(&ctx.att);
+	free(refs);
+	return rc;
+out_nothing:
+	return rc;
+}
+
+int cmd_run_main(int argc, char **argv)
+{
+	struct kj_run_summary sum = { .outcome = "error", .exit_code = 1 };
+	struct kj_preflight p;
+	struct kj_journal *j = NULL;
+	struct run_opts o;
+	int rc;
+
+	if (parse_opts(argc, argv, &o) < 0)
+		return KJ_EXIT_USAGE;
+	if (harden_keeper() < 0)
+		return KJ_EXIT_ERROR;
+	if (kj_arena_install_signal_wipe() < 0 || install_stop_handlers() < 0) {
+		kj_err("run: cannot install signal handlers");
+		return KJ_EXIT_ERROR;
+	}
+	if (kj_mkdir_p(o.in.state_dir, 0700) < 0)
+		return KJ_EXIT_ERROR;
+	if (kj_preflight_run(&o.in, &p) < 0)
+		return KJ_EXIT_ERROR;
+	rc = kj_journal_open(o.in.state_dir, 0, &j);
+	if (rc == 0)
+		rc = run_job(&o, &p, j, &sum);
+	if (rc < 0 && j)
+		kj_err("job %s stopped on the error above; what was journaled "
+		       "is kept: fix the cause and run the same command again "
+		       "to resume", p.wo.id);
+	kj_journal_close(j);
+	kj_preflight_free(&p);
+	return rc < 0 ? KJ_EXIT_ERROR : sum.exit_code;
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Product matrix (SPEC.md §3.4) and the job-level lock-out check: a job
+ * whose firmware is not allowed for every listed revision does not start.
+ */
+#include "product.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const top_keys[] = {
+	"kinject_product", "product", "customer", "min_firmware", "hardware",
+	NULL
+};
+static const char *const hw_keys[] = { "firmware", NULL };
+
+static int parse_hw_entry(const char *file, const char *rev,
+			  const json_t *entry, struct kj_product_hw *hw)
+{
+	char parent[128], what[192];
+
+	snprintf(parent, sizeof(parent), "hardware.%s", rev);
+	if (!json_is_object(entry)) {
+		kj_err("%s: field \"%s\": expected an object like "
+		       "{\"firmware\": \">=3.0.0 <4.0.0\"}", file, parent);
+		return -EINVAL;
+	}
+	KJ_TRY(kj_json_only_keys(entry, file, parent, hw_keys));
+	KJ_TRY(kj_json_str(entry, file, parent, "firmware", KJ_STR_TEXT,
+			   KJ_RULE_MAX, hw->rule));
+	snprintf(what, sizeof(what), "%s: field \"%s.firmware\" (hardware "
+		 "revision \"%s\")", file, parent, rev);
+	KJ_TRY(kj_semver_range_parse(hw->rule, what, &hw->range));
+	snprintf(hw->name, sizeof(hw->name), "%s", rev);
+	return 0;
+}
+
+static int parse_hardware(const json_t *root, const char *file,
+			  struct kj_product *pm)
+{
+	const json_t *hw = kj_json_get(root, file, "", "hardware", JSON_OBJECT);
+	const char *rev;
+	json_t *entry;
+
+	if (!hw)
+		return -EINVAL;
+	if (!json_object_size(hw) || json_object_size(hw) > KJ_PRODUCT_MAX_HW) {
+		kj_err("%s: field \"hardware\": expected 1..%d hardware "
+		       "revisions, got %zu", file, KJ_PRODUCT_MAX_HW,
+		       json_object_size(hw));
+		return -EINVAL;
+	}
+	json_object_foreach((json_t *)hw, rev, entry) {
+		/* Check the key first: it becomes part of every path below. */
+		KJ_TRY(kj_json_check_str(rev, strlen(rev), file, "hardware",
+					 KJ_STR_NAME, KJ_NAME_MAX));
+		KJ_TRY(parse_hw_entry(file, rev, entry, &pm->hw[pm->n_hw]));
+		pm->n_hw++;
+	}
+	return 0;
+}
+
+static int parse_root(const json_t *root, const char *file,
+		      struct kj_product *pm)
+{
+	char what[128];
+
+	KJ_TRY(kj_json_only_keys(root, file, "", top_keys));
+	KJ_TRY(kj_json_version(root, file, "kinject_product", 1));
+	KJ_TRY(kj_json_str(root, file, "", "product", KJ_STR_NAME,
+			   KJ_NAME_MAX, pm->product));
+	KJ_TRY(kj_json_str(root, file, "", "customer", KJ_STR_NAME,
+			   KJ_NAME_MAX, pm->customer));
+	KJ_TRY(kj_json_str(root, file, "", "min_firmware", KJ_STR_TEXT,
+			   KJ_SEMVER_STR_MAX - 1, pm->min_firmware_str));
+	snprintf(what, sizeof(what), "%s: field \"min_firmware\"", file);
+	KJ_TRY(kj_semver_parse(pm->min_firmware_str, what, &pm->min_firmware));
+	return parse_hardware(root, file, pm);
+}
+
+int kj_product_parse(const uint8_t *buf, size_t len, const char *name,
+		     struct kj_product *pm)
+{
+	json_t *root;
+	int rc;
+
+	memset(pm, 0, sizeof(*pm));
+	if (len > KJ_PRODUCT_FILE_MAX) {
+		kj_err("%s: %zu bytes, more than the limit of %d", name, len,
+		       KJ_PRODUCT_FILE_MAX);
+		return -EINVAL;
+	}
+	KJ_TRY(kj_json_load(buf, len, name, &root));
+	rc = parse_root(root, name, pm);
+	json_decref(root);
+	if (rc < 0)
+		goto fail;
+	pm->raw = malloc(len ? len : 1);
+	if (!pm->raw) {
+		rc = -ENOMEM;
+		kj_err("%s: out of memory", name);
+		goto fail;
+	}
+	memcpy(pm->raw, buf, len);
+	pm->raw_len = len;
+	kj_sha256(buf, len, pm->sha256);
+	return 0;
+fail:
+	memset(pm, 0, sizeof(*pm));
+	return rc;
+}
+
+int kj_product_load(const char *path, struct kj_product *pm)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	KJ_TRY(kj_read_file(path, KJ_PRODUCT_FILE_MAX, &buf, &len));
+	rc = kj_product_parse(buf, len, path, pm);
+	free(buf);
+	return rc;
+}
+
+void kj_product_free(struct kj_product *pm)
+{
+	free(pm->raw);
+	memset(pm, 0, sizeof(*pm));
+}
+
+const struct kj_product_hw *kj_product_find_hw(const struct kj_product *pm,
+					       const char *hwrev)
+{
+	for (unsigned i = 0; i < pm->n_hw; i++)
+		if (!strcmp(pm->hw[i].name, hwrev))
+			return &pm->hw[i];
+	return NULL;
+}
+
+int kj_order_check(const struct kj_work_order *wo, const struct kj_product *pm)
+{
+	if (strcmp(wo->product, pm->product)) {
+		kj_err("work order %s: product \"%s\" does not match the "
+		       "product matrix's \"%s\"", wo->id, wo->product,
+		       pm->product);
+		return -EPERM;
+	}
+	if (strcmp(wo->customer, pm->customer)) {
+		kj_err("work order %s: customer \"%s\" does not match the "
+		       "product matrix's \"%s\" (product %s)", wo->id,
+		       wo->customer, pm->customer, pm->product);
+		return -EPERM;
+	}
+	if (kj_semver_cmp(&wo->fw_version, &pm->min_firmware) < 0) {
+		kj_err("work order %s: firmware %s is below min_firmware %s "
+		       "of product %s (anti-rollback)", wo->id,
+		       wo->fw_version_str, pm->min_firmware_str, pm->product);
+		return -EPERM;
+	}
+	for (unsigned i = 0; i < wo->n_hwrev; i++) {
+		const struct kj_product_hw *hw =
+			kj_product_find_hw(pm, wo->hwrev[i]);
+
+		if (!hw) {
+			kj_err("work order %s: hardware revision \"%s\" is not "
+			       "in the product matrix of %s", wo->id,
+			       wo->hwrev[i], pm->product);
+			return -EPERM;
+		}
+		if (!kj_semver_range_match(&hw->range, &wo->fw_version)) {
+			kj_err("work order %s: hardware revision \"%s\": "
+			       "firmware %s not allowed by rule \"%s\"",
+			       wo->id, hw->name, wo->fw_version_str, hw->rule);
+			return -EPERM;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,705 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * kinject sim: simulated programming sockets, one epoll loop (sim.h).
+ *
+ * Each connection is a small state machine fed by kj_frame_feed (site
+ * role, DATA streamed straight into the readback hash: nothing buffered
+ * beyond one small frame per connection, so 10,000 sockets fit easily).
+ * Timers (programming delay, slow reads, slow-loris dribble, reconnects)
+ * live in one binary heap; a timer is cancelled by bumping its
+ * connection's generation.  No file descriptor is opened while a batch of
+ * epoll events is being handled: reconnects go through a timer, so a
+ * stale event can never reach a new connection.
+ */
+#include "base/util.h"
+#include "sim_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t sim_signalled;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	sim_signalled = 1;
+}
+
+uint64_t kj_sim_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* splitmix64: fault draws and garbage bytes, reproducible from a seed. */
+uint64_t kj_sim_rnd(struct sim *s)
+{
+	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+double kj_sim_rnd_unit(struct sim *s)
+{
+	return (double)(kj_sim_rnd(s) >> 11) * 0x1p-53;
+}
+
+/* ---- timers ---- */
+
+static bool timer_less(const struct timer *a, const struct timer *b)
+{
+	return a->at_ms < b->at_ms;
+}
+
+static int heap_push(struct sim *s, struct timer t)
+{
+	size_t i;
+
+	if (s->n_heap == s->cap_heap) {
+		size_t cap = s->cap_heap ? 2 * s->cap_heap : 1024;
+		struct timer *h = realloc(s->heap, cap * sizeof(*h));
+
+		if (!h) {
+			kj_err("sim: out of memory for timers");
+			return -ENOMEM;
+		}
+		s->heap = h;
+		s->cap_heap = cap;
+	}
+	i = s->n_heap++;
+	while (i && timer_less(&t, &s->heap[(i - 1) / 2])) {
+		s->heap[i] = s->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	s->heap[i] = t;
+	return 0;
+}
+
+static struct timer heap_pop(struct sim *s)
+{
+	struct timer top = s->heap[0], last = s->heap[--s->n_heap];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->n_heap)
+			break;
+		if (c + 1 < s->n_heap &&
+		    timer_less(&s->heap[c + 1], &s->heap[c]))
+			c++;
+		if (!timer_less(&s->heap[c], &last))
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->n_heap)
+		s->heap[i] = last;
+	return top;
+}
+
+void kj_sim_arm(struct sim *s, struct conn *c, enum timer_kind kind,
+		unsigned ms)
+{
+	struct timer t = { kj_now_ms() + ms, c->idx, ++c->timer_gen };
+
+	c->timer_kind = (uint8_t)kind;
+	if (heap_push(s, t) < 0)
+		s->stop = true;
+}
+
+static void disarm(struct conn *c)
+{
+	c->timer_gen++;
+	c->timer_kind = T_NONE;
+}
+
+/* ---- connection plumbing ---- */
+
+static void set_events(struct sim *s, struct conn *c, uint32_t ev)
+{
+	struct epoll_event e = { .events = ev, .data.ptr = c };
+
+	if (c->registered && c->events == ev)
+		return;
+	if (epoll_ctl(s->ep, c->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+		      c->fd, &e) < 0) {
+		kj_err("sim: epoll_ctl: %s", strerror(errno));
+		s->stop = true;
+		return;
+	}
+	c->registered = true;
+	c->events = ev;
+}
+
+/* Epoll interest for the connection's state. */
+void kj_sim_update_events(struct sim *s, struct conn *c)
+{
+	uint32_t ev = EPOLLIN;
+
+	if (c->fd < 0 || c->state == C_SILENT)
+		return;
+	if (c->state == C_CONNECTING)
+		ev = EPOLLOUT;
+	else if (c->timer_kind == T_SLOW_READ)
+		ev = 0;
+	if (c->out_off < c->out_len && c->timer_kind != T_DRIBBLE)
+		ev |= EPOLLOUT;
+	set_events(s, c, ev);
+}
+
+void kj_sim_close_fd(struct sim *s, struct conn *c, bool reset)
+{
+	(void)s;
+	if (c->fd < 0)
+		return;
+	if (reset) {
+		/* Vanish abruptly: RST on TCP instead of an orderly FIN. */
+		struct linger lg = { 1, 0 };
+
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(c->fd);
+	c->fd = -1;
+	c->registered = false;
+	c->events = 0;
+	c->out_len = c->out_off = 0;
+	kj_readback_wipe(&c->rb);
+	kj_frame_parser_init(&c->parser, KJ_ROLE_SITE);
+	disarm(c);
+}
+
+/* Drop the connection and connect again after delay_ms. */
+void kj_sim_reconnect(struct sim *s, struct conn *c, bool reset,
+		      unsigned delay_ms)
+{
+	kj_sim_close_fd(s, c, reset);
+	c->state = C_IDLE;
+	kj_sim_arm(s, c, T_CONNECT, delay_ms);
+}
+
+void kj_sim_finish_socket(struct sim *s, struct conn *c, bool failed)
+{
+	kj_sim_close_fd(s, c, false);
+	c->state = C_DONE;
+	s->socket_ended = true;
+	if (failed)
+		s->r->sockets_failed++;
+	else
+		s->r->sockets_ended++;
+}
+
+int kj_sim_queue_out(struct conn *c, const uint8_t *b, int n)
+{
+	if (n < 0)
+		return n;
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if ((size_t)c->out_len + (size_t)n > OUT_CAP)
+		return -ENOSPC;
+	memcpy(c->out + c->out_len, b, (size_t)n);
+	c->out_len += (uint16_t)n;
+	return 0;
+}
+
+/* Write what is pending; slow-loris sockets dribble one byte per tick. */
+void kj_sim_flush(struct sim *s, struct conn *c)
+{
+	bool dribble = c->hostile && s->o->hostile == KJ_SIM_SLOW_LORIS &&
+		       c->state == C_WAIT_OFFER;
+
+	while (c->fd >= 0 && c->out_off < c->out_len) {
+		size_t n = dribble ? 1 : (size_t)(c->out_len - c->out_off);
+		ssize_t w = send(c->fd, c->out + c->out_off, n, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			kj_sim_on_eof(s, c, errno);
+			return;
+		}
+		c->out_off += (uint16_t)w;
+		c->last_progress_ms = kj_now_ms();
+		if (dribble && c->out_off < c->out_len) {
+			kj_sim_arm(s, c, T_DRIBBLE, s->o->slow_loris_ms);
+			break;
+		}
+	}
+	kj_sim_update_events(s, c);
+}
+
+/* ---- connecting ---- */
+
+static void hostile_attack(struct sim *s, struct conn *c)
+{
+	uint8_t b[GARBAGE_BYTES];
+	size_t n = sizeof(b);
+
+	s->r->hostile_attempts++;
+	c->reacted = false;
+	c->state = C_HOSTILE;
+	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+	if (s->o->hostile == KJ_SIM_HUGE_LENGTH) {
+		/* length 0xffffffff (4 GiB), type HELLO, then some body */
+		memset(b, 0, 64);
+		memset(b, 0xff, 4);
+		b[4] = KJ_MSG_HELLO;
+		n = 64;
+	} else {
+		for (size_t i = 0; i < n; i += 8) {
+			uint64_t x = kj_sim_rnd(s);
+
+			memcpy(b + i, &x, 8);
+		}
+	}
+	(void)!kj_sim_queue_out(c, b, (int)n);
+	kj_sim_flush(s, c);
+}
+
+static void on_connected(struct sim *s, struct conn *c)
+{
+	int one = 1;
+
+	c->last_progress_ms = kj_now_ms();
+	c->retry_until_ms = 0; /* the start-up window is over */
+	c->closed_unanswered = false;
+	if (s->o->addr.ss_family != AF_UNIX)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->hostile && (s->o->hostile == KJ_SIM_GARBAGE ||
+			   s->o->hostile == KJ_SIM_HUGE_LENGTH)) {
+		c->state = C_HOSTILE;
+		kj_sim_update_events(s, c);
+		return hostile_attack(s, c);
+	}
+	c->state = C_PARKED;
+	kj_sim_update_events(s, c);
+	kj_sim_start_device(s, c);
+}
+
+static void connect_failed(struct sim *s, struct conn *c, int err)
+{
+	uint64_t now = kj_now_ms();
+
+	kj_sim_close_fd(s, c, false);
+	/* After QUOTA, a closed listener is the job's end (PROTOCOL.md) */
+	if ((s->appliance_ending || c->closed_unanswered) && !s->o->reconnect)
+		return kj_sim_finish_socket(s, c, false);
+	if (now < c->retry_until_ms) {
+		c->state = C_IDLE;
+		return kj_sim_arm(s, c, T_CONNECT, RETRY_MS);
+	}
+	if (s->appliance_ending)
+		return kj_sim_finish_socket(s, c, false);
+	kj_log_ratelimited(&s->rl, KJ_LOG_ERR, "sim: %s: connect: %s",
+			   s->o->connect, strerror(err));
+	s->r->err_connect++;
+	kj_sim_finish_socket(s, c, true);
+}
+
+static void do_connect(struct sim *s, struct conn *c)
+{
+	int fd = socket(s->o->addr.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		kj_err("sim: socket: %s", strerror(errno));
+		s->r->err_connect++;
+		return kj_sim_finish_socket(s, c, true);
+	}
+	c->fd = fd;
+	kj_frame_parser_init(&c->parser, KJ_ROLE_SITE);
+	if (connect(fd, (const struct sockaddr *)&s->o->addr,
+		    s->o->addr_len) == 0)
+		return on_connected(s, c);
+	if (errno == EINPROGRESS) {
+		c->state = C_CONNECTING;
+		c->last_progress_ms = kj_now_ms();
+		return kj_sim_update_events(s, c);
+	}
+	if (errno == EAGAIN) {
+		/* unix listener backlog full: try again shortly */
+		kj_sim_close_fd(s, c, false);
+		c->state = C_IDLE;
+		return kj_sim_arm(s, c, T_CONNECT, 5 + (unsigned)(kj_sim_rnd(s) % 20));
+	}
+	connect_failed(s, c, errno);
+}
+
+static void connect_done(struct sim *s, struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err)
+		return connect_failed(s, c, err);
+	on_connected(s, c);
+}
+
+/* ---- the loop ---- */
+
+static void on_timer(struct sim *s, struct conn *c, enum timer_kind kind)
+{
+	switch (kind) {
+	case T_CONNECT:
+		if (c->state == C_IDLE && !s->stop)
+			do_connect(s, c);
+		break;
+	case T_PROGRAM:
+		if (c->state == C_PROGRAM)
+			kj_sim_send_readback(s, c);
+		break;
+	case T_SLOW_READ:
+		kj_sim_update_events(s, c);
+		break;
+	case T_DRIBBLE:
+		kj_sim_flush(s, c);
+		break;
+	case T_RETRY:
+		if (c->state == C_PARKED && c->fd >= 0 && !s->stop)
+			kj_sim_start_device(s, c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void fire_timers(struct sim *s)
+{
+	uint64_t now = kj_now_ms();
+
+	while (s->n_heap && s->heap[0].at_ms <= now && !s->stop) {
+		struct timer t = heap_pop(s);
+		struct conn *c = &s->conns[t.idx];
+		enum timer_kind kind = c->timer_kind;
+
+		if (t.gen != c->timer_gen)
+			continue;
+		c->timer_kind = T_NONE;
+		on_timer(s, c, kind);
+	}
+}
+
+static int next_timeout_ms(struct sim *s)
+{
+	uint64_t now = kj_now_ms();
+
+	if (!s->n_heap)
+		return 1000;
+	if (s->heap[0].at_ms <= now)
+		return 0;
+	return s->heap[0].at_ms - now > 1000 ? 1000
+					      : (int)(s->heap[0].at_ms - now);
+}
+
+/* Waiting on the appliance for longer than --timeout is an error. */
+static void scan_stalls(struct sim *s)
+{
+	uint64_t now = kj_now_ms(), limit = (uint64_t)s->o->timeout_s * 1000;
+
+	for (unsigned i = 0; i < s->o->sockets; i++) {
+		struct conn *c = &s->conns[i];
+		bool waiting = c->state == C_CONNECTING ||
+			       c->state == C_WAIT_OFFER ||
+			       c->state == C_DATA ||
+			       c->state == C_WAIT_RESULT ||
+			       c->state == C_HOSTILE;
+
+		if (!waiting || c->fd < 0 || now - c->last_progress_ms < limit)
+			continue;
+		kj_log_ratelimited(&s->rl, KJ_LOG_ERR,
+				   "sim: socket %u: no progress for %u s",
+				   s->o->socket_base + i, s->o->timeout_s);
+		s->r->err_stalled++;
+		if (c->state == C_HOSTILE && !c->reacted)
+			s->r->hostile_unexpected++;
+		kj_sim_fail_device(s, c, "stalled");
+	}
+}
+
+static bool target_reached(const struct sim *s)
+{
+	return s->o->devices && s->normal_sockets &&
+	       s->r->committed >= s->o->devices;
+}
+
+static bool finished(struct sim *s)
+{
+	unsigned live = 0;
+
+	/* --devices 0: until a signal (background noise for tests) */
+	if (s->o->devices && s->normal_sockets &&
+	    s->r->committed >= s->o->devices)
+		return true;
+	/* all hostile: that many attacks answered (or half-open held) */
+	if (s->o->devices && !s->normal_sockets &&
+	    s->r->hostile_intended + s->r->hostile_unexpected >=
+		    s->o->devices)
+		return true;
+	for (unsigned i = 0; i < s->o->sockets; i++) {
+		const struct conn *c = &s->conns[i];
+
+		/* --devices 0 holds half-open sockets until a signal */
+		if (c->state != C_DONE &&
+		    (c->state != C_SILENT || !s->o->devices) &&
+		    (!c->hostile || !s->normal_sockets))
+			live++;
+	}
+	return live == 0;
+}
+
+static void handle(struct sim *s, struct conn *c, uint32_t ev)
+{
+	if (c->fd < 0)
+		return;
+	if (c->state == C_CONNECTING) {
+		if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			connect_done(s, c);
+		return;
+	}
+	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		kj_sim_do_read(s, c);
+	if (c->fd >= 0 && (ev & EPOLLOUT))
+		kj_sim_flush(s, c);
+}
+
+static int loop(struct sim *s)
+{
+	struct epoll_event ev[512];
+	uint64_t last_scan = kj_now_ms(), last_check = 0;
+
+	while (!s->stop && !sim_signalled) {
+		int n = epoll_wait(s->ep, ev, KJ_ARRAY_SIZE(ev),
+				   next_timeout_ms(s));
+		uint64_t now;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kj_err("sim: epoll_wait: %s", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n && !s->stop; i++)
+			handle(s, ev[i].data.ptr, ev[i].events);
+		fire_timers(s);
+		now = kj_now_ms();
+		if (now - last_scan >= 1000) {
+			scan_stalls(s);
+			last_scan = now;
+		}
+		/* cheap test first; the full scan at most every 10 ms */
+		if (target_reached(s))
+			break;
+		if (now - last_check >= 10 || !n || s->socket_ended) {
+			last_check = now;
+			s->socket_ended = false;
+			if (finished(s))
+				break;
+		}
+	}
+	s->r->interrupted = sim_signalled;
+	return 0;
+}
+
+static int raise_nofile(unsigned sockets)
+{
+	rlim_t need = (rlim_t)sockets + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	if (rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max < need) {
+		kj_err("--sockets: %u sockets need %llu file descriptors, "
+		       "RLIMIT_NOFILE hard limit is %llu", sockets,
+		       (unsigned long long)need,
+		       (unsigned long long)rl.rlim_max);
+		return -EMFILE;
+	}
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		kj_err("setrlimit(RLIMIT_NOFILE, %llu): %s",
+		       (unsigned long long)need, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int sim_setup(struct sim *s)
+{
+	const struct kj_sim_opts *o = s->o;
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	KJ_TRY(raise_nofile(o->sockets));
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (s->ep < 0) {
+		kj_err("sim: epoll_create1: %s", strerror(errno));
+		return -errno;
+	}
+	s->conns = calloc(o->sockets, sizeof(*s->conns));
+	s->parked = calloc(o->sockets, sizeof(*s->parked));
+	s->rx = malloc(RX_BUF);
+	s->cap_latency = o->devices && o->devices < (1u << 26) ?
+				 o->devices : (1u << 22);
+	s->r->latency_us = calloc(s->cap_latency + 1, sizeof(uint32_t));
+	if (!s->conns || !s->parked || !s->rx || !s->r->latency_us) {
+		kj_err("sim: out of memory for %u sockets", o->sockets);
+		return -ENOMEM;
+	}
+	s->rng = o->rng_seed;
+	s->rl = (struct kj_ratelimit)KJ_RATELIMIT_INIT(1000, 10);
+	s->normal_sockets = o->hostile ? o->sockets - o->hostile_sockets
+				       : o->sockets;
+	s->t0_ms = kj_now_ms();
+	s->t0_us = kj_sim_now_us();
+	for (unsigned i = 0; i < o->sockets; i++) {
+		struct conn *c = &s->conns[i];
+
+		c->fd = -1;
+		c->idx = i;
+		c->slow = i < o->slow_sockets;
+		c->hostile = o->hostile && i >= s->normal_sockets;
+		c->state = C_IDLE;
+		c->retry_until_ms = s->t0_ms + (uint64_t)o->connect_wait_s * 1000;
+		/* spread the initial connects over a few milliseconds */
+		kj_sim_arm(s, c, T_CONNECT, i / 512);
+	}
+	return 0;
+}
+
+int kj_sim_run(const struct kj_sim_opts *o, struct kj_sim_result *r)
+{
+	struct sim s = { .o = o, .r = r, .ep = -1 };
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	sim_signalled = 0;
+	KJ_TRY_GOTO(rc, sim_setup(&s), out);
+	rc = loop(&s);
+	r->seconds = (double)(kj_sim_now_us() - s.t0_us) / 1e6;
+	if (s.offered)
+		s.busy_us += kj_sim_now_us() - s.busy_since_us;
+	r->busy_seconds = (double)s.busy_us / 1e6;
+	if (r->busy_seconds > 0)
+		r->devices_per_s = (double)r->committed / r->busy_seconds;
+out:
+	for (unsigned i = 0; s.conns && i < o->sockets; i++)
+		kj_sim_close_fd(&s, &s.conns[i], false);
+	if (s.ep >= 0)
+		close(s.ep);
+	free(s.conns);
+	free(s.parked);
+	free(s.rx);
+	free(s.heap);
+	return rc;
+}
+
+void kj_sim_result_free(struct kj_sim_result *r)
+{
+	free(r->latency_us);
+	r->latency_us = NULL;
+	r->n_latency = 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+uint32_t kj_sim_percentile(struct kj_sim_result *r, double p)
+{
+	size_t rank;
+
+	if (!r->n_latency)
+		return 0;
+	qsort(r->latency_us, r->n_latency, sizeof(uint32_t), cmp_u32);
+	/* nearest rank */
+	rank = (size_t)(p / 100.0 * (double)r->n_latency + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	if (rank > r->n_latency)
+		rank = r->n_latency;
+	return r->latency_us[rank - 1];
+}
+
+int kj_sim_parse_addr(const char *spec, struct kj_sim_opts *o)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	char host[256], *port;
+	int rc;
+
+	o->connect = spec;
+	memset(&o->addr, 0, sizeof(o->addr));
+	if (!strncmp(spec, "unix:", 5)) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&o->addr;
+		size_t n = strlen(spec + 5);
+
+		if (!n || n >= sizeof(un->sun_path)) {
+			kj_err("--connect: `%s': unix socket path must be "
+			       "1..%zu bytes", spec, sizeof(un->sun_path) - 1);
+			return -EINVAL;
+		}
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, spec + 5, n);
+		o->addr_len = (socklen_t)(offsetof(struct sockaddr_un,
+						   sun_path) + n + 1);
+		return 0;
+	}
+	if (strncmp(spec, "tcp:", 4) || strlen(spec + 4) >= sizeof(host))
+		goto usage;
+	strcpy(host, spec + 4);
+	port = strrchr(host, ':');
+	if (!port || port == host || !port[1])
+		goto usage;
+	*port++ = '\0';
+	if (host[0] == '[' && port[-2] == ']') {
+		port[-2] = '\0';
+		memmove(host, host + 1, strlen(host));
+	}
+	rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc) {
+		kj_err("--connect: `%s': %s", spec, gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(&o->addr, ai->ai_addr, ai->ai_addrlen);
+	o->addr_len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	if (!(o->addr.ss_family == AF_INET &&
+	      (ntohl(((struct sockaddr_in *)&o->addr)->sin_addr.s_addr) >>
+	       24) == 127) &&
+	    !(o->addr.ss_family == AF_INET6 &&
+	      IN6_IS_ADDR_LOOPBACK(
+		      &((struct sockaddr_in6 *)&o->addr)->sin6_addr))) {
+		kj_err("--connect: `%s': plain TCP is only for loopback; "
+		       "other addresses need TLS 1.3 (PROTOCOL.md), which "
+		       "kinject does not implement yet", spec);
+		return -EINVAL;
+	}
+	return 0;
+usage:
+	kj_err("--connect: `%s': expected unix:PATH or tcp:HOST:PORT", spec);
+	return -EINVAL;
+}

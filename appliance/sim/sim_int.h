@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Inside kinject sim (sim.h): the connection and loop state shared by
+ * sim.c (event loop, timers, connecting) and sim_site.c (one device as a
+ * site plays it, PROTOCOL.md "Sequence").  Not for other modules.
+ */
+#ifndef KINJECT_SIM_INT_H
+#define KINJECT_SIM_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/log.h"
+#include "wire/proto.h"
+#include "wire/readback.h"
+#include "sim.h"
+
+#define RX_BUF (256 * 1024)
+#define SLOW_READ_BYTES 4096
+#define OUT_CAP 1024
+#define GARBAGE_BYTES 1024
+#define RECONNECT_MS 20
+#define RETRY_MS 50
+#define SIM_ABORT_MSG "kinject sim: simulated programming failure"
+
+enum conn_state {
+	C_IDLE,	       /* no connection; a T_CONNECT timer is pending */
+	C_CONNECTING,  /* non-blocking connect in progress */
+	C_PARKED,      /* connected, no device: the COMMIT budget is taken */
+	C_WAIT_OFFER,  /* HELLO sent */
+	C_DATA,	       /* receiving DATA */
+	C_PROGRAM,     /* all bytes in, simulated programming time */
+	C_WAIT_RESULT, /* READBACK sent */
+	C_HOSTILE,     /* attack sent, waiting for the appliance to react */
+	C_SILENT,      /* half-open: never looked at again */
+	C_DONE,	       /* socket finished */
+};
+
+enum fault {
+	F_NONE,
+	F_WRONG_HWREV,
+	F_DUPLICATE,
+	F_DISCONNECT,
+	F_SITE_ABORT,
+	F_BAD_READBACK,
+};
+
+enum timer_kind {
+	T_NONE,
+	T_CONNECT,
+	T_PROGRAM,
+	T_SLOW_READ,
+	T_DRIBBLE,
+	T_RETRY, /* HELLO again after QUOTA */
+};
+
+/*
+ * After QUOTA a socket asks again this often (plus jitter): a device in
+ * flight elsewhere may still fail and free its unit (PROTOCOL.md
+ * "Quantity"); the socket stops when the appliance closes at job end.
+ */
+#define QUOTA_RETRY_MS 500
+
+struct conn {
+	int fd;
+	uint32_t idx;
+	uint8_t state, fault, timer_kind;
+	bool hostile;	  /* one of the last --hostile-sockets */
+	bool slow;	  /* one of the first --slow-sockets */
+	uint64_t retry_until_ms; /* refused connects retried until then */
+	bool in_device;	  /* a device attempt is open */
+	bool offered;	  /* ... and got its OFFER */
+	bool closed_unanswered; /* last connection closed on our HELLO */
+	bool surprise;	  /* appliance accepted what it should refuse */
+	bool reacted;	  /* hostile: appliance reacted this attempt */
+	bool parked_listed;
+	bool registered;  /* fd is in the epoll set */
+	uint32_t events;  /* current epoll interest */
+	uint32_t timer_gen;
+	uint32_t dev_seq;
+	uint64_t t_hello_us;
+	uint64_t last_progress_ms;
+	uint64_t attempt;
+	uint32_t fw_size, cred_size, fw_got, cred_got;
+	uint64_t cut_at;
+	uint8_t uid_len;
+	uint8_t uid[KJ_UID_MAX];
+	uint8_t digest[KJ_DIGEST_LEN];
+	uint16_t out_len, out_off;
+	uint8_t out[OUT_CAP];
+	char serial[KJ_STR8_MAX + 1];
+	struct kj_readback rb;
+	struct kj_frame_parser parser;
+};
+
+struct timer {
+	uint64_t at_ms;
+	uint32_t idx, gen;
+};
+
+struct sim {
+	const struct kj_sim_opts *o;
+	struct kj_sim_result *r;
+	int ep;
+	struct conn *conns;
+	uint8_t *rx;
+	struct timer *heap;
+	size_t n_heap, cap_heap;
+	uint32_t *parked;
+	size_t n_parked;
+	size_t cap_latency;
+	uint64_t inflight; /* normal devices open */
+	uint64_t rng;
+	uint64_t t0_ms, t0_us;
+	uint64_t offered;	/* normal devices between OFFER and end */
+	uint64_t busy_since_us;	/* offered went 0 -> 1 */
+	uint64_t busy_us;
+	unsigned normal_sockets;
+	bool stop;
+	bool socket_ended; /* re-check the end condition now */
+	bool appliance_ending; /* a QUOTA or STOPPED was seen */
+	bool have_last_uid;
+	uint8_t last_uid_len;
+	uint8_t last_uid[KJ_UID_MAX];
+	struct kj_ratelimit rl;
+};
+
+/* sim.c: clock, randomness, timers, connection plumbing */
+uint64_t kj_sim_now_us(void);
+uint64_t kj_sim_rnd(struct sim *s);
+double kj_sim_rnd_unit(struct sim *s);
+void kj_sim_arm(struct sim *s, struct conn *c, enum timer_kind kind,
+		unsigned ms);
+void kj_sim_update_events(struct sim *s, struct conn *c);
+void kj_sim_close_fd(struct sim *s, struct conn *c, bool reset);
+/* Drop the connection and connect again after delay_ms. */
+void kj_sim_reconnect(struct sim *s, struct conn *c, bool reset,
+		      unsigned delay_ms);
+void kj_sim_finish_socket(struct sim *s, struct conn *c, bool failed);
+int kj_sim_queue_out(struct conn *c, const uint8_t *b, int n);
+/* Write what is pending; slow-loris sockets dribble one byte per tick. */
+void kj_sim_flush(struct sim *s, struct conn *c);
+
+/* sim_site.c: the device protocol */
+void kj_sim_start_device(struct sim *s, struct conn *c);
+/* Unexpected outcome: a real site stops and calls the operator. */
+void kj_sim_fail_device(struct sim *s, struct conn *c, const char *outcome);
+/* The appliance closed (err 0) or reset (err = errno) the connection. */
+void kj_sim_on_eof(struct sim *s, struct conn *c, int err);
+void kj_sim_do_read(struct sim *s, struct conn *c);
+/* After the programming delay: READBACK (or the site's ABORT). */
+void kj_sim_send_readback(struct sim *s, struct conn *c);
+
+#endif
