@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest.h"
-#include "log.h"
-#include "util.h"
+#include "attest/attest.h"
+#include "base/log.h"
+#include "base/util.h"
 
 /*
  * A TPM2B_PUBLIC written by tpm2_createak -G ecc -s ecdsa (swtpm); the seed

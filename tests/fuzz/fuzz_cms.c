@@ -13,9 +13,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "arena.h"
-#include "cms.h"
-#include "log.h"
+#include "base/log.h"
+#include "inputs/cms.h"
+#include "secret/arena.h"
 
 static const char key_pem[] =
 	"-----BEGIN PRIVATE KEY-----\n"

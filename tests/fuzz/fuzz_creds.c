@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
-#include "creds.h"
-#include "util.h"
+#include "base/util.h"
+#include "inputs/creds.h"
+#include "secret/arena.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evidence.h"
-#include "verify.h"
+#include "evidence/evidence.h"
+#include "evidence/verify.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "product.h"
-#include "semver.h"
-#include "workorder.h"
+#include "inputs/product.h"
+#include "inputs/semver.h"
+#include "inputs/workorder.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
