@@ -57,8 +57,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test check-unit check-integration check-asan fuzz bench \
-	demo clean
+.PHONY: all deps test check-layout check-unit check-integration check-asan \
+	fuzz bench demo clean
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/kinject
@@ -93,6 +93,12 @@ deps:
 			$$missing; \
 	fi
 
+# The boundaries of docs/HACKING.md and the file-size bar; the self-test
+# first shows that each rule still catches a breach.
+check-layout:
+	@CC=$(CC) PKG_CFLAGS="$(PKG_CFLAGS)" tests/layout/check.sh --self-test
+	@CC=$(CC) PKG_CFLAGS="$(PKG_CFLAGS)" tests/layout/check.sh
+
 check-unit: $(BUILD)/kinject $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
@@ -105,6 +111,7 @@ check-asan:
 		check-integration
 
 test: deps
+	@$(MAKE) --no-print-directory check-layout
 	@$(MAKE) --no-print-directory check-unit check-integration
 	@$(MAKE) --no-print-directory check-asan
 	@echo "make test: all tests passed"

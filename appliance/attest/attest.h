@@ -20,7 +20,7 @@
 #include <openssl/evp.h>
 
 #include "base/kinject.h"
-#include "tpm.h"
+#include "tpm_defs.h"
 
 /* EVIDENCE.md §4: the domain separator of the qualifying data. */
 #define KJ_CHECKPOINT_DOMAIN "KINJECT-CHECKPOINT-1"

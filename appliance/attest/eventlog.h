@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "base/kinject.h"
-#include "tpm.h"
+#include "tpm_defs.h"
 
 #define KJ_EVENT_NAME_MAX 64
 

@@ -40,25 +40,13 @@
 #include <stdint.h>
 
 #include "base/kinject.h"
+#include "tpm_defs.h"
 
 /* 0x01000000-0x013fffff is the owner range; "KJ" = 0x4b4a. */
 #define KJ_TPM_NV_COUNTER 0x01004b4au
 /* Owner-range NV indexes of the TCG EK certificates (TCG EK profile). */
 #define KJ_TPM_EK_CERT_RSA 0x01c00002u
 #define KJ_TPM_EK_CERT_ECC 0x01c0000au
-
-#define KJ_TPM_PCR_COUNT 24
-/* PCR selections are bit masks over the SHA-256 bank: bit i = PCR i. */
-#define KJ_PCR_BIT(i) (1u << (i))
-/* EVIDENCE.md §4 defaults: 13 = appliance code, 14 = policy. */
-#define KJ_PCR_CODE 13
-#define KJ_PCR_POLICY 14
-#define KJ_PCR_DEFAULT_MASK (KJ_PCR_BIT(KJ_PCR_CODE) | KJ_PCR_BIT(KJ_PCR_POLICY))
-
-/* Marshalled TPM2B_PUBLIC of an ECC AK is ~90 bytes; a generous bound. */
-#define KJ_TPM_PUB_MAX 1024
-/* nameAlg (2) + SHA-256 (32). */
-#define KJ_TPM_NAME_LEN 34
 
 struct kj_tpm;
 

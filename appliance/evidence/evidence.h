@@ -34,8 +34,10 @@
 
 #include "attest/eventlog.h"
 #include "attest/mtree.h"
-#include "attest/tpm.h"
+#include "attest/tpm_defs.h"
 #include "base/kinject.h"
+
+struct kj_tpm;
 
 #define KJ_EVIDENCE_VERSION 1               /* "kinject_evidence" */
 #define KJ_EVIDENCE_FILE_MAX (1024u << 20)  /* bytes of evidence.json */
