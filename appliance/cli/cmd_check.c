@@ -2,7 +2,7 @@
 /* kinject check: the operator's pre-flight over a job's inputs. */
 #include "base/kinject.h"
 #include "base/log.h"
-#include "inputs/pin.h"
+#include "hsm/pin.h"
 #include "inputs/preflight.h"
 #include "commands.h"
 

@@ -6,8 +6,7 @@
  */
 #include "hsm.h"
 #include "base/log.h"
-#include "inputs/cms.h"
-#include "inputs/pin.h"
+#include "pin.h"
 
 #include <stdbool.h>
 #include <stdio.h>

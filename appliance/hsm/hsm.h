@@ -17,10 +17,9 @@
 #include <stdint.h>
 
 #include "base/kinject.h"
+#include "ecdh_key.h"
 
 struct kj_hsm;
-struct kj_ecdh_key;
-typedef struct x509_st X509;
 
 /*
  * Load the module(s), find the token matching uri, open one R/W session and

@@ -18,24 +18,11 @@
 #include <stdint.h>
 
 #include "base/kinject.h"
+#include "hsm/ecdh_key.h"
 
 struct kj_arena;
 typedef struct x509_st X509;
 typedef struct evp_pkey_st EVP_PKEY;
-
-/*
- * Who does the ECDH for the recipient: the HSM (kj_hsm_ecdh_key()) or, in
- * tests and the fuzzer, a software key (kj_cms_sw_ecdh_key()).  derive
- * writes Z into z (arena memory) and sets *z_len; returns 0 or -errno
- * (having logged).  cert, if set, picks the matching recipient by
- * issuerAndSerialNumber or subjectKeyIdentifier; NULL tries every one.
- */
-struct kj_ecdh_key {
-	int (*derive)(void *ctx, const uint8_t *peer, size_t peer_len,
-		      uint8_t *z, size_t z_cap, size_t *z_len);
-	void *ctx;
-	X509 *cert;
-};
 
 /* A software key-agreement handle (tests, fuzzing): pkey is EC P-256. */
 void kj_cms_sw_ecdh_key(EVP_PKEY *pkey, X509 *cert, struct kj_ecdh_key *out);

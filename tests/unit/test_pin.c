@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "inputs/pin.h"
+#include "hsm/pin.h"
 
 static char dir[] = "/tmp/kj-test-pin.XXXXXX";
 
