@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The keeper's answers to its injectors and when they may leave (keeper.c
- * top comment): an answer waits in `pend` until a journal commit covers
- * what it depends on, a COMMIT verdict then in `cover` until a checkpoint
- * does.  Apart from the loop because this gating is what makes a device's
- * record durable before the injector acts on it.
+ * The keeper's answers to its injectors, when they may leave and the
+ * packets they leave in (keeper.c top comment): an answer waits in `pend`
+ * until a journal commit covers what it depends on, a COMMIT verdict then
+ * in `cover` until a checkpoint does.  Apart from the loop because this
+ * gating is what makes a device's record durable before the injector acts
+ * on it.
  */
 #include <errno.h>
 #include <stdlib.h>
