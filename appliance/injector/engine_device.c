@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * One device's sequence as the site drives it (PROTOCOL.md "Sequence";
+ * the states are in engine_int.h): waiting for HELLO or READBACK, the
+ * frames parsed from the provided buffers, and the receive's end by EOF or
+ * by its linked timeout.  Apart from the ring loop (engine.c) because this
+ * is where untrusted site bytes are judged.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "wire/ipc.h"
+#include "wire/proto.h"
+#include "engine_int.h"
+
+static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
+		     size_t n);
+
+/* Receive: what was stashed first, then from the socket. */
+static void receive(struct kj_engine *e, struct conn *c)
+{
+	size_t n = c->stash_len;
+
+	c->stash_len = 0;
+	if (n)
+		on_bytes(e, c, c->stash, n);
+	else
+		kj_recv_arm(e, c);
+}
+
+void kj_enter_hello(struct kj_engine *e, struct conn *c)
+{
+	if (e->stop_swept) {
+		kj_send_stop_abort(e, c);
+		return;
+	}
+	c->state = S_HELLO;
+	c->deadline_ns = kj_mono_ns() +
+			 (uint64_t)e->cfg.hello_timeout_ms * 1000000ull;
+	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_HELLO) |
+						   KJ_MSG_BIT(KJ_MSG_ABORT));
+	receive(e, c);
+}
+
+void kj_enter_readback(struct kj_engine *e, struct conn *c)
+{
+	c->state = S_READBACK;
+	c->deadline_ns = kj_mono_ns() +
+			 (uint64_t)e->cfg.program_timeout_ms * 1000000ull;
+	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_READBACK) |
+						   KJ_MSG_BIT(KJ_MSG_ABORT));
+	receive(e, c);
+}
+
+/* ---- site bytes ---------------------------------------------------------- */
+
+static void pre_hello_fail(struct kj_engine *e, struct conn *c,
+			   const char *why)
+{
+	e->cnt.pre_hello_protocol++;
+	kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
+			   "injector %u: connection %u: before HELLO: %s",
+			   e->cfg.worker, kj_conn_slot(e, c), why);
+	kj_send_abort(e, c, KJ_ABORT_PROTOCOL, why);
+}
+
+static void on_hello(struct kj_engine *e, struct conn *c,
+		     const struct kj_frame *f)
+{
+	struct kj_hello h;
+	struct kj_ipc_admit a = { 0 };
+	uint8_t var[KJ_IPC_ADMIT_MAX];
+	const char *why = NULL;
+	size_t n = 0;
+
+	if (kj_hello_parse(f->body, f->len, &h, &why) < 0) {
+		pre_hello_fail(e, c, why);
+		return;
+	}
+	a.tag = kj_conn_slot(e, c);
+	a.socket = h.socket;
+	a.site_len = (uint8_t)strlen(h.site_id);
+	a.uid_len = h.uid_len;
+	a.hwrev_len = (uint8_t)strlen(h.hwrev);
+	a.pubkey_len = h.pubkey_len;
+	memcpy(var + n, h.site_id, a.site_len);
+	n += a.site_len;
+	memcpy(var + n, h.uid, a.uid_len);
+	n += a.uid_len;
+	memcpy(var + n, h.hwrev, a.hwrev_len);
+	n += a.hwrev_len;
+	memcpy(var + n, h.pubkey, a.pubkey_len);
+	n += a.pubkey_len;
+	c->state = S_ADMIT;
+	c->keeper_busy = true;
+	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+	kj_ipc_queue(e, KJ_IPC_ADMIT, &a, sizeof(a), var, n);
+}
+
+/*
+ * One complete frame.  Returns false when the connection left the
+ * receiving state (the rest of the buffer is then only checked).
+ */
+static bool on_frame(struct kj_engine *e, struct conn *c,
+		     const struct kj_frame *f)
+{
+	uint8_t digest[KJ_DIGEST_LEN];
+	struct kj_abort ab;
+	const char *why = NULL;
+
+	switch (f->type) {
+	case KJ_MSG_HELLO:
+		on_hello(e, c, f);
+		return false;
+	case KJ_MSG_READBACK:
+		if (kj_readback_parse(f->body, f->len, digest, &why) < 0)
+			break;
+		c->state = S_VERDICT;
+		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+		kj_outcome(e, c, KJ_OUT_READBACK, 0, digest);
+		return false;
+	case KJ_MSG_ABORT:
+		if (kj_abort_parse(f->body, f->len, &ab, &why) < 0)
+			break;
+		if (c->state == S_HELLO)
+			return true; /* no device in progress: nothing to end */
+		c->state = S_VERDICT;
+		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+		kj_outcome(e, c, KJ_OUT_SITE_ABORT, ab.code, NULL);
+		return false;
+	default:
+		why = "unexpected frame type";
+		break;
+	}
+	/* A body that does not parse. */
+	if (c->state == S_HELLO) {
+		pre_hello_fail(e, c, why);
+	} else {
+		kj_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
+		kj_send_abort(e, c, KJ_ABORT_PROTOCOL, why);
+	}
+	return false;
+}
+
+static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
+		     size_t n)
+{
+	enum state st0 = c->state;
+	struct kj_frame f;
+	size_t used;
+	int rc;
+
+	while (n) {
+		rc = kj_frame_feed(&c->parser, p, n, &used, &f);
+		p += used;
+		n -= used;
+		if (rc == KJ_FEED_FRAME) {
+			on_frame(e, c, &f);
+			if (c->state != st0)
+				break;
+			continue;
+		}
+		if (rc == KJ_FEED_MORE)
+			break;
+		/* Malformed (or DATA, which a site never sends). */
+		if (st0 == S_HELLO) {
+			pre_hello_fail(e, c, rc < 0 ? c->parser.why :
+						      "DATA from a site");
+		} else {
+			kj_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
+			kj_send_abort(e, c, KJ_ABORT_PROTOCOL,
+				      rc < 0 ? c->parser.why :
+					       "DATA from a site");
+		}
+		return;
+	}
+	if (c->state == st0) {
+		kj_recv_arm(e, c); /* the rest of a frame is still to come */
+	} else if (n && (c->state == S_ADMIT || c->state == S_VERDICT)) {
+		/* Pipelined bytes: judged once we receive again. */
+		memmove(c->stash, p, n);
+		c->stash_len = (uint16_t)n;
+	}
+}
+
+void kj_on_recv(struct kj_engine *e, struct conn *c,
+		const struct io_uring_cqe *cqe)
+{
+	unsigned bid;
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (c->state == S_HELLO || c->state == S_READBACK) {
+			if (cqe->res > 0)
+				on_bytes(e, c, kj_buf_addr(e, bid),
+					 (size_t)cqe->res);
+		}
+		kj_buf_return(e, bid);
+		if (cqe->res > 0)
+			return;
+	}
+	if (c->state != S_HELLO && c->state != S_READBACK)
+		return;
+	if (cqe->res == -ENOBUFS) {
+		c->rearm = true; /* buffers come back at the end of the batch */
+		return;
+	}
+	if (cqe->res == -ECANCELED || cqe->res == -ETIME) {
+		/* The linked timeout fired: PROTOCOL.md Limits. */
+		if (c->state == S_HELLO) {
+			e->cnt.pre_hello_timeout++;
+			kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
+					   "injector %u: connection %u: no "
+					   "HELLO within %u ms", e->cfg.worker,
+					   kj_conn_slot(e, c),
+					   e->cfg.hello_timeout_ms);
+		} else {
+			kj_outcome(e, c, KJ_OUT_TIMEOUT, 0, NULL);
+		}
+		kj_send_abort(e, c, KJ_ABORT_TIMEOUT, NULL);
+		return;
+	}
+	/* EOF or a socket error. */
+	if (c->state == S_HELLO) {
+		if (!kj_frame_parser_idle(&c->parser))
+			e->cnt.pre_hello_eof++;
+	} else {
+		kj_outcome(e, c, KJ_OUT_DISCONNECTED, 0, NULL);
+	}
+	kj_conn_close(e, c);
+}
