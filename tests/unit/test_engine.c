@@ -775,11 +775,21 @@ static void test_injector_killed(void **state)
 	f.kill_at_ok = 100;
 	sim_opts(&f, &o, 32, 500, 4);
 	o.program_delay_ms = 2;
+	/*
+	 * The keeper's in_flight alone does not say that the injector still
+	 * holds a device: its OUTCOME may already wait in the channel, and
+	 * the keeper reads it before it sees the injector gone.  One site
+	 * that reads 4 KiB per 500 ms keeps its first device (64 KiB: 8 s)
+	 * inside the injector, without a readback, when the kill lands.
+	 */
+	o.slow_sockets = 1;
+	o.slow_read_ms = 500;
 	sim_start(&f, &o, &rfd);
 	/* A second line, started once the fresh injector took over. */
 	f.later = o;
 	f.later.uid_seed = 5;
 	f.later.socket_base = 100;
+	f.later.slow_sockets = 0;
 	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
 	print_stats("killed", &st);
 	assert_true(f.kill_done);
