@@ -5,7 +5,7 @@
  */
 #include "base/log.h"
 #include "base/util.h"
-#include "checkpoint.h"
+#include "checkpoint_int.h"
 
 #include <inttypes.h>
 #include <string.h>

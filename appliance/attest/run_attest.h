@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "journal/journal.h"
-#include "checkpoint.h"
+#include "checkpoint_int.h"
 #include "tpm.h"
 
 struct kj_run_attest {

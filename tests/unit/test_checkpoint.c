@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "attest/attest.h"
-#include "attest/checkpoint.h"
+#include "attest/checkpoint_int.h"
 #include "attest/eventlog.h"
 #include "attest/measure.h"
 #include "journal/journal.h"

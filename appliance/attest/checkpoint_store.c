@@ -5,7 +5,7 @@
  * refuses an old or foreign journal, and the cadence.  The pipelined worker
  * is in checkpoint_worker.c.
  */
-#include "checkpoint.h"
+#include "checkpoint_int.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "attest.h"
