@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject run: one job, SPEC.md §4. */
-#include "attest/run_attest.h"
+#include "attest/checkpoint.h"
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "run_attest.h"
+#include "checkpoint.h"
 #include "base/log.h"
 #include "evidence/evidence.h"
 #include "measure.h"
