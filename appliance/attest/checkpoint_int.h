@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The keeper's TPM checkpoints (EVIDENCE.md §4).  A checkpoint is one
- * TPM2_NV_Increment of the appliance counter (value v) and one TPM2_Quote
- * with the AK over the policy PCRs with
- *   qualifyingData = SHA-256("KINJECT-CHECKPOINT-1" ‖ u64be(tree_size) ‖
- *                            root ‖ u64be(v))
- * stored in the journal with the PCR values read right after the quote,
- * the current epoch and the event log length.
+ * Inside the checkpoint module (checkpoint.h): what the front
+ * (checkpoint.c), the worker thread (checkpoint_worker.c) and the store
+ * (checkpoint_store.c) share.  Not for other modules; white-box tests
+ * build states with it.
  *
  * Counter discipline (an old journal restored, or a second journal on the
  * same TPM, must be refused):  the journal keeps in its meta table
@@ -30,8 +27,8 @@
  *    (commit_after_checkpoint).  At most one quote is in flight: the quote
  *    rate is bounded by the cadence and the TPM, never the device rate.
  */
-#ifndef KINJECT_CHECKPOINT_H
-#define KINJECT_CHECKPOINT_H
+#ifndef KINJECT_CHECKPOINT_INT_H
+#define KINJECT_CHECKPOINT_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,21 +36,12 @@
 
 #include "base/kinject.h"
 #include "journal/journal.h"
+#include "checkpoint.h"
 #include "mtree.h"
 #include "tpm.h"
 
-#define KJ_CHECKPOINT_INTERVAL_MS 200 /* EVIDENCE.md §4 default */
-#define KJ_CHECKPOINT_STUCK_MS 30000
 /* journal meta key: decimal u64, see above. */
 #define KJ_META_NV_ALLOW "checkpoint_nv_allow"
-
-struct kj_checkpoint_policy {
-	uint32_t pcr_mask;     /* SHA-256 bank; 0: KJ_PCR_DEFAULT_MASK */
-	uint64_t interval_ms;  /* 0: KJ_CHECKPOINT_INTERVAL_MS */
-	/* A quote in flight longer than this is a TPM that stopped
-	 * answering: the keeper stops (-ETIMEDOUT).  0: KJ_CHECKPOINT_STUCK_MS */
-	uint64_t stuck_ms;
-};
 
 /* One quoted checkpoint, before it is stored.  attest/sig malloc'd. */
 struct kj_ckpt {
@@ -143,7 +131,8 @@ KJ_MUST_CHECK int kj_ckpt_worker_start(struct kj_tpm *tpm,
  * answers; the process is about to exit.  NULL is fine. */
 void kj_ckpt_worker_stop(struct kj_ckpt_worker *w);
 
-/* An eventfd, readable when a result waits for kj_ckpt_worker_collect. */
+/* An eventfd, readable when a result waits for kj_ckpt_worker_collect
+ * (a keeper loop that can poll may wait on it). */
 int kj_ckpt_worker_fd(const struct kj_ckpt_worker *w);
 
 /* True while a quote is in flight or its result is not collected. */
@@ -184,59 +173,7 @@ KJ_MUST_CHECK int kj_ckpt_worker_drain(struct kj_ckpt_worker *w,
  */
 uint64_t kj_ckpt_worker_covered(const struct kj_ckpt_worker *w);
 
-struct kj_ckpt_stats {
-	uint64_t taken;
-	uint64_t quote_ms_total; /* sum of kj_checkpoint.quote_ms */
-	uint64_t quote_ms_max;
-};
 void kj_ckpt_worker_stats(const struct kj_ckpt_worker *w,
 			  struct kj_ckpt_stats *st);
-
-/* ---- glue for keeper.h's hooks ------------------------------------------- */
-
-/*
- * Everything `kinject run` needs for commit_after_checkpoint, shaped like
- * struct kj_keeper_hooks (keeper.h): call kj_ckpt_keeper_record from the
- * record hook, kj_ckpt_keeper_committed from the committed hook, poll
- * kj_ckpt_worker_fd(k->w) if the loop can, and kj_ckpt_keeper_finish at
- * job end (also on a stop: the final checkpoint of SPEC.md §4).
- */
-struct kj_ckpt_keeper {
-	struct kj_ckpt_worker *w;
-	struct kj_journal *j;
-	struct kj_mtree *t;            /* every record of the state */
-	uint64_t interval_ms;
-	uint64_t last_ms;              /* last submission, kj_now_ms() */
-	bool commit_after_checkpoint;  /* false: covered = tree_size */
-};
-
-/*
- * Counter check (kj_checkpoint_check), the Merkle tree rebuilt from the
- * journal, the worker started (tpm belongs to it until destroy).  The
- * journal must have nothing pending.  Call after the measurements.
- */
-KJ_MUST_CHECK int kj_ckpt_keeper_init(struct kj_ckpt_keeper *k,
-				      struct kj_tpm *tpm, struct kj_journal *j,
-				      const struct kj_checkpoint_policy *pol,
-				      bool commit_after_checkpoint);
-/* A record appended (seq = leaf index, in order). */
-KJ_MUST_CHECK int kj_ckpt_keeper_record(struct kj_ckpt_keeper *k,
-					uint64_t seq, const uint8_t *jcs,
-					size_t len);
-/*
- * After a journal commit (records [0, tree_size) durable), or on the
- * keeper's timer: store a finished quote, submit the next when due, and set
- * *covered (COMMITs may go for leaves below it).  Records appended without
- * the record hook (job_start of kj_journal_job_begin) are read back from
- * the journal first.
- */
-KJ_MUST_CHECK int kj_ckpt_keeper_committed(struct kj_ckpt_keeper *k,
-					   uint64_t tree_size,
-					   uint64_t *covered);
-/* Job end or stop: wait for the quote in flight, then one checkpoint over
- * the whole tree (everything is covered afterwards). */
-KJ_MUST_CHECK int kj_ckpt_keeper_finish(struct kj_ckpt_keeper *k);
-/* Stop the worker, free the tree.  Safe on a zeroed struct. */
-void kj_ckpt_keeper_destroy(struct kj_ckpt_keeper *k);
 
 #endif

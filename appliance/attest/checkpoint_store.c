@@ -1,19 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * TPM checkpoints (EVIDENCE.md §4): NV increment + quote + PCR read on the
- * TPM side, add + commit on the journal side, the counter discipline that
- * refuses an old or foreign journal, and the cadence.  The pipelined worker
- * is in checkpoint_worker.c.
+ * The store of the checkpoint module (checkpoint_int.h): NV increment +
+ * quote + PCR read on the TPM side, add + commit on the journal side, and
+ * the counter discipline that refuses an old or foreign journal.  Apart
+ * from the front because the quote runs on the worker thread
+ * (checkpoint_worker.c) and the rest on the keeper's.
  */
-#include "checkpoint_int.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "attest.h"
-
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "checkpoint_int.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "journal/journal.h"
+#include "attest.h"
+#include "mtree.h"
+#include "tpm.h"
 
 void kj_checkpoint_release(struct kj_ckpt *c)
 {
@@ -21,16 +26,6 @@ void kj_checkpoint_release(struct kj_ckpt *c)
 	free(c->sig);
 	c->attest = NULL;
 	c->sig = NULL;
-}
-
-bool kj_checkpoint_due(uint64_t now_ms, uint64_t last_ms,
-		       uint64_t interval_ms, bool tree_grew)
-{
-	if (!tree_grew)
-		return false;
-	if (!interval_ms)
-		interval_ms = KJ_CHECKPOINT_INTERVAL_MS;
-	return now_ms < last_ms || now_ms - last_ms >= interval_ms;
 }
 
 static uint32_t policy_mask(const struct kj_checkpoint_policy *pol)
