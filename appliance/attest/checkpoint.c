@@ -1,27 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * TPM checkpoints (EVIDENCE.md §4): NV increment + quote + PCR read on the
- * TPM side, add + commit on the journal side, the counter discipline that
- * refuses an old or foreign journal, and the cadence.  The pipelined worker
- * is in checkpoint_worker.c.
+ * The front of the checkpoint module (checkpoint.h), as `kinject run' and
+ * the keeper's hooks use it: the TPM, AK and job-start measurements, the
+ * Merkle tree of every record, the cadence, and commit_after_checkpoint.
+ * The TPM is the worker thread's (checkpoint_worker.c) once started; the
+ * quote and its storage are checkpoint_store.c's.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
 #include "checkpoint.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "attest.h"
-
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-void kj_checkpoint_release(struct kj_ckpt *c)
-{
-	free(c->attest);
-	free(c->sig);
-	c->attest = NULL;
-	c->sig = NULL;
-}
+#include "evidence/evidence.h"
+#include "journal/journal.h"
+#include "checkpoint_int.h"
+#include "measure.h"
+#include "mtree.h"
+#include "tpm.h"
 
 bool kj_checkpoint_due(uint64_t now_ms, uint64_t last_ms,
 		       uint64_t interval_ms, bool tree_grew)
@@ -33,205 +30,228 @@ bool kj_checkpoint_due(uint64_t now_ms, uint64_t last_ms,
 	return now_ms < last_ms || now_ms - last_ms >= interval_ms;
 }
 
-static uint32_t policy_mask(const struct kj_checkpoint_policy *pol)
+/* ---- job start ----------------------------------------------------------- */
+
+static int open_tpm(struct kj_checkpointer *c, const char *tcti,
+		    const char *state_dir)
 {
-	return pol && pol->pcr_mask ? pol->pcr_mask : KJ_PCR_DEFAULT_MASK;
-}
-
-/* ---- journal side --------------------------------------------------------- */
-
-static int last_ckpt_cb(void *ctx, const struct kj_journal_checkpoint *c)
-{
-	*(uint64_t *)ctx = c->nv_counter;
-	return 0;
-}
-
-/* 1 and *nv if the journal has a checkpoint, 0 if none. */
-static int last_nv(struct kj_journal *j, uint64_t *nv)
-{
-	uint64_t n = kj_journal_checkpoint_count(j);
-
-	if (!n)
-		return 0;
-	KJ_TRY(kj_journal_foreach_checkpoint(j, n - 1, last_ckpt_cb, nv));
-	return 1;
-}
-
-/* 1 and *v if KJ_META_NV_ALLOW is set, 0 if not. */
-static int nv_allow_get(struct kj_journal *j, uint64_t *v)
-{
-	uint8_t *val;
-	size_t len;
 	int rc;
 
-	rc = kj_journal_meta_get(j, KJ_META_NV_ALLOW, &val, &len);
-	if (rc == -ENOENT)
-		return 0;
+	KJ_TRY(kj_tpm_open(tcti, &c->tpm));
+	rc = kj_tpm_ak_setup(c->tpm, state_dir);
 	if (rc < 0)
 		return rc;
-	rc = kj_parse_u64((const char *)val, 0, UINT64_MAX,
-			  "journal meta " KJ_META_NV_ALLOW, v);
-	free(val);
-	return rc < 0 ? -EBADMSG : 1;
+	if (rc == 1)
+		kj_info("created the attestation key: %s/ak.pem", state_dir);
+	rc = kj_evidence_save_ek(c->tpm, state_dir);
+	if (rc == 1)
+		kj_info("kept the TPM's EK certificate: %s/ek.pem", state_dir);
+	return rc < 0 ? rc : 0;
 }
 
-static int nv_allow_set(struct kj_journal *j, uint64_t v)
+int kj_checkpointer_open(struct kj_checkpointer *c,
+			 const struct kj_checkpointer_args *args,
+			 struct kj_journal *j)
 {
-	char buf[24];
-	int n = snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	struct kj_measure_in in = {
+		.work_order = args->work_order,
+		.work_order_len = args->work_order_len,
+		.product = args->product,
+		.product_len = args->product_len,
+		.state_dir = args->state_dir,
+	};
+	struct kj_measure_out out;
 
-	return kj_journal_meta_set(j, KJ_META_NV_ALLOW, buf, (size_t)n);
+	memset(c, 0, sizeof(*c));
+	c->journal = j;
+	c->policy.interval_ms = args->interval_ms;
+	c->commit_after_checkpoint = args->commit_after_checkpoint;
+	if (!strcmp(args->tcti, "none")) {
+		kj_warn("--tpm none: records are journaled but not attested; "
+			"this run's evidence will not verify");
+		return 0;
+	}
+	KJ_TRY(open_tpm(c, args->tcti, args->state_dir));
+	/* Refuse a restored or foreign journal before extending anything. */
+	KJ_TRY(kj_checkpoint_check(c->tpm, j));
+	KJ_TRY(kj_measure_job_start(c->tpm, j, &in, &out));
+	kj_info("measured code and policy into PCRs (epoch %u, %s, %llu "
+		"entries added)", out.epoch,
+		kj_epoch_decision_name(out.decision),
+		(unsigned long long)out.added);
+	return 0;
 }
 
-int kj_checkpoint_announce(struct kj_journal *j)
-{
-	uint64_t allow = 0;
+/* ---- the tree of records ------------------------------------------------- */
 
-	KJ_TRY(nv_allow_get(j, &allow));
-	if (allow == UINT64_MAX)
-		return -EOVERFLOW;
-	return nv_allow_set(j, allow + 1);
-}
-
-int kj_checkpoint_check(struct kj_tpm *tpm, struct kj_journal *j)
-{
-	uint64_t tpm_nv = 0, last = 0, allow = 0;
-	int have_last, have_allow, rc;
-
-	if (kj_journal_pending(j)) {
-		kj_err("checkpoint: counter check with uncommitted journal writes");
-		return -EINVAL;
-	}
-	rc = kj_tpm_nv_read(tpm, &tpm_nv);
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	KJ_TRY(have_last = last_nv(j, &last));
-	KJ_TRY(have_allow = nv_allow_get(j, &allow));
-	if (have_last && tpm_nv < last) {
-		kj_err("checkpoint: the journal's last checkpoint has NV counter %" PRIu64 " but the TPM (%s) is at %" PRIu64 ": this journal is ahead of the TPM (a journal of another TPM, or the counter was redefined); refusing to continue",
-		       last, kj_tpm_tcti(tpm), tpm_nv);
-		return -EPERM;
-	}
-	if (have_last && !have_allow)
-		allow = last;
-	/* A journal without a checkpoint has nothing to protect yet; a fresh
-	 * counter may also start above 1 (TPM 2.0 Part 1, NV counters). */
-	if (have_last && tpm_nv > allow) {
-		kj_err("checkpoint: the TPM (%s) NV counter is %" PRIu64 ", this journal allows at most %" PRIu64 ": %" PRIu64 " checkpoint(s) taken that this journal does not hold (an old copy of the journal restored, or a second journal on the same TPM); refusing to continue",
-		       kj_tpm_tcti(tpm), tpm_nv, allow, tpm_nv - allow);
-		return -EPERM;
-	}
-	if (have_last && tpm_nv > last)
-		kj_warn("checkpoint: TPM NV counter %" PRIu64 " is ahead of the last stored checkpoint (%" PRIu64 "): a checkpoint was quoted but not stored (crash); going on",
-			tpm_nv, last);
-	KJ_TRY(nv_allow_set(j, tpm_nv));
-	return kj_journal_commit(j);
-}
-
-struct epoch_ctx {
-	uint32_t epoch;
+struct last_ckpt {
+	uint64_t tree_size;
 };
 
-static int epoch_cb(void *ctx, uint64_t index, uint32_t epoch, uint32_t pcr,
-		    const char *name, const uint8_t digest[32], bool is_void)
+static int last_cb(void *ctx, const struct kj_journal_checkpoint *c)
 {
-	(void)index, (void)pcr, (void)name, (void)digest, (void)is_void;
-	((struct epoch_ctx *)ctx)->epoch = epoch;
+	((struct last_ckpt *)ctx)->tree_size = c->tree_size;
 	return 0;
 }
 
-int kj_checkpoint_epoch(struct kj_journal *j, uint32_t *epoch,
-			uint64_t *event_log_length)
+static int tree_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 {
-	struct epoch_ctx e = { 0 };
+	struct kj_mtree *t = ctx;
 
-	KJ_TRY(kj_journal_foreach_event(j, epoch_cb, &e));
-	*epoch = e.epoch;
-	*event_log_length = kj_journal_event_count(j);
-	return 0;
+	if (seq != kj_mtree_size(t)) {
+		kj_err("journal: record seq %" PRIu64 " where %" PRIu64 " was expected: the log has a gap",
+		       seq, kj_mtree_size(t));
+		return -EBADMSG;
+	}
+	return kj_mtree_append(t, jcs, len);
 }
 
-int kj_checkpoint_store(struct kj_journal *j, const struct kj_ckpt *c)
+/* Read back records the hooks did not see. */
+static int catch_up(struct kj_checkpointer *c)
 {
-	struct kj_journal_checkpoint jc;
-	uint64_t allow = 0;
-	int have;
-
-	memset(&jc, 0, sizeof(jc));
-	jc.tree_size = c->tree_size;
-	memcpy(jc.root, c->root, 32);
-	jc.nv_counter = c->nv_counter;
-	jc.epoch = c->epoch;
-	jc.event_log_length = c->event_log_length;
-	jc.quote_attest = c->attest;
-	jc.attest_len = c->attest_len;
-	jc.quote_sig = c->sig;
-	jc.sig_len = c->sig_len;
-	jc.pcr_mask = c->pcr_mask;
-	memcpy(jc.pcrs, c->pcrs, sizeof(jc.pcrs));
-	KJ_TRY(kj_journal_add_checkpoint(j, &jc));
-	KJ_TRY(have = nv_allow_get(j, &allow));
-	if (!have || allow < c->nv_counter)
-		KJ_TRY(nv_allow_set(j, c->nv_counter));
-	return kj_journal_commit(j);
+	if (kj_mtree_size(c->t) >= kj_journal_record_count(c->journal))
+		return 0;
+	return kj_journal_foreach_record(c->journal, kj_mtree_size(c->t), NULL,
+					 tree_cb, c->t);
 }
 
-/* ---- TPM side ---------------------------------------------------------------- */
-
-int kj_checkpoint_quote(struct kj_tpm *tpm, struct kj_ckpt *c)
+static void stop_worker(struct kj_checkpointer *c)
 {
-	uint64_t t0 = kj_now_ms();
-	uint8_t qd[32];
+	kj_ckpt_worker_stop(c->w);
+	kj_mtree_free(c->t);
+	c->w = NULL;
+	c->t = NULL;
+}
+
+/*
+ * Counter check (kj_checkpoint_check), the Merkle tree rebuilt from the
+ * journal, the worker started (tpm belongs to it until stop_worker).  The
+ * journal must have nothing pending.  Call after the measurements.
+ */
+static int start_worker(struct kj_checkpointer *c, struct kj_tpm *tpm)
+{
+	struct last_ckpt last = { 0 };
+	uint64_t n = kj_journal_checkpoint_count(c->journal);
 	int rc;
 
-	c->attest = c->sig = NULL;
-	KJ_TRY(kj_tpm_nv_increment(tpm, &c->nv_counter));
-	/* EVIDENCE.md §4: the quote binds tree, root and this counter value */
-	kj_checkpoint_qd(c->tree_size, c->root, c->nv_counter, qd);
-	KJ_TRY(kj_tpm_quote(tpm, c->pcr_mask, qd, &c->attest, &c->attest_len,
-			    &c->sig, &c->sig_len));
-	/*
-	 * The values stored are read after the quote: nothing extends the
-	 * policy PCRs while a job runs (measurements happen before the first
-	 * checkpoint), and the verifier replays the event log anyway.
-	 */
-	rc = kj_tpm_pcr_read(tpm, c->pcr_mask, c->pcrs);
-	if (rc < 0) {
-		kj_checkpoint_release(c);
-		return rc;
-	}
-	c->quote_ms = kj_now_ms() - t0;
+	if (!c->policy.interval_ms)
+		c->policy.interval_ms = KJ_CHECKPOINT_INTERVAL_MS;
+	c->t = kj_mtree_new();
+	if (!c->t)
+		return -ENOMEM;
+	KJ_TRY_GOTO(rc, kj_checkpoint_check(tpm, c->journal), err);
+	KJ_TRY_GOTO(rc, catch_up(c), err);
+	if (n)
+		KJ_TRY_GOTO(rc, kj_journal_foreach_checkpoint(c->journal, n - 1,
+							      last_cb, &last),
+			    err);
+	KJ_TRY_GOTO(rc, kj_ckpt_worker_start(tpm, &c->policy, last.tree_size,
+					     &c->w),
+		    err);
+	c->last_ms = kj_now_ms();
 	return 0;
-}
-
-int kj_checkpoint_take(struct kj_tpm *tpm, struct kj_journal *j,
-		       const struct kj_mtree *t,
-		       const struct kj_checkpoint_policy *pol,
-		       struct kj_ckpt *out)
-{
-	struct kj_ckpt c;
-	int rc;
-
-	memset(&c, 0, sizeof(c));
-	c.pcr_mask = policy_mask(pol);
-	c.tree_size = kj_mtree_size(t);
-	if (c.tree_size != kj_journal_record_count(j)) {
-		kj_err("checkpoint: Merkle tree has %" PRIu64 " leaves, the journal %" PRIu64 " records",
-		       c.tree_size, kj_journal_record_count(j));
-		return -EINVAL;
-	}
-	KJ_TRY(kj_mtree_root(t, c.tree_size, c.root));
-	KJ_TRY(kj_checkpoint_epoch(j, &c.epoch, &c.event_log_length));
-	/* The counter bound is durable before the increment (see header);
-	 * this commit also makes every leaf of t durable before its quote. */
-	KJ_TRY(kj_checkpoint_announce(j));
-	KJ_TRY(kj_journal_commit(j));
-	KJ_TRY(kj_checkpoint_quote(tpm, &c));
-	rc = kj_checkpoint_store(j, &c);
-	if (!rc && out) {
-		*out = c;
-		out->attest = out->sig = NULL;
-	}
-	kj_checkpoint_release(&c);
+err:
+	stop_worker(c);
 	return rc;
+}
+
+int kj_checkpointer_start(struct kj_checkpointer *c)
+{
+	KJ_TRY(kj_journal_commit(c->journal));
+	if (!c->tpm)
+		return 0;
+	return start_worker(c, c->tpm);
+}
+
+int kj_checkpointer_attach(struct kj_checkpointer *c, struct kj_tpm *tpm,
+			   struct kj_journal *j,
+			   const struct kj_checkpoint_policy *pol,
+			   bool commit_after_checkpoint)
+{
+	memset(c, 0, sizeof(*c));
+	c->journal = j;
+	if (pol)
+		c->policy = *pol;
+	c->commit_after_checkpoint = commit_after_checkpoint;
+	return start_worker(c, tpm);
+}
+
+/* ---- the keeper's hooks -------------------------------------------------- */
+
+int kj_checkpointer_record(void *ctx, uint64_t seq, const uint8_t *jcs,
+			   size_t len)
+{
+	struct kj_checkpointer *c = ctx;
+
+	if (!c->w)
+		return 0;
+	/* A record the hook missed comes first, from the journal. */
+	if (seq > kj_mtree_size(c->t))
+		KJ_TRY(catch_up(c));
+	if (seq < kj_mtree_size(c->t))
+		return 0; /* already read back */
+	return tree_cb(c->t, seq, jcs, len);
+}
+
+int kj_checkpointer_committed(void *ctx, uint64_t tree_size,
+			      uint64_t *covered)
+{
+	struct kj_checkpointer *c = ctx;
+	uint64_t now;
+	int rc;
+
+	if (!c->w) {
+		*covered = tree_size;
+		return 0;
+	}
+	now = kj_now_ms();
+	KJ_TRY(catch_up(c));
+	KJ_TRY(kj_ckpt_worker_collect(c->w, c->journal));
+	KJ_TRY(kj_ckpt_worker_stuck(c->w));
+	if (kj_checkpoint_due(now, c->last_ms, c->policy.interval_ms,
+			      kj_mtree_size(c->t) >
+				      kj_ckpt_worker_covered(c->w))) {
+		KJ_TRY(rc = kj_ckpt_worker_submit(c->w, c->journal, c->t));
+		if (rc == 1)
+			c->last_ms = now;
+	}
+	if (covered)
+		*covered = c->commit_after_checkpoint ?
+				   kj_ckpt_worker_covered(c->w) : tree_size;
+	return 0;
+}
+
+int kj_checkpointer_finish(struct kj_checkpointer *c)
+{
+	if (!c->w)
+		return kj_journal_commit(c->journal);
+	KJ_TRY(catch_up(c));
+	KJ_TRY(kj_ckpt_worker_drain(c->w, c->journal));
+	if (kj_ckpt_worker_covered(c->w) < kj_mtree_size(c->t)) {
+		KJ_TRY(kj_ckpt_worker_submit(c->w, c->journal, c->t));
+		KJ_TRY(kj_ckpt_worker_drain(c->w, c->journal));
+	}
+	return 0;
+}
+
+/* ---- job end ------------------------------------------------------------- */
+
+void kj_checkpointer_stats(const struct kj_checkpointer *c,
+			   struct kj_ckpt_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (c->w)
+		kj_ckpt_worker_stats(c->w, st);
+}
+
+void kj_checkpointer_close(struct kj_checkpointer *c)
+{
+	/* A worker stuck in the TCTI is detached with the TPM handle: closing
+	 * the TPM under it would be a use after free. */
+	bool stuck = c->w && kj_ckpt_worker_stuck(c->w) < 0;
+
+	stop_worker(c);
+	if (!stuck)
+		kj_tpm_close(c->tpm);
+	memset(c, 0, sizeof(*c));
 }

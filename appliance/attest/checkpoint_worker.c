@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The pipelined checkpointer (checkpoint.h): one thread owns the TPM and
- * quotes (tree_size, root) pairs handed to it one at a time; the keeper's
- * thread, which owns the journal, announces and commits before handing a
- * tree over and stores the result when the eventfd says it is ready.  The
- * TPM's tens to hundreds of milliseconds per quote never block the loop.
+ * The pipelined checkpointer (checkpoint_int.h): one thread owns the TPM
+ * and quotes (tree_size, root) pairs handed to it one at a time; the
+ * keeper's thread, which owns the journal, announces and commits before
+ * handing a tree over and stores the result when the eventfd says it is
+ * ready.  The TPM's tens to hundreds of milliseconds per quote never block
+ * the loop.
  */
-#include "base/log.h"
-#include "base/util.h"
-#include "checkpoint.h"
-
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,6 +15,13 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "checkpoint_int.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "journal/journal.h"
+#include "mtree.h"
+#include "tpm.h"
 
 enum wstate { W_IDLE, W_REQUESTED, W_DONE };
 

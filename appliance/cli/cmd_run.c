@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject run: one job, SPEC.md §4. */
-#include "attest/run_attest.h"
+#include "attest/checkpoint.h"
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -242,21 +242,21 @@ static int install_stop_handlers(void)
 
 /* The keeper has one hook context: the tree/checkpoints and the display. */
 struct run_ctx {
-	struct kj_run_attest att;
+	struct kj_checkpointer att;
 	struct kj_progress prog;
 };
 
 static int hook_record(void *ctx, uint64_t seq, const uint8_t *jcs,
 		       size_t len)
 {
-	return kj_run_attest_record(&((struct run_ctx *)ctx)->att, seq, jcs,
-				    len);
+	return kj_checkpointer_record(&((struct run_ctx *)ctx)->att, seq, jcs,
+				      len);
 }
 
 static int hook_committed(void *ctx, uint64_t tree_size, uint64_t *covered)
 {
-	return kj_run_attest_committed(&((struct run_ctx *)ctx)->att,
-				       tree_size, covered);
+	return kj_checkpointer_committed(&((struct run_ctx *)ctx)->att,
+					 tree_size, covered);
 }
 
 static void hook_progress(void *ctx, const struct kj_keeper_stats *st)
@@ -363,7 +363,7 @@ static void summarise(const struct run_opts *o, struct kj_journal *j,
 	struct kj_ckpt_stats cs;
 
 	kj_journal_stats(j, &js);
-	kj_run_attest_stats(&ctx->att, &cs);
+	kj_checkpointer_stats(&ctx->att, &cs);
 	s->fsyncs = js.fsyncs;
 	s->checkpoints = cs.taken;
 	s->quote_ms_max = cs.quote_ms_max;
@@ -391,7 +391,7 @@ static int serve(const struct run_opts *o, struct kj_preflight *p,
 	kj_progress_finish(&ctx->prog);
 	/* A final checkpoint also after an error: what is durable gets
 	 * attested, and a resumed run starts from a quoted tree. */
-	rc = kj_run_attest_finish(&ctx->att);
+	rc = kj_checkpointer_finish(&ctx->att);
 	if (o->sites)
 		kj_sites_free(&sites);
 	if (end < 0 || rc < 0)
@@ -405,7 +405,7 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		   struct kj_journal *j, struct kj_run_summary *s)
 {
 	const char *backend = kj_arena_backend_name(p->arena.backend);
-	struct kj_run_attest_args aa = {
+	struct kj_checkpointer_args aa = {
 		.tcti = o->tpm,
 		.state_dir = o->in.state_dir,
 		.interval_ms = o->checkpoint_ms,
@@ -427,7 +427,7 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 	KJ_TRY_GOTO(rc, kj_journal_meta_set(j, "secret_memory", backend,
 					    strlen(backend)), out_nothing);
 	KJ_TRY_GOTO(rc, kj_journal_commit(j), out_nothing);
-	KJ_TRY_GOTO(rc, kj_run_attest_open(&ctx.att, &aa, j), out);
+	KJ_TRY_GOTO(rc, kj_checkpointer_open(&ctx.att, &aa, j), out);
 	KJ_TRY_GOTO(rc, cred_refs(&p->creds, &refs), out);
 	job_desc(o, p, refs, &d);
 	KJ_TRY_GOTO(rc, kj_journal_job_begin(j, &d, &st), out);
@@ -439,11 +439,11 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		st.resumed ? "resuming" : "starting",
 		(unsigned long long)st.ok_count,
 		(unsigned long long)p->wo.quantity, backend);
-	KJ_TRY_GOTO(rc, kj_run_attest_start(&ctx.att), out);
+	KJ_TRY_GOTO(rc, kj_checkpointer_start(&ctx.att), out);
 	kj_progress_init(&ctx.prog, st.ok_count);
 	rc = serve(o, p, j, &ctx, s);
 out:
-	kj_run_attest_close(&ctx.att);
+	kj_checkpointer_close(&ctx.att);
 	free(refs);
 	return rc;
 out_nothing:

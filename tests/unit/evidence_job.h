@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/checkpoint.h"
+#include "attest/checkpoint_int.h"
 #include "attest/measure.h"
 #include "attest/mtree.h"
 #include "attest/tpm.h"

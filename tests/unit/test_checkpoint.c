@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "attest/attest.h"
-#include "attest/checkpoint.h"
+#include "attest/checkpoint_int.h"
 #include "attest/eventlog.h"
 #include "attest/measure.h"
 #include "journal/journal.h"
@@ -323,7 +323,7 @@ static void test_cadence(void **st)
 	struct kj_checkpoint_policy pol = { .interval_ms = 200 };
 	uint64_t t0, now, cov = 0, covered = 0, stall = 0, lat_max = 0;
 	uint64_t lat_sum = 0, n_lat = 0, *t_app;
-	struct kj_ckpt_keeper k;
+	struct kj_checkpointer k;
 	struct kj_ckpt_stats cs;
 	struct kj_journal *j;
 	struct kj_job_desc d;
@@ -342,7 +342,7 @@ static void test_cadence(void **st)
 	assert_int_equal(kj_tpm_ak_setup(tpm, dir), 1);
 	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
 	/* The glue before job_begin: job_start reaches the tree read back. */
-	assert_int_equal(kj_ckpt_keeper_init(&k, tpm, j, &pol, true), 0);
+	assert_int_equal(kj_checkpointer_attach(&k, tpm, j, &pol, true), 0);
 	memset(&d, 0, sizeof(d));
 	d.job = "WO-CAD";
 	d.customer = d.product = d.batch = d.operator_id = "x";
@@ -368,14 +368,14 @@ static void test_cadence(void **st)
 			r.result = KJ_RES_LOCKED_OUT;
 			assert_int_equal(kj_journal_append_record(j, &r, &jcs,
 								  &len), 0);
-			assert_int_equal(kj_ckpt_keeper_record(&k, r.seq, jcs,
-							       len), 0);
+			assert_int_equal(kj_checkpointer_record(&k, r.seq, jcs,
+								len), 0);
 			t_app[r.seq] = now;
 			n++;
 		}
 		assert_int_equal(kj_journal_commit(j), 0);
 		a = kj_now_ms();
-		assert_int_equal(kj_ckpt_keeper_committed(
+		assert_int_equal(kj_checkpointer_committed(
 				 &k, kj_journal_record_count(j), &cov), 0);
 		c = kj_now_ms() - a;
 		stall = c > stall ? c : stall;
@@ -390,7 +390,7 @@ static void test_cadence(void **st)
 	}
 	now = kj_now_ms() - t0;
 	kj_ckpt_worker_stats(k.w, &cs);
-	assert_int_equal(kj_ckpt_keeper_finish(&k), 0);
+	assert_int_equal(kj_checkpointer_finish(&k), 0);
 	assert_int_equal(kj_ckpt_worker_covered(k.w), n + 1);
 	fprintf(stderr,
 		"cadence: %u records in %llu ms, %llu checkpoints = %.1f quotes/s (interval 200 ms: 5/s); keeper-side max %llu ms per committed hook; record -> covered: mean %llu ms, max %llu ms\n",
@@ -401,7 +401,7 @@ static void test_cadence(void **st)
 		(unsigned long long)lat_max);
 	assert_true(cs.taken >= now / 200 / 2);
 	assert_true(cs.taken <= now / 200 + 2);
-	kj_ckpt_keeper_destroy(&k);
+	kj_checkpointer_close(&k);
 	kj_journal_close(j);
 	kj_tpm_close(tpm);
 	free(t_app);
@@ -410,7 +410,7 @@ static void test_cadence(void **st)
 
 /* A state with one committed record and the glue on it. */
 static void glue_state(const char *name, struct kj_tpm **tpm,
-		       struct kj_journal **j, struct kj_ckpt_keeper *k)
+		       struct kj_journal **j, struct kj_checkpointer *k)
 {
 	struct kj_checkpoint_policy pol = { .interval_ms = 1,
 					    .stuck_ms = 500 };
@@ -422,7 +422,7 @@ static void glue_state(const char *name, struct kj_tpm **tpm,
 	assert_int_equal(kj_tpm_open(sw.tcti, tpm), 0);
 	assert_int_equal(kj_tpm_ak_setup(*tpm, dir), 1);
 	assert_int_equal(kj_journal_open(dir, 0, j), 0);
-	assert_int_equal(kj_ckpt_keeper_init(k, *tpm, *j, &pol, true), 0);
+	assert_int_equal(kj_checkpointer_attach(k, *tpm, *j, &pol, true), 0);
 	memset(&d, 0, sizeof(d));
 	d.job = name;
 	d.customer = d.product = d.batch = d.operator_id = "x";
@@ -434,12 +434,12 @@ static void glue_state(const char *name, struct kj_tpm **tpm,
 }
 
 /* Call the committed hook every 20 ms until it fails; its error. */
-static int committed_until_error(struct kj_ckpt_keeper *k, uint64_t max_ms)
+static int committed_until_error(struct kj_checkpointer *k, uint64_t max_ms)
 {
 	uint64_t t0 = kj_now_ms(), cov;
 	int rc;
 
-	while ((rc = kj_ckpt_keeper_committed(k, 1, &cov)) == 0 &&
+	while ((rc = kj_checkpointer_committed(k, 1, &cov)) == 0 &&
 	       kj_now_ms() - t0 < max_ms)
 		usleep(20000);
 	return rc;
@@ -452,7 +452,7 @@ static struct kj_tpm *stuck_tpm;
 
 static void test_tpm_stuck(void **st)
 {
-	struct kj_ckpt_keeper k;
+	struct kj_checkpointer k;
 	struct kj_journal *j;
 	uint64_t t0;
 
@@ -464,7 +464,7 @@ static void test_tpm_stuck(void **st)
 	assert_int_equal(committed_until_error(&k, 5000), -ETIMEDOUT);
 	assert_true(kj_now_ms() - t0 < 2000);
 	t0 = kj_now_ms();
-	kj_ckpt_keeper_destroy(&k); /* detaches the blocked thread */
+	kj_checkpointer_close(&k); /* detaches the blocked thread */
 	assert_true(kj_now_ms() - t0 < 100);
 	kj_journal_close(j);
 	/* tpm stays with the detached thread (the process would exit). */
@@ -475,7 +475,7 @@ static void test_tpm_stuck(void **st)
 /* The TPM vanishes (swtpm killed): the next committed hook fails. */
 static void test_tpm_gone(void **st)
 {
-	struct kj_ckpt_keeper k;
+	struct kj_checkpointer k;
 	struct kj_journal *j;
 	struct kj_tpm *tpm;
 	int rc;
@@ -485,7 +485,7 @@ static void test_tpm_gone(void **st)
 	assert_int_equal(test_sh("kill -KILL $(cat %s/swtpm.pid)", sw.dir), 0);
 	rc = committed_until_error(&k, 5000);
 	assert_true(rc < 0 && rc != -ETIMEDOUT);
-	kj_ckpt_keeper_destroy(&k);
+	kj_checkpointer_close(&k);
 	kj_journal_close(j);
 	kj_tpm_close(tpm);
 }
