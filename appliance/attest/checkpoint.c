@@ -13,7 +13,6 @@
 #include "checkpoint.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "evidence/evidence.h"
 #include "journal/journal.h"
 #include "checkpoint_int.h"
 #include "measure.h"
@@ -43,7 +42,7 @@ static int open_tpm(struct kj_checkpointer *c, const char *tcti,
 		return rc;
 	if (rc == 1)
 		kj_info("created the attestation key: %s/ak.pem", state_dir);
-	rc = kj_evidence_save_ek(c->tpm, state_dir);
+	rc = kj_tpm_save_ek_pem(c->tpm, state_dir);
 	if (rc == 1)
 		kj_info("kept the TPM's EK certificate: %s/ek.pem", state_dir);
 	return rc < 0 ? rc : 0;

@@ -83,6 +83,15 @@ KJ_MUST_CHECK int kj_tpm_ek_cert(struct kj_tpm *tpm, uint8_t **der,
 KJ_MUST_CHECK int kj_tpm_ek_cert_pem(struct kj_tpm *tpm, char **pem);
 
 /*
+ * DIR/ek.pem, the evidence bundle's ek_certificate_pem (SPEC.md §4: written
+ * where the TPM has an EK certificate): write it from the TPM's TCG NV
+ * index if it is missing.  Returns 1 if written, 0 if present or the TPM
+ * has none.
+ */
+KJ_MUST_CHECK int kj_tpm_save_ek_pem(struct kj_tpm *tpm,
+				     const char *state_dir);
+
+/*
  * Prove the AK resides in the same TPM as the EK (the ceremony, §4):
  * TPM2_MakeCredential to the EK public with the AK name and a random
  * secret, then TPM2_ActivateCredential with the AK and the EK; 0 if the

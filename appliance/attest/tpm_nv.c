@@ -5,10 +5,12 @@
  * indexes.  Separate because NV is its own resource with its own failure
  * modes (another owner of the index, NV rate limiting, unwritten indexes).
  */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -278,4 +280,24 @@ int kj_tpm_nv_increment(struct kj_tpm *t, uint64_t *value)
 		return -EIO;
 	}
 	return 0;
+}
+
+int kj_tpm_save_ek_pem(struct kj_tpm *tpm, const char *state_dir)
+{
+	char path[PATH_MAX], *pem = NULL;
+	int rc;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/ek.pem", state_dir) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	if (!access(path, F_OK))
+		return 0;
+	rc = kj_tpm_ek_cert_pem(tpm, &pem);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = kj_write_file_atomic(path, pem, strlen(pem), 0644);
+	free(pem);
+	return rc < 0 ? rc : 1;
 }

@@ -20,6 +20,9 @@ int kj_grow_(void *arrayp, size_t *cap, size_t need, size_t size,
 			return -ENOMEM;
 		c *= 2;
 	}
+	/* Refused here, not by reallocarray: sanitizers abort on it. */
+	if (!size || c > SIZE_MAX / size)
+		return -ENOMEM;
 	/*
 	 * arrayp points at a T *, not a void *: copy the pointer's bytes
 	 * rather than write through a void ** (an aliasing violation).

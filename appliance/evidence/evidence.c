@@ -253,26 +253,6 @@ static int load(struct xport *x)
 	return pick(x);
 }
 
-int kj_evidence_save_ek(struct kj_tpm *tpm, const char *state_dir)
-{
-	char path[PATH_MAX], *pem = NULL;
-	int rc;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/ek.pem", state_dir) >=
-	    sizeof(path))
-		return -ENAMETOOLONG;
-	if (!access(path, F_OK))
-		return 0;
-	rc = kj_tpm_ek_cert_pem(tpm, &pem);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
-		return rc;
-	rc = kj_write_file_atomic(path, pem, strlen(pem), 0644);
-	free(pem);
-	return rc < 0 ? rc : 1;
-}
-
 /* ---- the appliance block ------------------------------------------------------ */
 
 static json_t *file_text(const char *dir, const char *name, bool optional,

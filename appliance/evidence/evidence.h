@@ -37,8 +37,6 @@
 #include "attest/tpm_defs.h"
 #include "base/kinject.h"
 
-struct kj_tpm;
-
 #define KJ_EVIDENCE_VERSION 1               /* "kinject_evidence" */
 #define KJ_EVIDENCE_FILE_MAX (1024u << 20)  /* bytes of evidence.json */
 #define KJ_EVIDENCE_MAX_RECORDS 20000000u
@@ -103,14 +101,6 @@ char *kj_base64_encode(const uint8_t *in, size_t len);
 /* Canonical base64 only (what kj_base64_encode writes); -EINVAL (silent). */
 KJ_MUST_CHECK int kj_base64_decode(const char *in, size_t len, uint8_t **out,
 				   size_t *out_len);
-
-/*
- * DIR/ek.pem, the bundle's ek_certificate_pem (SPEC.md §4: written where
- * the TPM has an EK certificate): write it from the TPM's TCG NV index if
- * it is missing.  Returns 1 if written, 0 if present or the TPM has none.
- */
-KJ_MUST_CHECK int kj_evidence_save_ek(struct kj_tpm *tpm,
-				      const char *state_dir);
 
 /* Write the bundle of job to out_path (atomically).  Logs on failure. */
 KJ_MUST_CHECK int kj_evidence_export(const char *state_dir, const char *job,

@@ -116,7 +116,7 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 					      0644));
 	EJ_CHECK(kj_tpm_open(o->tcti, &tpm));
 	EJ_CHECK(kj_tpm_ak_setup(tpm, o->dir));
-	EJ_CHECK(kj_evidence_save_ek(tpm, o->dir));
+	EJ_CHECK(kj_tpm_save_ek_pem(tpm, o->dir));
 	EJ_CHECK(kj_journal_open(o->dir, 0, &j));
 	EJ_CHECK(kj_journal_meta_set(j, "secret_memory", "mlock", 5));
 	EJ_CHECK(kj_journal_commit(j));
