@@ -5,6 +5,7 @@
  * durable-entry-then-extend step per measured object.
  */
 #include "measure.h"
+#include "base/array.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -33,15 +34,8 @@ static int load_cb(void *ctx, uint64_t index, uint32_t epoch, uint32_t pcr,
 		       index, v->n);
 		return -EBADMSG;
 	}
-	if (v->n == v->cap) {
-		size_t cap = v->cap ? 2 * v->cap : 16;
-
-		e = reallocarray(v->ev, cap, sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		v->ev = e;
-		v->cap = cap;
-	}
+	if (kj_grow(&v->ev, &v->cap, v->n + 1, 16))
+		return -ENOMEM;
 	e = &v->ev[v->n++];
 	memset(e, 0, sizeof(*e));
 	e->epoch = epoch;

@@ -6,6 +6,7 @@
  * that the RFC recursion asks for splits into O(log n) of those.
  */
 #include "mtree.h"
+#include "base/array.h"
 #include "base/log.h"
 
 #include <stdbool.h>
@@ -20,7 +21,7 @@
 struct level {
 	uint8_t (*h)[32];
 	uint64_t n;
-	uint64_t cap;
+	size_t cap;
 };
 
 struct kj_mtree {
@@ -86,17 +87,10 @@ uint64_t kj_mtree_size(const struct kj_mtree *t)
 
 static int level_push(struct level *l, const uint8_t h[32])
 {
-	if (l->n == l->cap) {
-		uint64_t cap = l->cap ? l->cap * 2 : 1024;
-		void *p = reallocarray(l->h, cap, 32);
-
-		if (!p) {
-			kj_err("transparency log: out of memory at %llu leaves",
-			       (unsigned long long)l->n);
-			return -ENOMEM;
-		}
-		l->h = p;
-		l->cap = cap;
+	if (kj_grow(&l->h, &l->cap, l->n + 1, 1024)) {
+		kj_err("transparency log: out of memory at %llu leaves",
+		       (unsigned long long)l->n);
+		return -ENOMEM;
 	}
 	memcpy(l->h[l->n++], h, 32);
 	return 0;

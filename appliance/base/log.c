@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "log.h"
-#include "kinject.h"
-#include "util.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <syslog.h>
 #include <openssl/err.h>
+
+#include "log.h"
+#include "clock.h"
 
 static enum kj_log_level max_level = KJ_LOG_INFO;
 static bool to_syslog;

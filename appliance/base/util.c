@@ -1,7 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "util.h"
-#include "log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -10,17 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 
-uint64_t kj_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#include "util.h"
+#include "log.h"
 
 int kj_parse_u64(const char *s, uint64_t min, uint64_t max, const char *what,
 		 uint64_t *out)

@@ -7,10 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* kj_now_ms(): apart in clock.h, so log.c needs nothing of util.c. */
+#include "clock.h"
 #include "kinject.h"
-
-/* Monotonic milliseconds, for timeouts and rates. */
-uint64_t kj_now_ms(void);
 
 /*
  * Parse a decimal integer in [min, max].  `what` names the flag or field for

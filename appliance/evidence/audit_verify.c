@@ -4,16 +4,17 @@
  * facts a customer's `kinject verify` checks on an evidence bundle, here
  * over the whole state dir.
  */
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
 #include "attest/attest.h"
 #include "attest/eventlog.h"
 #include "attest/mtree.h"
+#include "base/array.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "journal/record.h"
-#include "audit.h"
-
-#include <stdlib.h>
-#include <string.h>
 
 struct job_run {
 	char *job;
@@ -41,7 +42,7 @@ struct uniq {
 struct walk {
 	struct kj_mtree *tree;
 	struct job_run *jobs;
-	size_t n_jobs;
+	size_t n_jobs, cap_jobs;
 	struct uniq *u;
 	size_t n_u, cap_u;
 	uint64_t n;
@@ -54,16 +55,9 @@ static int add_uniq(struct walk *w, uint32_t job, enum uniq_kind k,
 {
 	uint8_t h[32];
 
-	if (w->n_u == w->cap_u) {
-		size_t cap = w->cap_u ? 2 * w->cap_u : 1024;
-		struct uniq *nu = realloc(w->u, cap * sizeof(*nu));
-
-		if (!nu) {
-			kj_err("audit: out of memory");
-			return -ENOMEM;
-		}
-		w->u = nu;
-		w->cap_u = cap;
+	if (kj_grow(&w->u, &w->cap_u, w->n_u + 1, 1024)) {
+		kj_err("audit: out of memory");
+		return -ENOMEM;
 	}
 	kj_sha256(v, len, h);
 	w->u[w->n_u].job = k == U_ATTEMPT ? UINT32_MAX : job;
@@ -145,10 +139,8 @@ static struct job_run *job_of(struct walk *w, const char *job)
 	for (size_t i = 0; i < w->n_jobs; i++)
 		if (!strcmp(w->jobs[i].job, job))
 			return &w->jobs[i];
-	nj = realloc(w->jobs, (w->n_jobs + 1) * sizeof(*nj));
-	if (!nj)
+	if (kj_grow(&w->jobs, &w->cap_jobs, w->n_jobs + 1, 8))
 		return NULL;
-	w->jobs = nj;
 	nj = &w->jobs[w->n_jobs];
 	memset(nj, 0, sizeof(*nj));
 	nj->job = strdup(job);
@@ -259,21 +251,20 @@ static bool check_jobs(struct walk *w)
 
 struct events {
 	struct kj_event *ev;
-	size_t n;
+	size_t n, cap;
 };
 
 static int event_cb(void *ctx, uint64_t index, uint32_t epoch, uint32_t pcr,
 		    const char *name, const uint8_t digest[32], bool is_void)
 {
 	struct events *e = ctx;
-	struct kj_event *ne = realloc(e->ev, (e->n + 1) * sizeof(*ne));
+	struct kj_event *ne;
 
 	(void)index;
-	if (!ne) {
+	if (kj_grow(&e->ev, &e->cap, e->n + 1, 64)) {
 		kj_err("audit: out of memory");
 		return -ENOMEM;
 	}
-	e->ev = ne;
 	ne = &e->ev[e->n++];
 	memset(ne, 0, sizeof(*ne));
 	ne->epoch = epoch;

@@ -5,23 +5,24 @@
  * rebuilt from the journal's records and checked against every stored
  * checkpoint root before any proof is made from it.
  */
-#include "evidence.h"
-#include "attest/attest.h"
-#include "attest/tpm.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "journal/journal.h"
-
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+
+#include "evidence.h"
+#include "attest/attest.h"
+#include "attest/tpm.h"
+#include "base/array.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "journal/journal.h"
 
 /* ---- base64 (RFC 4648 §4, padded, no line breaks) ------------------------- */
 
@@ -133,15 +134,8 @@ static int ckpt_cb(void *ctx, const struct kj_journal_checkpoint *c)
 	struct xport *x = ctx;
 	struct kj_journal_checkpoint *k;
 
-	if (x->n_cks == x->cap_cks) {
-		size_t cap = x->cap_cks ? 2 * x->cap_cks : 64;
-
-		k = reallocarray(x->cks, cap, sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		x->cks = k;
-		x->cap_cks = cap;
-	}
+	if (kj_grow(&x->cks, &x->cap_cks, x->n_cks + 1, 64))
+		return -ENOMEM;
 	k = &x->cks[x->n_cks];
 	*k = *c;
 	k->quote_attest = dup_bytes(c->quote_attest, c->attest_len);

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Inside the verifier: shared by verify.c and verify_log.c only. */
+/*
+ * Inside the verifier: shared by verify.c, verify_log.c and
+ * verify_report.c only.
+ */
 #ifndef KINJECT_VERIFY_INT_H
 #define KINJECT_VERIFY_INT_H
 
 #include <openssl/pem.h>
 
 #include "verify.h"
+
+/* verify_report.c */
 
 /* Mark check c failed with the item and reason (the first one is kept). */
 void kj_vfail(struct kj_verify_report *rep, enum kj_vcheck c,
@@ -14,7 +19,7 @@ void kj_vfail(struct kj_verify_report *rep, enum kj_vcheck c,
 void kj_vpass(struct kj_verify_report *rep, enum kj_vcheck c,
 	      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Checks 4-8. */
+/* verify_log.c: checks 4-8. */
 KJ_MUST_CHECK int kj_verify_log(const struct kj_evidence *ev,
 				const struct kj_verify_opts *o,
 				struct kj_verify_report *rep);

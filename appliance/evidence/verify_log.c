@@ -4,16 +4,16 @@
  * is in its checkpoint's tree (inclusion), the job is complete (job_seq),
  * it matches the work order, and the code measurements are golden.
  */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "attest/mtree.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "journal/record.h"
 #include "verify_int.h"
-
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
 
 /* ---- 4: consistency ---------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Inside kinject sim (sim.h): the connection and loop state shared by
- * sim.c (event loop, timers, connecting) and sim_site.c (one device as a
- * site plays it, PROTOCOL.md "Sequence").  Not for other modules.
+ * sim.c (event loop, connecting), sim_site.c (one device as a site plays
+ * it, PROTOCOL.md "Sequence") and sim_conn.c (timers and plumbing under
+ * both).  Not for other modules.
  */
 #ifndef KINJECT_SIM_INT_H
 #define KINJECT_SIM_INT_H
@@ -125,12 +126,14 @@ struct sim {
 	struct kj_ratelimit rl;
 };
 
-/* sim.c: clock, randomness, timers, connection plumbing */
+/* sim_conn.c: clock, randomness, timers, connection plumbing */
 uint64_t kj_sim_now_us(void);
 uint64_t kj_sim_rnd(struct sim *s);
 double kj_sim_rnd_unit(struct sim *s);
 void kj_sim_arm(struct sim *s, struct conn *c, enum timer_kind kind,
 		unsigned ms);
+/* The earliest timer, taken off the heap (s->n_heap > 0). */
+struct timer kj_sim_timer_pop(struct sim *s);
 void kj_sim_update_events(struct sim *s, struct conn *c);
 void kj_sim_close_fd(struct sim *s, struct conn *c, bool reset);
 /* Drop the connection and connect again after delay_ms. */
@@ -138,10 +141,8 @@ void kj_sim_reconnect(struct sim *s, struct conn *c, bool reset,
 		      unsigned delay_ms);
 void kj_sim_finish_socket(struct sim *s, struct conn *c, bool failed);
 int kj_sim_queue_out(struct conn *c, const uint8_t *b, int n);
-/* Write what is pending; slow-loris sockets dribble one byte per tick. */
-void kj_sim_flush(struct sim *s, struct conn *c);
 
-/* sim_site.c: the device protocol */
+/* sim_site.c: the device protocol, over the socket's reads and writes */
 void kj_sim_start_device(struct sim *s, struct conn *c);
 /* Unexpected outcome: a real site stops and calls the operator. */
 void kj_sim_fail_device(struct sim *s, struct conn *c, const char *outcome);
@@ -150,5 +151,7 @@ void kj_sim_on_eof(struct sim *s, struct conn *c, int err);
 void kj_sim_do_read(struct sim *s, struct conn *c);
 /* After the programming delay: READBACK (or the site's ABORT). */
 void kj_sim_send_readback(struct sim *s, struct conn *c);
+/* Write what is pending; slow-loris sockets dribble one byte per tick. */
+void kj_sim_flush(struct sim *s, struct conn *c);
 
 #endif

@@ -4,14 +4,18 @@
  * with the fault knobs and hostile modes of sim.h, and the bookkeeping
  * that classifies every outcome as intended or unexpected.
  */
-#include "base/util.h"
-#include "sim_int.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "wire/proto.h"
+#include "wire/readback.h"
+#include "sim_int.h"
 
 /* ---- outcomes ---- */
 
@@ -579,4 +583,30 @@ void kj_sim_do_read(struct sim *s, struct conn *c)
 		kj_sim_arm(s, c, T_SLOW_READ, s->o->slow_read_ms);
 		kj_sim_update_events(s, c);
 	}
+}
+
+/* Write what is pending; slow-loris sockets dribble one byte per tick. */
+void kj_sim_flush(struct sim *s, struct conn *c)
+{
+	bool dribble = c->hostile && s->o->hostile == KJ_SIM_SLOW_LORIS &&
+		       c->state == C_WAIT_OFFER;
+
+	while (c->fd >= 0 && c->out_off < c->out_len) {
+		size_t n = dribble ? 1 : (size_t)(c->out_len - c->out_off);
+		ssize_t w = send(c->fd, c->out + c->out_off, n, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			kj_sim_on_eof(s, c, errno);
+			return;
+		}
+		c->out_off += (uint16_t)w;
+		c->last_progress_ms = kj_now_ms();
+		if (dribble && c->out_off < c->out_len) {
+			kj_sim_arm(s, c, T_DRIBBLE, s->o->slow_loris_ms);
+			break;
+		}
+	}
+	kj_sim_update_events(s, c);
 }
