@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject: dispatch to one subcommand (wireguard-tools wg.c style). */
+#include <stdio.h>
+#include <string.h>
+
 #include "base/kinject.h"
 #include "base/log.h"
 #include "cli/commands.h"
-
-#include <stdio.h>
-#include <string.h>
 
 static const struct kj_command commands[] = {
 	{ "run", cmd_run_main, "run one job: inject, journal and attest",

@@ -5,11 +5,6 @@
  * public area must also re-marshal to the same bytes, so its name (a hash
  * of those bytes) cannot be confused by a non-canonical encoding.
  */
-#include "attest.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "eventlog.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +17,11 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <tss2/tss2_mu.h>
+
+#include "attest.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "eventlog.h"
 
 #define AK_REQUIRED_ATTRS                                                   \
 	(TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |                \

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint_int.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "journal/journal.h"
 #include "attest.h"
+#include "checkpoint_int.h"
 #include "mtree.h"
 #include "tpm.h"
 

@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checkpoint_int.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "journal/journal.h"
+#include "checkpoint_int.h"
 #include "mtree.h"
 #include "tpm.h"
 

@@ -3,15 +3,15 @@
  * PCR event-log replay and the epoch rules of EVIDENCE.md §4.  Pure
  * computation: the journal stores the entries, tpm.c reads and extends.
  */
-#include "eventlog.h"
-#include "base/log.h"
-#include "base/util.h"
-
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include "eventlog.h"
+#include "base/log.h"
+#include "base/util.h"
 
 void kj_pcr_extend_sw(uint8_t pcr[32], const uint8_t digest[32])
 {

@@ -4,11 +4,6 @@
  * the PCRs and the journal's event log, void-entry recovery, and one
  * durable-entry-then-extend step per measured object.
  */
-#include "measure.h"
-#include "base/array.h"
-#include "base/log.h"
-#include "base/util.h"
-
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +12,11 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+#include "measure.h"
+#include "base/array.h"
+#include "base/log.h"
+#include "base/util.h"
 
 struct ev_vec {
 	struct kj_event *ev;

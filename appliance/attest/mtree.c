@@ -5,16 +5,16 @@
  * hashes, levels[k][i] covers leaves [i·2^k, (i+1)·2^k).  Any MTH(D[a:b])
  * that the RFC recursion asks for splits into O(log n) of those.
  */
-#include "mtree.h"
-#include "base/array.h"
-#include "base/log.h"
-
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+
+#include "mtree.h"
+#include "base/array.h"
+#include "base/log.h"
 
 #define MAX_LEVELS 64
 

@@ -15,11 +15,11 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 
-#include "tpm.h"
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "attest.h"
+#include "tpm.h"
 #include "tpm_int.h"
 
 /*

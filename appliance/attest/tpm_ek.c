@@ -13,9 +13,9 @@
 #include <openssl/rand.h>
 #include <tss2/tss2_esys.h>
 
-#include "tpm.h"
 #include "base/kinject.h"
 #include "base/log.h"
+#include "tpm.h"
 #include "tpm_int.h"
 
 /* TCG EK Credential Profile, PolicyA: PolicySecret(TPM_RH_ENDORSEMENT). */

@@ -16,10 +16,10 @@
 #include <openssl/x509.h>
 #include <tss2/tss2_esys.h>
 
-#include "tpm.h"
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "tpm.h"
 #include "tpm_int.h"
 
 #define NV_ATTRS                                                            \

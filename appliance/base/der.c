@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "der.h"
-#include "log.h"
-
 #include <stdio.h>
 #include <string.h>
+
+#include "der.h"
+#include "log.h"
 
 void kj_der_init(struct kj_der *d, const uint8_t *buf, size_t len,
 		 const char *path)

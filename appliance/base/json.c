@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Strict field helpers over jansson; see json.h. */
-#include "json.h"
-#include "log.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "json.h"
+#include "log.h"
 
 #define QUOTE_MAX 48
 

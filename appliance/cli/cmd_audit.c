@@ -4,6 +4,13 @@
  * batch, serial or uid, and verify journal ↔ log ↔ checkpoints (SPEC.md
  * §4).  Read-only: safe while a job runs.
  */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -11,13 +18,6 @@
 #include "journal/journal.h"
 #include "journal/record.h"
 #include "commands.h"
-
-#include <getopt.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 const char cmd_audit_usage[] =
 	"Usage: kinject audit export [--state DIR] [--format csv|json]\n"

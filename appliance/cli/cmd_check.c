@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject check: the operator's pre-flight over a job's inputs. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "base/kinject.h"
 #include "base/log.h"
 #include "hsm/pin.h"
 #include "inputs/preflight.h"
 #include "commands.h"
-
-#include <getopt.h>
-#include <stdio.h>
-#include <string.h>
 
 const char cmd_check_usage[] =
 	"Usage: kinject check --work-order WO.json --work-order-sig WO.json.sig\n"

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject evidence export: the bundle of EVIDENCE.md §5 for one job. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "base/kinject.h"
 #include "base/log.h"
 #include "evidence/evidence.h"
 #include "commands.h"
-
-#include <getopt.h>
-#include <stdio.h>
-#include <string.h>
 
 const char cmd_evidence_usage[] =
 	"Usage: kinject evidence export [--state DIR] --job ID --out FILE\n\n"

@@ -1,5 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject run: one job, SPEC.md §4. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include "attest/checkpoint.h"
 #include "base/kinject.h"
 #include "base/log.h"
@@ -11,14 +19,6 @@
 #include "keeper/keeper.h"
 #include "commands.h"
 #include "progress.h"
-
-#include <getopt.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
 #define KJ_RUN_MAX_LISTEN 16
 

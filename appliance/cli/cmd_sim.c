@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 /* kinject sim: simulated programming sockets (SPEC.md §4, sim.h). */
-#include "base/kinject.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "sim/sim.h"
-#include "commands.h"
-
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include "base/kinject.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "sim/sim.h"
+#include "commands.h"
 
 const char cmd_sim_usage[] =
 	"Usage: kinject sim --connect unix:PATH|tcp:HOST:PORT --hwrev REV\n"

@@ -4,14 +4,6 @@
  * TPM, no HSM: the bundle, the AK the customer trusts, and optionally the
  * golden measurements and the work order.
  */
-#include "attest/attest.h"
-#include "base/kinject.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "evidence/evidence.h"
-#include "evidence/verify.h"
-#include "commands.h"
-
 #include <ctype.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,6 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+
+#include "attest/attest.h"
+#include "base/kinject.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "evidence/evidence.h"
+#include "evidence/verify.h"
+#include "commands.h"
 
 const char cmd_verify_usage[] =
 	"Usage: kinject verify EVIDENCE.json --ak ak.pem [--golden golden.json]\n"

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "base/kinject.h"
-#include "base/log.h"
-#include "commands.h"
-
 #include <stdio.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
+
+#include "base/kinject.h"
+#include "base/log.h"
+#include "commands.h"
 
 const char cmd_version_usage[] =
 	"Usage: kinject version\n\n"

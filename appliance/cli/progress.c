@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "progress.h"
-#include "base/log.h"
-#include "base/util.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "progress.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #define PLAIN_INTERVAL_MS 5000
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
 #include "attest/attest.h"
 #include "attest/eventlog.h"
 #include "attest/mtree.h"
@@ -15,6 +14,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "journal/record.h"
+#include "audit.h"
 
 struct job_run {
 	char *job;

@@ -18,7 +18,6 @@
 
 #include "evidence.h"
 #include "attest/attest.h"
-#include "attest/tpm.h"
 #include "base/array.h"
 #include "base/log.h"
 #include "base/util.h"

@@ -5,18 +5,18 @@
  * canonical, indexes in range.  Structure only: verify.c does the
  * cryptography and the §6 checks.  Input is hostile (fuzz_evidence.c).
  */
-#include "base/json.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "journal/record.h"
-#include "evidence.h"
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <jansson.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "journal/record.h"
+#include "evidence.h"
 
 #define PATH_LEN 160
 

@@ -4,16 +4,16 @@
  * leaves the token: ECDH happens there (CKM_ECDH1_DERIVE), only the shared
  * secret Z comes out, straight into the caller's arena buffer.
  */
-#include "hsm.h"
-#include "base/log.h"
-#include "pin.h"
-
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/uri.h>
+
+#include "hsm.h"
+#include "base/log.h"
+#include "pin.h"
 
 struct kj_hsm {
 	char *uri_text;

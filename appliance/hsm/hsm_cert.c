@@ -9,11 +9,6 @@
  *   Certificate ::= SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }
  * ourselves (RFC 5280 §4.1).
  */
-#include "base/der.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "hsm.h"
-
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/bn.h>
@@ -23,6 +18,11 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include "base/der.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "hsm.h"
 
 /* AlgorithmIdentifier { ecdsa-with-SHA256 (1.2.840.10045.4.3.2) } */
 static const uint8_t alg_ecdsa_sha256[] = { 0x30, 0x0a, 0x06, 0x08, 0x2a,

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "pin.h"
-#include "base/log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "pin.h"
+#include "base/log.h"
 
 static int pin_from_file(const char *src, const char *path, char *buf,
 			 size_t cap, size_t *len)

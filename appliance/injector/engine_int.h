@@ -15,10 +15,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "engine.h"
 #include "base/log.h"
 #include "wire/ipc.h"
 #include "wire/proto.h"
+#include "engine.h"
 
 #define FRAMES_PER_SEND_MAX 16
 #define IOV_MAX_CONN (1 + 2 * FRAMES_PER_SEND_MAX)

@@ -9,9 +9,9 @@
 #include <linux/close_range.h>
 #include <sys/syscall.h>
 
+#include "injector.h"
 #include "base/log.h"
 #include "secret/arena.h"
-#include "injector.h"
 #include "sandbox.h"
 
 static int cmp_int(const void *a, const void *b)

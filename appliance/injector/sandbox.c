@@ -19,8 +19,8 @@
 #include <unistd.h>
 #include <linux/securebits.h>
 
-#include "base/log.h"
 #include "sandbox.h"
+#include "base/log.h"
 #include "sandbox_table.h"
 
 #ifndef SYS_landlock_create_ruleset

@@ -19,8 +19,8 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
-#include "base/kinject.h"
 #include "sandbox_table.h"
+#include "base/kinject.h"
 
 #define ALLOW(n) { #n, SCMP_ACT_ALLOW, 0, { { 0 } } }
 #define ALLOW1(n, a0) { #n, SCMP_ACT_ALLOW, 1, { a0 } }

@@ -9,7 +9,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
 #include <liburing.h>
 #include <seccomp.h>
 

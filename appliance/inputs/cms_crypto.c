@@ -11,10 +11,10 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "cms.h"
 #include "base/der.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "cms.h"
 #include "cms_int.h"
 
 /* X9.63 KDF (SEC 1 §3.6.1) with ECC-CMS-SharedInfo (RFC 5753 §7.2). */

@@ -6,10 +6,6 @@
  * in place with der.h, digest it there, and give OpenSSL a detached copy of
  * the (non-secret) SignedData to check the signer and the signed attributes.
  */
-#include "base/der.h"
-#include "base/log.h"
-#include "cms.h"
-
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +17,10 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include "base/der.h"
+#include "base/log.h"
+#include "cms.h"
 
 static const uint8_t oid_signed[] = { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
 				      0x01, 0x07, 0x02 };

@@ -4,11 +4,6 @@
  * plaintext is read in place and decoded straight into the arena; nothing
  * secret goes to the heap or the log.  Messages name the line and field.
  */
-#include "creds.h"
-#include "base/der.h"
-#include "base/log.h"
-#include "base/util.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,6 +13,11 @@
 #include <openssl/asn1t.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
+
+#include "creds.h"
+#include "base/der.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #define ALIGN64(n) (((n) + 63) & ~(size_t)63)
 

@@ -1,10 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "preflight.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "hsm/hsm.h"
-#include "cms.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +7,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+#include "preflight.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "hsm/hsm.h"
+#include "cms.h"
 
 #define KJ_CMS_FILE_MAX (1ULL << 32)
 

@@ -3,15 +3,15 @@
  * Product matrix (SPEC.md §3.4) and the job-level lock-out check: a job
  * whose firmware is not allowed for every listed revision does not start.
  */
-#include "product.h"
-#include "base/json.h"
-#include "base/log.h"
-#include "base/util.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "product.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
 
 static const char *const top_keys[] = {
 	"kinject_product", "product", "customer", "min_firmware", "hardware",

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Release versions and version rules; grammar in semver.h. */
-#include "semver.h"
-#include "base/log.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "semver.h"
+#include "base/log.h"
 
 /*
  * One numeric component at *pp, up to (not including) end.  semver 2.0 §2:

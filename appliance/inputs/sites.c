@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The --sites file, PROTOCOL.md "UNAUTHORIZED"; see sites.h. */
-#include "sites.h"
-#include "base/json.h"
-#include "base/log.h"
-#include "base/util.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sites.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
 
 static const char *const top_keys[] = { "kinject_sites", "sites", NULL };
 

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /* WO.json, SPEC.md §3.3: strict parse; decisions in docs/INPUT-FORMATS.md. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "workorder.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
-
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 
 static const char *const top_keys[] = {
 	"kinject_work_order", "id", "customer", "product", "batch",

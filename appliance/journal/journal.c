@@ -8,12 +8,6 @@
  * UPDATE; after any failed write the handle refuses further writes,
  * because those counters may then be ahead of what is on disk.
  */
-#include "journal.h"
-#include "base/log.h"
-#include "base/util.h"
-#include "journal_int.h"
-#include "sqlcount.h"
-
 #include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
@@ -22,6 +16,12 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+
+#include "journal.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "journal_int.h"
+#include "sqlcount.h"
 
 #define BUSY_TIMEOUT_MS 5000
 

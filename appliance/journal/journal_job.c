@@ -4,12 +4,12 @@
  * serials, job_seq and used credentials continue, EVIDENCE.md §1), end
  * (job_end record, §2).
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "base/log.h"
 #include "base/util.h"
 #include "journal_int.h"
-
-#include <stdlib.h>
-#include <string.h>
 
 static int copy_desc(struct job *jb, const struct kj_job_desc *d)
 {

@@ -4,12 +4,12 @@
  * and TPM checkpoints; record iteration for the Merkle tree and evidence;
  * a small key/value table.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "base/log.h"
 #include "base/util.h"
 #include "journal_int.h"
-
-#include <stdlib.h>
-#include <string.h>
 
 /* ---- records --------------------------------------------------------------- */
 

@@ -4,14 +4,14 @@
  * the transparency log's leaves: any change here changes every leaf hash,
  * so tests/unit/test_record.c pins them with golden vectors.
  */
-#include "record.h"
-#include "base/log.h"
-#include "base/util.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "record.h"
+#include "base/log.h"
+#include "base/util.h"
 
 /*
  * The keys of EVIDENCE.md §2 in RFC 8785 §3.2.3 order (UTF-16 code units;

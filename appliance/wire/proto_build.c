@@ -6,9 +6,9 @@
  */
 #include <string.h>
 
-#include "proto.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "proto.h"
 
 struct wr {
 	uint8_t *p;

@@ -6,12 +6,10 @@
  * which EVP_MD_CTX does not give (it allocates, and its copy can fail).
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
-#include "readback.h"
-
 #include <string.h>
-
 #include <openssl/crypto.h>
 
+#include "readback.h"
 #include "base/util.h"
 
 void kj_readback_begin(struct kj_readback *r)

@@ -21,7 +21,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
 #include <openssl/sha.h>
 
 #include "base/kinject.h"

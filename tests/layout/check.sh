@@ -29,6 +29,7 @@ declare -A allow=(
 	[sim]="base wire"
 )
 verifier="cli/cmd_verify.c evidence/verify.c evidence/verify_log.c
+	evidence/verify_report.c
 	evidence/evidence_parse.c"
 verifier_deny='appliance/(hsm/|journal/journal|attest/tpm\.h|keeper/|injector/)'
 MAX_LINES=${MAX_LINES:-700}
