@@ -15,13 +15,14 @@
  * only who calls the checkpoint, and when.  If the thread falls behind
  * (WAL_HARD_PAGES), the writer checkpoints inline as SQLite would.
  */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <time.h>
+
 #include "base/log.h"
 #include "journal_int.h"
 #include "sqlcount.h"
-
-#include <pthread.h>
-#include <stdlib.h>
-#include <time.h>
 
 #define WAL_SOFT_PAGES 1000   /* SQLite's default auto-checkpoint size */
 #define WAL_HARD_PAGES 100000 /* ~400 MiB: checkpoint inline */

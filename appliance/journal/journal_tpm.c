@@ -4,12 +4,13 @@
  * and TPM checkpoints; record iteration for the Merkle tree and evidence;
  * a small key/value table.
  */
-#include "base/log.h"
-#include "base/util.h"
-#include "journal_int.h"
-
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "journal.h"
+#include "base/log.h"
+#include "journal_int.h"
 
 /* ---- records --------------------------------------------------------------- */
 

@@ -4,12 +4,12 @@
  * also bumps a counter.  The file object is ours followed by the real one
  * (szOsFile grows by our header), the usual shape of a shim VFS.
  */
-#include "sqlcount.h"
-#include "base/log.h"
-
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+
+#include "sqlcount.h"
+#include "base/log.h"
 
 struct cfile {
 	sqlite3_file base;
