@@ -229,23 +229,25 @@ static int load_counters(struct kj_journal *j)
 
 	j->next_attempt = 1;
 	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(seq) + 1 FROM records", NULL,
-			 &j->next_seq));
+				&j->next_seq));
 	/* seq is the leaf index: a gap would make the Merkle tree lie. */
-	KJ_TRY(kj_jnl_query_u64(j, "SELECT count(*) FROM records", NULL, &count));
+	KJ_TRY(kj_jnl_query_u64(j, "SELECT count(*) FROM records", NULL,
+				&count));
 	if (count != j->next_seq) {
 		kj_err("%s: records: %llu rows but the last seq is %llu: the "
 		       "log has a gap", j->path, (unsigned long long)count,
 		       (unsigned long long)j->next_seq);
 		return -EBADMSG;
 	}
-	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(attempt) + 1 FROM reservations", NULL,
-			 &j->next_attempt));
+	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(attempt) + 1 FROM reservations",
+				NULL, &j->next_attempt));
 	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(id) + 1 FROM event_log", NULL,
-			 &j->next_event));
+				&j->next_event));
 	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(id) + 1 FROM checkpoints", NULL,
-			 &j->next_ckpt));
+				&j->next_ckpt));
 	n = (uint64_t)kj_jnl_query_u64(j, "SELECT nv_counter FROM checkpoints "
-			     "ORDER BY id DESC LIMIT 1", NULL, &j->last_nv);
+				       "ORDER BY id DESC LIMIT 1", NULL,
+				       &j->last_nv);
 	j->have_nv = n == 1;
 	return 0;
 }

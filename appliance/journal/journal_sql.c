@@ -132,7 +132,7 @@ int kj_jnl_query_u64(struct kj_journal *j, const char *sql, const char *text,
 	return found;
 }
 
-/* ---- commit --------------------------------------------------------------- */
+/* ---- commit -------------------------------------------------------------- */
 
 int kj_journal_commit(struct kj_journal *j)
 {

@@ -127,8 +127,8 @@ static int burn_one(struct kj_journal *j, const struct stale *s)
 	memcpy(r.cert_sha256, s->cert_sha256, 32);
 	r.result = KJ_RES_INTERRUPTED;
 	r.seq = j->next_seq;
-	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(job_seq) FROM records WHERE job = ?",
-			 r.job, &last));
+	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(job_seq) FROM records "
+				"WHERE job = ?", r.job, &last));
 	r.job_seq = last + 1;
 	n = kj_jnl_serialize(j, &r);
 	if (n < 0)
