@@ -16,6 +16,7 @@
  * (WAL_HARD_PAGES), the writer checkpoints inline as SQLite would.
  */
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <time.h>
 

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Inside the journal: the handle and the helpers journal.c shares with
- * journal_job.c and journal_tpm.c.  Not for other modules.
+ * Inside the journal: the handle and the helpers its files share, each
+ * under the file that defines it.  Calls go one way only, downwards:
+ *   journal.c      -> journal_stale.c, journal_ckpt.c
+ *   journal_job.c  -> journal_resv.c -> journal_rec.c
+ *   journal_stale.c -> journal_rec.c
+ * and all of them -> journal_sql.c, which calls none.  Not for other
+ * modules.
  */
 #ifndef KINJECT_JOURNAL_INT_H
 #define KINJECT_JOURNAL_INT_H
@@ -61,6 +66,8 @@ struct kj_journal {
 	char jcs[KJ_RECORD_MAX];
 };
 
+/* journal_sql.c: errors, statements and the write transaction; calls no
+ * other journal file. */
 /* Log a failed SQLite call naming the step; returns a negative errno
  * (SQLITE_FULL: -ENOSPC). */
 int kj_jnl_sql_err(struct kj_journal *j, int rc, const char *what);
@@ -78,14 +85,24 @@ int kj_jnl_step_write(struct kj_journal *j, sqlite3_stmt *st,
  * *out set if non-NULL, 0 if NULL or no row, < 0 on error. */
 int kj_jnl_query_u64(struct kj_journal *j, const char *sql, const char *text,
 		     uint64_t *out);
+
+/* journal_rec.c: one record's JCS bytes and row, on journal_sql.c. */
 int kj_jnl_need_job(struct kj_journal *j);
 /* A record's job fields (job, customer, …, firmware) from the current job. */
 void kj_jnl_fill_job_fields(const struct job *jb, struct kj_record *r);
-/* Load the job's used credential indexes (resume). */
-int kj_jnl_load_used(struct kj_journal *j);
 int kj_jnl_serialize(struct kj_journal *j, struct kj_record *r);
 int kj_jnl_insert_record(struct kj_journal *j, const struct kj_record *r,
 			 int n);
+/* Mark the reservation of device record r (attempt, job, credential,
+ * serial) done; -EINVAL if no such reservation is open. */
+int kj_jnl_close_reservation(struct kj_journal *j, const struct kj_record *r);
+
+/* journal_resv.c: load the job's used credential indexes (resume). */
+int kj_jnl_load_used(struct kj_journal *j);
+
+/* journal_stale.c: burn the reservations a crash left open, then commit. */
+int kj_jnl_burn_stale(struct kj_journal *j);
+
 /* journal_ckpt.c: WAL checkpoints on a thread of their own. */
 int kj_jnl_ckpt_start(struct kj_journal *j);
 void kj_jnl_ckpt_stop(struct kj_journal *j);

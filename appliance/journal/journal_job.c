@@ -4,11 +4,13 @@
  * serials, job_seq and used credentials continue, EVIDENCE.md §1), end
  * (job_end record, §2).
  */
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "base/util.h"
+#include "journal.h"
 #include "journal_int.h"
 
 static int copy_desc(struct job *jb, const struct kj_job_desc *d)
@@ -75,17 +77,6 @@ static int insert_job(struct kj_journal *j, const struct kj_job_desc *d)
 	rc = kj_jnl_step_write(j, st, "insert job");
 	sqlite3_finalize(st);
 	return rc;
-}
-
-void kj_jnl_fill_job_fields(const struct job *jb, struct kj_record *r)
-{
-	r->job = jb->d.job;
-	r->customer = jb->d.customer;
-	r->product = jb->d.product;
-	r->batch = jb->d.batch;
-	r->operator_id = jb->d.operator_id;
-	r->fw_version = jb->d.fw_version;
-	memcpy(r->fw_sha256, jb->d.fw_sha256, 32);
 }
 
 /* Append a job_start/job_end record of the current job. */

@@ -4,14 +4,15 @@
  * and TPM checkpoints; record iteration for the Merkle tree and evidence;
  * a small key/value table.
  */
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
-#include "base/util.h"
+#include "journal.h"
 #include "journal_int.h"
 
-/* ---- records --------------------------------------------------------------- */
+/* ---- records ------------------------------------------------------------- */
 
 int kj_journal_foreach_record(struct kj_journal *j, uint64_t from_seq,
 			      const char *job, kj_journal_record_cb cb,
@@ -47,7 +48,7 @@ int kj_journal_foreach_record(struct kj_journal *j, uint64_t from_seq,
 	return ret;
 }
 
-/* ---- event log ------------------------------------------------------------- */
+/* ---- event log ----------------------------------------------------------- */
 
 int kj_journal_add_event(struct kj_journal *j, uint32_t epoch, uint32_t pcr,
 			 const char *name, const uint8_t digest[32],
@@ -137,7 +138,7 @@ int kj_journal_foreach_event(struct kj_journal *j, kj_journal_event_cb cb,
 	return ret;
 }
 
-/* ---- checkpoints ------------------------------------------------------------ */
+/* ---- checkpoints --------------------------------------------------------- */
 
 /* The PCR values in mask, ascending, 32 bytes each: the pcrs column. */
 static size_t pack_pcrs(const struct kj_journal_checkpoint *c, uint8_t *out)
@@ -274,7 +275,7 @@ int kj_journal_foreach_checkpoint(struct kj_journal *j, uint64_t from_id,
 	return ret;
 }
 
-/* ---- meta -------------------------------------------------------------------- */
+/* ---- meta ---------------------------------------------------------------- */
 
 int kj_journal_meta_set(struct kj_journal *j, const char *key,
 			const void *val, size_t len)
