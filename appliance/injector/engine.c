@@ -8,12 +8,15 @@
  * so a slow or hostile site only ever delays itself: its send waits in the
  * kernel for socket space while the ring serves everybody else.
  *
- * The pieces: this file has the ring (submission, provided buffers, the
- * loop and its dispatch, set-up); engine_accept.c the connection slots
- * and the listeners; engine_device.c the per-device states driven by
- * what the site sends; engine_send.c the frames to the site (DATA from
- * the arena); engine_keeper.c the keeper channel.  The states are in
- * engine_int.h.
+ * The pieces: this file has the loop, its dispatch and the set-up, and
+ * calls down into the others; engine_ring.c the submission primitives
+ * every piece uses (SQEs, provided buffers, receive and send with their
+ * linked timeouts); engine_accept.c the connection slots and the
+ * listeners; engine_device.c the per-device states driven by what the
+ * site sends; engine_send.c the frames to the site (DATA from the arena);
+ * engine_keeper.c the keeper channel.  Those four are the sides of one
+ * state machine (engine_int.h has its states) and call each other; none
+ * calls back up into this file.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -33,86 +36,6 @@
 #include "engine_int.h"
 #include "sandbox.h"
 
-#define BGID 0
-
-/* An SQE; submits what is queued when the SQ is full. */
-struct io_uring_sqe *kj_get_sqe(struct kj_engine *e)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
-
-	if (!sqe) {
-		int rc = io_uring_submit(&e->ring);
-
-		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN)
-			kj_err("io_uring: submit: %s", strerror(-rc));
-		sqe = io_uring_get_sqe(&e->ring);
-	}
-	if (!sqe && !e->fatal) {
-		kj_err("io_uring: submission queue full");
-		e->fatal = -EBUSY;
-	}
-	return sqe;
-}
-
-void kj_buf_return(struct kj_engine *e, unsigned bid)
-{
-	io_uring_buf_ring_add(e->br, kj_buf_addr(e, bid), RBUF_SIZE,
-			      (unsigned short)bid,
-			      io_uring_buf_ring_mask(e->nbufs),
-			      (int)e->bufs_returned);
-	e->bufs_returned++;
-}
-
-/* ---- socket operations ------------------------------------------------ */
-
-static void link_timeout(struct kj_engine *e, struct conn *c, bool absolute)
-{
-	struct io_uring_sqe *sqe = kj_get_sqe(e);
-
-	if (!sqe)
-		return;
-	io_uring_prep_link_timeout(sqe, &c->ts,
-				   absolute ? IORING_TIMEOUT_ABS : 0);
-	io_uring_sqe_set_data64(sqe, kj_ud(kj_conn_slot(e, c), c->gen,
-					   OP_LTIMEOUT));
-	c->ops++;
-}
-
-void kj_recv_arm(struct kj_engine *e, struct conn *c)
-{
-	struct io_uring_sqe *sqe = kj_get_sqe(e);
-
-	if (!sqe)
-		return;
-	io_uring_prep_recv(sqe, c->fd, NULL, RBUF_SIZE, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT | IOSQE_IO_LINK;
-	sqe->buf_group = BGID;
-	io_uring_sqe_set_data64(sqe, kj_ud(kj_conn_slot(e, c), c->gen,
-					   OP_RECV));
-	c->ops++;
-	c->ts.tv_sec = (long long)(c->deadline_ns / 1000000000ull);
-	c->ts.tv_nsec = (long long)(c->deadline_ns % 1000000000ull);
-	link_timeout(e, c, true);
-}
-
-void kj_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
-{
-	struct io_uring_sqe *sqe = kj_get_sqe(e);
-
-	if (!sqe)
-		return;
-	c->msg.msg_iov = c->iov;
-	c->msg.msg_iovlen = c->iov_cnt;
-	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
-	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_sqe_set_data64(sqe, kj_ud(kj_conn_slot(e, c), c->gen,
-					   OP_SEND));
-	c->ops++;
-	c->ts.tv_sec = tmo_ms / 1000;
-	c->ts.tv_nsec = (long long)(tmo_ms % 1000) * 1000000;
-	link_timeout(e, c, false);
-}
-
 /* ---- the loop ------------------------------------------------------------ */
 
 static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
@@ -131,17 +54,17 @@ static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
 	switch (op) {
 	case OP_ACCEPT:
 		if (slot < e->cfg.n_listen)
-			kj_on_accept(e, slot, cqe);
+			kj_eng_on_accept(e, slot, cqe);
 		return;
 	case OP_IPC_RECV:
 		if (cqe->res <= 0) {
 			e->keeper_gone = true;
 			return;
 		}
-		if (kj_on_keeper_packet(e, (size_t)cqe->res) < 0)
+		if (kj_eng_on_keeper_packet(e, (size_t)cqe->res) < 0)
 			e->fatal = -EPROTO;
 		else
-			kj_ipc_recv_arm(e);
+			kj_eng_ipc_recv_arm(e);
 		return;
 	case OP_IPC_SEND:
 		if (cqe->res < 0) {
@@ -149,7 +72,7 @@ static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
 			return;
 		}
 		if (e->out_flight)
-			kj_obuf_put(e, e->out_flight);
+			kj_eng_obuf_put(e, e->out_flight);
 		e->out_flight = NULL;
 		return;
 	case OP_CANCEL:
@@ -168,10 +91,10 @@ static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
 		return;
 	c->ops--;
 	if (op == OP_RECV)
-		kj_on_recv(e, c, cqe);
+		kj_eng_on_recv(e, c, cqe);
 	else if (op == OP_SEND)
-		kj_on_send(e, c, cqe);
-	kj_conn_maybe_free(e, c);
+		kj_eng_on_send(e, c, cqe);
+	kj_eng_conn_maybe_free(e, c);
 }
 
 static bool finished(const struct kj_engine *e)
@@ -192,7 +115,7 @@ static void rearm_nobufs(struct kj_engine *e)
 			continue;
 		c->rearm = false;
 		if (c->state == S_HELLO || c->state == S_READBACK)
-			kj_recv_arm(e, c);
+			kj_eng_recv_arm(e, c);
 	}
 }
 
@@ -206,23 +129,23 @@ int kj_engine_run(struct kj_engine *e)
 				  .pid = (uint32_t)getpid() };
 	bool nobufs;
 
-	kj_ipc_queue(e, KJ_IPC_READY, &r, sizeof(r), NULL, 0);
-	kj_ipc_recv_arm(e);
+	kj_eng_ipc_queue(e, KJ_IPC_READY, &r, sizeof(r), NULL, 0);
+	kj_eng_ipc_recv_arm(e);
 	for (unsigned i = 0; i < e->cfg.n_listen; i++)
-		kj_accept_arm(e, i);
+		kj_eng_accept_arm(e, i);
 	while (!finished(e)) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
 		int rc;
 
-		kj_stop_sweep(e);
-		kj_accept_kick(e);
+		kj_eng_stop_sweep(e);
+		kj_eng_accept_kick(e);
 		if (e->stopping && !e->open && !e->final_counters) {
-			kj_counters_maybe_send(e, true);
+			kj_eng_counters_maybe_send(e, true);
 			e->final_counters = true;
 		}
-		kj_counters_maybe_send(e, false);
-		kj_ipc_flush(e);
+		kj_eng_counters_maybe_send(e, false);
+		kj_eng_ipc_flush(e);
 		rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &tick,
 						      NULL);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
@@ -252,7 +175,7 @@ int kj_engine_run(struct kj_engine *e)
 	return 0;
 }
 
-/* ---- set-up ---------------------------------------------------------------- */
+/* ---- set-up -------------------------------------------------------- */
 
 static int setup_ring(struct kj_engine *e)
 {
@@ -310,7 +233,7 @@ static int setup_bufs(struct kj_engine *e)
 		return rc;
 	}
 	for (unsigned i = 0; i < n; i++)
-		kj_buf_return(e, i);
+		kj_eng_buf_return(e, i);
 	io_uring_buf_ring_advance(e->br, (int)e->bufs_returned);
 	e->bufs_returned = 0;
 	return 0;

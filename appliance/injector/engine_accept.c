@@ -20,7 +20,7 @@
 #include "wire/proto.h"
 #include "engine_int.h"
 
-#define ACCEPT_KICK_MS 200	/* see kj_accept_kick() */
+#define ACCEPT_KICK_MS 200	/* see kj_eng_accept_kick() */
 #define STOP_GRACE_MS 1000	/* idle sockets may still get their refusal */
 
 /* ---- connection slots ----------------------------------------------- */
@@ -49,7 +49,7 @@ static struct conn *conn_alloc(struct kj_engine *e, int fd)
 }
 
 /* Free the slot once nothing refers to it any more. */
-void kj_conn_maybe_free(struct kj_engine *e, struct conn *c)
+void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c)
 {
 	if (c->state != S_CLOSING || c->ops)
 		return;
@@ -64,10 +64,10 @@ void kj_conn_maybe_free(struct kj_engine *e, struct conn *c)
 	c->state = S_FREE;
 	c->gen++;
 	c->next_free = e->free_head;
-	e->free_head = kj_conn_slot(e, c);
+	e->free_head = kj_eng_conn_slot(e, c);
 	for (unsigned i = 0; i < e->cfg.n_listen; i++)
 		if (!e->accept_armed[i] && !e->stopping)
-			kj_accept_arm(e, i);
+			kj_eng_accept_arm(e, i);
 }
 
 static bool accept_full(const struct kj_engine *e)
@@ -76,26 +76,26 @@ static bool accept_full(const struct kj_engine *e)
 	       e->open >= e->cfg.accept_limit;
 }
 
-void kj_conn_close(struct kj_engine *e, struct conn *c)
+void kj_eng_conn_close(struct kj_engine *e, struct conn *c)
 {
 	c->state = S_CLOSING;
 	/* A receive still armed ends now instead of at its deadline. */
 	if (c->ops && c->fd >= 0)
 		shutdown(c->fd, SHUT_RDWR);
-	kj_conn_maybe_free(e, c);
+	kj_eng_conn_maybe_free(e, c);
 }
 
 /* ---- accept -------------------------------------------------------------- */
 
-void kj_accept_arm(struct kj_engine *e, unsigned i)
+void kj_eng_accept_arm(struct kj_engine *e, unsigned i)
 {
 	struct io_uring_sqe *sqe;
 
-	if (accept_full(e) || !(sqe = kj_get_sqe(e)))
+	if (accept_full(e) || !(sqe = kj_eng_get_sqe(e)))
 		return;
 	io_uring_prep_multishot_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
 				       SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, kj_ud(i, 0, OP_ACCEPT));
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_ACCEPT));
 	e->accept_armed[i] = true;
 }
 
@@ -105,15 +105,15 @@ static void accept_pause(struct kj_engine *e)
 	struct io_uring_sqe *sqe;
 
 	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
-		if (!e->accept_armed[i] || !(sqe = kj_get_sqe(e)))
+		if (!e->accept_armed[i] || !(sqe = kj_eng_get_sqe(e)))
 			continue;
-		io_uring_prep_cancel64(sqe, kj_ud(i, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, kj_ud(NO_SLOT, 0, OP_CANCEL));
+		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
+		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
 	}
 }
 
-void kj_on_accept(struct kj_engine *e, unsigned i,
-		  const struct io_uring_cqe *cqe)
+void kj_eng_on_accept(struct kj_engine *e, unsigned i,
+		      const struct io_uring_cqe *cqe)
 {
 	struct conn *c;
 
@@ -130,12 +130,12 @@ void kj_on_accept(struct kj_engine *e, unsigned i,
 	} else {
 		e->cnt.accepted++;
 		e->last_accept_ms = kj_now_ms();
-		kj_enter_hello(e, c);
+		kj_eng_enter_hello(e, c);
 	}
 	if (accept_full(e))
 		accept_pause(e);
 	else if (!e->accept_armed[i] && !e->stopping)
-		kj_accept_arm(e, i);
+		kj_eng_accept_arm(e, i);
 }
 
 /*
@@ -143,10 +143,10 @@ void kj_on_accept(struct kj_engine *e, unsigned i,
  * one connection wakes one ring.  When the ring that took a burst pauses
  * at its share, the connections left in the backlog wake nobody.  So a
  * ring with room that accepted nothing for a while restarts its multishot
- * accept (cancel; kj_on_accept() re-arms it), and arming tries the backlog
+ * accept (cancel; kj_eng_on_accept() re-arms it), and arming tries the backlog
  * at once.
  */
-void kj_accept_kick(struct kj_engine *e)
+void kj_eng_accept_kick(struct kj_engine *e)
 {
 	struct io_uring_sqe *sqe;
 	uint64_t now = kj_now_ms();
@@ -157,16 +157,16 @@ void kj_accept_kick(struct kj_engine *e)
 		return;
 	e->last_kick_ms = now;
 	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
-		if (!e->accept_armed[i] || !(sqe = kj_get_sqe(e)))
+		if (!e->accept_armed[i] || !(sqe = kj_eng_get_sqe(e)))
 			continue;
-		io_uring_prep_cancel64(sqe, kj_ud(i, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, kj_ud(NO_SLOT, 0, OP_CANCEL));
+		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
+		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
 	}
 }
 
 /* ---- the job's end ------------------------------------------------------- */
 
-void kj_stop_all(struct kj_engine *e, uint16_t reason)
+void kj_eng_stop_all(struct kj_engine *e, uint16_t reason)
 {
 	struct io_uring_sqe *sqe;
 
@@ -174,10 +174,10 @@ void kj_stop_all(struct kj_engine *e, uint16_t reason)
 	e->stop_reason = reason;
 	e->stop_at_ms = kj_now_ms() + STOP_GRACE_MS;
 	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
-		if (!e->accept_armed[i] || !(sqe = kj_get_sqe(e)))
+		if (!e->accept_armed[i] || !(sqe = kj_eng_get_sqe(e)))
 			continue;
-		io_uring_prep_cancel64(sqe, kj_ud(i, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, kj_ud(NO_SLOT, 0, OP_CANCEL));
+		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
+		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
 	}
 }
 
@@ -185,7 +185,7 @@ void kj_stop_all(struct kj_engine *e, uint16_t reason)
  * After the grace period, idle sockets are told why (QUOTA or STOPPED)
  * and closed; HELLOs that arrived before got the keeper's refusal.
  */
-void kj_stop_sweep(struct kj_engine *e)
+void kj_eng_stop_sweep(struct kj_engine *e)
 {
 	if (!e->stopping || e->stop_swept || kj_now_ms() < e->stop_at_ms)
 		return;
@@ -194,6 +194,6 @@ void kj_stop_sweep(struct kj_engine *e)
 		struct conn *c = &e->conns[i];
 
 		if (c->state == S_HELLO && c->fd >= 0)
-			kj_send_stop_abort(e, c);
+			kj_eng_send_stop_abort(e, c);
 	}
 }

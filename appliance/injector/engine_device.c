@@ -29,27 +29,27 @@ static void receive(struct kj_engine *e, struct conn *c)
 	if (n)
 		on_bytes(e, c, c->stash, n);
 	else
-		kj_recv_arm(e, c);
+		kj_eng_recv_arm(e, c);
 }
 
-void kj_enter_hello(struct kj_engine *e, struct conn *c)
+void kj_eng_enter_hello(struct kj_engine *e, struct conn *c)
 {
 	if (e->stop_swept) {
-		kj_send_stop_abort(e, c);
+		kj_eng_send_stop_abort(e, c);
 		return;
 	}
 	c->state = S_HELLO;
-	c->deadline_ns = kj_mono_ns() +
+	c->deadline_ns = kj_eng_mono_ns() +
 			 (uint64_t)e->cfg.hello_timeout_ms * 1000000ull;
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_HELLO) |
 						   KJ_MSG_BIT(KJ_MSG_ABORT));
 	receive(e, c);
 }
 
-void kj_enter_readback(struct kj_engine *e, struct conn *c)
+void kj_eng_enter_readback(struct kj_engine *e, struct conn *c)
 {
 	c->state = S_READBACK;
-	c->deadline_ns = kj_mono_ns() +
+	c->deadline_ns = kj_eng_mono_ns() +
 			 (uint64_t)e->cfg.program_timeout_ms * 1000000ull;
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_READBACK) |
 						   KJ_MSG_BIT(KJ_MSG_ABORT));
@@ -64,8 +64,8 @@ static void pre_hello_fail(struct kj_engine *e, struct conn *c,
 	e->cnt.pre_hello_protocol++;
 	kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
 			   "injector %u: connection %u: before HELLO: %s",
-			   e->cfg.worker, kj_conn_slot(e, c), why);
-	kj_send_abort(e, c, KJ_ABORT_PROTOCOL, why);
+			   e->cfg.worker, kj_eng_conn_slot(e, c), why);
+	kj_eng_send_abort(e, c, KJ_ABORT_PROTOCOL, why);
 }
 
 static void on_hello(struct kj_engine *e, struct conn *c,
@@ -81,7 +81,7 @@ static void on_hello(struct kj_engine *e, struct conn *c,
 		pre_hello_fail(e, c, why);
 		return;
 	}
-	a.tag = kj_conn_slot(e, c);
+	a.tag = kj_eng_conn_slot(e, c);
 	a.socket = h.socket;
 	a.site_len = (uint8_t)strlen(h.site_id);
 	a.uid_len = h.uid_len;
@@ -98,7 +98,7 @@ static void on_hello(struct kj_engine *e, struct conn *c,
 	c->state = S_ADMIT;
 	c->keeper_busy = true;
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
-	kj_ipc_queue(e, KJ_IPC_ADMIT, &a, sizeof(a), var, n);
+	kj_eng_ipc_queue(e, KJ_IPC_ADMIT, &a, sizeof(a), var, n);
 }
 
 /*
@@ -121,7 +121,7 @@ static bool on_frame(struct kj_engine *e, struct conn *c,
 			break;
 		c->state = S_VERDICT;
 		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
-		kj_outcome(e, c, KJ_OUT_READBACK, 0, digest);
+		kj_eng_outcome(e, c, KJ_OUT_READBACK, 0, digest);
 		return false;
 	case KJ_MSG_ABORT:
 		if (kj_abort_parse(f->body, f->len, &ab, &why) < 0)
@@ -130,7 +130,7 @@ static bool on_frame(struct kj_engine *e, struct conn *c,
 			return true; /* no device in progress: nothing to end */
 		c->state = S_VERDICT;
 		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
-		kj_outcome(e, c, KJ_OUT_SITE_ABORT, ab.code, NULL);
+		kj_eng_outcome(e, c, KJ_OUT_SITE_ABORT, ab.code, NULL);
 		return false;
 	default:
 		why = "unexpected frame type";
@@ -140,8 +140,8 @@ static bool on_frame(struct kj_engine *e, struct conn *c,
 	if (c->state == S_HELLO) {
 		pre_hello_fail(e, c, why);
 	} else {
-		kj_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
-		kj_send_abort(e, c, KJ_ABORT_PROTOCOL, why);
+		kj_eng_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
+		kj_eng_send_abort(e, c, KJ_ABORT_PROTOCOL, why);
 	}
 	return false;
 }
@@ -171,15 +171,16 @@ static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
 			pre_hello_fail(e, c, rc < 0 ? c->parser.why :
 						      "DATA from a site");
 		} else {
-			kj_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
-			kj_send_abort(e, c, KJ_ABORT_PROTOCOL,
-				      rc < 0 ? c->parser.why :
-					       "DATA from a site");
+			kj_eng_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
+			kj_eng_send_abort(e, c, KJ_ABORT_PROTOCOL,
+					  rc < 0 ? c->parser.why :
+					  "DATA from a site");
 		}
 		return;
 	}
 	if (c->state == st0) {
-		kj_recv_arm(e, c); /* the rest of a frame is still to come */
+		/* the rest of a frame is still to come */
+		kj_eng_recv_arm(e, c);
 	} else if (n && (c->state == S_ADMIT || c->state == S_VERDICT)) {
 		/* Pipelined bytes: judged once we receive again. */
 		memmove(c->stash, p, n);
@@ -187,8 +188,8 @@ static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
 	}
 }
 
-void kj_on_recv(struct kj_engine *e, struct conn *c,
-		const struct io_uring_cqe *cqe)
+void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
+		    const struct io_uring_cqe *cqe)
 {
 	unsigned bid;
 
@@ -196,10 +197,10 @@ void kj_on_recv(struct kj_engine *e, struct conn *c,
 		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		if (c->state == S_HELLO || c->state == S_READBACK) {
 			if (cqe->res > 0)
-				on_bytes(e, c, kj_buf_addr(e, bid),
+				on_bytes(e, c, kj_eng_buf_addr(e, bid),
 					 (size_t)cqe->res);
 		}
-		kj_buf_return(e, bid);
+		kj_eng_buf_return(e, bid);
 		if (cqe->res > 0)
 			return;
 	}
@@ -216,12 +217,12 @@ void kj_on_recv(struct kj_engine *e, struct conn *c,
 			kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
 					   "injector %u: connection %u: no "
 					   "HELLO within %u ms", e->cfg.worker,
-					   kj_conn_slot(e, c),
+					   kj_eng_conn_slot(e, c),
 					   e->cfg.hello_timeout_ms);
 		} else {
-			kj_outcome(e, c, KJ_OUT_TIMEOUT, 0, NULL);
+			kj_eng_outcome(e, c, KJ_OUT_TIMEOUT, 0, NULL);
 		}
-		kj_send_abort(e, c, KJ_ABORT_TIMEOUT, NULL);
+		kj_eng_send_abort(e, c, KJ_ABORT_TIMEOUT, NULL);
 		return;
 	}
 	/* EOF or a socket error. */
@@ -229,7 +230,7 @@ void kj_on_recv(struct kj_engine *e, struct conn *c,
 		if (!kj_frame_parser_idle(&c->parser))
 			e->cnt.pre_hello_eof++;
 	} else {
-		kj_outcome(e, c, KJ_OUT_DISCONNECTED, 0, NULL);
+		kj_eng_outcome(e, c, KJ_OUT_DISCONNECTED, 0, NULL);
 	}
-	kj_conn_close(e, c);
+	kj_eng_conn_close(e, c);
 }

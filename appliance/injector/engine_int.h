@@ -24,6 +24,7 @@
 #define IOV_MAX_CONN (1 + 2 * FRAMES_PER_SEND_MAX)
 #define HBUF_LEN (KJ_OFFER_FRAME_MAX + FRAMES_PER_SEND_MAX * KJ_DATA_HDR_LEN)
 #define RBUF_SIZE 1024		 /* a whole HELLO fits (KJ_HELLO_FRAME_MAX) */
+#define BGID 0			 /* the one provided-buffer group */
 #define COUNTERS_EVERY_MS 200
 
 /* user_data: slot (32) | generation (24) | op (8). */
@@ -138,7 +139,7 @@ struct kj_engine {
 	struct kj_ratelimit rl;
 };
 
-static inline uint64_t kj_mono_ns(void)
+static inline uint64_t kj_eng_mono_ns(void)
 {
 	struct timespec ts;
 
@@ -146,65 +147,65 @@ static inline uint64_t kj_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static inline uint64_t kj_ud(uint32_t slot, uint32_t gen, enum op op)
+static inline uint64_t kj_eng_ud(uint32_t slot, uint32_t gen, enum op op)
 {
 	return ((uint64_t)slot << 32) | ((uint64_t)(gen & 0xffffff) << 8) |
 	       (uint64_t)op;
 }
 
-static inline uint32_t kj_conn_slot(const struct kj_engine *e,
-				    const struct conn *c)
+static inline uint32_t kj_eng_conn_slot(const struct kj_engine *e,
+					const struct conn *c)
 {
 	return (uint32_t)(c - e->conns);
 }
 
-static inline uint8_t *kj_buf_addr(struct kj_engine *e, unsigned bid)
+static inline uint8_t *kj_eng_buf_addr(struct kj_engine *e, unsigned bid)
 {
 	return e->bufs + (size_t)bid * RBUF_SIZE;
 }
 
-/* engine.c: the ring */
-struct io_uring_sqe *kj_get_sqe(struct kj_engine *e);
-void kj_buf_return(struct kj_engine *e, unsigned bid);
-void kj_recv_arm(struct kj_engine *e, struct conn *c);
-void kj_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms);
+/* engine_ring.c: the submission primitives */
+struct io_uring_sqe *kj_eng_get_sqe(struct kj_engine *e);
+void kj_eng_buf_return(struct kj_engine *e, unsigned bid);
+void kj_eng_recv_arm(struct kj_engine *e, struct conn *c);
+void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms);
 
 /* engine_accept.c: connection slots, accepting, stopping */
-void kj_conn_maybe_free(struct kj_engine *e, struct conn *c);
-void kj_conn_close(struct kj_engine *e, struct conn *c);
-void kj_accept_arm(struct kj_engine *e, unsigned i);
-void kj_on_accept(struct kj_engine *e, unsigned i,
-		  const struct io_uring_cqe *cqe);
-void kj_accept_kick(struct kj_engine *e);
-void kj_stop_all(struct kj_engine *e, uint16_t reason);
-void kj_stop_sweep(struct kj_engine *e);
+void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c);
+void kj_eng_conn_close(struct kj_engine *e, struct conn *c);
+void kj_eng_accept_arm(struct kj_engine *e, unsigned i);
+void kj_eng_on_accept(struct kj_engine *e, unsigned i,
+		      const struct io_uring_cqe *cqe);
+void kj_eng_accept_kick(struct kj_engine *e);
+void kj_eng_stop_all(struct kj_engine *e, uint16_t reason);
+void kj_eng_stop_sweep(struct kj_engine *e);
 
 /* engine_device.c: what the site sends, per device state */
-void kj_enter_hello(struct kj_engine *e, struct conn *c);
-void kj_enter_readback(struct kj_engine *e, struct conn *c);
-void kj_on_recv(struct kj_engine *e, struct conn *c,
-		const struct io_uring_cqe *cqe);
+void kj_eng_enter_hello(struct kj_engine *e, struct conn *c);
+void kj_eng_enter_readback(struct kj_engine *e, struct conn *c);
+void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
+		    const struct io_uring_cqe *cqe);
 
 /* engine_send.c: frames to the site, DATA from the arena */
-void kj_send_frame(struct kj_engine *e, struct conn *c, int len,
-		   bool close_after);
-void kj_send_abort(struct kj_engine *e, struct conn *c, unsigned code,
-		   const char *msg);
-void kj_send_stop_abort(struct kj_engine *e, struct conn *c);
-void kj_stream_fill(struct kj_engine *e, struct conn *c, size_t hoff);
-void kj_on_send(struct kj_engine *e, struct conn *c,
-		const struct io_uring_cqe *cqe);
+void kj_eng_send_frame(struct kj_engine *e, struct conn *c, int len,
+		       bool close_after);
+void kj_eng_send_abort(struct kj_engine *e, struct conn *c, unsigned code,
+		       const char *msg);
+void kj_eng_send_stop_abort(struct kj_engine *e, struct conn *c);
+void kj_eng_stream_fill(struct kj_engine *e, struct conn *c, size_t hoff);
+void kj_eng_on_send(struct kj_engine *e, struct conn *c,
+		    const struct io_uring_cqe *cqe);
 
 /* engine_keeper.c: the keeper channel */
-void kj_obuf_put(struct kj_engine *e, struct obuf *o);
-void kj_ipc_queue(struct kj_engine *e, unsigned type, const void *a,
-		  size_t alen, const void *b, size_t blen);
-void kj_ipc_flush(struct kj_engine *e);
-void kj_ipc_recv_arm(struct kj_engine *e);
-void kj_counters_maybe_send(struct kj_engine *e, bool force);
-void kj_outcome(struct kj_engine *e, struct conn *c,
-		enum kj_ipc_outcome_kind kind, uint16_t site_code,
-		const uint8_t *digest);
-int kj_on_keeper_packet(struct kj_engine *e, size_t len);
+void kj_eng_obuf_put(struct kj_engine *e, struct obuf *o);
+void kj_eng_ipc_queue(struct kj_engine *e, unsigned type, const void *a,
+		      size_t alen, const void *b, size_t blen);
+void kj_eng_ipc_flush(struct kj_engine *e);
+void kj_eng_ipc_recv_arm(struct kj_engine *e);
+void kj_eng_counters_maybe_send(struct kj_engine *e, bool force);
+void kj_eng_outcome(struct kj_engine *e, struct conn *c,
+		    enum kj_ipc_outcome_kind kind, uint16_t site_code,
+		    const uint8_t *digest);
+int kj_eng_on_keeper_packet(struct kj_engine *e, size_t len);
 
 #endif

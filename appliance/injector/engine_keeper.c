@@ -40,14 +40,14 @@ static struct obuf *obuf_get(struct kj_engine *e)
 	return o;
 }
 
-void kj_obuf_put(struct kj_engine *e, struct obuf *o)
+void kj_eng_obuf_put(struct kj_engine *e, struct obuf *o)
 {
 	o->next = e->out_spare;
 	e->out_spare = o;
 }
 
-void kj_ipc_queue(struct kj_engine *e, unsigned type, const void *a,
-		  size_t alen, const void *b, size_t blen)
+void kj_eng_ipc_queue(struct kj_engine *e, unsigned type, const void *a,
+		      size_t alen, const void *b, size_t blen)
 {
 	if (!e->out_cur && !(e->out_cur = obuf_get(e)))
 		return;
@@ -68,7 +68,7 @@ void kj_ipc_queue(struct kj_engine *e, unsigned type, const void *a,
 	}
 }
 
-void kj_ipc_flush(struct kj_engine *e)
+void kj_eng_ipc_flush(struct kj_engine *e)
 {
 	struct io_uring_sqe *sqe;
 	struct obuf *o;
@@ -87,25 +87,25 @@ void kj_ipc_flush(struct kj_engine *e)
 		return;
 	}
 	o->next = NULL;
-	sqe = kj_get_sqe(e);
+	sqe = kj_eng_get_sqe(e);
 	if (!sqe)
 		return;
 	io_uring_prep_send(sqe, e->cfg.ipc_fd, o->b.p, o->b.len, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, kj_ud(NO_SLOT, 0, OP_IPC_SEND));
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_IPC_SEND));
 	e->out_flight = o;
 }
 
-void kj_ipc_recv_arm(struct kj_engine *e)
+void kj_eng_ipc_recv_arm(struct kj_engine *e)
 {
-	struct io_uring_sqe *sqe = kj_get_sqe(e);
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
 
 	if (!sqe)
 		return;
 	io_uring_prep_recv(sqe, e->cfg.ipc_fd, e->ipc_in, KJ_IPC_MSG_MAX, 0);
-	io_uring_sqe_set_data64(sqe, kj_ud(NO_SLOT, 0, OP_IPC_RECV));
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_IPC_RECV));
 }
 
-void kj_counters_maybe_send(struct kj_engine *e, bool force)
+void kj_eng_counters_maybe_send(struct kj_engine *e, bool force)
 {
 	uint64_t now = kj_now_ms();
 
@@ -116,15 +116,15 @@ void kj_counters_maybe_send(struct kj_engine *e, bool force)
 	if (!memcmp(&e->cnt, &e->cnt_sent, sizeof(e->cnt)))
 		return;
 	e->cnt_sent = e->cnt;
-	kj_ipc_queue(e, KJ_IPC_COUNTERS, &e->cnt, sizeof(e->cnt), NULL, 0);
+	kj_eng_ipc_queue(e, KJ_IPC_COUNTERS, &e->cnt, sizeof(e->cnt), NULL, 0);
 }
 
-void kj_outcome(struct kj_engine *e, struct conn *c,
-		enum kj_ipc_outcome_kind kind, uint16_t site_code,
-		const uint8_t *digest)
+void kj_eng_outcome(struct kj_engine *e, struct conn *c,
+		    enum kj_ipc_outcome_kind kind, uint16_t site_code,
+		    const uint8_t *digest)
 {
 	struct kj_ipc_outcome o = {
-		.tag = kj_conn_slot(e, c),
+		.tag = kj_eng_conn_slot(e, c),
 		.kind = (uint8_t)kind,
 		.site_code = site_code,
 		.attempt = c->attempt,
@@ -136,7 +136,7 @@ void kj_outcome(struct kj_engine *e, struct conn *c,
 		memcpy(o.digest, digest, sizeof(o.digest));
 	c->attempt_open = false;
 	c->keeper_busy = true;
-	kj_ipc_queue(e, KJ_IPC_OUTCOME, &o, sizeof(o), NULL, 0);
+	kj_eng_ipc_queue(e, KJ_IPC_OUTCOME, &o, sizeof(o), NULL, 0);
 }
 
 /* ---- keeper answers ---------------------------------------------------- */
@@ -175,7 +175,7 @@ static int on_offer(struct kj_engine *e, const uint8_t *body, size_t len)
 	c->attempt_open = true;
 	if (c->state == S_CLOSING) {
 		/* The site left while the keeper reserved: burned. */
-		kj_outcome(e, c, KJ_OUT_DISCONNECTED, 0, NULL);
+		kj_eng_outcome(e, c, KJ_OUT_DISCONNECTED, 0, NULL);
 		return 0;
 	}
 	o.attempt = m.attempt;
@@ -186,8 +186,9 @@ static int on_offer(struct kj_engine *e, const uint8_t *body, size_t len)
 	o.cred_size = m.blob_len;
 	n = kj_offer_build(c->hbuf, sizeof(c->hbuf), &o);
 	if (n < 0) {
-		kj_outcome(e, c, KJ_OUT_INTERNAL, 0, NULL);
-		kj_send_abort(e, c, KJ_ABORT_INTERNAL, "cannot build OFFER");
+		kj_eng_outcome(e, c, KJ_OUT_INTERNAL, 0, NULL);
+		kj_eng_send_abort(e, c, KJ_ABORT_INTERNAL,
+				  "cannot build OFFER");
 		return 0;
 	}
 	c->blob_off = m.blob_off;
@@ -198,8 +199,8 @@ static int on_offer(struct kj_engine *e, const uint8_t *body, size_t len)
 	c->iov[0].iov_base = c->hbuf;
 	c->iov[0].iov_len = (size_t)n;
 	c->iov_cnt = 1;
-	kj_stream_fill(e, c, (size_t)n);
-	kj_send_arm(e, c, e->cfg.program_timeout_ms);
+	kj_eng_stream_fill(e, c, (size_t)n);
+	kj_eng_send_arm(e, c, e->cfg.program_timeout_ms);
 	return 0;
 }
 
@@ -214,10 +215,10 @@ static int on_refuse(struct kj_engine *e, const uint8_t *body)
 	    !kj_abort_name(m.code))
 		return -EPROTO;
 	if (c->state == S_CLOSING) {
-		kj_conn_maybe_free(e, c);
+		kj_eng_conn_maybe_free(e, c);
 		return 0;
 	}
-	kj_send_abort(e, c, m.code, NULL);
+	kj_eng_send_abort(e, c, m.code, NULL);
 	return 0;
 }
 
@@ -232,22 +233,22 @@ static int on_verdict(struct kj_engine *e, const uint8_t *body)
 		return -EPROTO;
 	if (c->state != S_VERDICT) {
 		/* The connection failed meanwhile; nothing to tell it. */
-		kj_conn_maybe_free(e, c);
+		kj_eng_conn_maybe_free(e, c);
 		return 0;
 	}
 	if (m.code == 0)
-		kj_send_frame(e, c,
-			      kj_commit_build(c->hbuf, sizeof(c->hbuf),
-					      m.attempt, m.leaf_index),
-			      false);
+		kj_eng_send_frame(e, c,
+				  kj_commit_build(c->hbuf, sizeof(c->hbuf),
+				  m.attempt, m.leaf_index),
+				  false);
 	else if (kj_abort_name(m.code))
-		kj_send_abort(e, c, m.code, NULL);
+		kj_eng_send_abort(e, c, m.code, NULL);
 	else
-		kj_enter_hello(e, c); /* KJ_VERDICT_SILENT: nothing to send */
+		kj_eng_enter_hello(e, c); /* KJ_VERDICT_SILENT: no frame */
 	return 0;
 }
 
-int kj_on_keeper_packet(struct kj_engine *e, size_t len)
+int kj_eng_on_keeper_packet(struct kj_engine *e, size_t len)
 {
 	struct kj_ipc_iter it;
 	const uint8_t *body;
@@ -272,7 +273,7 @@ int kj_on_keeper_packet(struct kj_engine *e, size_t len)
 			struct kj_ipc_stop s;
 
 			memcpy(&s, body, sizeof(s));
-			kj_stop_all(e, (uint16_t)s.reason);
+			kj_eng_stop_all(e, (uint16_t)s.reason);
 			rc = 0;
 			break;
 		}

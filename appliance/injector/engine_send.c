@@ -19,11 +19,11 @@
 #define ABORT_SEND_TIMEOUT_MS 2000
 
 /* Send one small frame (COMMIT or ABORT) from hbuf. */
-void kj_send_frame(struct kj_engine *e, struct conn *c, int len,
-		   bool close_after)
+void kj_eng_send_frame(struct kj_engine *e, struct conn *c, int len,
+		       bool close_after)
 {
 	if (len < 0) {
-		kj_conn_close(e, c);
+		kj_eng_conn_close(e, c);
 		return;
 	}
 	c->state = S_REPLY;
@@ -31,33 +31,34 @@ void kj_send_frame(struct kj_engine *e, struct conn *c, int len,
 	c->iov[0].iov_base = c->hbuf;
 	c->iov[0].iov_len = (size_t)len;
 	c->iov_cnt = 1;
-	kj_send_arm(e, c, close_after ? ABORT_SEND_TIMEOUT_MS :
-					e->cfg.program_timeout_ms);
+	kj_eng_send_arm(e, c, close_after ? ABORT_SEND_TIMEOUT_MS :
+			e->cfg.program_timeout_ms);
 }
 
-void kj_send_abort(struct kj_engine *e, struct conn *c, unsigned code,
-		   const char *msg)
+void kj_eng_send_abort(struct kj_engine *e, struct conn *c, unsigned code,
+		       const char *msg)
 {
 	bool close_after = code == KJ_ABORT_PROTOCOL ||
 			   code == KJ_ABORT_TIMEOUT;
 
-	kj_send_frame(e, c, kj_abort_build(c->hbuf, sizeof(c->hbuf), code, msg),
-		      close_after);
+	kj_eng_send_frame(e, c,
+			  kj_abort_build(c->hbuf, sizeof(c->hbuf), code, msg),
+			  close_after);
 }
 
 /*
  * The job is ending (STOP): an idle connection gets the keeper's reason
  * (QUOTA or STOPPED, PROTOCOL.md) and is closed.
  */
-void kj_send_stop_abort(struct kj_engine *e, struct conn *c)
+void kj_eng_send_stop_abort(struct kj_engine *e, struct conn *c)
 {
-	kj_send_frame(e, c, kj_abort_build(c->hbuf, sizeof(c->hbuf),
-					   e->stop_reason, "the job is ending"),
-		      true);
+	kj_eng_send_frame(e, c, kj_abort_build(c->hbuf, sizeof(c->hbuf),
+			  e->stop_reason, "the job is ending"),
+			  true);
 }
 
 /* Fill iovecs with the next frames of the device's streams. */
-void kj_stream_fill(struct kj_engine *e, struct conn *c, size_t hoff)
+void kj_eng_stream_fill(struct kj_engine *e, struct conn *c, size_t hoff)
 {
 	unsigned frames = 0, max = e->cfg.data_frames_per_send;
 	uint8_t *h = c->hbuf + hoff;
@@ -101,8 +102,8 @@ static bool stream_done(const struct kj_engine *e, const struct conn *c)
 	return c->fw_next >= e->cfg.fw_size && c->cred_next >= c->blob_len;
 }
 
-void kj_on_send(struct kj_engine *e, struct conn *c,
-		const struct io_uring_cqe *cqe)
+void kj_eng_on_send(struct kj_engine *e, struct conn *c,
+		    const struct io_uring_cqe *cqe)
 {
 	size_t total = 0, done;
 
@@ -110,10 +111,10 @@ void kj_on_send(struct kj_engine *e, struct conn *c,
 		total += c->iov[i].iov_len;
 	if (cqe->res < 0 || (size_t)cqe->res > total) {
 		if (c->state == S_STREAM)
-			kj_outcome(e, c, cqe->res == -ECANCELED ?
-				   KJ_OUT_TIMEOUT : KJ_OUT_DISCONNECTED, 0,
-				   NULL);
-		kj_conn_close(e, c);
+			kj_eng_outcome(e, c, cqe->res == -ECANCELED ?
+				       KJ_OUT_TIMEOUT : KJ_OUT_DISCONNECTED, 0,
+				       NULL);
+		kj_eng_conn_close(e, c);
 		return;
 	}
 	e->cnt.bytes_sent += (uint64_t)cqe->res;
@@ -131,23 +132,23 @@ void kj_on_send(struct kj_engine *e, struct conn *c,
 		c->iov[0].iov_base = (uint8_t *)c->iov[0].iov_base + done;
 		c->iov[0].iov_len -= done;
 		c->iov_cnt = k;
-		kj_send_arm(e, c, e->cfg.program_timeout_ms);
+		kj_eng_send_arm(e, c, e->cfg.program_timeout_ms);
 		return;
 	}
 	if (c->state == S_STREAM) {
 		if (stream_done(e, c)) {
-			kj_enter_readback(e, c);
+			kj_eng_enter_readback(e, c);
 			return;
 		}
 		c->iov_cnt = 0;
-		kj_stream_fill(e, c, 0);
-		kj_send_arm(e, c, e->cfg.program_timeout_ms);
+		kj_eng_stream_fill(e, c, 0);
+		kj_eng_send_arm(e, c, e->cfg.program_timeout_ms);
 		return;
 	}
 	if (c->state == S_REPLY) {
 		if (c->close_after)
-			kj_conn_close(e, c);
+			kj_eng_conn_close(e, c);
 		else
-			kj_enter_hello(e, c);
+			kj_eng_enter_hello(e, c);
 	}
 }

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The engine's submission primitives (engine_int.h): an SQE, a provided
+ * buffer given back, a receive or a send with its linked timeout.  The
+ * bottom of the engine: every other piece submits through these, and
+ * these call nothing of the engine's above them.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+#include "engine_int.h"
+
+/* An SQE; submits what is queued when the SQ is full. */
+struct io_uring_sqe *kj_eng_get_sqe(struct kj_engine *e)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+
+	if (!sqe) {
+		int rc = io_uring_submit(&e->ring);
+
+		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN)
+			kj_err("io_uring: submit: %s", strerror(-rc));
+		sqe = io_uring_get_sqe(&e->ring);
+	}
+	if (!sqe && !e->fatal) {
+		kj_err("io_uring: submission queue full");
+		e->fatal = -EBUSY;
+	}
+	return sqe;
+}
+
+void kj_eng_buf_return(struct kj_engine *e, unsigned bid)
+{
+	io_uring_buf_ring_add(e->br, kj_eng_buf_addr(e, bid), RBUF_SIZE,
+			      (unsigned short)bid,
+			      io_uring_buf_ring_mask(e->nbufs),
+			      (int)e->bufs_returned);
+	e->bufs_returned++;
+}
+
+/* ---- socket operations ------------------------------------------------ */
+
+static void link_timeout(struct kj_engine *e, struct conn *c, bool absolute)
+{
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	if (!sqe)
+		return;
+	io_uring_prep_link_timeout(sqe, &c->ts,
+				   absolute ? IORING_TIMEOUT_ABS : 0);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
+					       OP_LTIMEOUT));
+	c->ops++;
+}
+
+void kj_eng_recv_arm(struct kj_engine *e, struct conn *c)
+{
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	if (!sqe)
+		return;
+	io_uring_prep_recv(sqe, c->fd, NULL, RBUF_SIZE, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT | IOSQE_IO_LINK;
+	sqe->buf_group = BGID;
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
+					       OP_RECV));
+	c->ops++;
+	c->ts.tv_sec = (long long)(c->deadline_ns / 1000000000ull);
+	c->ts.tv_nsec = (long long)(c->deadline_ns % 1000000000ull);
+	link_timeout(e, c, true);
+}
+
+void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
+{
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	if (!sqe)
+		return;
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = c->iov_cnt;
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
+					       OP_SEND));
+	c->ops++;
+	c->ts.tv_sec = tmo_ms / 1000;
+	c->ts.tv_nsec = (long long)(tmo_ms % 1000) * 1000000;
+	link_timeout(e, c, false);
+}
