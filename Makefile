@@ -129,7 +129,14 @@ $(BUILD)/bench/pump: tests/bench/pump.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 $(WARN) -pthread -o $@ $<
 
-bench: deps $(BUILD)/kinject $(BUILD)/bench/pump
+# The journal's group-commit benchmark alone (docs/JOURNAL.md); built with
+# the others so that it keeps compiling as the journal changes.
+$(BUILD)/bench/bench_journal: tests/bench/bench_journal.c $(BUILD)/libkinject.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libkinject.a \
+		$(PKG_LIBS)
+
+bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
 
 # The main job on embedded defaults (README's first command).
