@@ -25,7 +25,21 @@
  */
 KJ_MUST_CHECK int kj_grow_(void *arrayp, size_t *cap, size_t need,
 			   size_t size, size_t first);
+
+/*
+ * The common case, room already there, stays inline: the Merkle tree and
+ * the sim's timer heap call this once per push on their hot paths.
+ */
+static inline KJ_MUST_CHECK int kj_grow_inline(void *arrayp, size_t *cap,
+					       size_t need, size_t size,
+					       size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	return kj_grow_(arrayp, cap, need, size, first);
+}
+
 #define kj_grow(arrayp, capp, need, first) \
-	kj_grow_((arrayp), (capp), (need), sizeof(**(arrayp)), (first))
+	kj_grow_inline((arrayp), (capp), (need), sizeof(**(arrayp)), (first))
 
 #endif

@@ -21,7 +21,6 @@
 #include "hsm/ecdh_key.h"
 
 struct kj_arena;
-typedef struct x509_st X509;
 typedef struct evp_pkey_st EVP_PKEY;
 
 /* A software key-agreement handle (tests, fuzzing): pkey is EC P-256. */
