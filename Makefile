@@ -6,6 +6,9 @@
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make bench    benchmarks (reported, not asserted)
 #   make deps     install the Debian packages the above need
+#   make kmod     kmod/kinject.ko against linux-headers-amd64
+#   make image    the appliance initramfs + golden.json (docs/IMAGE.md)
+#   make vm-test  boot the image in QEMU (TCG) with swtpm, a job inside
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -58,7 +61,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps test check-layout check-unit check-integration check-asan \
-	fuzz bench demo clean
+	fuzz bench demo clean kmod image vm-test check-image
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/kinject
@@ -80,6 +83,28 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkinject.a
 		$(BUILD)/libkinject.a $(PKG_LIBS) $(TEST_LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main.d $(UNIT_BINS:=.d)
+
+# The appliance VM (docs/IMAGE.md): Debian's kernel, its headers for
+# kinject.ko, QEMU without its desktop recommends, busybox for the image,
+# OVMF for the firmware-measured boot.
+DEB_PKGS += qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
+	busybox-static ovmf cpio
+# The kernel the image boots and kinject.ko is built for: linux-image-amd64's.
+KVER ?= $(shell dpkg-query -W -f='$${Depends}' linux-image-amd64 2>/dev/null | \
+	sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
+KDIR ?= /usr/src/linux-headers-$(KVER)
+
+# Built in a copy under $(BUILD) (Kbuild writes next to its sources); the
+# prefix map keeps the build directory out of the bytes (make image).
+$(BUILD)/kmod/kinject.ko: kmod/Kbuild kmod/kinject.c kmod/kinject_ioctl.h
+	@[ -n "$(KVER)" ] && [ -d "$(KDIR)" ] || { echo "kmod: no headers" \
+		"for linux-image-amd64 ($(KDIR)): make deps"; exit 1; }
+	@mkdir -p $(@D)
+	cp $^ $(@D)/
+	$(MAKE) -C $(KDIR) M=$(abspath $(@D)) \
+		KCFLAGS=-ffile-prefix-map=$(abspath $(@D))/= modules
+
+kmod: $(BUILD)/kmod/kinject.ko
 
 # Installs only what is missing; a no-op (no apt-get at all) when all is there.
 deps:

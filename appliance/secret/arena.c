@@ -40,13 +40,14 @@
 
 #include "arena.h"
 #include "base/log.h"
+#include "arena_kmod.h"
 
 #ifndef SYS_memfd_secret
 #define SYS_memfd_secret 447
 #endif
 
 #define KJ_ARENA_ALIGN 64
-#define KJ_ARENA_DEV "/dev/kinject"
+#define KJ_ARENA_DEV KJ_ARENA_KMOD_DEV
 #define KJ_ARENA_REG_MAX 64
 
 /* ---- registry: async-signal-safe reads, CAS-claimed slots ---- */
@@ -402,10 +403,13 @@ int kj_arena_create(struct kj_arena *a, size_t size, enum kj_arena_backend want)
 	if (want != KJ_ARENA_AUTO) {
 		rc = try_backend(a, size, want, true);
 	} else {
-		for (int b = KJ_ARENA_MEMFD_SECRET; b <= KJ_ARENA_MLOCK; b++) {
-			rc = try_backend(a, size, b, false);
+		enum kj_arena_backend order[KJ_ARENA_N_BACKENDS];
+		size_t n = kj_arena_auto_order(kj_arena_kmod_present(), order);
+
+		for (size_t i = 0; i < n; i++) {
+			rc = try_backend(a, size, order[i], false);
 			if (rc == 0) {
-				want = b;
+				want = order[i];
 				break;
 			}
 		}

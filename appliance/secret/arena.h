@@ -5,8 +5,9 @@
  * inherited writable, wiped with explicit_bzero on destroy, on job end and on
  * fatal signals.  Shared with the injector by fd, mapped read-only there.
  *
- * Backends, tried in order: memfd_secret(2), the kinject.ko device
- * /dev/kinject, then a memfd mapping with mlock + MADV_DONTDUMP and guard
+ * Backends, tried in order (arena_kmod.h): the kinject.ko device
+ * /dev/kinject when it is there (its zeroize wipes every arena), then
+ * memfd_secret(2), then a memfd mapping with mlock + MADV_DONTDUMP and guard
  * pages.  KINJECT_ARENA=memfd_secret|kmod|mlock forces one (tests).
  */
 #ifndef KINJECT_ARENA_H
