@@ -106,6 +106,30 @@ $(BUILD)/kmod/kinject.ko: kmod/Kbuild kmod/kinject.c kmod/kinject_ioctl.h
 
 kmod: $(BUILD)/kmod/kinject.ko
 
+# The appliance initramfs and golden.json, reproducible (initramfs/build.sh).
+IMAGE := $(BUILD)/image
+$(IMAGE)/initramfs.cpio.gz: $(BUILD)/kinject $(BUILD)/kmod/kinject.ko \
+		initramfs/build.sh initramfs/init $(shell find policy -type f)
+	initramfs/build.sh $(IMAGE) $(BUILD)/kinject $(BUILD)/kmod/kinject.ko \
+		$(KVER)
+
+image: $(IMAGE)/initramfs.cpio.gz
+
+# Two builds of the image into different directories: the same bytes.
+check-image: $(BUILD)/kinject $(BUILD)/kmod/kinject.ko
+	@KVER=$(KVER) tests/vm/reproducible.sh $(BUILD)/kinject \
+		$(BUILD)/kmod/kinject.ko
+
+$(BUILD)/vm/arena_probe: tests/vm/arena_probe.c kmod/kinject_ioctl.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 $(WARN) -static -o $@ $<
+
+# The image booted in QEMU (TCG) with swtpm, a job inside (tests/vm/run.sh).
+vm-test: image $(BUILD)/vm/arena_probe check-image
+	@KINJECT=$(abspath $(BUILD)/kinject) IMAGE=$(abspath $(IMAGE)) \
+		KVER=$(KVER) PROBE=$(abspath $(BUILD)/vm/arena_probe) \
+		tests/vm/run.sh
+
 # Installs only what is missing; a no-op (no apt-get at all) when all is there.
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -139,6 +163,7 @@ test: deps
 	@$(MAKE) --no-print-directory check-layout
 	@$(MAKE) --no-print-directory check-unit check-integration
 	@$(MAKE) --no-print-directory check-asan
+	@$(MAKE) --no-print-directory vm-test
 	@echo "make test: all tests passed"
 
 FUZZ_SECONDS ?= 60

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# make vm-test (docs/IMAGE.md): the appliance image booted with Debian's
+# kernel under qemu-system-x86_64 -accel tcg (never KVM), swtpm as its TPM
+# (-tpmdev emulator, -device tpm-tis), a real job inside (tests/vm/guest.sh),
+# and the evidence checked here on the host: kinject verify --golden.
+#
+#   KINJECT=build/kinject IMAGE=build/image KVER=... PROBE=... run.sh
+#   KJ_VM_KEEP=DIR keeps the guest's results; KJ_VM_TIMEOUT (s) per boot.
+#
+# The job's SoftHSM2 token and inputs are made here as tests/lib/ makes them
+# for every integration test and travel in a second cpio archive appended
+# to the image's (the kernel unpacks both), so the image itself stays the
+# reproducible one make image wrote.  Prints the guest console on failure;
+# every boot has a timeout; qemu and swtpm are stopped on every exit.
+. "$(dirname "$0")/../lib/common.sh"
+. "$KJ_TESTS/lib/softhsm.sh"
+. "$KJ_TESTS/lib/inputs.sh"
+: "${IMAGE:?}" "${KVER:?}" "${PROBE:?}"
+KJ_VM_TIMEOUT=${KJ_VM_TIMEOUT:-600}
+HALF=6
+kernel=/boot/vmlinuz-$KVER
+[ -r "$kernel" ] || fail "$kernel: missing (make deps installs linux-image-amd64)"
+command -v qemu-system-x86_64 >/dev/null ||
+	fail "qemu-system-x86_64 missing (make deps)"
+
+show_console() {
+	echo "---- guest console ($T/console.log) ----" >&2
+	tr -d '\r' <"$T/console.log" | tail -n 150 >&2 || true
+	echo "---- end of guest console ----" >&2
+}
+on_exit() {
+	local rc=$?
+	[ "$rc" -eq 0 ] || show_console
+	kj_cleanup
+	exit "$rc"
+}
+trap on_exit EXIT
+
+# ---- the job's parts, as the integration tests make them ----
+kj_softhsm_init "$T" >/dev/null
+KJ_FW_SIZE=8192 KJ_CREDS_N=$((4 * HALF)) KJ_CREDS_DISTINCT=4 \
+	KJ_WO_QTY=$((2 * HALF)) kj_inputs_all "$T/in" \
+	"$T/softhsm/transport.pub.pem" >/dev/null
+job=$(jq -r .id "$T/in/WO.json")
+
+ov=$T/overlay
+mkdir -p "$ov/job/state" "$ov/etc/kinject" "$ov/usr/bin"
+cp -R "$T/in" "$ov/job/in"
+cp -R "$T/softhsm" "$ov/job/softhsm"
+sed -i "s|^directories.tokendir = .*|directories.tokendir = /job/softhsm/tokens|" \
+	"$ov/job/softhsm/softhsm2.conf"
+for lib in "$KJ_HSM_MODULE" $(ldd "$KJ_HSM_MODULE" |
+	sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p'); do
+	mkdir -p "$ov$(dirname "$lib")"
+	cp -L "$lib" "$ov$lib"
+done
+cat >"$ov/job/env" <<EOF
+export SOFTHSM2_CONF=/job/softhsm/softhsm2.conf
+KJ_HSM_URI='$KJ_HSM_URI_P11KIT?module-path=$KJ_HSM_MODULE'
+KJ_JOB='$job'
+KJ_HALF=$HALF
+KJ_QTY=$((2 * HALF))
+EOF
+install -m 0755 "$KJ_TESTS/vm/guest.sh" "$ov/etc/kinject/service"
+install -m 0755 "$PROBE" "$ov/usr/bin/arena_probe"
+(cd "$ov" && find . -mindepth 1 | LC_ALL=C sort |
+	cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$T/overlay.cpio.gz"
+cat "$IMAGE/initramfs.cpio.gz" "$T/overlay.cpio.gz" >"$T/initrd"
+
+# ---- swtpm as the VM's TPM ----
+mkdir -p "$T/tpm"
+swtpm socket --tpm2 --tpmstate dir="$T/tpm" --terminate \
+	--ctrl type=unixio,path="$T/swtpm.sock" \
+	--log file="$T/swtpm.log" &
+kj_track_pid $!
+for _ in $(seq 200); do
+	[ -S "$T/swtpm.sock" ] && break
+	sleep 0.05
+done
+[ -S "$T/swtpm.sock" ] || fail "swtpm did not create $T/swtpm.sock"
+
+# ---- boot ----
+echo "vm-test: booting $kernel (TCG) with the image + the job overlay"
+start=$(date +%s)
+timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 \
+	-smp 1 -no-reboot -display none -vga none -monitor none \
+	-kernel "$kernel" -initrd "$T/initrd" \
+	-append "console=ttyS0 panic=-1 quiet" \
+	-serial "file:$T/console.log" -serial "file:$T/results.b64" \
+	-chardev socket,id=chrtpm,path="$T/swtpm.sock" \
+	-tpmdev emulator,id=tpm0,chardev=chrtpm \
+	-device tpm-tis,tpmdev=tpm0 &
+qpid=$!
+kj_track_pid $qpid
+qrc=0
+wait $qpid || qrc=$?
+echo "vm-test: the VM ran $(($(date +%s) - start)) s"
+[ "$qrc" -eq 0 ] || fail "qemu exit $qrc (124: no power-off in ${KJ_VM_TIMEOUT} s)"
+grep -q '^KJ-VM-END' <(tr -d '\r' <"$T/results.b64") ||
+	fail "the guest sent no results"
+mkdir -p "$T/res"
+tr -d '\r' <"$T/results.b64" | sed '/^KJ-VM-END/,$d' | base64 -d |
+	tar -x -C "$T/res"
+R=$T/res/out
+# KJ_VM_KEEP=DIR keeps the guest's results and console there.
+if [ -n "${KJ_VM_KEEP:-}" ]; then
+	mkdir -p "$KJ_VM_KEEP"
+	cp -R "$R/." "$T/console.log" "$KJ_VM_KEEP/"
+fi
+tr -d '\r' <"$T/console.log" | grep '^KJ-VM' || true
+
+# ---- checks ----
+[ ! -s "$R/failures" ] || fail "in the guest: $(cat "$R/failures")"
+[ "$(cat "$R/load_cycles")" = 100 ] || fail "load cycles: $(cat "$R/load_cycles")"
+echo "ok: kinject.ko checks, 100 load/unload cycles, counters at zero"
+[ "$(cat "$R/run1.rc")" = 3 ] ||
+	fail "the zeroized job ended with $(cat "$R/run1.rc"), not 3 (stopped): $(cat "$R/run1.err")"
+jq -e '.outcome == "stopped (resumable)"' "$R/run1.json" >/dev/null ||
+	fail "run 1 summary: $(cat "$R/run1.json")"
+grep -q 'zeroize: every arena wiped' "$R/dmesg.txt" || fail "no zeroize in dmesg"
+echo "ok: zeroize wiped the held arena and stopped the running job (exit 3, $(jq -r .outcome "$R/run1.json"))"
+[ "$(cat "$R/run2.rc")" = 0 ] || fail "the resumed job: exit $(cat "$R/run2.rc"): $(cat "$R/run2.err")"
+jq -e '.appliance.secret_memory == "kmod"' "$R/evidence.json" >/dev/null ||
+	fail "evidence secret_memory: $(jq -c .appliance.secret_memory "$R/evidence.json")"
+"$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
+	--golden "$IMAGE/golden.json" --work-order "$T/in/WO.json" \
+	>"$T/verify.out" 2>&1 || { cat "$T/verify.out"; fail "kinject verify --golden"; }
+echo "ok: evidence from the VM verified on the host with --golden (secret memory kmod)"
+
+# A digest that is not golden must fail the same check.
+jq '.measurements.kinject = ["'"$(printf '0%.0s' $(seq 64))"'"]' \
+	"$IMAGE/golden.json" >"$T/bad-golden.json"
+if "$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
+	--golden "$T/bad-golden.json" >/dev/null 2>&1; then
+	fail "verify passed against a golden.json without the binary's digest"
+fi
+echo "ok: a golden.json without the binary's digest fails verify"
+echo "vm-test: passed"
