@@ -22,6 +22,8 @@ static const struct kj_command commands[] = {
 	  cmd_evidence_usage },
 	{ "verify", cmd_verify_main, "check an evidence bundle offline",
 	  cmd_verify_usage },
+	{ "measure", cmd_measure_main, "measure the code into PCR 13 at boot "
+	  "(the image's init)", cmd_measure_usage },
 };
 
 const struct kj_command *kj_find_command(const char *name)

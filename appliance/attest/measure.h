@@ -19,7 +19,8 @@
  * never happened: the next start finds PCRs equal to the replay without it
  * and marks it void (durably) before going on.  A broken chain refuses to
  * start (-EPERM, logged, saying so).  The same function serves the image's
- * init (boot-time code measurement) and `kinject run`: one code path.
+ * init (boot-time code measurement, kj_measure_boot: `kinject measure`)
+ * and `kinject run`: one code path.
  */
 #ifndef KINJECT_MEASURE_H
 #define KINJECT_MEASURE_H
@@ -92,6 +93,15 @@ KJ_MUST_CHECK int kj_measure_extend(struct kj_tpm *tpm, struct kj_journal *j,
 				    uint32_t epoch, uint32_t pcr,
 				    const char *name,
 				    const uint8_t digest[32]);
+
+/*
+ * At boot, in the image (measure_boot.c): open the journal of state_dir
+ * and the TPM at tcti, check them as `kinject run' does, and measure the
+ * code (PCR 13: the running binary and the loaded module) with
+ * kj_measure_job_start(), so the keeper continues the same event log.
+ */
+KJ_MUST_CHECK int kj_measure_boot(const char *tcti, const char *state_dir,
+				  struct kj_measure_out *out);
 
 /* Load the journal's event log into a malloc'd array (*n entries). */
 KJ_MUST_CHECK int kj_measure_load_events(struct kj_journal *j,

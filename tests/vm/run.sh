@@ -62,6 +62,7 @@ KJ_JOB='$job'
 KJ_HALF=$HALF
 KJ_QTY=$((2 * HALF))
 EOF
+echo "KJ_STATE=/job/state" >"$ov/etc/kinject/env"
 install -m 0755 "$KJ_TESTS/vm/guest.sh" "$ov/etc/kinject/service"
 install -m 0755 "$PROBE" "$ov/usr/bin/arena_probe"
 (cd "$ov" && find . -mindepth 1 | LC_ALL=C sort |
@@ -127,6 +128,13 @@ jq -e '.appliance.secret_memory == "kmod"' "$R/evidence.json" >/dev/null ||
 	--golden "$IMAGE/golden.json" --work-order "$T/in/WO.json" \
 	>"$T/verify.out" 2>&1 || { cat "$T/verify.out"; fail "kinject verify --golden"; }
 echo "ok: evidence from the VM verified on the host with --golden (secret memory kmod)"
+# The init measured the code before any job: the log's first entries.
+[ "$(jq -r '[.event_log[0,1] | "\(.epoch)/\(.pcr)/\(.name)"] | join(" ")' \
+	"$R/evidence.json")" = "0/13/kinject 0/13/kinject.ko" ] ||
+	fail "the event log does not start with the boot measurement: $(jq -c '.event_log[0:2]' "$R/evidence.json")"
+tr -d '\r' <"$T/console.log" | grep -q 'boot: measured code into PCR 13' ||
+	fail "no boot measurement on the console"
+echo "ok: the init measured kinject and kinject.ko into PCR 13 before the job (epoch 0), the jobs continued that log"
 
 # A digest that is not golden must fail the same check.
 jq '.measurements.kinject = ["'"$(printf '0%.0s' $(seq 64))"'"]' \

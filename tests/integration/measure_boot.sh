@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: Apache-2.0
+# kinject measure (the image's init, docs/IMAGE.md): the binary goes into
+# PCR 13 with its event log entry in the state dir's journal before any
+# job, and the job's run continues that epoch.  Without --tpm it refuses.
+. "$(dirname "$0")/../lib/common.sh"
+. "$KJ_TESTS/lib/job.sh"
+kj_job_setup 20 4096
+
+expect_fail "--tpm is required" "$KINJECT" measure --state "$KJ_STATE"
+mkdir -p "$KJ_STATE"
+"$KINJECT" measure --state "$KJ_STATE" --tpm "$KJ_SWTPM_TCTI" 2>"$T/m.err" ||
+	fail "kinject measure: $(cat "$T/m.err")"
+digest=$(sha256sum "$KINJECT" | cut -d' ' -f1)
+[ "$(kj_sql "select count(*) from event_log")" = 1 ] ||
+	fail "event log: $(kj_sql "select * from event_log")"
+[ "$(kj_sql "select epoch || '/' || pcr || '/' || name || '/' || lower(hex(digest)) from event_log")" = "0/13/kinject/$digest" ] ||
+	fail "event log entry: $(kj_sql "select epoch, pcr, name, hex(digest) from event_log")"
+# PCR 13 = SHA-256(0^32 || digest): the extend happened.
+want=$( (printf '%064d' 0; echo "$digest") | xxd -r -p | sha256sum | cut -d' ' -f1)
+got=$(tpm2_pcrread -T "$KJ_SWTPM_TCTI" sha256:13 | sed -n 's/.*13 *: *0x//p' | tr 'A-F' 'a-f')
+[ "$got" = "$want" ] || fail "PCR 13 is $got, want $want"
+echo "ok: kinject measure extended PCR 13 and logged it (epoch 0)"
+
+kj_run_bg
+kj_wait_listen
+kj_sim --hwrev B --sockets 4 --devices 0 --timeout 5 >/dev/null 2>&1 || true
+wait "$KJ_RUN_PID" || fail "run after the boot measurement: exit $?: $(tail -5 "$T/run.err")"
+grep -q 'epoch 0: continue' "$T/run.err" ||
+	fail "the run did not continue the boot's epoch: $(grep measure "$T/run.err")"
+[ "$(kj_sql "select count(distinct epoch) from event_log")" = 1 ] ||
+	fail "more than one epoch: $(kj_sql "select epoch, pcr, name from event_log")"
+echo "ok: kinject run continued the boot measurement's event log"
+echo "measure_boot ok"
