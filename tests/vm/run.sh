@@ -87,7 +87,7 @@ start=$(date +%s)
 timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 \
 	-smp 1 -no-reboot -display none -vga none -monitor none \
 	-kernel "$kernel" -initrd "$T/initrd" \
-	-append "console=ttyS0 panic=-1 quiet" \
+	-append "console=ttyS0 panic=-1 loglevel=6" \
 	-serial "file:$T/console.log" -serial "file:$T/results.b64" \
 	-chardev socket,id=chrtpm,path="$T/swtpm.sock" \
 	-tpmdev emulator,id=tpm0,chardev=chrtpm \
