@@ -21,6 +21,7 @@ bad() { echo "KJ-VM: FAIL: $*"; echo "$*" >>"$out/failures"; }
 sysk=/sys/class/misc/kinject
 
 send_results() {
+	echo "KJ-VM-BEGIN" >/dev/ttyS1
 	(cd /job && tar -cf - out) | base64 >/dev/ttyS1
 	echo "KJ-VM-END" >/dev/ttyS1
 }
@@ -113,5 +114,8 @@ for c in arenas bytes; do
 	cat $sysk/$c >"$out/$c.after"
 done
 dmesg >"$out/dmesg.txt"
+for p in 4 9; do
+	cat /sys/class/tpm/tpm0/pcr-sha256/$p >"$out/pcr$p" 2>/dev/null
+done
 step "done"
 send_results
