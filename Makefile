@@ -94,9 +94,10 @@ KVER ?= $(shell dpkg-query -W -f='$${Depends}' linux-image-amd64 2>/dev/null | \
 	sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
 KDIR ?= /usr/src/linux-headers-$(KVER)
 
-# Built in a copy under $(BUILD) (Kbuild writes next to its sources); the
-# prefix map keeps the build directory out of the bytes (make image).
-$(BUILD)/kmod/kinject.ko: kmod/Kbuild kmod/kinject.c kmod/kinject_ioctl.h
+# Built in a copy under $(BUILD), one per kernel (Kbuild writes next to its
+# sources); the prefix map keeps the build directory out of the bytes.
+KMOD_KO := $(BUILD)/kmod/$(KVER)/kinject.ko
+$(KMOD_KO): kmod/Kbuild kmod/kinject.c kmod/kinject_ioctl.h
 	@[ -n "$(KVER)" ] && [ -d "$(KDIR)" ] || { echo "kmod: no headers" \
 		"for linux-image-amd64 ($(KDIR)): make deps"; exit 1; }
 	@mkdir -p $(@D)
@@ -104,21 +105,19 @@ $(BUILD)/kmod/kinject.ko: kmod/Kbuild kmod/kinject.c kmod/kinject_ioctl.h
 	$(MAKE) -C $(KDIR) M=$(abspath $(@D)) \
 		KCFLAGS=-ffile-prefix-map=$(abspath $(@D))/= modules
 
-kmod: $(BUILD)/kmod/kinject.ko
+kmod: $(KMOD_KO)
 
 # The appliance initramfs and golden.json, reproducible (initramfs/build.sh).
 IMAGE := $(BUILD)/image
-$(IMAGE)/initramfs.cpio.gz: $(BUILD)/kinject $(BUILD)/kmod/kinject.ko \
-		initramfs/build.sh initramfs/init $(shell find policy -type f)
-	initramfs/build.sh $(IMAGE) $(BUILD)/kinject $(BUILD)/kmod/kinject.ko \
-		$(KVER)
+$(IMAGE)/initramfs.cpio.gz: $(BUILD)/kinject $(KMOD_KO) initramfs/build.sh \
+		initramfs/init $(shell find policy -type f)
+	initramfs/build.sh $(IMAGE) $(BUILD)/kinject $(KMOD_KO) $(KVER)
 
 image: $(IMAGE)/initramfs.cpio.gz
 
 # Two builds of the image into different directories: the same bytes.
-check-image: $(BUILD)/kinject $(BUILD)/kmod/kinject.ko
-	@KVER=$(KVER) tests/vm/reproducible.sh $(BUILD)/kinject \
-		$(BUILD)/kmod/kinject.ko
+check-image: $(BUILD)/kinject $(KMOD_KO)
+	@KVER=$(KVER) tests/vm/reproducible.sh $(BUILD)/kinject $(KMOD_KO)
 
 $(BUILD)/vm/arena_probe: tests/vm/arena_probe.c kmod/kinject_ioctl.h
 	@mkdir -p $(@D)
