@@ -38,7 +38,7 @@ kj_softhsm_init() {
 	CONF
 	export SOFTHSM2_CONF=$d/softhsm2.conf
 	KJ_HSM_SO_PIN=12345678
-	local pin=123456
+	local pin=${KJ_SOFTHSM_PIN:-123456}
 	(umask 077 && printf '%s\n' "$pin" >"$d/pin")
 	softhsm2-util --init-token --free --label "$token" \
 		--so-pin "$KJ_HSM_SO_PIN" --pin "$pin" >/dev/null || return 1
