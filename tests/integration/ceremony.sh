@@ -193,6 +193,12 @@ sign "$T/g.req" 1; sign "$T/g.req" 4
 expect_fail "signed by an unknown officer" apply "$T/g.req" "$T/g.req.1.sig" "$T/g.req.4.sig"
 echo "ok: set-officers replaces the quorum"
 
+# A key made never extractable (the default) cannot be backed up.
+expect_fail "the transport key is never extractable" "$KINJECT" ceremony backup \
+	--state "$S" --hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
+	--out "$T/bk"
+[ ! -e "$T/bk/manifest.json" ] || fail "a refused backup wrote a manifest"
+
 # --- no secret in any file the ceremony wrote ------------------------------
 if grep -rqaF "$pin" "$S" "$O" "$T"/*.req* 2>/dev/null; then
 	fail "the HSM PIN appears in a file the ceremony wrote"
