@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The key ceremony (SPEC.md §5, docs/CEREMONY.md) with real SoftHSM2, a
-# swtpm with an EK certificate and officer keys made by openssl, 3 of 5:
+# swtpm with an EK certificate and officer keys made by openssl, officer 5's
+# on a second SoftHSM2 token (a smart card's stand-in, signing through
+# openssl's pkcs11 engine), 3 of 5:
 #  - run refuses an uninitialised appliance, then a pending one;
 #  - init: transport key sensitive and never extractable in the token, the
 #    AK's residency proven, the transcript quoted (tpm2_checkquote -u ak.pem
@@ -28,6 +30,7 @@ kj_swtpm_start "$T/tpm" --ek-cert >/dev/null || fail "swtpm"
 KJ_SOFTHSM_PIN=$pin KJ_SOFTHSM_NO_KEY=1 kj_softhsm_init "$T" >/dev/null ||
 	fail "softhsm"
 kj_officers "$O" 5 || fail "officers"
+kj_card_officer "$O" 5 card || fail "officer 5 on a token"
 kj_officers "$T/stranger" 1 || fail "stranger"
 mkdir -p "$T/in"
 kj_customer "$T/in" release
@@ -145,9 +148,11 @@ req() {
 		"$@" >/dev/null || fail "request $kind"
 	for i in 1 3 5; do sign "$T/$kind.req" $i; done
 	apply "$T/$kind.req" "$T/$kind.req.1.sig" "$T/$kind.req.3.sig" \
-		"$T/$kind.req.5.sig" >/dev/null || fail "apply $kind"
+		"$T/$kind.req.5.sig" >"$T/applied" || fail "apply $kind"
 }
 req enrol-site-ca --name line1 --cert "$T/in/other.pem"
+grep -q "approved by.*officer 5 (card)" "$T/applied" ||
+	fail "officer 5's token signature not counted: $(cat "$T/applied")"
 [ -s "$S/site-ca/line1.pem" ] || fail "site CA not enrolled"
 echo '{"limits": 1}' >"$T/pol.json"
 req set-policy --name limits.json --policy "$T/pol.json"
