@@ -130,7 +130,7 @@ static int one_share(struct rst *c, unsigned i, uint8_t *out)
 static int approved(struct rst *c)
 {
 	const struct kj_restore_args *a = c->a;
-	const char *k, *b, *app, *opem;
+	const char *k, *b, *app, *opem, *mapp;
 	uint8_t d[32];
 
 	KJ_TRY(kj_read_file(a->request, 8 << 20, &c->rbuf, &c->rlen));
@@ -139,11 +139,11 @@ static int approved(struct rst *c)
 	k = json_string_value(json_object_get(c->req, "kind"));
 	b = json_string_value(json_object_get(c->req, "backup"));
 	app = json_string_value(json_object_get(c->req, "appliance"));
+	mapp = json_string_value(json_object_get(c->m, "appliance"));
 	if (!k || strcmp(k, "restore") || !b ||
 	    json_string_length(json_object_get(c->req, "backup")) != c->mlen ||
-	    memcmp(b, c->mbuf, c->mlen) || !app ||
-	    strcmp(app, json_string_value(json_object_get(c->m,
-							  "appliance")) ?: "")) {
+	    memcmp(b, c->mbuf, c->mlen) || !app || !mapp ||
+	    strcmp(app, mapp)) {
 		kj_err("%s: not a restore request for the backup in %s "
 		       "(kinject ceremony request restore --backup %s)",
 		       a->request, a->backup, a->backup);

@@ -160,11 +160,11 @@ static EVP_PKEY *tpm_pkey(const uint8_t *buf, size_t len)
 	    off != len)
 		goto out;
 	if (a->type == TPM2_ALG_RSA) {
+		uint32_t x = a->parameters.rsaDetail.exponent;
+
 		n = BN_bin2bn(a->unique.rsa.buffer, a->unique.rsa.size, NULL);
 		e = BN_new();
-		if (!n || !e || !BN_set_word(e, a->parameters.rsaDetail.exponent ?
-					     a->parameters.rsaDetail.exponent :
-					     65537) ||
+		if (!n || !e || !BN_set_word(e, x ? x : 65537) ||
 		    !OSSL_PARAM_BLD_push_BN(b, "n", n) ||
 		    !OSSL_PARAM_BLD_push_BN(b, "e", e))
 			goto out;
@@ -211,9 +211,8 @@ static int check_residency(const struct kj_evidence *ev, struct cer *c,
 	int rc = -EBADMSG;
 
 	kj_hex_encode(ev->ak_name, KJ_TPM_NAME_LEN, name);
-	if (!s_at(r, "ak_name", NULL) || strcmp(s_at(r, "ak_name", NULL), name) ||
-	    !s_at(c->body, "ak", "name") || strcmp(s_at(c->body, "ak", "name"),
-						   name)) {
+	if (strcmp(s_at(r, "ak_name", NULL) ?: "", name) ||
+	    strcmp(s_at(c->body, "ak", "name") ?: "", name)) {
 		kj_vfail(rep, CER, "residency proof: made for another AK than "
 			 "the bundle's (name %s)", name);
 		goto out;
