@@ -35,19 +35,29 @@
 #define KEK_LEN 32
 #define SHARE_LEN (1 + KEK_LEN)
 
-/* One share (arena) as CMS AuthEnvelopedData to one officer. */
+/*
+ * One share (arena) as CMS AuthEnvelopedData (AES-256-GCM) to one officer;
+ * to an EC officer with a SHA-256 KDF, as SPEC.md §3.1's inputs, so that
+ * restore opens it with the same code (kj_cms_open_envelope, into the
+ * arena), also with the officer's key on a token.
+ */
 static int encrypt_share(X509 *officer, const uint8_t *share,
 			 const char *path)
 {
-	STACK_OF(X509) *to = sk_X509_new_null();
 	BIO *in = BIO_new_mem_buf(share, SHARE_LEN);
-	CMS_ContentInfo *cms = NULL;
+	CMS_ContentInfo *cms = in ? CMS_encrypt(NULL, in, EVP_aes_256_gcm(),
+						CMS_BINARY | CMS_PARTIAL) :
+				    NULL;
+	CMS_RecipientInfo *ri = cms ? CMS_add1_recipient_cert(cms, officer,
+						CMS_KEY_PARAM) : NULL;
 	unsigned char *der = NULL;
 	int n = -1, rc;
 
-	if (to && in && sk_X509_push(to, officer))
-		cms = CMS_encrypt(to, in, EVP_aes_256_gcm(), CMS_BINARY);
-	if (cms)
+	if (ri && CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE &&
+	    EVP_PKEY_CTX_set_ecdh_kdf_md(CMS_RecipientInfo_get0_pkey_ctx(ri),
+					 EVP_sha256()) <= 0)
+		ri = NULL;
+	if (ri && CMS_final(cms, in, NULL, CMS_BINARY) == 1)
 		n = i2d_CMS_ContentInfo(cms, &der);
 	rc = n > 0 ? kj_write_file_atomic(path, der, (size_t)n, 0644) :
 		     kj_err_ssl("%s: cannot encrypt the share to the officer",
@@ -55,7 +65,6 @@ static int encrypt_share(X509 *officer, const uint8_t *share,
 	OPENSSL_free(der);
 	CMS_ContentInfo_free(cms);
 	BIO_free(in);
-	sk_X509_free(to);
 	return rc;
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * kinject ceremony restore (backup.h): the approved restore request, the
- * officers' shares decrypted into the arena one by one and each checked
+ * officers' shares decrypted into the arena one by one (with a key file or
+ * the officer's token) and each checked
  * against the manifest before use (a tampered share is named, not merely
  * "wrong key" at the end), the backup key rebuilt, then an init on the new
  * token and TPM that unwraps the transport key instead of making one.
@@ -16,12 +17,16 @@
 #include <openssl/bio.h>
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "backup.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "hsm/hsm.h"
+#include "inputs/cms.h"
 #include "secret/arena.h"
 #include "ceremony_int.h"
 #include "officers.h"
@@ -60,65 +65,124 @@ static const json_t *entry(const json_t *m, const char *path)
 	return NULL;
 }
 
-static int decrypt_cms(const char *path, const char *key, uint8_t *out)
+/* An RSA officer key file: CMS_decrypt, its output copied to the arena
+ * from a secure-heap BIO cleansed on free. */
+static int decrypt_rsa(CMS_ContentInfo *cms, EVP_PKEY *pk, const char *path,
+		       const char *key, struct kj_arena *ar,
+		       const uint8_t **out)
 {
-	uint8_t *der = NULL;
-	size_t len;
-	const unsigned char *p;
-	CMS_ContentInfo *cms = NULL;
-	EVP_PKEY *pk = NULL;
-	BIO *kb = BIO_new_file(key, "r"), *sb = BIO_new(BIO_s_secmem());
+	BIO *sb = BIO_new(BIO_s_secmem());
+	uint8_t *p = kj_arena_alloc(ar, SHARE_LEN);
 	int rc = -EBADMSG;
 
-	if (kj_read_file(path, 1 << 16, &der, &len) < 0)
-		goto out;
-	p = der;
-	cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
-	pk = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
-	if (!pk) {
-		kj_err_ssl("%s: cannot read the officer's private key", key);
-		rc = -EINVAL;
-		goto out;
-	}
-	if (!cms || !sb || CMS_decrypt(cms, pk, NULL, NULL, sb,
-				       CMS_BINARY) != 1) {
+	if (!cms || !sb || !p || CMS_decrypt(cms, pk, NULL, NULL, sb,
+				     CMS_BINARY) != 1)
 		kj_err_ssl("%s: cannot decrypt it with %s (tampered, or not "
 			   "this officer's share)", path, key);
-		goto out;
-	}
-	if (BIO_read(sb, out, SHARE_LEN) != SHARE_LEN || BIO_pending(sb)) {
+	else if (BIO_read(sb, p, SHARE_LEN) != SHARE_LEN || BIO_pending(sb))
 		kj_err("%s: decrypted share is not %d bytes", path, SHARE_LEN);
-		goto out;
+	else
+		rc = 0;
+	BIO_free(sb);
+	*out = p;
+	return rc;
+}
+
+/*
+ * Officer key: a PEM file, or a PKCS#11 URI (the officer's token; its PIN
+ * from the URI's pin-source).  EC keys open the AuthEnvelopedData with
+ * kj_cms_open_envelope, which writes the plaintext only into the arena.
+ */
+static int decrypt_share(const char *path, const char *key, X509 *officer,
+			 struct kj_arena *ar, const uint8_t **out)
+{
+	struct kj_ecdh_key k;
+	struct kj_hsm *h = NULL;
+	EVP_PKEY *pk = NULL;
+	CMS_ContentInfo *cms = NULL;
+	const unsigned char *p;
+	uint8_t *der = NULL;
+	size_t len, plen = 0;
+	BIO *kb = NULL;
+	int rc;
+
+	KJ_TRY(kj_read_file(path, 1 << 16, &der, &len));
+	if (!strncmp(key, "pkcs11:", 7)) {
+		KJ_TRY_GOTO(rc, kj_hsm_open(&h, key, NULL), out);
+		kj_hsm_ecdh_key(h, officer, &k);
+	} else {
+		kb = BIO_new_file(key, "r");
+		pk = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+		if (!pk) {
+			rc = kj_err_ssl("%s: cannot read the officer's private "
+					"key", key);
+			goto out;
+		}
+		if (X509_check_private_key(officer, pk) != 1) {
+			char sub[256];
+
+			X509_NAME_oneline(X509_get_subject_name(officer), sub,
+					  sizeof(sub));
+			ERR_clear_error();
+			kj_err("%s: %s is not the key of the share's officer "
+			       "(%s)", path, key, sub);
+			rc = -EPERM;
+			goto out;
+		}
+		if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC) {
+			p = der;
+			cms = d2i_CMS_ContentInfo(NULL, &p, (long)len);
+			rc = decrypt_rsa(cms, pk, path, key, ar, out);
+			goto out;
+		}
+		kj_cms_sw_ecdh_key(pk, officer, &k);
 	}
-	rc = 0;
+	rc = kj_cms_open_envelope(&k, der, len, path, ar, out, &plen);
+	if (rc >= 0 && plen != SHARE_LEN) {
+		kj_err("%s: decrypted share is not %d bytes", path, SHARE_LEN);
+		rc = -EBADMSG;
+	}
 out:
-	BIO_free(sb); /* secure-heap BIO: its buffer is cleansed on free */
-	BIO_free(kb);
-	EVP_PKEY_free(pk);
+	kj_hsm_close(h);
 	CMS_ContentInfo_free(cms);
+	EVP_PKEY_free(pk);
+	BIO_free(kb);
 	free(der);
 	return rc;
 }
 
-static int one_share(struct rst *c, unsigned i, uint8_t *out)
+/* The officer of a manifest entry, in the backup's set. */
+static X509 *officer_of(const struct rst *c, const json_t *e)
+{
+	const char *fp = json_string_value(json_object_get(e, "officer"));
+
+	for (unsigned i = 0; fp && i < c->set.n; i++)
+		if (!strcmp(c->set.fp[i], fp))
+			return c->set.cert[i];
+	return NULL;
+}
+
+static int one_share(struct rst *c, unsigned i, struct kj_arena *ar,
+		     const uint8_t **out)
 {
 	const char *path = c->a->shares[i];
 	const json_t *e = entry(c->m, path);
+	X509 *officer = e ? officer_of(c, e) : NULL;
 	const char *want;
 	uint8_t d[32];
 	char hex[65];
 
-	if (!e) {
+	if (!officer) {
 		kj_err("%s: not a share of this backup (manifest.json does not "
-		       "list it)", path);
+		       "list it with one of its officers)", path);
 		return -EINVAL;
 	}
-	KJ_TRY(decrypt_cms(path, c->a->keys[i], out));
-	kj_sha256(out, SHARE_LEN, d);
+	KJ_TRY(decrypt_share(path, c->a->keys[i], officer, ar, out));
+	kj_sha256(*out, SHARE_LEN, d);
 	kj_hex_encode(d, 32, hex);
 	want = json_string_value(json_object_get(e, "sha256"));
 	if (!want || strcmp(want, hex) ||
-	    out[0] != json_integer_value(json_object_get(e, "x"))) {
+	    (*out)[0] != json_integer_value(json_object_get(e, "x"))) {
 		kj_err("%s: the decrypted share does not match the backup's "
 		       "manifest (tampered)", path);
 		return -EBADMSG;
@@ -173,14 +237,8 @@ static int rebuild(struct rst *c, struct kj_arena *ar, uint8_t *kek)
 	const uint8_t *p[KJ_SHAMIR_MAX_SHARES];
 	unsigned n = c->a->nshares;
 
-	for (unsigned i = 0; i < n; i++) {
-		uint8_t *s = kj_arena_alloc(ar, SHARE_LEN);
-
-		if (!s)
-			return -ENOMEM;
-		KJ_TRY(one_share(c, i, s));
-		p[i] = s;
-	}
+	for (unsigned i = 0; i < n; i++)
+		KJ_TRY(one_share(c, i, ar, &p[i]));
 	if (n < c->set.threshold) {
 		kj_err("%s: too few shares: %u given, the backup needs %u of "
 		       "%u", c->a->backup, n, c->set.threshold, c->set.n);

@@ -238,6 +238,9 @@ int kj_hsm_open(struct kj_hsm **out, const char *uri, const char *pin_source)
 		goto fail;
 	}
 	h->have_session = true;
+	/* RFC 7512 pin-source (an officer's token named by URI alone). */
+	if (!pin_source)
+		pin_source = p11_kit_uri_get_pin_source(h->uri);
 	if (pin_source)
 		KJ_TRY_GOTO(rc, login(h, pin_source), fail);
 	*out = h;

@@ -25,7 +25,7 @@ struct kj_hsm;
 /*
  * Load the module(s), find the token matching uri, open one R/W session and
  * C_Login as CKU_USER with the PIN read from pin_source ("file:PATH" or
- * "env:NAME"; NULL: no login).  The PIN is wiped right after C_Login.
+ * "env:NAME"; NULL: the URI's own ?pin-source=, RFC 7512, or no login).  The PIN is wiped right after C_Login.
  * The key object is looked up lazily (it may not exist yet: ceremony).
  * PKCS#11 login state is per process and token: a second handle on a token
  * this process is already logged in to gets CKR_USER_ALREADY_LOGGED_IN

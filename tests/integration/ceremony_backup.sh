@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # SPEC.md §5 backup and restore with real SoftHSM2 tokens and swtpm, 3 of 5
-# officers: the transport key (init --backup-capable) wrapped in the HSM
+# officers (officer 5's key on its own token, a smart card's stand-in, for
+# signing and for opening its share): the transport key (init
+# --backup-capable) wrapped in the HSM
 # under a fresh AES-256 key split by Shamir, one CMS-encrypted share per
 # officer; restore onto a new token and TPM with an approved restore
 # request and any 3 shares; 2 shares fail; a tampered share fails naming
@@ -20,11 +22,16 @@ kj_officers "$O" 5 || fail "officers"
 offs=()
 for i in 1 2 3 4 5; do offs+=(--officer "$O/o$i.pem"); done
 
-# new_appliance DIR: a fresh TPM and an empty token of its own.
+# One SoftHSM2 store holds every token: the appliances' and officer 5's.
+KJ_SOFTHSM_PIN=$pin KJ_SOFTHSM_NO_KEY=1 kj_softhsm_init "$T" >/dev/null ||
+	fail "softhsm"
+kj_card_officer "$O" 5 card || fail "officer 5 on a token"
+# new_appliance DIR TOKEN: a fresh TPM and an empty token TOKEN.
 new_appliance() {
 	kj_swtpm_start "$1/tpm" >/dev/null || fail "swtpm"
-	KJ_SOFTHSM_PIN=$pin KJ_SOFTHSM_NO_KEY=1 kj_softhsm_init "$1" \
-		>/dev/null || fail "softhsm"
+	[ "$2" = kinject ] || softhsm2-util --init-token --free --label "$2" \
+		--so-pin 12345678 --pin "$pin" >/dev/null || fail "token $2"
+	KJ_HSM_URI_P11KIT="pkcs11:token=$2;object=transport;id=%01"
 }
 sigs() { local r=$1 i; shift; for i; do kj_officer_sign "$r" "$O" "$i"; echo "$r.$i.sig"; done; }
 check_inputs() {
@@ -38,7 +45,7 @@ check_inputs() {
 
 # --- the original appliance --------------------------------------------------
 mkdir -p "$T/a" "$T/in"
-new_appliance "$T/a"
+new_appliance "$T/a" kinject
 S=$T/a/state
 "$KINJECT" ceremony init --state "$S" --hsm "$KJ_HSM_URI_P11KIT" \
 	--pin-source "$KJ_HSM_PIN_SOURCE" --tpm "$KJ_SWTPM_TCTI" "${offs[@]}" \
@@ -56,20 +63,22 @@ check_inputs "$S" >/dev/null || fail "inputs refused on the original"
 for i in 1 2 3 4 5; do [ -s "$B/share-$i.cms" ] || fail "no share $i"; done
 jq -e '.threshold == 3 and (.shares | length) == 5' "$B/manifest.json" \
 	>/dev/null || fail "manifest: $(cat "$B/manifest.json")"
-# Each share opens with its officer's key, and only with it.
+# Each share opens with its officer's key (openssl cms), and only with it.
 openssl cms -decrypt -binary -inform DER -in "$B/share-2.cms" \
 	-recip "$O/o2.pem" -inkey "$O/o2.key" 2>/dev/null | wc -c |
 	grep -qx 33 || fail "share 2 is not 33 bytes for officer 2"
 openssl cms -decrypt -binary -inform DER -in "$B/share-2.cms" \
 	-recip "$O/o3.pem" -inkey "$O/o3.key" >/dev/null 2>&1 &&
 	fail "officer 3 opened officer 2's share"
+openssl cms -cmsout -print -inform DER -in "$B/share-2.cms" |
+	grep -q "dhSinglePass-stdDH-sha256kdf-scheme" || fail "share KDF is not SHA-256"
 echo "ok: backup: wrapped key and 5 encrypted shares"
 
 # --- restore ------------------------------------------------------------------
 "$KINJECT" ceremony request restore --backup "$B" --out "$T/r.req" >/dev/null ||
 	fail "restore request"
 mkdir -p "$T/b"
-new_appliance "$T/b"
+new_appliance "$T/b" kinjectb
 N=$T/b/state
 restore() {
 	"$KINJECT" ceremony restore --state "$N" --hsm "$KJ_HSM_URI_P11KIT" \
@@ -77,18 +86,22 @@ restore() {
 		--backup "$B" --request "$T/r.req" "$@"
 }
 rs=(); for s in $(sigs "$T/r.req" 2 4 5); do rs+=(--sig "$s"); done
-share() { echo --share "$B/share-$1.cms" --key "$O/o$1.key"; }
+share() {
+	local k=$O/o$1.key
+	[ -e "$O/o$1.kjuri" ] && k=$(cat "$O/o$1.kjuri")
+	echo --share "$B/share-$1.cms" --key "$k"
+}
 expect_fail "too few shares: 2 given, the backup needs 3 of 5" \
 	restore "${rs[@]}" $(share 2) $(share 4)
 expect_fail "too few signatures" restore --sig "$T/r.req.2.sig" $(share 2) \
 	$(share 4) $(share 5)
-cp "$B/share-5.cms" "$T/share-5.cms"
-n=$(stat -c %s "$T/share-5.cms")
-printf '\x5a' | dd of="$B/share-5.cms" bs=1 seek=$((n - 20)) conv=notrunc status=none
-expect_fail "$B/share-5.cms: cannot decrypt it with $O/o5.key" \
+cp "$B/share-4.cms" "$T/share-4.cms"
+n=$(stat -c %s "$T/share-4.cms")
+printf '\x5a' | dd of="$B/share-4.cms" bs=1 seek=$((n - 20)) conv=notrunc status=none
+expect_fail "$B/share-4.cms: authentication failed" \
 	restore "${rs[@]}" $(share 2) $(share 4) $(share 5)
-cp "$T/share-5.cms" "$B/share-5.cms"
-expect_fail "$B/share-4.cms: cannot decrypt it with $O/o2.key" \
+cp "$T/share-4.cms" "$B/share-4.cms"
+expect_fail "$B/share-4.cms: $O/o2.key is not the key of the share's officer (/O=kinject/CN=officer 4)" \
 	restore "${rs[@]}" $(share 2) --share "$B/share-4.cms" --key "$O/o2.key" $(share 5)
 [ ! -e "$N/transport.pem" ] || fail "a refused restore wrote state"
 echo "ok: restore refusals"
@@ -106,11 +119,11 @@ jq -r .request "$N/ceremony/transcript.json" | jq -e '.restored_from.backup_mani
 kj_enrol_customer "$N" "$O" 3 acme "$T/in/release.pem" >/dev/null || fail "enrol on restored"
 check_inputs "$N" >"$T/check.out" || fail "restored appliance cannot decrypt: $(cat "$T/check.out")"
 grep -q "AES-GCM tag OK, signature OK" "$T/check.out" || fail "check output"
-echo "ok: restored with shares 2, 4, 5: the original inputs decrypt"
+echo "ok: restored with shares 2, 4, 5 (5 opened on officer 5's token): the original inputs decrypt"
 
 # Another subset onto a third token.
 mkdir -p "$T/c"
-new_appliance "$T/c"
+new_appliance "$T/c" kinjectc
 N=$T/c/state
 restore "${rs[@]}" $(share 5) $(share 1) $(share 3) >/dev/null 2>&1 ||
 	fail "restore with shares 5, 1, 3"

@@ -7,7 +7,9 @@
 #   kj_officers DIR N              -> DIR/o1.{key,pem} .. DIR/oN.{key,pem}
 #   kj_card_officer DIR I TOKEN    officer I's key made on a second SoftHSM2
 #                                  token TOKEN (a smart card's stand-in):
-#                                  DIR/oI.pem, DIR/oI.uri (no oI.key)
+#                                  DIR/oI.pem, DIR/oI.uri (for openssl's
+#                                  engine), DIR/oI.kjuri (for kinject: PIN
+#                                  by ?pin-source=), no oI.key
 #   kj_officer_sign REQ DIR I      -> REQ.I.sig, signed by officer I (with
 #                                  openssl's pkcs11 engine for a card)
 #   kj_ceremony_init STATE DIR N M init with officers 1..N of DIR, then
@@ -47,6 +49,9 @@ kj_card_officer() {
 		--label "officer$i" --id 0$i >/dev/null || return 1
 	echo "pkcs11:token=$token;object=officer$i;type=private;pin-value=$pin" \
 		>"$dir/o$i.uri"
+	(umask 077 && echo "$pin" >"$dir/o$i.pin")
+	echo "pkcs11:token=$token;object=officer$i?pin-source=file:$dir/o$i.pin" \
+		>"$dir/o$i.kjuri"
 	rm -f "$dir/o$i.key"
 	PKCS11_MODULE_PATH=$KJ_HSM_MODULE openssl req -new -x509 \
 		-engine pkcs11 -keyform engine -key "$(cat "$dir/o$i.uri")" \
