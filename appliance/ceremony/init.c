@@ -172,6 +172,13 @@ static json_t *body(struct init *c)
 		json_array_append_new(set, json_pack("{s:s,s:s}", "sha256",
 						     c->set.fp[i], "subject",
 						     c->set.subject[i]));
+	json_object_set_new(req, "actions", json_pack("[s,s,s,s,s]",
+		c->a->restore ? "transport key unwrapped into the HSM from a "
+		"backup" : "transport key generated in the HSM",
+		"transport.pem signed by the transport key in the HSM",
+		"AK created under the EK", "AK residency proven with "
+		"MakeCredential/ActivateCredential",
+		"officer set journalled and measured into PCR 14"));
 	json_object_set_new(req, "officers", json_string(c->officers_pem));
 	json_object_set_new(req, "threshold", json_integer(c->set.threshold));
 	json_object_set_new(req, "officer_set", set);

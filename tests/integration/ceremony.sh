@@ -204,6 +204,14 @@ expect_fail "the transport key is never extractable" "$KINJECT" ceremony backup 
 	--out "$T/bk"
 [ ! -e "$T/bk/manifest.json" ] || fail "a refused backup wrote a manifest"
 
+# The AK is the ceremony's: run does not make another when it is gone.
+mv "$S/ak.priv" "$T/ak.priv"
+expect_fail "ak.priv missing: the AK the officers' transcript names is gone" run
+mv "$T/ak.priv" "$S/ak.priv"
+jq -r .request "$S/ceremony/transcript.json" |
+	jq -e '.actions | index("AK created under the EK")' >/dev/null ||
+	fail "transcript does not say what was done"
+
 # --- no secret in any file the ceremony wrote ------------------------------
 if grep -rqaF "$pin" "$S" "$O" "$T"/*.req* 2>/dev/null; then
 	fail "the HSM PIN appears in a file the ceremony wrote"
