@@ -249,7 +249,7 @@ static int load(struct xport *x)
 /* ---- the appliance block ------------------------------------------------------ */
 
 static json_t *file_text(const char *dir, const char *name, bool optional,
-			 int *rc)
+			 int *rc, size_t max)
 {
 	char path[PATH_MAX];
 	uint8_t *buf;
@@ -259,7 +259,7 @@ static json_t *file_text(const char *dir, const char *name, bool optional,
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (optional && access(path, F_OK) < 0)
 		return json_null();
-	*rc = kj_read_file(path, KJ_EVIDENCE_PEM_MAX, &buf, &len);
+	*rc = kj_read_file(path, max, &buf, &len);
 	if (*rc < 0)
 		return NULL;
 	v = json_stringn((const char *)buf, len);
@@ -291,10 +291,14 @@ static json_t *appliance(struct xport *x, int *rc)
 		goto out;
 	smv = *rc == -ENOENT ? json_null() : json_stringn((char *)sm, sm_len);
 	*rc = 0;
-	if (!(pem = file_text(x->dir, "ak.pem", false, rc)) ||
-	    !(ek = file_text(x->dir, "ek.pem", true, rc)) ||
-	    !(tr = file_text(x->dir, "transport.pem", true, rc)) ||
-	    !(cer = file_text(x->dir, "ceremony/transcript.json", true, rc)))
+	if (!(pem = file_text(x->dir, "ak.pem", false, rc,
+			      KJ_EVIDENCE_PEM_MAX)) ||
+	    !(ek = file_text(x->dir, "ek.pem", true, rc,
+			     KJ_EVIDENCE_PEM_MAX)) ||
+	    !(tr = file_text(x->dir, "transport.pem", true, rc,
+			     KJ_EVIDENCE_PEM_MAX)) ||
+	    !(cer = file_text(x->dir, "ceremony/transcript.json", true, rc,
+			      KJ_EVIDENCE_TRANSCRIPT_MAX)))
 		goto out;
 	/* "o" steals the references, also when json_pack fails. */
 	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,

@@ -45,6 +45,8 @@
 #define KJ_EVIDENCE_MAX_CHECKPOINTS 10000000u
 #define KJ_EVIDENCE_MAX_EVENTS 65536u
 #define KJ_EVIDENCE_PEM_MAX 65536u
+/* The ceremony transcript: up to 32 officers' certificates, twice. */
+#define KJ_EVIDENCE_TRANSCRIPT_MAX (1u << 20)
 #define KJ_EVIDENCE_ATTEST_MAX 2048u        /* marshalled TPMS_ATTEST */
 #define KJ_EVIDENCE_SIG_MAX 1024u           /* marshalled TPMT_SIGNATURE */
 /* journal meta key of the arena backend: "memfd_secret|kmod|mlock" */

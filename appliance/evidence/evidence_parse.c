@@ -171,7 +171,8 @@ static int parse_appliance(const struct pc *p, const json_t *root,
 	KJ_TRY(text_of(p, a, "appliance", "secret_memory", 32, true,
 		       &ev->secret_memory));
 	KJ_TRY(text_of(p, a, "appliance", "ceremony_transcript",
-		       KJ_EVIDENCE_PEM_MAX, true, &ev->ceremony_transcript));
+		       KJ_EVIDENCE_TRANSCRIPT_MAX, true,
+		       &ev->ceremony_transcript));
 	if (ev->secret_memory && strcmp(ev->secret_memory, "memfd_secret") &&
 	    strcmp(ev->secret_memory, "kmod") &&
 	    strcmp(ev->secret_memory, "mlock"))
