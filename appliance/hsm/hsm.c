@@ -434,6 +434,19 @@ int kj_hsm_public_point(struct kj_hsm *h, uint8_t *out, size_t cap,
 	return 0;
 }
 
+int kj_hsm_no_key_yet(struct kj_hsm *h, const char *what)
+{
+	CK_OBJECT_HANDLE obj;
+	int rc = kj_hsm_find(h, CKO_PRIVATE_KEY, &obj);
+
+	if (rc > 0) {
+		kj_err("%s: a private key with this label/id already exists; "
+		       "%s", h->uri_text, what);
+		return -EEXIST;
+	}
+	return rc;
+}
+
 int kj_hsm_generate_ec_p256(struct kj_hsm *h, bool wrappable)
 {
 	/* DER OID prime256v1 (1.2.840.10045.3.1.7), CKA_EC_PARAMS. */
@@ -459,16 +472,8 @@ int kj_hsm_generate_ec_p256(struct kj_hsm *h, bool wrappable)
 	CK_OBJECT_HANDLE hpub, hpriv;
 	CK_ATTRIBUTE *a;
 	CK_RV rv;
-	int rc;
 
-	rc = kj_hsm_find(h, CKO_PRIVATE_KEY, &hpriv);
-	if (rc < 0)
-		return rc;
-	if (rc > 0) {
-		kj_err("%s: a private key with this label/id already exists; "
-		       "refusing to generate another", h->uri_text);
-		return -EEXIST;
-	}
+	KJ_TRY(kj_hsm_no_key_yet(h, "refusing to generate another"));
 	a = p11_kit_uri_get_attribute(h->uri, CKA_LABEL);
 	if (a) {
 		pub[npub++] = *a;

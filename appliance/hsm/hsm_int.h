@@ -30,6 +30,9 @@ struct kj_hsm {
 int kj_hsm_fail(const struct kj_hsm *h, const char *call, CK_RV rv);
 /* The one EC object of class cls with the URI's label/id: 1, 0 none, < 0. */
 int kj_hsm_find(struct kj_hsm *h, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *obj);
+/* 0 if the token has no private key with the URI's label/id; else
+ * -EEXIST, logged with what (what to do instead). */
+int kj_hsm_no_key_yet(struct kj_hsm *h, const char *what);
 /* Look up the private key (h->priv); -ENOKEY (logged) when absent. */
 int kj_hsm_priv(struct kj_hsm *h);
 

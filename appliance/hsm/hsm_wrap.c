@@ -130,16 +130,8 @@ int kj_hsm_unwrap_transport(struct kj_hsm *h, const uint8_t kek[32],
 	CK_OBJECT_HANDLE k, obj;
 	CK_ATTRIBUTE *a;
 	CK_RV rv;
-	int rc;
 
-	rc = kj_hsm_find(h, CKO_PRIVATE_KEY, &obj);
-	if (rc < 0)
-		return rc;
-	if (rc > 0) {
-		kj_err("%s: a private key with this label/id already exists; "
-		       "restore onto a fresh token", h->uri_text);
-		return -EEXIST;
-	}
+	KJ_TRY(kj_hsm_no_key_yet(h, "restore onto a fresh token"));
 	if ((a = p11_kit_uri_get_attribute(h->uri, CKA_LABEL)))
 		t[nt++] = *a;
 	if ((a = p11_kit_uri_get_attribute(h->uri, CKA_ID)))
