@@ -20,6 +20,8 @@ static const struct kj_command commands[] = {
 	  cmd_check_usage },
 	{ "evidence", cmd_evidence_main, "export a job's evidence bundle",
 	  cmd_evidence_usage },
+	{ "ceremony", cmd_ceremony_main, "key ceremonies: init, quorum "
+	  "requests, status", cmd_ceremony_usage },
 	{ "verify", cmd_verify_main, "check an evidence bundle offline",
 	  cmd_verify_usage },
 	{ "measure", cmd_measure_main, "measure the code into PCR 13 at boot "

@@ -92,11 +92,32 @@ KJ_MUST_CHECK int kj_tpm_save_ek_pem(struct kj_tpm *tpm,
 				     const char *state_dir);
 
 /*
- * Prove the AK resides in the same TPM as the EK (the ceremony, §4):
- * TPM2_MakeCredential to the EK public with the AK name and a random
- * secret, then TPM2_ActivateCredential with the AK and the EK; 0 if the
- * same secret comes back, -EBADMSG otherwise.
+ * The AK residency proof of the ceremony (SPEC.md §5, EVIDENCE.md §4), as
+ * an officer's tpm2_makecredential + the appliance's
+ * tpm2_activatecredential: the EK's public area is loaded as an external
+ * key (public only, as a remote party holds it), TPM2_MakeCredential wraps
+ * a random 32-byte challenge for the AK's name to it, and
+ * TPM2_ActivateCredential with the AK and the real EK gets it back, which
+ * only a TPM holding both can do.  Filled for the transcript: the EK's
+ * public area and name, the AK's name the credential was made for, the
+ * credential blob and encrypted seed, and SHA-256 of the challenge made
+ * and of the one activated (equal, or -EBADMSG).  The challenge itself is
+ * wiped.
  */
+struct kj_tpm_residency {
+	uint8_t ek_public[KJ_TPM_PUB_MAX]; /* marshalled TPM2B_PUBLIC */
+	size_t ek_public_len;
+	uint8_t ek_name[KJ_TPM_NAME_LEN];
+	uint8_t ak_name[KJ_TPM_NAME_LEN];
+	uint8_t blob[512];                 /* TPM2B_ID_OBJECT, marshalled */
+	size_t blob_len;
+	uint8_t secret[600];               /* TPM2B_ENCRYPTED_SECRET */
+	size_t secret_len;
+	uint8_t challenge_sha256[32], activated_sha256[32];
+};
+KJ_MUST_CHECK int kj_tpm_ak_residency(struct kj_tpm *tpm,
+				      struct kj_tpm_residency *out);
+/* The same, keeping nothing: 0 if the AK is this TPM's, else -EBADMSG. */
 KJ_MUST_CHECK int kj_tpm_ak_activate_check(struct kj_tpm *tpm);
 
 /* Read the SHA-256 bank values of the PCRs in mask into vals[i], i = PCR. */

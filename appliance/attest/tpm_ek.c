@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The endorsement key: re-derived with CreatePrimary whenever the AK needs
- * its parent, the policy session that authorizes its use, which of the two
- * EKs to use, and the residency ceremony that proves the AK sits under it.
+ * its parent, the policy session that authorizes its use, and which of the
+ * two EKs to use (the residency proof is in tpm_cred.c).
  * Separate from tpm_ak.c because the EK is never stored anywhere: it is
  * derived again inside the TPM each time, while the AK is a key the
  * appliance keeps in its state directory.
@@ -10,7 +10,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <openssl/rand.h>
 #include <tss2/tss2_esys.h>
 
 #include "base/kinject.h"
@@ -113,57 +112,4 @@ void kj_tpm_choose_ek(struct kj_tpm *t)
 {
 	t->ek_rsa = !kj_tpm_nv_exists(t, KJ_TPM_EK_CERT_ECC, NULL) &&
 		    kj_tpm_nv_exists(t, KJ_TPM_EK_CERT_RSA, NULL);
-}
-
-/* ---- residency ceremony ------------------------------------------------- */
-
-int kj_tpm_ak_activate_check(struct kj_tpm *t)
-{
-	TPM2B_ID_OBJECT *blob = NULL;
-	TPM2B_ENCRYPTED_SECRET *secret = NULL;
-	TPM2B_DIGEST cred = { .size = 32 }, *back = NULL;
-	TPM2B_NAME name = { .size = KJ_TPM_NAME_LEN };
-	ESYS_TR ek = ESYS_TR_NONE, sess = ESYS_TR_NONE;
-	TSS2_RC trc;
-	int rc;
-
-	if (t->ak == ESYS_TR_NONE) {
-		kj_err("TPM %s: ActivateCredential: no AK loaded", t->tcti_conf);
-		return -ENOENT;
-	}
-	if (RAND_bytes(cred.buffer, 32) != 1)
-		return kj_err_ssl("ActivateCredential: no random bytes");
-	memcpy(name.name, t->ak_name, KJ_TPM_NAME_LEN);
-	KJ_TRY_GOTO(rc, kj_tpm_create_ek(t, &ek), out);
-	/* The TPM encrypts to the EK public, as a remote verifier would. */
-	trc = Esys_MakeCredential(t->esys, ek, ESYS_TR_NONE, ESYS_TR_NONE,
-				  ESYS_TR_NONE, &cred, &name, &blob, &secret);
-	if (trc != TSS2_RC_SUCCESS) {
-		rc = kj_tpm_fail(t, "TPM2_MakeCredential (to the EK)", trc);
-		goto out;
-	}
-	KJ_TRY_GOTO(rc, kj_tpm_ek_session(t, &sess), out);
-	trc = Esys_ActivateCredential(t->esys, t->ak, ek, ESYS_TR_PASSWORD,
-				      sess, ESYS_TR_NONE, blob, secret, &back);
-	if (trc != TSS2_RC_SUCCESS) {
-		rc = kj_tpm_fail(t, "TPM2_ActivateCredential (AK, EK)", trc);
-		goto out;
-	}
-	if (back->size != 32 || memcmp(back->buffer, cred.buffer, 32)) {
-		kj_err("TPM %s: ActivateCredential returned another secret: the AK is not this TPM's",
-		       t->tcti_conf);
-		rc = -EBADMSG;
-		goto out;
-	}
-	rc = 0;
-out:
-	kj_tpm_flush(t, &sess);
-	kj_tpm_flush(t, &ek);
-	explicit_bzero(cred.buffer, sizeof(cred.buffer));
-	if (back)
-		explicit_bzero(back->buffer, back->size);
-	Esys_Free(back);
-	Esys_Free(blob);
-	Esys_Free(secret);
-	return rc;
 }

@@ -6,6 +6,7 @@
 
 #include "base/kinject.h"
 #include "base/log.h"
+#include "ceremony/ceremony.h"
 #include "hsm/pin.h"
 #include "inputs/preflight.h"
 #include "commands.h"
@@ -15,18 +16,18 @@ const char cmd_check_usage[] =
 	"         --product P.json --product-sig P.json.sig\n"
 	"         --firmware FW.cms --credentials CREDS.cms\n"
 	"         --hsm PKCS11-URI --pin-source file:PATH|env:NAME\n"
-	"         [--state DIR] [--release-cert PEM] [--transport-cert PEM]\n\n"
+	"         [--state DIR] [--transport-cert PEM]\n\n"
 	"Run every check `kinject run' makes on a job's inputs (SPEC.md §3)\n"
 	"without starting the job, and print each verified fact: the work order\n"
 	"and product matrix signatures and policy (version lock-out,\n"
 	"min_firmware) first, then the firmware and credentials decrypted with\n"
 	"the HSM's transport key into the secret arena and verified against the\n"
-	"customer's release certificate.  Nothing is written anywhere.\n\n"
+	"customer's release certificate the officers enrolled (kinject\n"
+	"ceremony request enrol-customer).  Nothing is written anywhere.\n\n"
 	"  --state DIR           appliance state (default ./kinject-state): the\n"
 	"                        release certificate is\n"
 	"                        DIR/customers/<customer>/release.pem, the\n"
 	"                        transport certificate DIR/transport.pem\n"
-	"  --release-cert PEM    the customer's release certificate instead\n"
 	"  --transport-cert PEM  the transport certificate instead\n"
 	"  --hsm URI             e.g. pkcs11:token=kinject;object=transport\n"
 	"                        (RFC 7512; ?module-path=/path/lib.so loads one\n"
@@ -37,7 +38,7 @@ const char cmd_check_usage[] =
 
 enum {
 	OPT_WO = 256, OPT_WO_SIG, OPT_PRODUCT, OPT_PRODUCT_SIG, OPT_FIRMWARE,
-	OPT_CREDS, OPT_HSM, OPT_PIN, OPT_STATE, OPT_RELEASE, OPT_TRANSPORT,
+	OPT_CREDS, OPT_HSM, OPT_PIN, OPT_STATE, OPT_TRANSPORT,
 };
 
 static const struct option options[] = {
@@ -50,7 +51,6 @@ static const struct option options[] = {
 	{ "hsm", required_argument, NULL, OPT_HSM },
 	{ "pin-source", required_argument, NULL, OPT_PIN },
 	{ "state", required_argument, NULL, OPT_STATE },
-	{ "release-cert", required_argument, NULL, OPT_RELEASE },
 	{ "transport-cert", required_argument, NULL, OPT_TRANSPORT },
 	{ NULL, 0, NULL, 0 },
 };
@@ -67,7 +67,6 @@ static const char **slot(struct kj_preflight_args *a, int opt)
 	case OPT_HSM: return &a->hsm_uri;
 	case OPT_PIN: return &a->pin_source;
 	case OPT_STATE: return &a->state_dir;
-	case OPT_RELEASE: return &a->release_cert;
 	case OPT_TRANSPORT: return &a->transport_cert;
 	default: return NULL;
 	}
@@ -115,6 +114,9 @@ int cmd_check_main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &a) < 0)
 		return KJ_EXIT_USAGE;
+	if (kj_ceremony_check_initialised(a.state_dir ? a.state_dir :
+					  "./kinject-state", "check") < 0)
+		return KJ_EXIT_ERROR;
 	if (kj_preflight_run(&a, &p) < 0) {
 		kj_err("check: refused; nothing was started");
 		return KJ_EXIT_ERROR;

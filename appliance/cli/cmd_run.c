@@ -12,6 +12,7 @@
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "ceremony/ceremony.h"
 #include "injector/listen.h"
 #include "inputs/preflight.h"
 #include "inputs/sites.h"
@@ -35,8 +36,6 @@ const char cmd_run_usage[] =
 	"directory and work order resumes the job.\n\n"
 	"Options:\n"
 	"  --state DIR                 appliance state (default ./kinject-state)\n"
-	"  --release-cert PEM          customer release certificate (default\n"
-	"                              DIR/customers/<customer>/release.pem)\n"
 	"  --sites FILE                allowed sites and sockets (UNAUTHORIZED)\n"
 	"  --max-connections N         default 4096\n"
 	"  --hello-timeout S           idle limit before HELLO, default 600\n"
@@ -63,7 +62,7 @@ struct run_opts {
 enum {
 	O_WO = 256, O_WO_SIG, O_PRODUCT, O_PRODUCT_SIG, O_FIRMWARE, O_CREDS,
 	O_LISTEN, O_STATE, O_HSM, O_PIN, O_TPM, O_OPERATOR, O_SITES, O_MAXCONN,
-	O_HELLO_TO, O_PROG_TO, O_CKPT, O_NO_CAC, O_WORKERS, O_JSON, O_RELEASE,
+	O_HELLO_TO, O_PROG_TO, O_CKPT, O_NO_CAC, O_WORKERS, O_JSON,
 };
 
 static const struct option long_opts[] = {
@@ -87,7 +86,6 @@ static const struct option long_opts[] = {
 	{ "no-commit-after-checkpoint", no_argument, NULL, O_NO_CAC },
 	{ "workers", required_argument, NULL, O_WORKERS },
 	{ "json-summary", required_argument, NULL, O_JSON },
-	{ "release-cert", required_argument, NULL, O_RELEASE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -116,7 +114,6 @@ static int take_opt(struct run_opts *o, int c, const char *v)
 	case O_STATE: o->in.state_dir = v; return 0;
 	case O_HSM: o->in.hsm_uri = v; return 0;
 	case O_PIN: o->in.pin_source = v; return 0;
-	case O_RELEASE: o->in.release_cert = v; return 0;
 	case O_TPM: o->tpm = v; return 0;
 	case O_OPERATOR: o->operator_id = v; return 0;
 	case O_SITES: o->sites = v; return 0;
@@ -414,6 +411,12 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		.work_order_len = p->wo.raw_len,
 		.product = p->pm.raw,
 		.product_len = p->pm.raw_len,
+		/*
+		 * Hook for the checkpointer's "allow a fresh journal on a TPM
+		 * whose NV counter is in use" flag: the officers' approval is
+		 * kj_ceremony_fresh_journal_approved(j) > 0 (ceremony/request.h,
+		 * an applied reset-journal request).
+		 */
 	};
 	struct kj_cred_ref *refs = NULL;
 	struct kj_job_state st;
@@ -466,7 +469,7 @@ int cmd_run_main(int argc, char **argv)
 		kj_err("run: cannot install signal handlers");
 		return KJ_EXIT_ERROR;
 	}
-	if (kj_mkdir_p(o.in.state_dir, 0700) < 0)
+	if (kj_ceremony_check_initialised(o.in.state_dir, "run") < 0)
 		return KJ_EXIT_ERROR;
 	if (kj_preflight_run(&o.in, &p) < 0)
 		return KJ_EXIT_ERROR;

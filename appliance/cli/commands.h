@@ -7,6 +7,8 @@
 #ifndef KINJECT_COMMANDS_H
 #define KINJECT_COMMANDS_H
 
+#include <stdbool.h>
+
 struct kj_command {
 	const char *name;
 	int (*main)(int argc, char **argv);
@@ -36,6 +38,10 @@ int cmd_check_main(int argc, char **argv);
 extern const char cmd_check_usage[];
 int cmd_evidence_main(int argc, char **argv);
 extern const char cmd_evidence_usage[];
+int cmd_ceremony_main(int argc, char **argv);
+extern const char cmd_ceremony_usage[];
+/* cmd_ceremony_status.c */
+int cmd_ceremony_status(const char *state, bool json);
 int cmd_verify_main(int argc, char **argv);
 extern const char cmd_verify_usage[];
 int cmd_measure_main(int argc, char **argv);

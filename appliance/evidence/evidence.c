@@ -249,7 +249,7 @@ static int load(struct xport *x)
 /* ---- the appliance block ------------------------------------------------------ */
 
 static json_t *file_text(const char *dir, const char *name, bool optional,
-			 int *rc)
+			 int *rc, size_t max)
 {
 	char path[PATH_MAX];
 	uint8_t *buf;
@@ -259,7 +259,7 @@ static json_t *file_text(const char *dir, const char *name, bool optional,
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (optional && access(path, F_OK) < 0)
 		return json_null();
-	*rc = kj_read_file(path, KJ_EVIDENCE_PEM_MAX, &buf, &len);
+	*rc = kj_read_file(path, max, &buf, &len);
 	if (*rc < 0)
 		return NULL;
 	v = json_stringn((const char *)buf, len);
@@ -274,6 +274,7 @@ static json_t *file_text(const char *dir, const char *name, bool optional,
 static json_t *appliance(struct xport *x, int *rc)
 {
 	json_t *o = NULL, *smv = NULL, *pem = NULL, *ek = NULL, *tr = NULL;
+	json_t *cer = NULL;
 	uint8_t *pub = NULL, *sm = NULL;
 	char path[PATH_MAX];
 	size_t len, sm_len;
@@ -290,22 +291,28 @@ static json_t *appliance(struct xport *x, int *rc)
 		goto out;
 	smv = *rc == -ENOENT ? json_null() : json_stringn((char *)sm, sm_len);
 	*rc = 0;
-	if (!(pem = file_text(x->dir, "ak.pem", false, rc)) ||
-	    !(ek = file_text(x->dir, "ek.pem", true, rc)) ||
-	    !(tr = file_text(x->dir, "transport.pem", true, rc)))
+	if (!(pem = file_text(x->dir, "ak.pem", false, rc,
+			      KJ_EVIDENCE_PEM_MAX)) ||
+	    !(ek = file_text(x->dir, "ek.pem", true, rc,
+			     KJ_EVIDENCE_PEM_MAX)) ||
+	    !(tr = file_text(x->dir, "transport.pem", true, rc,
+			     KJ_EVIDENCE_PEM_MAX)) ||
+	    !(cer = file_text(x->dir, "ceremony/transcript.json", true, rc,
+			      KJ_EVIDENCE_TRANSCRIPT_MAX)))
 		goto out;
 	/* "o" steals the references, also when json_pack fails. */
-	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,
 		      "ak_public", b64_json(pub, len),
 		      "ak_name", hex_json(ak.name, KJ_TPM_NAME_LEN),
 		      "ek_certificate_pem", ek, "transport_cert_pem", tr,
-		      "secret_memory", smv);
-	pem = ek = tr = smv = NULL;
+		      "secret_memory", smv, "ceremony_transcript", cer);
+	pem = ek = tr = smv = cer = NULL;
 out:
 	json_decref(pem);
 	json_decref(ek);
 	json_decref(tr);
 	json_decref(smv);
+	json_decref(cer);
 	if (!o && !*rc)
 		*rc = -ENOMEM;
 	kj_ak_free(&ak);

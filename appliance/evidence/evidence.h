@@ -9,7 +9,9 @@
  *               ek_certificate_pem (DIR/ek.pem or null),
  *               transport_cert_pem (DIR/transport.pem or null),
  *               secret_memory (journal meta KJ_META_SECRET_MEMORY, which
- *               the keeper sets at run start; null if never set)
+ *               the keeper sets at run start; null if never set),
+ *               ceremony_transcript (DIR/ceremony/transcript.json as
+ *               written, keys sorted and compact; null before a ceremony)
  *   event_log   every entry (all epochs; "void": true only when voided)
  *   checkpoints the consecutive checkpoints from the first whose tree
  *               covers the job's first record (tree_size > its seq) to the
@@ -43,6 +45,8 @@
 #define KJ_EVIDENCE_MAX_CHECKPOINTS 10000000u
 #define KJ_EVIDENCE_MAX_EVENTS 65536u
 #define KJ_EVIDENCE_PEM_MAX 65536u
+/* The ceremony transcript: up to 32 officers' certificates, twice. */
+#define KJ_EVIDENCE_TRANSCRIPT_MAX (1u << 20)
 #define KJ_EVIDENCE_ATTEST_MAX 2048u        /* marshalled TPMS_ATTEST */
 #define KJ_EVIDENCE_SIG_MAX 1024u           /* marshalled TPMT_SIGNATURE */
 /* journal meta key of the arena backend: "memfd_secret|kmod|mlock" */
@@ -86,6 +90,7 @@ struct kj_evidence {
 	char *ek_cert_pem;                  /* NULL: null */
 	char *transport_cert_pem;           /* NULL: null */
 	char *secret_memory;                /* NULL: null */
+	char *ceremony_transcript;          /* NULL: null (transcript text) */
 	struct kj_event *events;
 	size_t n_events;
 	struct kj_ev_checkpoint *checkpoints;

@@ -78,14 +78,14 @@ static int work_order(const struct kj_preflight_args *a, struct kj_preflight *p)
 
 	/* Strict parse first: the customer named inside picks the key. */
 	KJ_TRY(kj_work_order_load(a->work_order, wo));
-	if (a->release_cert)
-		snprintf(path, sizeof(path), "%s", a->release_cert);
-	else
-		KJ_TRY(customer_path(state, wo->customer, path, sizeof(path)));
-	if (access(path, R_OK) != 0 && !a->release_cert) {
+	/* Customers exist only through the ceremony (SPEC.md §3.4, §5). */
+	KJ_TRY(customer_path(state, wo->customer, path, sizeof(path)));
+	if (access(path, R_OK) != 0) {
 		kj_err("%s: customer `%s' is not enrolled (no release "
-		       "certificate); give --release-cert or enrol it",
-		       path, wo->customer);
+		       "certificate); the officers enrol it with `kinject "
+		       "ceremony request enrol-customer --name %s --cert "
+		       "release.pem' and `kinject ceremony apply'", path,
+		       wo->customer, wo->customer);
 		return -EPERM;
 	}
 	KJ_TRY(kj_cert_load(path, &p->release_cert));

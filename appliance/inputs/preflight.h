@@ -28,7 +28,6 @@ struct kj_preflight_args {
 	const char *firmware, *credentials;
 	const char *hsm_uri, *pin_source;
 	const char *state_dir;	      /* default "./kinject-state" */
-	const char *release_cert;     /* NULL: STATE/customers/<c>/release.pem */
 	const char *transport_cert;   /* NULL: STATE/transport.pem if present */
 	bool print;		      /* print each verified fact to stdout */
 };
@@ -36,7 +35,7 @@ struct kj_preflight_args {
 struct kj_preflight {
 	struct kj_work_order wo;
 	struct kj_product pm;
-	X509 *release_cert;
+	X509 *release_cert;	/* STATE/customers/<customer>/release.pem */
 	X509 *transport_cert;	/* NULL when none was found */
 	struct kj_hsm *hsm;	/* open and logged in */
 	struct kj_arena arena;	/* firmware + credential table */

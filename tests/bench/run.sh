@@ -20,15 +20,27 @@ trap cleanup EXIT
 . "$top/tests/lib/softhsm.sh"
 . "$top/tests/lib/inputs.sh"
 . "$top/tests/lib/swtpm.sh"
+. "$top/tests/lib/ceremony.sh"
 ulimit -n "$(ulimit -Hn)"
 
-kj_softhsm_init "$B" >/dev/null
+kj_officers "$B/officers" 3 >/dev/null
+mkdir -p "$B/customer"
+kj_customer "$B/customer" release
+
+# appliance STATE NAME: a new token, the key ceremony (2 of 3 officers),
+# customer acme enrolled.  A transport key is made once per appliance, so
+# each scenario's inputs are encrypted to its own.
+appliance() {
+	KJ_SOFTHSM_NO_KEY=1 kj_softhsm_init "$B/hsm-$2" >/dev/null &&
+	kj_ceremony_all "$1" "$B/officers" 3 2 acme \
+		"$B/customer/release.pem" >"$B/$2-ceremony.out" 2>&1
+}
 out=$B/results.jsonl
 
-# inputs DIR FW_SIZE DEVICES
+# inputs DIR FW_SIZE DEVICES STATE
 inputs() {
 	KJ_FW_SIZE=$2 KJ_CREDS_N=$(($3 + 100)) KJ_CREDS_DISTINCT=4 \
-		kj_inputs_all "$1" "$B/softhsm/transport.pub.pem" >/dev/null
+		kj_inputs_all "$1" "$4/transport.pem" >/dev/null
 	kj_work_order "$1" 3.1.5 "$3" >/dev/null
 }
 
@@ -51,18 +63,20 @@ rss_watch() {
 # Each scenario is a new appliance: its own state dir and its own TPM (a
 # TPM's PCRs and NV counter belong to one journal).
 scenario() {
-	local name=$1 size=$2 sockets=$3 devices=$4 C=$B/in-$2 S=$B/state-$1
+	local name=$1 size=$2 sockets=$3 devices=$4 C=$B/in-$1 S=$B/state-$1
 	shift 4
 	[ -n "${KJ_SWTPM_PID:-}" ] && kj_swtpm_stop "$B/tpm" >/dev/null 2>&1
 	rm -rf "$B/tpm"
 	kj_swtpm_start "$B/tpm" >/dev/null
-	[ -e "$C/FW.cms" ] || inputs "$C" "$size" "${KJ_BENCH_CREDS:-45000}"
+	mkdir -p "$B/hsm-$name" "$C"
+	appliance "$S" "$name" || { cat "$B/$name-ceremony.out"; exit 1; }
+	cp "$B/customer/release.key" "$B/customer/release.pem" "$C/"
+	inputs "$C" "$size" "${KJ_BENCH_CREDS:-45000}" "$S"
 	kj_work_order "$C" 3.1.5 "$devices" >/dev/null
 	"$KINJECT" run --state "$S" --operator bench \
 		--work-order "$C/WO.json" --work-order-sig "$C/WO.json.sig" \
 		--product "$C/product.json" --product-sig "$C/product.json.sig" \
 		--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
-		--release-cert "$C/release.pem" \
 		--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
 		--tpm "$KJ_SWTPM_TCTI" --listen "unix:$B/$name.sock" \
 		--max-connections $((sockets + 16)) \

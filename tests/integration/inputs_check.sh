@@ -1,16 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
 # kinject check against a real SoftHSM2 token and inputs made by the openssl
-# CLI (SPEC.md §3): the good set passes with every fact printed; each bad
-# input is refused with a clear message, exit 1, and nothing written.
+# CLI (SPEC.md §3) on an appliance set up by the key ceremony (customer acme
+# enrolled by 2 of 3 officers): the good set passes with every fact
+# printed; each bad input is refused with a clear message, exit 1, and
+# nothing written.
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/softhsm.sh"
 . "$KJ_TESTS/lib/inputs.sh"
+. "$KJ_TESTS/lib/swtpm.sh"
+. "$KJ_TESTS/lib/ceremony.sh"
 
-kj_softhsm_init "$T"
+kj_swtpm_start "$T/tpm" >/dev/null || fail "swtpm"
 I=$T/in
-mkdir -p "$I" "$T/cwd"
-kj_inputs_all "$I" "$KJ_HSM_DIR/transport.pub.pem" || fail "making inputs"
+kj_appliance_setup "$T/state" "$I" || fail "key ceremony"
+mkdir -p "$T/cwd"
+kj_inputs_all "$I" "$T/state/transport.pem" || fail "making inputs"
 kj_customer "$I" other || fail "other customer key"
+state_sum() { (cd "$T/state" && find . -type f | sort | xargs sha256sum); }
+state_sum >"$T/state.before"
 cd "$T/cwd"
 
 # check [DIR] [extra flags...]: the inputs of DIR (default $I).
@@ -20,8 +27,7 @@ check() {
 	"$KINJECT" check --work-order "$d/WO.json" \
 		--work-order-sig "$d/WO.json.sig" --product "$d/product.json" \
 		--product-sig "$d/product.json.sig" --firmware "$d/FW.cms" \
-		--credentials "$d/CREDS.cms" --state "$T/state" \
-		--release-cert "$I/release.pem" "$@"
+		--credentials "$d/CREDS.cms" --state "${ST:-$T/state}" "$@"
 }
 hsm=(--hsm "$KJ_HSM_URI" --pin-source "$KJ_HSM_PIN_SOURCE")
 
@@ -50,24 +56,25 @@ KJ_PIN=$(cat "$KJ_HSM_DIR/pin") check --hsm "$KJ_HSM_URI_P11KIT" \
 	--pin-source env:KJ_PIN >/dev/null || fail "p11-kit module lookup"
 echo "ok: registered p11-kit modules, env: PIN"
 
-# The state dir layout instead of flags: DIR/transport.pem and
-# DIR/customers/<customer>/release.pem.
-kj_inputs_state "$T/st" "$I" || fail "kj_inputs_state"
-"$KINJECT" check --work-order "$I/WO.json" --work-order-sig "$I/WO.json.sig" \
-	--product "$I/product.json" --product-sig "$I/product.json.sig" \
-	--firmware "$I/FW.cms" --credentials "$I/CREDS.cms" --state "$T/st" \
-	"${hsm[@]}" >"$T/ok" || fail "state dir layout refused"
-grep -qF "$T/st/customers/acme/release.pem" "$T/ok" || fail "release cert path"
-grep -qF "transport certificate $T/st/transport.pem: matches" "$T/ok" ||
+# The release certificate is the one the officers enrolled, and nothing
+# else: no flag names another; an appliance without a ceremony refuses.
+check "${hsm[@]}" >"$T/ok" || fail "state dir layout refused: $(cat "$T/ok")"
+grep -qF "$T/state/customers/acme/release.pem" "$T/ok" || fail "release cert path"
+grep -qF "transport certificate $T/state/transport.pem: matches" "$T/ok" ||
 	fail "transport cert from the state dir: $(cat "$T/ok")"
+rc=0; check "${hsm[@]}" --release-cert "$I/other.pem" 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] || fail "--release-cert: exit $rc, want 2 (no such flag)"
+cp -r "$T/state" "$T/st"
 rm "$T/st/customers/acme/release.pem"
-expect_fail "customer \`acme' is not enrolled" "$KINJECT" check \
-	--work-order "$I/WO.json" --work-order-sig "$I/WO.json.sig" \
-	--product "$I/product.json" --product-sig "$I/product.json.sig" \
-	--firmware "$I/FW.cms" --credentials "$I/CREDS.cms" --state "$T/st" \
-	"${hsm[@]}"
+ST=$T/st expect_fail "customer \`acme' is not enrolled" check "${hsm[@]}"
+grep -qF "kinject ceremony request enrol-customer" "$T/err" ||
+	fail "not-enrolled message does not say how to enrol"
 rm -rf "$T/st"
-echo "ok: state dir layout"
+mkdir "$T/st"
+ST=$T/st expect_fail "check: appliance not initialised" check "${hsm[@]}"
+grep -qF "kinject ceremony init" "$T/err" || fail "does not name the command"
+rm -rf "$T/st"
+echo "ok: enrolled customers only"
 
 # --- HSM and flags --------------------------------------------------------
 echo 999999 >"$T/badpin"; chmod 600 "$T/badpin"
@@ -178,6 +185,6 @@ expect_fail "line 7: field \"cert\"" check "$v" "${hsm[@]}"
 echo "ok: credential errors"
 
 # --- nothing written anywhere ---------------------------------------------
-[ ! -e "$T/state" ] || fail "check created the state dir"
+state_sum | cmp -s - "$T/state.before" || fail "check changed the state dir"
 [ -z "$(ls -A "$T/cwd")" ] || fail "check wrote into the cwd: $(ls -A "$T/cwd")"
 echo "inputs_check ok"

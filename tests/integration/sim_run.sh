@@ -14,14 +14,15 @@
 . "$KJ_TESTS/lib/softhsm.sh"
 . "$KJ_TESTS/lib/inputs.sh"
 . "$KJ_TESTS/lib/swtpm.sh"
+. "$KJ_TESTS/lib/ceremony.sh"
 
 QTY=600
 C=$T/in
 mkdir -p "$C"
 kj_swtpm_start "$T/tpm" >/dev/null || fail "swtpm"
-kj_softhsm_init "$T" >/dev/null || fail "softhsm"
+kj_appliance_setup "$T/state" "$C" || fail "key ceremony"
 KJ_FW_SIZE=65536 KJ_CREDS_N=$((QTY + 200)) KJ_WO_QTY=$QTY \
-	kj_inputs_all "$C" "$KJ_HSM_DIR/transport.pub.pem" >/dev/null ||
+	kj_inputs_all "$C" "$T/state/transport.pem" >/dev/null ||
 	fail "making inputs"
 printf '{"kinject_sites": 1, "sites": {"line1": [%s]}}\n' \
 	"$(seq -s, 0 199)" >"$T/sites.json"
@@ -30,7 +31,6 @@ printf '{"kinject_sites": 1, "sites": {"line1": [%s]}}\n' \
 	--work-order "$C/WO.json" --work-order-sig "$C/WO.json.sig" \
 	--product "$C/product.json" --product-sig "$C/product.json.sig" \
 	--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
-	--release-cert "$C/release.pem" \
 	--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
 	--tpm "$KJ_SWTPM_TCTI" --listen "unix:$T/line.sock" \
 	--sites "$T/sites.json" --hello-timeout 2 --program-timeout 2 \

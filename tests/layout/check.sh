@@ -25,6 +25,7 @@ declare -A allow=(
 	[injector]="base wire secret"
 	[journal]="base"
 	[attest]="base journal"
+	[ceremony]="base secret hsm inputs journal attest"
 	[keeper]="base wire secret inputs injector journal"
 	[evidence]="base inputs journal attest"
 	[sim]="base wire"

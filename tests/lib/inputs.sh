@@ -12,15 +12,14 @@
 #   kj_sign_detached FILE SIGNER KEY         -> FILE.sig
 #   kj_work_order DIR [VERSION] [QTY] [HWREVS] -> DIR/WO.json + .sig
 #   kj_product DIR [MIN] [RULE_B] [RULE_C]   -> DIR/product.json + .sig
-#   kj_inputs_all DIR PUB.pem                everything above with defaults
+#   kj_inputs_all DIR TRANSPORT              everything above with defaults
 #                      (env: KJ_FW_SIZE, KJ_FW_MARKER, KJ_CREDS_N,
 #                       KJ_CREDS_DISTINCT, KJ_WO_VERSION, KJ_WO_QTY)
-#   kj_inputs_state STATE DIR [CUSTOMER]     until the ceremony enrols:
-#                      STATE/transport.pem, STATE/customers/C/release.pem
 #
-# The release key is DIR/release.{key,pem}; transport.pem is a certificate
-# for the HSM-held public key, issued by a throw-away test CA (the real one
-# is made by the ceremony).
+# The release key is DIR/release.{key,pem} (kept if it exists: the officers
+# may have enrolled it already).  TRANSPORT is the appliance's transport.pem
+# (the ceremony's, copied to DIR) or, for tests without an appliance, a
+# public key PEM: transport.pem is then issued by a throw-away test CA.
 
 kj_ossl() { openssl "$@" 2>"${KJ_OSSL_ERR:-/dev/null}"; }
 
@@ -123,21 +122,16 @@ kj_product() {
 
 # Everything, with defaults (see the environment variables above).
 kj_inputs_all() {
-	local dir=$1 pub=$2
+	local dir=$1 tr=$2
 	mkdir -p "$dir"
-	kj_transport_cert "$dir" "$pub" &&
-	kj_customer "$dir" release &&
+	if grep -q "BEGIN CERTIFICATE" "$tr"; then
+		cp "$tr" "$dir/transport.pem"
+	else
+		kj_transport_cert "$dir" "$tr"
+	fi || return 1
+	[ -e "$dir/release.key" ] || kj_customer "$dir" release || return 1
 	kj_firmware "$dir" "${KJ_FW_SIZE:-1048576}" "${KJ_FW_MARKER:-}" &&
 	kj_creds "$dir" "${KJ_CREDS_N:-1000}" 0 &&
 	kj_work_order "$dir" "${KJ_WO_VERSION:-3.1.5}" "${KJ_WO_QTY:-800}" &&
 	kj_product "$dir"
-}
-
-# The state dir layout kinject check/run read without --release-cert and
-# --transport-cert (the ceremony's enrol-customer will write the same).
-kj_inputs_state() {
-	local state=$1 dir=$2 customer=${3:-acme}
-	mkdir -p "$state/customers/$customer" &&
-	cp "$dir/transport.pem" "$state/transport.pem" &&
-	cp "$dir/release.pem" "$state/customers/$customer/release.pem"
 }

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # A complete job fixture for `kinject run' tests: swtpm, SoftHSM2 token,
-# openssl-made inputs.  Source after common.sh.
+# the key ceremony (3 officers, 2 of 3; customer acme enrolled), openssl-made
+# inputs encrypted to the ceremony's transport.pem.  Source after common.sh.
 #   kj_job_setup DEVICES [FW_SIZE] [CREDS]  -> $T/in (inputs), $KJ_STATE
 #   kj_run ARGS...        kinject run in the foreground with the job's flags
 #   kj_run_bg ARGS...     same in the background: $KJ_RUN_PID
@@ -10,15 +11,17 @@
 . "$KJ_TESTS/lib/softhsm.sh"
 . "$KJ_TESTS/lib/inputs.sh"
 . "$KJ_TESTS/lib/swtpm.sh"
+. "$KJ_TESTS/lib/ceremony.sh"
 
 kj_job_setup() {
 	local n=$1 size=${2:-4096} creds=${3:-$(($1 + $1 / 2 + 10))}
-	kj_swtpm_start "$T/tpm" >/dev/null
-	kj_softhsm_init "$T" >/dev/null
-	KJ_FW_SIZE=$size KJ_CREDS_N=$creds KJ_CREDS_DISTINCT=4 \
-		kj_inputs_all "$T/in" "$T/softhsm/transport.pub.pem" >/dev/null
-	kj_work_order "$T/in" 3.1.5 "$n" >/dev/null
 	KJ_STATE=$T/state
+	# KJ_JOB_EK_CERT=1: a TPM with an EK certificate (swtpm's local CA).
+	kj_swtpm_start "$T/tpm" ${KJ_JOB_EK_CERT:+--ek-cert} >/dev/null
+	kj_appliance_setup "$KJ_STATE" "$T/in" || fail "key ceremony"
+	KJ_FW_SIZE=$size KJ_CREDS_N=$creds KJ_CREDS_DISTINCT=4 \
+		kj_inputs_all "$T/in" "$KJ_STATE/transport.pem" >/dev/null
+	kj_work_order "$T/in" 3.1.5 "$n" >/dev/null
 	KJ_SOCK=$T/line.sock
 }
 
@@ -28,7 +31,6 @@ kj_run_args() {
 		--work-order "$C/WO.json" --work-order-sig "$C/WO.json.sig" \
 		--product "$C/product.json" --product-sig "$C/product.json.sig" \
 		--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
-		--release-cert "$C/release.pem" \
 		--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
 		--tpm "$KJ_SWTPM_TCTI" --listen "unix:$KJ_SOCK"
 }

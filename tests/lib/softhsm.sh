@@ -10,6 +10,8 @@
 # KJ_HSM_URI_P11KIT (same without module-path: p11-kit's registered modules),
 # KJ_HSM_PIN_SOURCE (file:DIR/softhsm/pin), KJ_HSM_SO_PIN.
 # Writes DIR/softhsm/transport.pub.pem (the public key, read from the token).
+# KJ_SOFTHSM_NO_KEY=1: an empty token (the key ceremony generates the
+# transport key: `kinject ceremony init', tests/lib/ceremony.sh).
 
 kj_softhsm_module() {
 	local m
@@ -36,19 +38,21 @@ kj_softhsm_init() {
 	CONF
 	export SOFTHSM2_CONF=$d/softhsm2.conf
 	KJ_HSM_SO_PIN=12345678
-	local pin=123456
+	local pin=${KJ_SOFTHSM_PIN:-123456}
 	(umask 077 && printf '%s\n' "$pin" >"$d/pin")
 	softhsm2-util --init-token --free --label "$token" \
 		--so-pin "$KJ_HSM_SO_PIN" --pin "$pin" >/dev/null || return 1
-	pkcs11-tool --module "$KJ_HSM_MODULE" --token-label "$token" \
-		--login --pin "$pin" --keypairgen --key-type EC:prime256v1 \
-		--label "$key" --id 01 --usage-derive --usage-sign \
-		>/dev/null || return 1
-	pkcs11-tool --module "$KJ_HSM_MODULE" --token-label "$token" \
-		--read-object --type pubkey --label "$key" \
-		-o "$d/transport.pub.der" >/dev/null 2>&1 || return 1
-	openssl pkey -pubin -inform DER -in "$d/transport.pub.der" \
-		-out "$d/transport.pub.pem" || return 1
+	if [ "${KJ_SOFTHSM_NO_KEY:-}" != 1 ]; then
+		pkcs11-tool --module "$KJ_HSM_MODULE" --token-label "$token" \
+			--login --pin "$pin" --keypairgen \
+			--key-type EC:prime256v1 --label "$key" --id 01 \
+			--usage-derive --usage-sign >/dev/null || return 1
+		pkcs11-tool --module "$KJ_HSM_MODULE" --token-label "$token" \
+			--read-object --type pubkey --label "$key" \
+			-o "$d/transport.pub.der" >/dev/null 2>&1 || return 1
+		openssl pkey -pubin -inform DER -in "$d/transport.pub.der" \
+			-out "$d/transport.pub.pem" || return 1
+	fi
 	export KJ_HSM_MODULE KJ_HSM_SO_PIN
 	export KJ_HSM_URI_P11KIT="pkcs11:token=$token;object=$key;id=%01"
 	export KJ_HSM_URI="$KJ_HSM_URI_P11KIT?module-path=$KJ_HSM_MODULE"
