@@ -50,7 +50,6 @@ run() {
 		--product /job/in/product.json \
 		--product-sig /job/in/product.json.sig \
 		--firmware /job/in/FW.cms --credentials /job/in/CREDS.cms \
-		--release-cert /job/in/release.pem \
 		--hsm "$KJ_HSM_URI" --pin-source file:/job/softhsm/pin \
 		--tpm device:/dev/tpmrm0 --listen unix:/run/line.sock "$@"
 }

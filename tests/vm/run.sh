@@ -42,14 +42,24 @@ on_exit() {
 trap on_exit EXIT
 
 # ---- the job's parts, as the integration tests make them ----
-kj_softhsm_init "$T" >/dev/null
+# The key ceremony runs on the host against the TPM state the VM will boot
+# with (the AK lives under that TPM's EK), then swtpm shuts down in order
+# and the same state becomes the VM's TPM; the appliance's state dir
+# travels into the VM with the job.
+. "$KJ_TESTS/lib/swtpm.sh"
+. "$KJ_TESTS/lib/ceremony.sh"
+kj_swtpm_start "$T/tpm" --ek-cert || fail "swtpm for the ceremony"
+kj_appliance_setup "$T/state" "$T/in" || fail "key ceremony"
 KJ_FW_SIZE=8192 KJ_CREDS_N=$((4 * HALF)) KJ_CREDS_DISTINCT=4 \
 	KJ_WO_QTY=$((2 * HALF)) kj_inputs_all "$T/in" \
-	"$T/softhsm/transport.pub.pem" >/dev/null
+	"$T/state/transport.pem" >/dev/null
+tpm2_shutdown -T "$KJ_SWTPM_TCTI" || fail "tpm2_shutdown after the ceremony"
+kj_swtpm_stop "$T/tpm"
 job=$(jq -r .id "$T/in/WO.json")
 
 ov=$T/overlay
-mkdir -p "$ov/job/state" "$ov/etc/kinject" "$ov/usr/bin"
+mkdir -p "$ov/job" "$ov/etc/kinject" "$ov/usr/bin"
+cp -R "$T/state" "$ov/job/state"
 cp -R "$T/in" "$ov/job/in"
 cp -R "$T/softhsm" "$ov/job/softhsm"
 sed -i "s|^directories.tokendir = .*|directories.tokendir = /job/softhsm/tokens|" \
@@ -74,8 +84,7 @@ install -m 0755 "$PROBE" "$ov/usr/bin/arena_probe"
 cat "$IMAGE/initramfs.cpio.gz" "$T/overlay.cpio.gz" >"$T/initrd"
 
 # ---- swtpm as the VM's TPM ----
-mkdir -p "$T/tpm"
-swtpm socket --tpm2 --tpmstate dir="$T/tpm" --terminate \
+swtpm socket --tpm2 --tpmstate dir="$T/tpm/state" --terminate \
 	--ctrl type=unixio,path="$T/swtpm.sock" \
 	--log file="$T/swtpm.log" &
 kj_track_pid $!
@@ -143,13 +152,16 @@ jq -e '.appliance.secret_memory == "kmod"' "$R/evidence.json" >/dev/null ||
 	--golden "$IMAGE/golden.json" --work-order "$T/in/WO.json" \
 	>"$T/verify.out" 2>&1 || { cat "$T/verify.out"; fail "kinject verify --golden"; }
 echo "ok: evidence from the VM verified on the host with --golden (secret memory kmod)"
-# The init measured the code before any job: the log's first entries.
-[ "$(jq -r '[.event_log[0,1] | "\(.epoch)/\(.pcr)/\(.name)"] | join(" ")' \
-	"$R/evidence.json")" = "0/13/kinject 0/13/kinject.ko" ] ||
-	fail "the event log does not start with the boot measurement: $(jq -c '.event_log[0:2]' "$R/evidence.json")"
+# The init measured the code before any job: the VM's boot is the epoch
+# after the ceremony's (epoch 0, on the host), and its log starts with the
+# init's entries.
+[ "$(jq -r '[.event_log[] | select(.epoch == 1)][0,1] |
+	"\(.epoch)/\(.pcr)/\(.name)"' "$R/evidence.json" | paste -sd' ')" = \
+	"1/13/kinject 1/13/kinject.ko" ] ||
+	fail "the boot's epoch does not start with the init's measurement: $(jq -c '.event_log[0:3]' "$R/evidence.json")"
 tr -d '\r' <"$T/console.log" | grep -q 'boot: measured code into PCR 13' ||
 	fail "no boot measurement on the console"
-echo "ok: the init measured kinject and kinject.ko into PCR 13 before the job (epoch 0), the jobs continued that log"
+echo "ok: the init measured kinject and kinject.ko into PCR 13 before the job (epoch 1), the jobs continued that log"
 
 # A digest that is not golden must fail the same check.
 jq '.measurements.kinject = ["'"$(printf '0%.0s' $(seq 64))"'"]' \
