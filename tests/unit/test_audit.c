@@ -273,20 +273,30 @@ static void test_cli_export(void **state)
 		printf("no %s: skipping the CLI checks\n", kinject);
 		skip();
 	}
-	assert_int_equal(cli("export --format json", buf, sizeof(buf)), 0);
+	assert_int_equal(cli("export --format json --kinds "
+			     "job_start,device,job_end", buf, sizeof(buf)), 0);
 	a = json_loads(buf, 0, &e);
 	assert_non_null(a);
 	assert_int_equal(json_array_size(a), 6);
 	json_decref(a);
-	/* The leaves verbatim, one per line. */
-	assert_non_null(strstr(buf, "\n{\"attempt\":null,\"batch\":"
+	/* The leaves verbatim, one per line, after the appliance's name. */
+	assert_non_null(strstr(buf, "\n{\"ak_name\":\"\",\"record\":"
+				    "{\"attempt\":null,\"batch\":"
 				    "\"LOT, \\\"7\\\"\""));
+	/* Device rows by default. */
+	assert_int_equal(cli("export --format json", buf, sizeof(buf)), 0);
+	a = json_loads(buf, 0, &e);
+	assert_non_null(a);
+	assert_int_equal(json_array_size(a), 4);
+	json_decref(a);
 	assert_int_equal(cli("export", buf, sizeof(buf)), 0);
-	assert_int_equal(strncmp(buf, "seq,time,kind,job,job_seq,", 26), 0);
+	assert_int_equal(strncmp(buf, "ak_name,seq,time,kind,job,job_seq,",
+				 34), 0);
 	assert_non_null(strstr(buf, ",\"LOT, \"\"7\"\"\",op1,"));
 	assert_non_null(strstr(buf, ",\"'=HYPERLINK(\"\"x\"\")\",2,a002,"));
-	assert_int_equal(cli("export --job nope", buf, sizeof(buf)), 0);
-	assert_null(strchr(strchr(buf, '\n') + 1, '\n'));
+	/* An unknown job is an error, not an empty file. */
+	assert_int_equal(cli("export --job nope", buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "");
 	assert_int_equal(cli("verify", buf, sizeof(buf)), 0);
 	assert_non_null(strstr(buf, "all checks passed"));
 }
@@ -310,6 +320,9 @@ static void test_cli_recall(void **state)
 	assert_int_equal(cli("recall --serial AS100", buf, sizeof(buf)), 0);
 	assert_int_equal(rows(buf), 1);
 	assert_non_null(strstr(buf, ",AS100,0,"));
+	assert_int_equal(cli("recall --serial as100 --batch 'lot, \"7\"'", buf,
+			     sizeof(buf)), 0);
+	assert_int_equal(rows(buf), 1);
 	assert_int_equal(cli("recall --firmware-sha256 "
 			     "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1"
 			     "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1",
@@ -322,7 +335,10 @@ static void test_cli_recall(void **state)
 	assert_int_equal(rows(buf), 0);
 	assert_int_equal(cli("recall --all --uid a002", buf, sizeof(buf)), 0);
 	assert_int_equal(rows(buf), 1);
-	assert_int_equal(cli("recall --batch x --serial y", buf, sizeof(buf)),
+	assert_int_equal(cli("recall --batch x --serial AS100", buf,
+			     sizeof(buf)), 0);
+	assert_int_equal(rows(buf), 0);
+	assert_int_equal(cli("recall --serial x --serial y", buf, sizeof(buf)),
 			 2);
 	assert_int_equal(cli("recall", buf, sizeof(buf)), 2);
 	assert_int_equal(cli("recall --firmware-sha256 F1", buf, sizeof(buf)),
