@@ -29,7 +29,8 @@ const char cmd_audit_usage[] =
 	"                            [--kinds device,job_start,job_end]\n"
 	"                            [--since T] [--until T] [--out FILE]\n"
 	"       kinject audit jobs   [--format csv|json] [--job ID] [--out FILE]\n"
-	"       kinject audit recall [--format csv|json] [--all] [--out FILE]\n"
+	"       kinject audit recall [--format csv|json] [--all] [--counts]\n"
+	"                            [--out FILE]\n"
 	"                            [--firmware-sha256 H] [--firmware-version V]\n"
 	"                            [--batch B] [--serial S] [--uid HEX]\n"
 	"                            [--job ID] [--since T] [--until T]\n"
@@ -49,7 +50,9 @@ const char cmd_audit_usage[] =
 	"  recall   the devices matching every criterion given (at least one);\n"
 	"           hex, batch and serial compare case-insensitively.  By\n"
 	"           default the devices that completed (result ok); --all adds\n"
-	"           every failed attempt.  Counts per job go to stderr.\n"
+	"           every failed attempt.  Counts per job go to stderr;\n"
+	"           --counts writes only them (CSV job,devices), the first\n"
+	"           answer to a recall of a whole firmware or batch.\n"
 	"  report   one self-contained HTML page of a job for people who are\n"
 	"           not engineers: quantity, yield per site and socket, failures\n"
 	"           by reason, firmware, hardware revisions, the device rate\n"
@@ -172,7 +175,7 @@ static int run_verify(struct kj_journal *j, const struct audit_args *a)
 enum {
 	OPT_STATE = 256, OPT_FORMAT, OPT_JOB, OPT_OUT, OPT_ALL, OPT_FW_SHA,
 	OPT_FW_VERSION, OPT_BATCH, OPT_SERIAL, OPT_UID, OPT_AK_PUB, OPT_KINDS,
-	OPT_SINCE, OPT_UNTIL, OPT_WO, OPT_WO_SIG,
+	OPT_SINCE, OPT_UNTIL, OPT_WO, OPT_WO_SIG, OPT_COUNTS,
 };
 
 static const struct option audit_options[] = {
@@ -192,6 +195,7 @@ static const struct option audit_options[] = {
 	{ "until", required_argument, NULL, OPT_UNTIL },
 	{ "work-order", required_argument, NULL, OPT_WO },
 	{ "work-order-sig", required_argument, NULL, OPT_WO_SIG },
+	{ "counts", no_argument, NULL, OPT_COUNTS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -294,6 +298,7 @@ static int parse_opt(struct audit_args *a, int c, const char *v)
 	case OPT_WO: a->work_order = v; return 0;
 	case OPT_WO_SIG: a->work_order_sig = v; return 0;
 	case OPT_ALL: a->all = true; return 0;
+	case OPT_COUNTS: a->counts = true; return 0;
 	case OPT_SINCE: return parse_time("--since", v, &a->f.since_ms);
 	case OPT_UNTIL: return parse_time("--until", v, &a->f.until_ms);
 	case OPT_KINDS:
@@ -328,7 +333,7 @@ static const struct action actions[] = {
 	  B_TIME, 0, kj_audit_export },
 	{ "jobs", B(OPT_FORMAT) | B(OPT_JOB) | B(OPT_OUT), 0, kj_audit_jobs },
 	{ "recall", B(OPT_FORMAT) | B(OPT_JOB) | B(OPT_OUT) | B(OPT_ALL) |
-	  B_TIME | B_CRITERIA, 0, kj_audit_export },
+	  B(OPT_COUNTS) | B_TIME | B_CRITERIA, 0, kj_audit_export },
 	{ "report", B(OPT_JOB) | B(OPT_OUT), B(OPT_JOB) | B(OPT_OUT),
 	  kj_audit_report },
 	{ "archive", B(OPT_JOB) | B(OPT_OUT) | B(OPT_WO) | B(OPT_WO_SIG),

@@ -132,6 +132,16 @@ static void csv_row(FILE *f, const char *ak_name, const struct kj_record *r)
 	fputs("\r\n", f);
 }
 
+/* s as a JSON string (jansson escapes it); malloc'd, NULL on ENOMEM. */
+static char *json_quote(const char *s)
+{
+	json_t *v = json_string(s);
+	char *e = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+
+	json_decref(v);
+	return e;
+}
+
 /* ---- rows -------------------------------------------------------------------- */
 
 static int emit_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
@@ -194,6 +204,41 @@ static int count_cb(void *ctx, const char *job, uint64_t n)
 	return 0;
 }
 
+static int count_row(void *ctx, const char *job, uint64_t n)
+{
+	struct out *o = ctx;
+
+	if (o->json) {
+		char *e = json_quote(job);
+
+		if (!e)
+			return -ENOMEM;
+		fprintf(o->f, "%s{\"ak_name\":\"%s\",\"job\":%s,"
+			"\"devices\":%llu}", o->n ? ",\n" : "\n", o->ak_name,
+			e, (unsigned long long)n);
+		free(e);
+	} else {
+		fprintf(o->f, "%s,", o->ak_name);
+		csv_str(o->f, job);
+		fprintf(o->f, ",%llu\r\n", (unsigned long long)n);
+	}
+	o->n++;
+	return 0;
+}
+
+/* recall --counts: the jobs concerned and how many devices each. */
+static int write_counts(struct kj_journal *j, struct out *o,
+			const struct kj_journal_filter *flt)
+{
+	int rc;
+
+	fputs(o->json ? "[" : "ak_name,job,devices\r\n", o->f);
+	rc = kj_journal_query_counts(j, flt, count_row, o);
+	if (o->json)
+		fputs(o->n ? "\n]\n" : "]\n", o->f);
+	return rc < 0 ? rc : 0;
+}
+
 int kj_audit_export(struct kj_journal *j, const struct audit_args *a)
 {
 	char ak[KJ_AK_NAME_HEX];
@@ -207,11 +252,13 @@ int kj_audit_export(struct kj_journal *j, const struct audit_args *a)
 		return KJ_EXIT_ERROR;
 	if (!(o.f = kj_audit_open_out(a->out_path)))
 		return KJ_EXIT_ERROR;
-	rc = write_rows(j, &o, &a->f);
+	rc = a->counts ? write_counts(j, &o, &a->f) : write_rows(j, &o, &a->f);
 	if (kj_audit_close_out(o.f, a->out_path) < 0 && !rc)
 		rc = -EIO;
 	if (rc)
 		return KJ_EXIT_ERROR;
+	if (a->counts)
+		return KJ_EXIT_OK;
 	fprintf(stderr, "audit %s: %llu %s\n", a->action,
 		(unsigned long long)o.n, recall ? "devices" : "records");
 	/* A recall is answered per job: the job names the batch, the
@@ -223,16 +270,6 @@ int kj_audit_export(struct kj_journal *j, const struct audit_args *a)
 }
 
 /* ---- jobs ----------------------------------------------------------------------- */
-
-/* s as a JSON string (jansson escapes it); malloc'd, NULL on ENOMEM. */
-static char *json_quote(const char *s)
-{
-	json_t *v = json_string(s);
-	char *e = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-
-	json_decref(v);
-	return e;
-}
 
 static int job_row(void *ctx, const struct kj_journal_job_info *ji)
 {

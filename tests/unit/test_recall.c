@@ -118,6 +118,23 @@ static bool err_has(const char *s)
 	return strstr(buf, s) != NULL;
 }
 
+/* The devices column of job's row in a --counts file (0: no row). */
+static unsigned long long count_of(const char *job)
+{
+	char line[256], want[64];
+	unsigned long long n = 0;
+	FILE *f = fopen(out, "r");
+
+	assert_non_null(f);
+	snprintf(want, sizeof(want), ",%s,", job);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, want))
+			n = strtoull(strstr(line, want) + strlen(want), NULL,
+				     10);
+	fclose(f);
+	return n;
+}
+
 /* Python's csv module reads the file back: the documented header, and
  * each data row's uid and job as listed ("uid:job,uid:job"). */
 static void csv_rows_are(const char *want)
@@ -187,6 +204,14 @@ static void test_recall_job_criteria(void **state)
 	assert_int_equal(file_lines(out), 1 + jobs[1].ok);
 	assert_true(err_has("JOB-1: "));
 	assert_false(err_has("JOB-6"));
+	/* --counts: the odd jobs have 3.2.0 (b2…), each with its ok count. */
+	assert_int_equal(audit("recall --counts --firmware-sha256 "
+			       "B2B2B2B2B2B2B2B2B2B2B2B2B2B2B2B2"
+			       "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"), 0);
+	assert_int_equal(file_lines(out), 1 + JOBS / 2);
+	assert_int_equal(count_of("JOB-1"), jobs[1].ok);
+	assert_int_equal(count_of("JOB-9"), jobs[9].ok);
+	assert_int_equal(count_of("JOB-2"), 0);
 }
 
 static void test_export_and_jobs(void **state)
