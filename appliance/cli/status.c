@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The operator's status screen (progress.h, SPEC.md §4): the bottom lines
+ * of the terminal, redrawn in place, plain ANSI (VT100 scroll region, no
+ * curses).  Log lines, ours and the injectors' (other processes writing
+ * the same terminal), scroll in the region above: the cursor is never left
+ * inside the screen, so nothing can be printed into it.  Each redraw is
+ * one write(2).  A terminal that does not say its size (script(1) without
+ * one) gets a single live line instead.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "base/array.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "progress.h"
+
+#define HEAD_LINES 7
+#define SOCK_LINES 10           /* socket rows shown, busiest first */
+#define SCREEN_LINES (HEAD_LINES + SOCK_LINES + 1)
+#define ACTIVE_MS 5000          /* a record this recent: the socket works */
+#define MAX_SOCKS 65536
+#define BAR 30
+
+void kj_status_setup(struct kj_progress *p)
+{
+	struct winsize ws;
+	char buf[64];
+	int n;
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) || ws.ws_row < SCREEN_LINES + 5)
+		return; /* p->rows = 0: one live line */
+	p->rows = ws.ws_row;
+	/* Room at the bottom (what was on screen scrolls up), then the log
+	 * region above it, the cursor on its last line. */
+	for (int i = 0; i < SCREEN_LINES; i++)
+		fputc('\n', stderr);
+	n = snprintf(buf, sizeof(buf), "\033[1;%ur\033[%u;1H",
+		     p->rows - SCREEN_LINES, p->rows - SCREEN_LINES);
+	fwrite(buf, 1, (size_t)n, stderr);
+	fflush(stderr);
+	p->region = true;
+}
+
+void kj_status_note(struct kj_progress *p, const struct kj_record *r)
+{
+	struct kj_progress_sock *s = NULL;
+	char t[KJ_RECORD_TIME_LEN + 1];
+
+	for (size_t i = 0; i < p->n_socks && !s; i++)
+		if (p->socks[i].socket == r->socket &&
+		    !strcmp(p->socks[i].site, r->site))
+			s = &p->socks[i];
+	if (!s) {
+		if (p->n_socks >= MAX_SOCKS ||
+		    kj_grow(&p->socks, &p->cap_socks, p->n_socks + 1, 64) < 0)
+			return;
+		s = &p->socks[p->n_socks++];
+		memset(s, 0, sizeof(*s));
+		snprintf(s->site, sizeof(s->site), "%s", r->site);
+		s->socket = r->socket;
+	}
+	if (r->result == KJ_RES_OK)
+		s->ok++;
+	else
+		s->failed++;
+	s->last = r->result;
+	s->last_ms = kj_now_ms();
+	if (r->result != KJ_RES_OK && !kj_record_format_time(r->time_ms, t))
+		snprintf(p->last_error, sizeof(p->last_error),
+			 "%s at %.40s socket %u, serial %.40s, %.8s UTC",
+			 kj_result_name(r->result), r->site, r->socket,
+			 r->serial ? r->serial : "none", t + 11);
+}
+
+static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	if (n >= cap)
+		return n;
+	va_start(ap, fmt);
+	k = vsnprintf(buf + n, cap - n, fmt, ap);
+	va_end(ap);
+	return k < 0 ? n : n + (size_t)k < cap ? n + (size_t)k : cap - 1;
+}
+
+/* "[#####.....] 37/50 ok  212/s  eta 0:04" */
+static size_t bar_line(char *buf, size_t n, size_t cap,
+		       const struct kj_keeper_stats *st)
+{
+	char bar[BAR + 1], when[32];
+	unsigned filled = st->quantity ? (unsigned)(st->ok * BAR / st->quantity)
+				       : 0;
+
+	if (filled > BAR)
+		filled = BAR;
+	memset(bar, '#', filled);
+	memset(bar + filled, '.', BAR - filled);
+	bar[BAR] = 0;
+	kj_progress_eta(st, when, sizeof(when));
+	return put(buf, n, cap, "[%s] %llu/%llu ok  %.0f/s  eta %s  in flight "
+		   "%llu  connections %llu", bar, (unsigned long long)st->ok,
+		   (unsigned long long)st->quantity, kj_progress_rate(st), when,
+		   (unsigned long long)st->in_flight,
+		   (unsigned long long)st->conns_open);
+}
+
+static int busier(const void *a, const void *b)
+{
+	const struct kj_progress_sock *x = a, *y = b;
+
+	if (x->last_ms != y->last_ms)
+		return x->last_ms < y->last_ms ? 1 : -1;
+	return strcmp(x->site, y->site) ?: (int)x->socket - (int)y->socket;
+}
+
+static size_t sock_lines(char *buf, size_t n, size_t cap,
+			 struct kj_progress *p, unsigned *lines)
+{
+	uint64_t now = kj_now_ms();
+	size_t shown = p->n_socks < SOCK_LINES ? p->n_socks : SOCK_LINES;
+
+	qsort(p->socks, p->n_socks, sizeof(*p->socks), busier);
+	n = put(buf, n, cap, "\r\033[2K\033[1m%-20s %6s  %-7s %8s %7s  %s\033[0m\n",
+		"site", "socket", "state", "ok", "failed", "last result");
+	(*lines)++;
+	for (size_t i = 0; i < shown; i++, (*lines)++) {
+		const struct kj_progress_sock *s = &p->socks[i];
+
+		n = put(buf, n, cap, "\r\033[2K%-20.20s %6u  %-7s %8llu %7llu  "
+			"%s\n", s->site, s->socket,
+			now - s->last_ms < ACTIVE_MS ? "active" : "idle",
+			(unsigned long long)s->ok,
+			(unsigned long long)s->failed, kj_result_name(s->last));
+	}
+	if (p->n_socks > shown) {
+		n = put(buf, n, cap, "\r\033[2K(+%zu more sockets)\n",
+			p->n_socks - shown);
+		(*lines)++;
+	} else if (!p->n_socks) {
+		n = put(buf, n, cap, "\r\033[2K(no device yet)\n");
+		(*lines)++;
+	}
+	return n;
+}
+
+static void draw_screen(struct kj_progress *p)
+{
+	const struct kj_keeper_stats *st = &p->st;
+	uint64_t used = st->failed_after_offer;
+	char buf[8192], fail[512], refused[512];
+	unsigned lines = HEAD_LINES;
+	size_t n;
+
+	kj_progress_reasons(st, true, fail, sizeof(fail));
+	kj_progress_reasons(st, false, refused, sizeof(refused));
+	/* Save the cursor (in the log region), draw below it, restore. */
+	n = put(buf, 0, sizeof(buf), "\0337\033[%u;1H",
+		p->rows - SCREEN_LINES + 1);
+	n = put(buf, n, sizeof(buf), "\r\033[2K\033[7m kinject  job %.60s%s "
+		"\033[0m\n\r\033[2K", p->job ? p->job : "",
+		st->issuing ? "" : "  (no longer issuing)");
+	n = bar_line(buf, n, sizeof(buf), st);
+	n = put(buf, n, sizeof(buf), "\n\r\033[2Kfailure budget (max_failed): "
+		"%llu used of %llu, %llu left\n", (unsigned long long)used,
+		(unsigned long long)p->max_failed,
+		(unsigned long long)(p->max_failed > used ? p->max_failed - used
+							  : 0));
+	n = put(buf, n, sizeof(buf), "\r\033[2Kfailures after offer (this run): "
+		"%.200s\n", fail);
+	n = put(buf, n, sizeof(buf), "\r\033[2Krefused before offer (this run, "
+		"nothing sent): %.200s\n", refused);
+	n = put(buf, n, sizeof(buf), "\r\033[2Klast error: %s\n\r\033[2K\n",
+		p->last_error[0] ? p->last_error : "none");
+	n = sock_lines(buf, n, sizeof(buf), p, &lines);
+	for (; lines < SCREEN_LINES; lines++)
+		n = put(buf, n, sizeof(buf), "\r\033[2K\n");
+	n = put(buf, n - 1, sizeof(buf), "\0338"); /* no newline on the last */
+	if (write(STDERR_FILENO, buf, n) < 0)
+		return; /* a display only: the job goes on */
+}
+
+void kj_status_draw(struct kj_progress *p)
+{
+	char buf[1024];
+	size_t n;
+
+	if (p->region) {
+		draw_screen(p);
+		return;
+	}
+	n = put(buf, 0, sizeof(buf), "\r\033[K");
+	n = bar_line(buf, n, sizeof(buf), &p->st);
+	n = put(buf, n, sizeof(buf), "  max_failed %llu/%llu",
+		(unsigned long long)p->st.failed_after_offer,
+		(unsigned long long)p->max_failed);
+	if (write(STDERR_FILENO, buf, n) > 0)
+		p->drew_line = true;
+}
+
+void kj_status_end(struct kj_progress *p)
+{
+	char buf[64];
+	int n;
+
+	if (p->region) {
+		draw_screen(p);
+		/* Whole terminal scrolls again; the summary goes below the
+		 * last screen, which stays as the final picture. */
+		n = snprintf(buf, sizeof(buf), "\033[r\033[%u;1H\n", p->rows);
+		if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+			return;
+		p->region = false;
+	} else if (p->drew_line) {
+		fputc('\n', stderr);
+	}
+	p->drew_line = false;
+}
