@@ -172,7 +172,8 @@ install: $(BUILD)/kinject
 	install -D -m 0644 docs/kinject.1 \
 		$(DESTDIR)$(PREFIX)/share/man/man1/kinject.1
 
-# The main job on embedded defaults (README's first command).
+# The whole story on embedded defaults (README's first command): `kinject
+# demo', every command it runs printed.  DEMO_FLAGS: --dir D --devices N ...
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/kinject
-	@KINJECT=$(abspath $(BUILD)/kinject) tests/demo.sh
+	$(BUILD)/kinject demo $(DEMO_FLAGS)

@@ -38,5 +38,7 @@ int cmd_evidence_main(int argc, char **argv);
 extern const char cmd_evidence_usage[];
 int cmd_verify_main(int argc, char **argv);
 extern const char cmd_verify_usage[];
+int cmd_demo_main(int argc, char **argv);
+extern const char cmd_demo_usage[];
 
 #endif

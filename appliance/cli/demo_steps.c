@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The stages of `kinject demo' that make keys and inputs (demo_int.h):
+ * the HSM token with its transport key, the ceremony, and the customer's
+ * side, all with the same tools and formats a real plant and customer use
+ * (SoftHSM2 through PKCS#11, the openssl command line, SPEC.md §3), so
+ * each printed command is one a newcomer can reuse.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/rand.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "demo_int.h"
+
+#define CREDS_DISTINCT 4
+
+static const char *const softhsm_modules[] = {
+	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+	"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+	"/usr/lib/softhsm/libsofthsm2.so",
+};
+
+int kj_demo_step_hsm(struct kj_demo *d)
+{
+	const char *module = NULL, *conf;
+	char text[PATH_MAX + 128];
+
+	for (size_t i = 0; i < sizeof(softhsm_modules) / sizeof(char *); i++)
+		if (!access(softhsm_modules[i], R_OK))
+			module = softhsm_modules[i];
+	if (!module) {
+		kj_err("demo: no SoftHSM2 module (apt-get install softhsm2)");
+		return -ENOENT;
+	}
+	kj_demo_say("a SoftHSM2 token stands in for the appliance's HSM; the "
+		    "transport key is generated inside it");
+	KJ_TRY(kj_mkdir_p(kj_demo_path(d, "softhsm/tokens"), 0700));
+	snprintf(text, sizeof(text), "directories.tokendir = %s/softhsm/tokens\n"
+		 "objectstore.backend = file\nlog.level = ERROR\n", d->dir);
+	KJ_TRY(kj_demo_write(d, "softhsm/softhsm2.conf", text, strlen(text),
+			     "where the token lives"));
+	KJ_TRY(kj_demo_write(d, "softhsm/pin", "123456\n", 7,
+			     "the user PIN (--pin-source file:...)"));
+	conf = kj_demo_path(d, "softhsm/softhsm2.conf");
+	printf("$ export SOFTHSM2_CONF=%s\n", conf);
+	if (setenv("SOFTHSM2_CONF", conf, 1)) {
+		kj_err("demo: setenv: %m");
+		return -errno;
+	}
+	KJ_TRY(kj_demo_run(d, NULL, (const char *[]){ "softhsm2-util",
+			   "--init-token", "--free", "--label", "kinject",
+			   "--so-pin", "12345678", "--pin", "123456", NULL }));
+	KJ_TRY(kj_demo_run(d, kj_demo_path(d, "softhsm/keygen.log"),
+			   (const char *[]){ "pkcs11-tool", "--module", module,
+			   "--token-label", "kinject", "--login", "--pin",
+			   "123456", "--keypairgen", "--key-type",
+			   "EC:prime256v1", "--label", "transport", "--id",
+			   "01", "--usage-derive", "--usage-sign", NULL }));
+	KJ_TRY(kj_demo_run(d, kj_demo_path(d, "softhsm/read.log"),
+			   (const char *[]){ "pkcs11-tool", "--module", module,
+			   "--token-label", "kinject", "--read-object", "--type",
+			   "pubkey", "--label", "transport", "-o",
+			   kj_demo_path(d, "softhsm/transport.pub.der"),
+			   NULL }));
+	KJ_TRY(kj_demo_run(d, NULL, (const char *[]){ "openssl", "pkey",
+			   "-pubin", "-inform", "DER", "-in",
+			   kj_demo_path(d, "softhsm/transport.pub.der"), "-out",
+			   kj_demo_path(d, "softhsm/transport.pub.pem"), NULL }));
+	snprintf(d->hsm_uri, sizeof(d->hsm_uri),
+		 "pkcs11:token=kinject;object=transport;id=%%01");
+	snprintf(d->pin_source, sizeof(d->pin_source), "file:%s/softhsm/pin",
+		 d->dir);
+	return 0;
+}
+
+static int openssl_key_cert(struct kj_demo *d, const char *key,
+			    const char *cert, const char *subj,
+			    const char *form)
+{
+	return kj_demo_run(d, NULL, (const char *[]){ "openssl", "req",
+			   "-x509", "-new", "-newkey", "ec", "-pkeyopt",
+			   "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+			   "-subj", subj, "-days", "3650", "-outform", form,
+			   "-out", cert, NULL });
+}
+
+/*
+ * The appliance's transport certificate and the customer's enrolment.
+ * Until `kinject ceremony' exists (its init makes transport.pem with the
+ * officers' quorum, enrol-customer puts the release certificate in the
+ * state), a throw-away CA certifies the HSM's key and the release
+ * certificate is copied where `kinject run' looks for it.  The customer's
+ * release key is made here because enrolment needs its certificate.
+ */
+int kj_demo_step_ceremony(struct kj_demo *d)
+{
+	const char *c = kj_demo_path(d, "customer");
+
+	KJ_TRY(kj_mkdir_p(c, 0700));
+	KJ_TRY(kj_mkdir_p(kj_demo_path(d, "state/customers/acme"), 0700));
+	kj_demo_say("the customer's release (signing) key and certificate");
+	KJ_TRY(openssl_key_cert(d, kj_demo_path(d, "customer/release.key"),
+				kj_demo_path(d, "customer/release.pem"),
+				"/O=acme/CN=release", "PEM"));
+	kj_demo_say("a throw-away CA certifies the HSM's transport key (the "
+		    "ceremony's init does this with the officers)");
+	KJ_TRY(openssl_key_cert(d, kj_demo_path(d, "ca.key"),
+				kj_demo_path(d, "ca.pem"),
+				"/CN=kinject demo CA", "PEM"));
+	KJ_TRY(kj_demo_write(d, "transport.ext", "subjectKeyIdentifier=hash\n"
+			     "keyUsage=critical,keyAgreement\n", 58,
+			     "the transport certificate's extensions"));
+	KJ_TRY(kj_demo_run(d, NULL, (const char *[]){ "openssl", "x509",
+			   "-new", "-subj", "/CN=kinject transport",
+			   "-force_pubkey",
+			   kj_demo_path(d, "softhsm/transport.pub.pem"), "-CA",
+			   kj_demo_path(d, "ca.pem"), "-CAkey",
+			   kj_demo_path(d, "ca.key"), "-days", "3650",
+			   "-extfile", kj_demo_path(d, "transport.ext"), "-out",
+			   kj_demo_path(d, "state/transport.pem"), NULL }));
+	kj_demo_say("enrol the customer: the appliance accepts inputs signed "
+		    "by this certificate (the ceremony's enrol-customer)");
+	KJ_TRY(kj_demo_run(d, NULL, (const char *[]){ "cp",
+			   kj_demo_path(d, "customer/release.pem"),
+			   kj_demo_path(d, "state/customers/acme/release.pem"),
+			   NULL }));
+	return kj_demo_run(d, NULL, (const char *[]){ "cp",
+			   kj_demo_path(d, "state/transport.pem"),
+			   kj_demo_path(d, "customer/transport.pem"), NULL });
+}
+
+/* SPEC.md §3.1: sign (attached, binary), then encrypt to the appliance. */
+static int envelope(struct kj_demo *d, const char *in, const char *out)
+{
+	char signed_path[PATH_MAX + 8];
+
+	snprintf(signed_path, sizeof(signed_path), "%s.signed", out);
+	KJ_TRY(kj_demo_run(d, NULL, (const char *[]){ "openssl", "cms",
+			   "-sign", "-binary", "-nodetach", "-in", in,
+			   "-signer", kj_demo_path(d, "customer/release.pem"),
+			   "-inkey", kj_demo_path(d, "customer/release.key"),
+			   "-outform", "DER", "-out", signed_path, NULL }));
+	KJ_TRY(kj_demo_run(d, NULL, (const char *[]){ "openssl", "cms",
+			   "-encrypt", "-binary", "-aes-256-gcm", "-recip",
+			   kj_demo_path(d, "customer/transport.pem"), "-keyopt",
+			   "ecdh_kdf_md:sha256", "-in", signed_path,
+			   "-outform", "DER", "-out", out, NULL }));
+	return unlink(signed_path) ? -errno : 0;
+}
+
+static int sign_detached(struct kj_demo *d, const char *file, char *sig,
+			 size_t cap)
+{
+	snprintf(sig, cap, "%s.sig", file);
+	return kj_demo_run(d, NULL, (const char *[]){ "openssl", "cms",
+			   "-sign", "-binary", "-in", file, "-signer",
+			   kj_demo_path(d, "customer/release.pem"), "-inkey",
+			   kj_demo_path(d, "customer/release.key"), "-outform",
+			   "DER", "-out", sig, NULL });
+}
+
+static int firmware(struct kj_demo *d, uint8_t sha[32])
+{
+	size_t len = 65536;
+	uint8_t *fw = malloc(len);
+	int rc;
+
+	if (!fw || RAND_bytes(fw, (int)len) != 1) {
+		free(fw);
+		kj_err("demo: cannot make the firmware image");
+		return -ENOMEM;
+	}
+	kj_sha256(fw, len, sha);
+	rc = kj_demo_write(d, "customer/fw.bin", fw, len,
+			   "the firmware image (64 KiB of random bytes)");
+	free(fw);
+	KJ_TRY(rc);
+	return envelope(d, kj_demo_path(d, "customer/fw.bin"), d->fw);
+}
+
+/* One credential line per device (SPEC.md §3.2): index, certificate and
+ * key as base64 DER; CREDS_DISTINCT key pairs cycled, to stay quick. */
+static int credentials(struct kj_demo *d)
+{
+	char *b64[CREDS_DISTINCT][2] = { { NULL } }, line[4096], subj[64];
+	unsigned n = d->devices + d->devices / 5 + 10;
+	FILE *m = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	for (int i = 0; i < CREDS_DISTINCT && !rc; i++) {
+		const char *key = kj_demo_path(d, "customer/dev%d.key", i);
+		const char *der = kj_demo_path(d, "customer/dev%d.der", i);
+		const char *p8 = kj_demo_path(d, "customer/dev%d.p8", i);
+		const char *files[2] = { der, p8 };
+
+		snprintf(subj, sizeof(subj), "/O=acme/CN=device %d", i);
+		rc = openssl_key_cert(d, key, der, subj, "DER");
+		if (!rc)
+			rc = kj_demo_run(d, NULL, (const char *[]){ "openssl",
+					 "pkcs8", "-topk8", "-nocrypt", "-in",
+					 key, "-outform", "DER", "-out", p8,
+					 NULL });
+		for (int k = 0; k < 2 && !rc; k++) {
+			uint8_t *buf;
+			size_t blen;
+
+			rc = kj_read_file(files[k], 65536, &buf, &blen);
+			if (rc)
+				break;
+			b64[i][k] = kj_demo_base64(buf, blen);
+			explicit_bzero(buf, blen); /* a device key */
+			free(buf);
+			rc = b64[i][k] ? 0 : -ENOMEM;
+		}
+	}
+	if (!rc && !(m = open_memstream(&text, &len)))
+		rc = -ENOMEM;
+	for (unsigned i = 0; i < n && !rc; i++) {
+		snprintf(line, sizeof(line), "{\"index\":%u,\"cert\":\"%s\","
+			 "\"key\":\"%s\"}\n", i, b64[i % CREDS_DISTINCT][0],
+			 b64[i % CREDS_DISTINCT][1]);
+		fputs(line, m);
+	}
+	if (m && fclose(m))
+		rc = -ENOMEM;
+	if (!rc) {
+		snprintf(line, sizeof(line), "%u device credentials, one JSON "
+			 "line each: index, certificate and key (base64 DER)",
+			 n);
+		rc = kj_demo_write(d, "customer/creds.jsonl", text, len, line);
+	}
+	if (text)
+		explicit_bzero(text, len);
+	free(text);
+	for (int i = 0; i < CREDS_DISTINCT; i++) {
+		free(b64[i][0]);
+		if (b64[i][1])
+			explicit_bzero(b64[i][1], strlen(b64[i][1]));
+		free(b64[i][1]);
+	}
+	KJ_TRY(rc);
+	return envelope(d, kj_demo_path(d, "customer/creds.jsonl"), d->creds);
+}
+
+static int work_order(struct kj_demo *d, const uint8_t sha[32])
+{
+	char hex[65], text[1024];
+
+	kj_hex_encode(sha, 32, hex);
+	snprintf(text, sizeof(text), "{\"kinject_work_order\": 1, \"id\": \""
+		 KJ_DEMO_JOB "\", \"customer\": \"acme\",\n \"product\": "
+		 "\"acme-sensor\", \"batch\": \"LOT-2027-0315\", \"quantity\": "
+		 "%u,\n \"max_failed\": 200, \"hardware_revisions\": [\"B\", "
+		 "\"C\"],\n \"firmware\": {\"version\": \"3.1.5\", \"sha256\": "
+		 "\"%s\"},\n \"serial\": {\"prefix\": \"AS\", \"start\": "
+		 "10000}}\n", d->devices, hex);
+	KJ_TRY(kj_demo_write(d, "customer/WO.json", text, strlen(text),
+			     "the work order: quantity, firmware hash, serials "
+			     "(SPEC.md §3.3)"));
+	KJ_TRY(sign_detached(d, d->wo, d->wo_sig, sizeof(d->wo_sig)));
+	snprintf(text, sizeof(text), "{\"kinject_product\": 1, \"product\": "
+		 "\"acme-sensor\", \"customer\": \"acme\",\n \"min_firmware\": "
+		 "\"3.0.0\",\n \"hardware\": {\"B\": {\"firmware\": \">=3.0.0 "
+		 "<4.0.0\"}, \"C\": {\"firmware\": \">=3.1.0\"}}}\n");
+	KJ_TRY(kj_demo_write(d, "customer/product.json", text, strlen(text),
+			     "the product matrix: which firmware each "
+			     "hardware revision takes (SPEC.md §3.4)"));
+	return sign_detached(d, d->product, d->product_sig,
+			     sizeof(d->product_sig));
+}
+
+int kj_demo_step_customer(struct kj_demo *d)
+{
+	uint8_t sha[32];
+
+	snprintf(d->fw, sizeof(d->fw), "%s/customer/FW.cms", d->dir);
+	snprintf(d->creds, sizeof(d->creds), "%s/customer/CREDS.cms", d->dir);
+	snprintf(d->wo, sizeof(d->wo), "%s/customer/WO.json", d->dir);
+	snprintf(d->product, sizeof(d->product), "%s/customer/product.json",
+		 d->dir);
+	kj_demo_say("the firmware, signed by the customer and encrypted to "
+		    "the appliance's transport key");
+	KJ_TRY(firmware(d, sha));
+	kj_demo_say("the device credentials, the same way");
+	KJ_TRY(credentials(d));
+	kj_demo_say("the work order and the product matrix, signed (detached)");
+	return work_order(d, sha);
+}
