@@ -381,7 +381,7 @@ static int prepare(struct kj_demo *d)
 		       KJ_DEMO_DIR_MAX - 1);
 		return -ENAMETOOLONG;
 	}
-	snprintf(d->dir, sizeof(d->dir), "%s", real);
+	memcpy(d->dir, real, strlen(real) + 1); /* fits: checked above */
 	n = readlink("/proc/self/exe", d->self, sizeof(d->self) - 1);
 	if (n <= 0) {
 		kj_err("demo: cannot find my own binary: %m");

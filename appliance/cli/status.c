@@ -130,7 +130,8 @@ static size_t sock_lines(char *buf, size_t n, size_t cap,
 	uint64_t now = kj_now_ms();
 	size_t shown = p->n_socks < SOCK_LINES ? p->n_socks : SOCK_LINES;
 
-	qsort(p->socks, p->n_socks, sizeof(*p->socks), busier);
+	if (p->n_socks)
+		qsort(p->socks, p->n_socks, sizeof(*p->socks), busier);
 	n = put(buf, n, cap, "\r\033[2K\033[1m%-20s %6s  %-7s %8s %7s  %s\033[0m\n",
 		"site", "socket", "state", "ok", "failed", "last result");
 	(*lines)++;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * kinject audit recall, export and jobs on a generated journal of
- * 1,000,000 records (KJ_RECALL_RECORDS overrides, e.g. for ASan): recall
+ * 1,000,000 records (100,000 under ASan; KJ_RECALL_RECORDS overrides): recall
  * returns exactly the planted devices, criteria combine (AND), hex and
  * serials are case-insensitive, counts come per job, an unknown job is an
  * error, and the CSV reads back through Python's csv module with the
@@ -26,6 +26,11 @@
 #include "journal_gen.h"
 
 #define JOBS 10
+#ifdef KJ_SANITIZED
+#define RECORDS 100000  /* ASan: the queries are the same, 10x faster */
+#else
+#define RECORDS 1000000
+#endif
 
 static char dir[96], kinject[PATH_MAX], out[PATH_MAX + 16];
 static struct kj_gen_job jobs[JOBS];
@@ -41,7 +46,7 @@ static double now_s(void)
 static int setup(void **state)
 {
 	const char *env = getenv("KJ_RECALL_RECORDS");
-	uint64_t n = 1000000;
+	uint64_t n = RECORDS;
 	char self[PATH_MAX];
 	ssize_t len;
 	double t;
