@@ -272,6 +272,11 @@ static void hook_progress(void *ctx, const struct kj_keeper_stats *st)
 	kj_progress_update(&((struct run_ctx *)ctx)->prog, st);
 }
 
+static void hook_offered(void *ctx, const struct kj_record *hello)
+{
+	kj_progress_offered(&((struct run_ctx *)ctx)->prog, hello);
+}
+
 /* The journal knows the batch by index and certificate hash only. */
 static int cred_refs(const struct kj_creds *c, struct kj_cred_ref **out)
 {
@@ -360,6 +365,7 @@ static void fill_job(const struct run_opts *o, struct kj_preflight *p,
 	job->hooks.record = hook_record;
 	job->hooks.committed = hook_committed;
 	job->hooks.progress = hook_progress;
+	job->hooks.offered = hook_offered;
 	job->stop = &stop_flag;
 }
 

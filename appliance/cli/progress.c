@@ -57,8 +57,14 @@ void kj_progress_record(struct kj_progress *p, const uint8_t *jcs,
 	if (p->mode != KJ_PROGRESS_SCREEN || kj_record_parse(jcs, len, &r))
 		return;
 	if (r.kind == KJ_REC_DEVICE)
-		kj_status_note(p, &r);
+		kj_status_note(p, &r, false);
 	kj_record_release(&r);
+}
+
+void kj_progress_offered(struct kj_progress *p, const struct kj_record *hello)
+{
+	if (p->mode == KJ_PROGRESS_SCREEN)
+		kj_status_note(p, hello, true);
 }
 
 double kj_progress_rate(const struct kj_keeper_stats *st)

@@ -32,8 +32,9 @@ struct kj_progress_sock {
 	char site[64];
 	uint16_t socket;
 	uint64_t ok, failed;
-	enum kj_result last;
+	enum kj_result last;   /* KJ_RES_NONE: no record yet */
 	uint64_t last_ms;
+	bool programming;      /* reserved (OFFER sent), no record yet */
 };
 
 struct kj_progress {
@@ -60,6 +61,8 @@ void kj_progress_init(struct kj_progress *p, enum kj_progress_mode mode,
 /* Every record the keeper appends (the record hook): per-socket state. */
 void kj_progress_record(struct kj_progress *p, const uint8_t *jcs,
 			size_t len);
+/* A device got its reservation (the keeper's offered hook). */
+void kj_progress_offered(struct kj_progress *p, const struct kj_record *hello);
 void kj_progress_update(struct kj_progress *p,
 			const struct kj_keeper_stats *st);
 /* Ends the screen or the live line, if any; frees. */
@@ -76,7 +79,8 @@ void kj_progress_eta(const struct kj_keeper_stats *st, char *out, size_t cap);
 void kj_status_setup(struct kj_progress *p);
 void kj_status_draw(struct kj_progress *p);
 void kj_status_end(struct kj_progress *p);
-void kj_status_note(struct kj_progress *p, const struct kj_record *r);
+void kj_status_note(struct kj_progress *p, const struct kj_record *r,
+		    bool offered);
 
 struct kj_run_summary {
 	const char *job;

@@ -21,9 +21,8 @@
 #include "progress.h"
 
 #define HEAD_LINES 7
-#define SOCK_LINES 10           /* socket rows shown, busiest first */
+#define SOCK_LINES 10           /* socket rows shown, the busiest */
 #define SCREEN_LINES (HEAD_LINES + SOCK_LINES + 1)
-#define ACTIVE_MS 5000          /* a record this recent: the socket works */
 #define MAX_SOCKS 65536
 #define BAR 30
 
@@ -47,7 +46,8 @@ void kj_status_setup(struct kj_progress *p)
 	p->region = true;
 }
 
-void kj_status_note(struct kj_progress *p, const struct kj_record *r)
+void kj_status_note(struct kj_progress *p, const struct kj_record *r,
+		    bool offered)
 {
 	struct kj_progress_sock *s = NULL;
 	char t[KJ_RECORD_TIME_LEN + 1];
@@ -65,12 +65,15 @@ void kj_status_note(struct kj_progress *p, const struct kj_record *r)
 		snprintf(s->site, sizeof(s->site), "%s", r->site);
 		s->socket = r->socket;
 	}
+	s->last_ms = kj_now_ms();
+	s->programming = offered;
+	if (offered)
+		return;
 	if (r->result == KJ_RES_OK)
 		s->ok++;
 	else
 		s->failed++;
 	s->last = r->result;
-	s->last_ms = kj_now_ms();
 	if (r->result != KJ_RES_OK && !kj_record_format_time(r->time_ms, t))
 		snprintf(p->last_error, sizeof(p->last_error),
 			 "%s at %.40s socket %u, serial %.40s, %.8s UTC",
@@ -115,34 +118,43 @@ static size_t bar_line(char *buf, size_t n, size_t cap,
 		   (unsigned long long)st->conns_open);
 }
 
+static int by_name(const void *a, const void *b)
+{
+	const struct kj_progress_sock *x = a, *y = b;
+
+	return strcmp(x->site, y->site) ?: (int)x->socket - (int)y->socket;
+}
+
 static int busier(const void *a, const void *b)
 {
 	const struct kj_progress_sock *x = a, *y = b;
 
 	if (x->last_ms != y->last_ms)
 		return x->last_ms < y->last_ms ? 1 : -1;
-	return strcmp(x->site, y->site) ?: (int)x->socket - (int)y->socket;
+	return by_name(a, b);
 }
 
 static size_t sock_lines(char *buf, size_t n, size_t cap,
 			 struct kj_progress *p, unsigned *lines)
 {
-	uint64_t now = kj_now_ms();
 	size_t shown = p->n_socks < SOCK_LINES ? p->n_socks : SOCK_LINES;
 
-	if (p->n_socks)
+	/* The most recently busy sockets, shown in a steady order. */
+	if (p->n_socks > shown)
 		qsort(p->socks, p->n_socks, sizeof(*p->socks), busier);
-	n = put(buf, n, cap, "\r\033[2K\033[1m%-20s %6s  %-7s %8s %7s  %s\033[0m\n",
+	if (shown)
+		qsort(p->socks, shown, sizeof(*p->socks), by_name);
+	n = put(buf, n, cap, "\r\033[2K\033[1m%-20s %6s  %-11s %8s %7s  %s\033[0m\n",
 		"site", "socket", "state", "ok", "failed", "last result");
 	(*lines)++;
 	for (size_t i = 0; i < shown; i++, (*lines)++) {
 		const struct kj_progress_sock *s = &p->socks[i];
 
-		n = put(buf, n, cap, "\r\033[2K%-20.20s %6u  %-7s %8llu %7llu  "
+		n = put(buf, n, cap, "\r\033[2K%-20.20s %6u  %-11s %8llu %7llu  "
 			"%s\n", s->site, s->socket,
-			now - s->last_ms < ACTIVE_MS ? "active" : "idle",
-			(unsigned long long)s->ok,
-			(unsigned long long)s->failed, kj_result_name(s->last));
+			s->programming ? "programming" : "idle",
+			(unsigned long long)s->ok, (unsigned long long)s->failed,
+			s->last ? kj_result_name(s->last) : "-");
 	}
 	if (p->n_socks > shown) {
 		n = put(buf, n, cap, "\r\033[2K(+%zu more sockets)\n",

@@ -65,7 +65,9 @@ kj_track_pid $!
 got=
 for i in $(seq 600); do
 	tmux -L "$TS" capture-pane -p >"$T/pane" 2>/dev/null || true
-	if grep -q 'line1-a .* active' "$T/pane" && grep -q 'line2-b .* active' "$T/pane" &&
+	if grep -Eq 'line1-a .* (programming|idle) ' "$T/pane" &&
+		grep -Eq 'line2-b .* (programming|idle) ' "$T/pane" &&
+		grep -q ' programming ' "$T/pane" &&
 		grep -q 'last error: readback at line2-b' "$T/pane" &&
 		grep -q '/400 ok' "$T/pane"; then
 		got=1; break
@@ -92,6 +94,8 @@ assert screen[7].split()[:3] == ["site", "socket", "state"], screen[7]
 socks = [l.split() for l in screen[8:] if re.match(r"line\d-[ab] ", l)]
 assert len(socks) == 7, socks
 assert {s[0] for s in socks} == {"line1-a", "line2-b"}, socks
+assert {s[2] for s in socks} <= {"programming", "idle"}, socks
+assert sorted(socks) == socks, "steady order: " + repr(socks)
 # No log line inside the screen; log lines above it.
 for l in screen:
     assert "kinject:" not in l and "sandbox" not in l, "log in screen: " + l
