@@ -236,8 +236,8 @@ static void summary(FILE *f, const struct report *r, const char *ak)
 
 static void results_table(FILE *f, const struct report *r)
 {
-	fputs("<h2>Outcomes by reason</h2>\n<p>Refused before any byte was "
-	      "sent (the device was turned away, nothing reached it) are shown "
+	fputs("<h2>Outcomes by reason</h2>\n<p>Devices refused before any "
+	      "byte was sent (turned away: nothing reached them) are shown "
 	      "apart from failures after the offer (bytes were sent; these "
 	      "count against the work order's failure budget).</p>\n<table>"
 	      "<tr><th>Reason</th><th>When</th><th>Devices</th></tr>\n", f);
@@ -255,11 +255,20 @@ static void results_table(FILE *f, const struct report *r)
 	fputs("</table>\n", f);
 }
 
-static void sockets_table(FILE *f, const struct report *r)
+static int by_name(const void *a, const void *b)
+{
+	const struct sock_stat *x = a, *y = b;
+
+	return strcmp(x->site, y->site) ?: (int)x->socket - (int)y->socket;
+}
+
+static void sockets_table(FILE *f, struct report *r)
 {
 	fputs("<h2>Yield per site and socket</h2>\n<table><tr><th>Site</th>"
 	      "<th>Socket</th><th>OK</th><th>Not completed</th><th>Yield</th>"
 	      "<th>Last result</th></tr>\n", f);
+	if (r->n_socks)
+		qsort(r->socks, r->n_socks, sizeof(*r->socks), by_name);
 	for (size_t i = 0; i < r->n_socks; i++) {
 		const struct sock_stat *s = &r->socks[i];
 		uint64_t n = s->ok + s->failed;
