@@ -45,6 +45,17 @@ assert n["log"] >= 3 and n["progress"] >= 1, n
 print("ok: %d log and %d progress JSON lines" % (n["log"], n["progress"]))
 PY
 grep -q 'sandbox: entered' "$T/run.err" || fail "no injector line"
+# A message quoting a file name with a quote and a backslash stays one
+# valid JSON line, the name intact.
+weird=$T/we\"ird\\name.json
+rc=0; "$KINJECT" run $(kj_run_args) --work-order "$weird" 2>"$T/weird.err" || rc=$?
+[ $rc -eq 1 ] || fail "missing work order: exit $rc"
+/usr/bin/python3 - "$T/weird.err" "$weird" <<'PY' || fail "$(cat "$T/weird.err")"
+import json, sys
+msgs = [json.loads(l)["message"] for l in open(sys.argv[1])]
+assert any(sys.argv[2] in m for m in msgs), msgs
+PY
+echo "ok: a file name with \" and \\ survives the JSON log line"
 
 # 2. On a terminal: the status screen.
 tmux -L "$TS" new-session -d -x 150 -y 50 \

@@ -27,6 +27,17 @@ jq -e --arg h "$want" '.metadata.component | .name == "kinject" and
 	"$T/bom.json" >/dev/null || fail "kinject's SHA-512 is not the binary's"
 echo "ok: kinject $ver with the binary's SHA-512"
 
+# `kinject version' names every library kinject links, with the version
+# it was built against.
+for p in openssl tss2-esys tss2-mu tss2-tctildr tss2-rc p11-kit-1 \
+	libseccomp liburing sqlite3 jansson; do
+	v=$(pkg-config --modversion $p)
+	"$KINJECT" version | grep -Eq "^  $p +[^ ]+ +$v\$" ||
+		fail "kinject version lacks $p $v: $("$KINJECT" version)"
+done
+"$KINJECT" version | grep -Eq '^  sqlite3 +3\.[0-9.]+ ' || fail "no runtime sqlite version"
+echo "ok: kinject version lists the 10 libraries with their versions"
+
 # Every shared object `kinject version' lists is hashed in the SBOM, in
 # the package dpkg says owns it, at dpkg's version.
 n=0
