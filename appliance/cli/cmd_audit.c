@@ -51,7 +51,7 @@ const char cmd_audit_usage[] =
 	"           hex, batch and serial compare case-insensitively.  By\n"
 	"           default the devices that completed (result ok); --all adds\n"
 	"           every failed attempt.  Counts per job go to stderr;\n"
-	"           --counts writes only them (CSV job,devices), the first\n"
+	"           --counts writes only them (ak_name,job,devices), the first\n"
 	"           answer to a recall of a whole firmware or batch.\n"
 	"  report   one self-contained HTML page of a job for people who are\n"
 	"           not engineers: quantity, yield per site and socket, failures\n"

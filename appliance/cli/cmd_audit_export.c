@@ -259,8 +259,9 @@ int kj_audit_export(struct kj_journal *j, const struct audit_args *a)
 		return KJ_EXIT_ERROR;
 	if (a->counts)
 		return KJ_EXIT_OK;
-	fprintf(stderr, "audit %s: %llu %s\n", a->action,
-		(unsigned long long)o.n, recall ? "devices" : "records");
+	fprintf(stderr, "audit %s: %llu %s%s\n", a->action,
+		(unsigned long long)o.n, recall ? "device" : "record",
+		o.n == 1 ? "" : "s");
 	/* A recall is answered per job: the job names the batch, the
 	 * customer and the work order to call back. */
 	if (recall && o.n && kj_journal_query_counts(j, &a->f, count_cb,
