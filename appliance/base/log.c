@@ -13,6 +13,15 @@
 static enum kj_log_level max_level = KJ_LOG_INFO;
 static bool to_syslog;
 static int json = -1; /* -1: not decided yet (KJ_LOG_FORMAT_ENV) */
+static void (*observer)(void *ctx, const char *line);
+static void *observer_ctx;
+
+void kj_log_observe_errors(void (*fn)(void *ctx, const char *line),
+			   void *ctx)
+{
+	observer = fn;
+	observer_ctx = ctx;
+}
 
 void kj_log_set_json(bool on)
 {
@@ -104,6 +113,8 @@ void kj_vlog(enum kj_log_level lvl, const char *fmt, va_list ap)
 	/* One fprintf per line: lines from several processes do not interleave. */
 	char line[2048];
 	vsnprintf(line, sizeof(line), fmt, ap);
+	if (lvl == KJ_LOG_ERR && observer)
+		observer(observer_ctx, line);
 	if (kj_log_json())
 		log_json(lvl, line);
 	else

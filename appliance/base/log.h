@@ -26,6 +26,11 @@ void kj_log_set_level(enum kj_log_level max);
 #define KJ_LOG_FORMAT_ENV "KINJECT_LOG_FORMAT"
 void kj_log_set_json(bool on);
 bool kj_log_json(void);
+/* fn sees every error line this process logs (the operator's screen
+ * shows the last one); NULL stops it.  Called before the line is
+ * written, in the logging thread. */
+void kj_log_observe_errors(void (*fn)(void *ctx, const char *line),
+			   void *ctx);
 /* UTC now as "2026-12-03T10:00:00.123Z" (24 chars + NUL). */
 void kj_log_time(char out[25]);
 /* s as the inside of a JSON string (", \, controls escaped), truncated to

@@ -46,7 +46,6 @@ struct kj_progress {
 	/* screen */
 	struct kj_progress_sock *socks;
 	size_t n_socks, cap_socks;
-	char last_error[192];
 	unsigned rows;         /* terminal rows; 0: one live line instead */
 	bool region;           /* scroll region set up */
 	bool drew_line;

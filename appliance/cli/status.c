@@ -8,6 +8,7 @@
  * one write(2).  A terminal that does not say its size (script(1) without
  * one) gets a single live line instead.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,24 +27,69 @@
 #define MAX_SOCKS 65536
 #define BAR 30
 
-void kj_status_setup(struct kj_progress *p)
+static unsigned term_rows(void)
 {
 	struct winsize ws;
-	char buf[64];
-	int n;
 
 	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) || ws.ws_row < SCREEN_LINES + 5)
-		return; /* p->rows = 0: one live line */
-	p->rows = ws.ws_row;
-	/* Room at the bottom (what was on screen scrolls up), then the log
-	 * region above it, the cursor on its last line. */
+		return 0; /* too small or unknown: one live line */
+	return ws.ws_row;
+}
+
+/* The log region above the screen, the cursor on its last line. */
+static void set_region(const struct kj_progress *p)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "\033[1;%ur\033[%u;1H",
+			 p->rows - SCREEN_LINES, p->rows - SCREEN_LINES);
+
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		return; /* a display only */
+}
+
+/*
+ * The last error: a failed device (the record hook) or an error line any
+ * thread logged (the checkpoint worker's TPM errors too).  Process-wide,
+ * not in the kj_progress, so the log observer can never outlive it.
+ */
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_error[192];
+
+static void observe_error(void *ctx, const char *line)
+{
+	(void)ctx;
+	pthread_mutex_lock(&err_lock);
+	snprintf(last_error, sizeof(last_error), "%s", line);
+	pthread_mutex_unlock(&err_lock);
+}
+
+void kj_status_setup(struct kj_progress *p)
+{
+	kj_log_observe_errors(observe_error, NULL);
+	p->rows = term_rows();
+	if (!p->rows)
+		return;
+	/* Room at the bottom: what was on the screen scrolls up. */
 	for (int i = 0; i < SCREEN_LINES; i++)
 		fputc('\n', stderr);
-	n = snprintf(buf, sizeof(buf), "\033[1;%ur\033[%u;1H",
-		     p->rows - SCREEN_LINES, p->rows - SCREEN_LINES);
-	fwrite(buf, 1, (size_t)n, stderr);
 	fflush(stderr);
+	set_region(p);
 	p->region = true;
+}
+
+/* A resized terminal: the region and the screen move to the new bottom. */
+static void follow_resize(struct kj_progress *p)
+{
+	unsigned rows = term_rows();
+
+	if (rows == p->rows)
+		return;
+	if (write(STDERR_FILENO, "\033[r\033[J", 6) < 0)
+		return;
+	p->rows = rows;
+	p->region = rows != 0;
+	if (p->region)
+		set_region(p);
 }
 
 void kj_status_note(struct kj_progress *p, const struct kj_record *r,
@@ -74,11 +120,14 @@ void kj_status_note(struct kj_progress *p, const struct kj_record *r,
 	else
 		s->failed++;
 	s->last = r->result;
-	if (r->result != KJ_RES_OK && !kj_record_format_time(r->time_ms, t))
-		snprintf(p->last_error, sizeof(p->last_error),
-			 "%s at %.40s socket %u, serial %.40s, %.8s UTC",
-			 kj_result_name(r->result), r->site, r->socket,
-			 r->serial ? r->serial : "none", t + 11);
+	if (r->result == KJ_RES_OK || kj_record_format_time(r->time_ms, t))
+		return;
+	pthread_mutex_lock(&err_lock);
+	snprintf(last_error, sizeof(last_error),
+		 "%s at %.40s socket %u, serial %.40s, %.8s UTC",
+		 kj_result_name(r->result), r->site, r->socket,
+		 r->serial ? r->serial : "none", t + 11);
+	pthread_mutex_unlock(&err_lock);
 }
 
 static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
@@ -171,10 +220,13 @@ static void draw_screen(struct kj_progress *p)
 {
 	const struct kj_keeper_stats *st = &p->st;
 	uint64_t used = st->failed_after_offer;
-	char buf[8192], fail[512], refused[512];
+	char buf[8192], fail[512], refused[512], err[sizeof(last_error)];
 	unsigned lines = HEAD_LINES;
 	size_t n;
 
+	pthread_mutex_lock(&err_lock);
+	memcpy(err, last_error, sizeof(err));
+	pthread_mutex_unlock(&err_lock);
 	kj_progress_reasons(st, true, fail, sizeof(fail));
 	kj_progress_reasons(st, false, refused, sizeof(refused));
 	/* Save the cursor (in the log region), draw below it, restore. */
@@ -194,7 +246,7 @@ static void draw_screen(struct kj_progress *p)
 	n = put(buf, n, sizeof(buf), "\r\033[2Krefused before offer (this run, "
 		"nothing sent): %.200s\n", refused);
 	n = put(buf, n, sizeof(buf), "\r\033[2Klast error: %s\n\r\033[2K\n",
-		p->last_error[0] ? p->last_error : "none");
+		err[0] ? err : "none");
 	n = sock_lines(buf, n, sizeof(buf), p, &lines);
 	for (; lines < SCREEN_LINES; lines++)
 		n = put(buf, n, sizeof(buf), "\r\033[2K\n");
@@ -208,6 +260,8 @@ void kj_status_draw(struct kj_progress *p)
 	char buf[1024];
 	size_t n;
 
+	if (p->region || p->rows)
+		follow_resize(p);
 	if (p->region) {
 		draw_screen(p);
 		return;
@@ -226,6 +280,7 @@ void kj_status_end(struct kj_progress *p)
 	char buf[64];
 	int n;
 
+	kj_log_observe_errors(NULL, NULL);
 	if (p->region) {
 		draw_screen(p);
 		/* Whole terminal scrolls again; the summary goes below the
