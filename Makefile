@@ -29,7 +29,9 @@ DEB_PKGS += jq xxd
 # make bench: result tables
 DEB_PKGS += python3
 # audit report (html5lib), make sbom (readelf, jsonschema), status screen
-DEB_PKGS += python3-html5lib libxml2-utils binutils python3-jsonschema tmux
+# (tmux), kinject(1) (groff, col)
+DEB_PKGS += python3-html5lib libxml2-utils binutils python3-jsonschema tmux \
+	groff-base bsdextrautils
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
