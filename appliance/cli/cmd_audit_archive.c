@@ -11,6 +11,7 @@
  * out of date the moment it is written.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,29 +29,51 @@
 
 struct pkg {
 	const char *dir;
-	char sums[16384];
+	FILE *sums;            /* SHA256SUMS as it grows (memory stream) */
+	char *sums_buf;
 	size_t sums_len;
 	struct kj_journal_job_info ji;
 	char job[256], state[32];
 };
 
+/*
+ * One file of the package and its SHA256SUMS line.  Written plainly: a
+ * long job has tens of thousands of checkpoint files, so one syncfs()
+ * before SHA256SUMS (written last, atomically) makes them all durable.
+ */
 static int put(struct pkg *p, const char *name, const void *data, size_t len)
 {
 	char path[PATH_MAX], hex[65];
+	const uint8_t *b = data;
 	uint8_t h[32];
-	int n;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", p->dir, name);
-	KJ_TRY(kj_write_file_atomic(path, data, len, 0644));
-	kj_sha256(data, len, h);
-	kj_hex_encode(h, 32, hex);
-	n = snprintf(p->sums + p->sums_len, sizeof(p->sums) - p->sums_len,
-		     "%s  %s\n", hex, name);
-	if (n < 0 || (size_t)n >= sizeof(p->sums) - p->sums_len) {
-		kj_err("archive: too many files for SHA256SUMS");
-		return -EMSGSIZE;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		kj_err("archive: %s: %m", path);
+		return -errno;
 	}
-	p->sums_len += (size_t)n;
+	while (len) {
+		ssize_t n = write(fd, b, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			kj_err("archive: %s: write: %m", path);
+			close(fd);
+			return -EIO;
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+	if (close(fd)) {
+		kj_err("archive: %s: %m", path);
+		return -EIO;
+	}
+	kj_sha256(data, (size_t)(b - (const uint8_t *)data), h);
+	kj_hex_encode(h, 32, hex);
+	fprintf(p->sums, "%s  %s\n", hex, name);
 	return 0;
 }
 
@@ -80,19 +103,21 @@ static int copy_state(struct pkg *p, const char *state, const char *name,
 						   : name, optional);
 }
 
-/* Hash the file put() wrote from elsewhere (the evidence export). */
+/* The SHA256SUMS line of a file written by someone else (the evidence
+ * export, which writes it durably itself). */
 static int adopt(struct pkg *p, const char *name)
 {
-	char path[PATH_MAX];
-	uint8_t *buf;
+	char path[PATH_MAX], hex[65];
+	uint8_t *buf, h[32];
 	size_t len;
-	int rc;
 
 	snprintf(path, sizeof(path), "%s/%s", p->dir, name);
 	KJ_TRY(kj_read_file(path, KJ_EVIDENCE_FILE_MAX, &buf, &len));
-	rc = put(p, name, buf, len);
+	kj_sha256(buf, len, h);
 	free(buf);
-	return rc;
+	kj_hex_encode(h, 32, hex);
+	fprintf(p->sums, "%s  %s\n", hex, name);
+	return 0;
 }
 
 /* The CSV or the report through a memory stream, then put(). */
@@ -237,6 +262,20 @@ static int job_cb(void *ctx, const struct kj_journal_job_info *ji)
 	return 0;
 }
 
+/* Everything written so far on DIR's file system, durable at once. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0 || syncfs(fd)) {
+		kj_err("archive: %s: sync: %m", dir);
+		rc = -EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 /* DIR must be new or empty: a package is written once, never merged. */
 static int fresh_dir(const char *dir)
 {
@@ -280,8 +319,13 @@ static int build(struct pkg *p, struct kj_journal *j,
 		return n;
 	snprintf(readme, sizeof(readme), readme_fmt, p->job, KJ_VERSION);
 	KJ_TRY(put(p, "README.txt", readme, strlen(readme)));
+	KJ_TRY(sync_dir(p->dir));
+	if (fflush(p->sums)) {
+		kj_err("archive: out of memory");
+		return -ENOMEM;
+	}
 	snprintf(path, sizeof(path), "%s/SHA256SUMS", p->dir);
-	KJ_TRY(kj_write_file_atomic(path, p->sums, p->sums_len, 0644));
+	KJ_TRY(kj_write_file_atomic(path, p->sums_buf, p->sums_len, 0644));
 	fprintf(stderr, "audit archive: job %s in %s (%d checkpoints); "
 		"README.txt says how to verify it\n", p->job, p->dir, n);
 	return 0;
@@ -297,6 +341,12 @@ int kj_audit_archive(struct kj_journal *j, const struct audit_args *a)
 		return KJ_EXIT_ERROR;
 	}
 	p->dir = a->out_path;
+	p->sums = open_memstream(&p->sums_buf, &p->sums_len);
+	if (!p->sums) {
+		kj_err("archive: out of memory");
+		free(p);
+		return KJ_EXIT_ERROR;
+	}
 	snprintf(p->job, sizeof(p->job), "%s", a->f.job);
 	n = kj_journal_foreach_job(j, a->f.job, job_cb, p);
 	if (n == 0)
@@ -307,6 +357,8 @@ int kj_audit_archive(struct kj_journal *j, const struct audit_args *a)
 		       "once `kinject run' has finished it", a->f.job);
 	else if (n > 0 && !build(p, j, a))
 		rc = KJ_EXIT_OK;
+	fclose(p->sums);
+	free(p->sums_buf);
 	free(p);
 	return rc;
 }
