@@ -331,29 +331,42 @@ static void chart(FILE *f, const struct report *r)
 		slice_s * BUCKETS);
 }
 
+#define CKPT_ENDS 10 /* rows shown at each end of a long list */
+
 struct ckpt_ctx {
-	FILE *f;
+	FILE *f;               /* NULL: only count */
 	uint64_t first_seq, last_seq;
-	unsigned n;
+	unsigned n, total;
 	bool done;
 };
+
+static void ckpt_row(FILE *f, const struct kj_journal_checkpoint *c)
+{
+	char t[32], root[65];
+
+	time_str(c->time_ms, t);
+	kj_hex_encode(c->root, 32, root);
+	fprintf(f, "<tr><td class=\"n\">%llu</td><td>%s</td>"
+		"<td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
+		"<td class=\"mono\">%s</td></tr>\n", (unsigned long long)c->id,
+		t, (unsigned long long)c->tree_size,
+		(unsigned long long)c->nv_counter, root);
+}
 
 static int ckpt_cb(void *ctx, const struct kj_journal_checkpoint *c)
 {
 	struct ckpt_ctx *k = ctx;
-	char t[32], root[65];
 
 	/* The checkpoints EVIDENCE.md §5 puts in the job's bundle: from the
 	 * first covering its first record to the first covering its last. */
 	if (k->done || c->tree_size <= k->first_seq)
 		return 0;
-	time_str(c->time_ms, t);
-	kj_hex_encode(c->root, 32, root);
-	fprintf(k->f, "<tr><td class=\"n\">%llu</td><td>%s</td>"
-		"<td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
-		"<td class=\"mono\">%s</td></tr>\n", (unsigned long long)c->id,
-		t, (unsigned long long)c->tree_size,
-		(unsigned long long)c->nv_counter, root);
+	if (k->f && (k->n < CKPT_ENDS || k->n + CKPT_ENDS >= k->total))
+		ckpt_row(k->f, c);
+	else if (k->f && k->n == CKPT_ENDS)
+		fprintf(k->f, "<tr><td colspan=\"5\">&#8230; %u more, every "
+			"one in the evidence bundle &#8230;</td></tr>\n",
+			k->total - 2 * CKPT_ENDS);
 	k->n++;
 	k->done = c->tree_size > k->last_seq;
 	return 0;
@@ -361,15 +374,21 @@ static int ckpt_cb(void *ctx, const struct kj_journal_checkpoint *c)
 
 static int checkpoints(struct kj_journal *j, FILE *f, const struct report *r)
 {
-	struct ckpt_ctx k = { .f = f, .first_seq = r->ji.first_seq,
+	struct ckpt_ctx k = { .first_seq = r->ji.first_seq,
 			      .last_seq = r->ji.last_seq };
 
-	fputs("<h2>Checkpoints that attest these records</h2>\n<p>Each "
-	      "checkpoint is a TPM quote over the transparency log of every "
-	      "record up to its size; the customer checks them offline with "
-	      "<code>kinject verify</code>.</p>\n<table><tr><th>#</th>"
-	      "<th>Time (UTC)</th><th>Records covered</th><th>TPM counter</th>"
-	      "<th>Log root</th></tr>\n", f);
+	/* Count first: a long job has thousands; the page shows the ends. */
+	KJ_TRY(kj_journal_foreach_checkpoint(j, 0, ckpt_cb, &k));
+	fprintf(f, "<h2>Checkpoints that attest these records</h2>\n<p>%u "
+		"checkpoints.  Each is a TPM quote over the transparency log "
+		"of every record up to its size; the customer checks them "
+		"offline with <code>kinject verify</code>.</p>\n<table><tr>"
+		"<th>#</th><th>Time (UTC)</th><th>Records covered</th>"
+		"<th>TPM counter</th><th>Log root</th></tr>\n", k.n);
+	k.total = k.n;
+	k.n = 0;
+	k.done = false;
+	k.f = f;
 	KJ_TRY(kj_journal_foreach_checkpoint(j, 0, ckpt_cb, &k));
 	fputs("</table>\n", f);
 	if (!k.done)
