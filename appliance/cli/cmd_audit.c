@@ -68,7 +68,7 @@ const char cmd_audit_usage[] =
 	"  T is UTC: 2026-11-24, 2026-11-24T10:00:00Z or with .mmm; --since is\n"
 	"  inclusive, --until exclusive.\n";
 
-/* ---- shared helpers ---------------------------------------------------------- */
+/* ---- shared helpers ------------------------------------------------------ */
 
 int kj_audit_ak_name(const char *state, char out[KJ_AK_NAME_HEX])
 {
@@ -170,7 +170,7 @@ static int run_verify(struct kj_journal *j, const struct audit_args *a)
 	return rc ? KJ_EXIT_ERROR : KJ_EXIT_OK;
 }
 
-/* ---- arguments ------------------------------------------------------------------- */
+/* ---- arguments ----------------------------------------------------------- */
 
 enum {
 	OPT_STATE = 256, OPT_FORMAT, OPT_JOB, OPT_OUT, OPT_ALL, OPT_FW_SHA,

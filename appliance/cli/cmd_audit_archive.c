@@ -144,7 +144,7 @@ static int put_stream(struct pkg *p, struct kj_journal *j, const char *state,
 	return rc;
 }
 
-/* ---- checkpoints as tpm2_checkquote reads them ------------------------------ */
+/* ---- checkpoints as tpm2_checkquote reads them --------------------------- */
 
 struct ck {
 	struct pkg *p;

@@ -25,7 +25,7 @@ struct out {
 	uint64_t n;
 };
 
-/* ---- CSV (RFC 4180) -------------------------------------------------------- */
+/* ---- CSV (RFC 4180) ------------------------------------------------------ */
 
 static void csv_str(FILE *f, const char *s)
 {
@@ -95,7 +95,8 @@ static void csv_device(FILE *f, const struct kj_record *r, bool dev)
 
 static void csv_row(FILE *f, const char *ak_name, const struct kj_record *r)
 {
-	bool dev = r->kind == KJ_REC_DEVICE, start = r->kind == KJ_REC_JOB_START;
+	bool dev = r->kind == KJ_REC_DEVICE;
+	bool start = r->kind == KJ_REC_JOB_START;
 	bool end = r->kind == KJ_REC_JOB_END;
 	char t[KJ_RECORD_TIME_LEN + 1] = "";
 
@@ -142,7 +143,7 @@ static char *json_quote(const char *s)
 	return e;
 }
 
-/* ---- rows -------------------------------------------------------------------- */
+/* ---- rows ---------------------------------------------------------------- */
 
 static int emit_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 {
@@ -270,7 +271,7 @@ int kj_audit_export(struct kj_journal *j, const struct audit_args *a)
 	return KJ_EXIT_OK;
 }
 
-/* ---- jobs ----------------------------------------------------------------------- */
+/* ---- jobs ---------------------------------------------------------------- */
 
 static int job_row(void *ctx, const struct kj_journal_job_info *ji)
 {

@@ -49,7 +49,7 @@ struct report {
 	int rc;
 };
 
-/* ---- gathering ----------------------------------------------------------------- */
+/* ---- gathering ----------------------------------------------------------- */
 
 static struct sock_stat *sock_of(struct report *r, const char *site,
 				 uint16_t socket)
@@ -162,7 +162,7 @@ static int gather(struct kj_journal *j, const char *job, struct report *r)
 	return kj_journal_query(j, &f, record_cb, r);
 }
 
-/* ---- writing ------------------------------------------------------------------- */
+/* ---- writing ------------------------------------------------------------- */
 
 static void esc(FILE *f, const char *s)
 {

@@ -45,7 +45,7 @@ const char cmd_demo_usage[] =
 extern char **environ;
 static volatile pid_t swtpm_pid;
 
-/* ---- running commands, visibly ---------------------------------------------- */
+/* ---- running commands, visibly ------------------------------------------- */
 
 /* A word as the shell reads it back: bare when it is safe, else '...'. */
 static void print_word(FILE *f, const char *w)
@@ -166,7 +166,7 @@ char *kj_demo_base64(const uint8_t *buf, size_t len)
 	return kj_base64_encode(buf, len);
 }
 
-/* ---- the TPM, and stopping it however the demo ends ------------------------ */
+/* ---- the TPM, and stopping it however the demo ends ---------------------- */
 
 static void stop_swtpm(void)
 {
@@ -197,14 +197,15 @@ static int step_tpm(struct kj_demo *d)
 	snprintf(pidf, sizeof(pidf), "file=%s/tpm/swtpm.pid", d->dir);
 	for (int i = 0; i < 20 && rc; i++) {
 		unsigned port = 30000 + 2 * (unsigned)(rand() % 10000);
-		const char *argv[] = { "swtpm", "socket", "--tpm2", "--tpmstate",
-			state, "--server", srv, "--ctrl", ctl, "--flags",
-			"not-need-init", "--daemon", "--pid", pidf, NULL };
+		const char *argv[] = { "swtpm", "socket", "--tpm2",
+			"--tpmstate", state, "--server", srv, "--ctrl", ctl,
+			"--flags", "not-need-init", "--daemon", "--pid", pidf,
+			NULL };
 
-		snprintf(srv, sizeof(srv), "type=tcp,port=%u,bindaddr=127.0.0.1",
-			 port);
-		snprintf(ctl, sizeof(ctl), "type=tcp,port=%u,bindaddr=127.0.0.1",
-			 port + 1);
+		snprintf(srv, sizeof(srv),
+			 "type=tcp,port=%u,bindaddr=127.0.0.1", port);
+		snprintf(ctl, sizeof(ctl),
+			 "type=tcp,port=%u,bindaddr=127.0.0.1", port + 1);
 		snprintf(d->tcti, sizeof(d->tcti),
 			 "swtpm:host=127.0.0.1,port=%u", port);
 		rc = kj_demo_run(d, kj_demo_path(d, "tpm/swtpm.out"), argv);
@@ -218,7 +219,7 @@ static int step_tpm(struct kj_demo *d)
 			   "-T", d->tcti, NULL });
 }
 
-/* ---- the stages --------------------------------------------------------------- */
+/* ---- the stages ---------------------------------------------------------- */
 
 static int step_job(struct kj_demo *d)
 {
@@ -242,7 +243,8 @@ static int step_job(struct kj_demo *d)
 	snprintf(devices, sizeof(devices), "%u", d->devices);
 	snprintf(sockets, sizeof(sockets), "%u", d->sockets);
 	kj_demo_say("the job: kinject run serves the line (its log in "
-		    "run.log), kinject sim plays %u programming sockets", d->sockets);
+		    "run.log), kinject sim plays %u programming sockets",
+		    d->sockets);
 	unlink(sock);
 	KJ_TRY(kj_demo_spawn(d, kj_demo_path(d, "run.log"), &pid, run));
 	for (i = 0; i < 600 && access(sock, F_OK); i++) {
@@ -257,7 +259,8 @@ static int step_job(struct kj_demo *d)
 	if (rc)
 		kill(pid, SIGTERM);
 	if (kj_demo_wait(pid, "kinject run") || rc) {
-		kj_err("demo: the job did not complete; see %s/run.log", d->dir);
+		kj_err("demo: the job did not complete; see %s/run.log",
+		       d->dir);
 		return -EIO;
 	}
 	return 0;
@@ -313,7 +316,7 @@ static void closing(const struct kj_demo *d)
 	       "role\n");
 }
 
-/* ---- arguments and the story ---------------------------------------------------- */
+/* ---- arguments and the story --------------------------------------------- */
 
 static int parse(int argc, char **argv, struct kj_demo *d)
 {
@@ -341,7 +344,8 @@ static int parse(int argc, char **argv, struct kj_demo *d)
 			snprintf(d->dir, sizeof(d->dir), "%s", optarg);
 			break;
 		case 'n':
-			KJ_TRY(kj_parse_u64(optarg, 1, 1000000, "--devices", &v));
+			KJ_TRY(kj_parse_u64(optarg, 1, 1000000, "--devices",
+					    &v));
 			d->devices = (unsigned)v;
 			break;
 		case 's':

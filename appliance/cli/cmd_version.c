@@ -37,7 +37,8 @@ static void runtime_version(const char *pkg, char *out, size_t cap)
 	const struct scmp_version *sv;
 
 	if (!strcmp(pkg, "openssl"))
-		snprintf(out, cap, "%s", OpenSSL_version(OPENSSL_VERSION_STRING));
+		snprintf(out, cap, "%s",
+			 OpenSSL_version(OPENSSL_VERSION_STRING));
 	else if (!strcmp(pkg, "sqlite3"))
 		snprintf(out, cap, "%s", sqlite3_libversion());
 	else if (!strcmp(pkg, "jansson"))

@@ -39,7 +39,8 @@ int kj_demo_step_hsm(struct kj_demo *d)
 	kj_demo_say("a SoftHSM2 token stands in for the appliance's HSM; the "
 		    "transport key is generated inside it");
 	KJ_TRY(kj_mkdir_p(kj_demo_path(d, "softhsm/tokens"), 0700));
-	snprintf(text, sizeof(text), "directories.tokendir = %s/softhsm/tokens\n"
+	snprintf(text, sizeof(text),
+		 "directories.tokendir = %s/softhsm/tokens\n"
 		 "objectstore.backend = file\nlog.level = ERROR\n", d->dir);
 	KJ_TRY(kj_demo_write(d, "softhsm/softhsm2.conf", text, strlen(text),
 			     "where the token lives"));
@@ -62,14 +63,15 @@ int kj_demo_step_hsm(struct kj_demo *d)
 			   "01", "--usage-derive", "--usage-sign", NULL }));
 	KJ_TRY(kj_demo_run(d, kj_demo_path(d, "softhsm/read.log"),
 			   (const char *[]){ "pkcs11-tool", "--module", module,
-			   "--token-label", "kinject", "--read-object", "--type",
-			   "pubkey", "--label", "transport", "-o",
+			   "--token-label", "kinject", "--read-object",
+			   "--type", "pubkey", "--label", "transport", "-o",
 			   kj_demo_path(d, "softhsm/transport.pub.der"),
 			   NULL }));
 	KJ_TRY(kj_demo_run(d, NULL, (const char *[]){ "openssl", "pkey",
 			   "-pubin", "-inform", "DER", "-in",
 			   kj_demo_path(d, "softhsm/transport.pub.der"), "-out",
-			   kj_demo_path(d, "softhsm/transport.pub.pem"), NULL }));
+			   kj_demo_path(d, "softhsm/transport.pub.pem"),
+			   NULL }));
 	snprintf(d->hsm_uri, sizeof(d->hsm_uri),
 		 "pkcs11:token=kinject;object=transport;id=%%01");
 	snprintf(d->pin_source, sizeof(d->pin_source), "file:%s/softhsm/pin",
