@@ -346,6 +346,54 @@ static void test_cli_recall(void **state)
 	assert_int_equal(cli("export --all", buf, sizeof(buf)), 2);
 }
 
+/* The report of a long job lists the ends of its checkpoints, and how
+ * many there are; the page stays small however long the job ran. */
+static void test_cli_report_long(void **state)
+{
+	static char buf[65536];
+	struct kj_journal *j;
+	char path[160];
+	FILE *f;
+	size_t n;
+
+	struct kj_job_desc d = {
+		.job = "WO-L", .customer = "acme", .product = "acme-sensor",
+		.batch = "L", .operator_id = "op1", .quantity = 1,
+		.fw_version = "3.1.5", .serial_prefix = "AS",
+		.serial_start = 100, .creds = creds, .n_creds = 16,
+	};
+
+	(void)state;
+	if (access(kinject, X_OK))
+		skip();
+	/* A second job quoted after each of its 30 records. */
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), 0);
+	for (unsigned i = 0; i < 30; i++) {
+		device(j, 10 + i, KJ_RES_LOCKED_OUT);
+		assert_int_equal(kj_journal_commit(j), 0);
+		add_checkpoint(j, 100 + i);
+		assert_int_equal(kj_journal_commit(j), 0);
+	}
+	kj_journal_close(j);
+	snprintf(path, sizeof(path), "report --job WO-L --out %s/r.html", dir);
+	assert_int_equal(cli(path, buf, sizeof(buf)), 0);
+	snprintf(path, sizeof(path), "%s/r.html", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	/* 30 checkpoints cover the job: 10 rows, "10 more", 10 rows. */
+	assert_non_null(strstr(buf, "<p>30 checkpoints."));
+	assert_non_null(strstr(buf, "&#8230; 10 more, every one in the "
+				    "evidence bundle"));
+	n = 0;
+	for (char *p = buf; (p = strstr(p, "<td class=\"mono\">")); p++)
+		n++;
+	assert_int_equal(n, 20);
+}
+
 /*
  * A real job with real quotes (swtpm, the keeper's checkpoint code): audit
  * verify checks every quote against DIR/ak.pub and the replayed event log;
@@ -397,6 +445,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_checkpoint, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_export, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cli_report_long, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_recall, setup,
 						teardown),
