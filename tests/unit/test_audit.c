@@ -25,6 +25,7 @@
 #include "journal/journal.h"
 #include "journal/record.h"
 #include "evidence_job.h"
+#include "kj_testutil.h"
 #include "swtpm_helper.h"
 
 static char dir[96];
@@ -353,7 +354,6 @@ static void test_cli_report_long(void **state)
 	static char buf[65536];
 	struct kj_journal *j;
 	char path[160];
-	FILE *f;
 	size_t n;
 
 	struct kj_job_desc d = {
@@ -379,11 +379,7 @@ static void test_cli_report_long(void **state)
 	snprintf(path, sizeof(path), "report --job WO-L --out %s/r.html", dir);
 	assert_int_equal(cli(path, buf, sizeof(buf)), 0);
 	snprintf(path, sizeof(path), "%s/r.html", dir);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
+	assert_true(kj_test_slurp(path, buf, sizeof(buf)) > 0);
 	/* 30 checkpoints cover the job: 10 rows, "10 more", 10 rows. */
 	assert_non_null(strstr(buf, "<p>30 checkpoints."));
 	assert_non_null(strstr(buf, "&#8230; 10 more, every one in the "

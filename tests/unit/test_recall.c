@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "journal_gen.h"
+#include "kj_testutil.h"
 
 #define JOBS 10
 #ifdef KJ_SANITIZED
@@ -111,15 +112,9 @@ static unsigned long file_lines(const char *path)
 static bool err_has(const char *s)
 {
 	char path[PATH_MAX], buf[4096];
-	size_t n;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/err", dir);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
+	assert_true(kj_test_slurp(path, buf, sizeof(buf)) >= 0);
 	return strstr(buf, s) != NULL;
 }
 
