@@ -5,6 +5,8 @@
 #   make test     everything: build, unit + integration tests, ASan/UBSan run
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make bench    benchmarks (reported, not asserted)
+#   make sbom     CycloneDX 1.6 SBOM of the appliance, schema-checked
+#   make install  kinject and kinject(1) under DESTDIR/PREFIX
 #   make deps     install the Debian packages the above need
 #   make kmod     kmod/kinject.ko against linux-headers-amd64
 #   make image    the appliance initramfs + golden.json (docs/IMAGE.md)
@@ -31,6 +33,10 @@ DEB_PKGS += jq xxd
 DEB_PKGS += libengine-pkcs11-openssl
 # make bench: result tables
 DEB_PKGS += python3
+# audit report (html5lib), make sbom (readelf, jsonschema), status screen
+# (tmux), kinject(1) (groff, col)
+DEB_PKGS += python3-html5lib libxml2-utils binutils python3-jsonschema tmux \
+	groff-base bsdextrautils
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -63,7 +69,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps test check-layout check-unit check-integration check-asan \
-	fuzz bench demo clean kmod image vm-test check-image
+	fuzz bench demo clean kmod image vm-test check-image sbom install
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/kinject
@@ -83,6 +89,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkinject.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -Itests/unit -MMD -MP $(LDFLAGS_ALL) -o $@ $< \
 		$(BUILD)/libkinject.a $(PKG_LIBS) $(TEST_LIBS)
+
+# `kinject version' names the version of each library it was built against.
+KJ_BUILT_WITH := $(foreach p,$(PKGS),$(p)=$(shell pkg-config --modversion $(p) \
+	2>/dev/null))
+$(BUILD)/obj/cli/cmd_version.o: CFLAGS_ALL += -DKJ_BUILT_WITH='"$(KJ_BUILT_WITH)"'
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main.d $(UNIT_BINS:=.d)
 
@@ -187,10 +198,35 @@ $(BUILD)/bench/bench_journal: tests/bench/bench_journal.c $(BUILD)/libkinject.a
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libkinject.a \
 		$(PKG_LIBS)
 
-bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal
+# Recall on a generated 1,000,000-record journal (SPEC.md §6: under 1 s).
+$(BUILD)/bench/bench_recall: tests/bench/bench_recall.c $(BUILD)/libkinject.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libkinject.a \
+		$(PKG_LIBS)
+
+bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
+	$(BUILD)/bench/bench_recall
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
 
-# The main job on embedded defaults (README's first command).
+# CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema
+# of the CycloneDX npm package and the BSI TR-03183-2 fields.
+SBOM := $(BUILD)/kinject.cdx.json
+sbom: $(BUILD)/kinject
+	/usr/bin/python3 tools/sbom.py --binary $(BUILD)/kinject \
+		--version "$$($(BUILD)/kinject version | sed -n 's/^kinject //p')" \
+		--package busybox-static --out $(SBOM)
+	tools/cyclonedx-schema.sh $(BUILD)/cyclonedx-schema
+	/usr/bin/python3 tools/sbom_check.py --schema-dir \
+		$(BUILD)/cyclonedx-schema $(SBOM)
+
+PREFIX ?= /usr/local
+install: $(BUILD)/kinject
+	install -D -m 0755 $(BUILD)/kinject $(DESTDIR)$(PREFIX)/bin/kinject
+	install -D -m 0644 docs/kinject.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man1/kinject.1
+
+# The whole story on embedded defaults (README's first command): `kinject
+# demo', every command it runs printed.  DEMO_FLAGS: --dir D --devices N ...
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/kinject
-	@KINJECT=$(abspath $(BUILD)/kinject) tests/demo.sh
+	$(BUILD)/kinject demo $(DEMO_FLAGS)

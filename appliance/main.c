@@ -14,7 +14,8 @@ static const struct kj_command commands[] = {
 	  cmd_version_usage },
 	{ "sim", cmd_sim_main, "simulated programming sockets (tests, demo, "
 	  "bench)", cmd_sim_usage },
-	{ "audit", cmd_audit_main, "export, recall and verify the journal",
+	{ "audit", cmd_audit_main, "export, jobs, recall, report, archive, "
+	  "verify",
 	  cmd_audit_usage },
 	{ "check", cmd_check_main, "verify a job's inputs without starting it",
 	  cmd_check_usage },
@@ -26,6 +27,8 @@ static const struct kj_command commands[] = {
 	  cmd_verify_usage },
 	{ "measure", cmd_measure_main, "measure the code into PCR 13 at boot "
 	  "(the image's init)", cmd_measure_usage },
+	{ "demo", cmd_demo_main, "the whole story, from nothing, every "
+	  "command printed", cmd_demo_usage },
 };
 
 const struct kj_command *kj_find_command(const char *name)

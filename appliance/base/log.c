@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <openssl/err.h>
 
 #include "log.h"
@@ -9,6 +12,81 @@
 
 static enum kj_log_level max_level = KJ_LOG_INFO;
 static bool to_syslog;
+static int json = -1; /* -1: not decided yet (KJ_LOG_FORMAT_ENV) */
+static void (*observer)(void *ctx, const char *line);
+static void *observer_ctx;
+
+void kj_log_observe_errors(void (*fn)(void *ctx, const char *line),
+			   void *ctx)
+{
+	observer = fn;
+	observer_ctx = ctx;
+}
+
+void kj_log_set_json(bool on)
+{
+	json = on;
+	/* Child processes (injectors) log the same way. */
+	if (setenv(KJ_LOG_FORMAT_ENV, on ? "json" : "text", 1))
+		json = on; /* ENOMEM: this process still does */
+}
+
+bool kj_log_json(void)
+{
+	const char *v;
+
+	if (json < 0) {
+		v = getenv(KJ_LOG_FORMAT_ENV);
+		json = v && !strcmp(v, "json");
+	}
+	return json;
+}
+
+/* "2026-12-03T10:00:00.123Z" into out[25]. */
+void kj_log_time(char out[25])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	if (!strftime(out, 25, "%Y-%m-%dT%H:%M:%S", &tm))
+		out[0] = '\0';
+	snprintf(out + strlen(out), 6, ".%03uZ",
+		 (unsigned)(ts.tv_nsec / 1000000) % 1000);
+}
+
+size_t kj_json_escape(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *s && n + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static void log_json(enum kj_log_level lvl, const char *line)
+{
+	static const char *const name[] = { "error", "warning", "info",
+					     "debug" };
+	char esc[4 * 2048], ts[25];
+
+	kj_json_escape(line, esc, sizeof(esc));
+	kj_log_time(ts);
+	fprintf(stderr, "{\"ts\":\"%s\",\"event\":\"log\",\"level\":\"%s\","
+		"\"message\":\"%s\"}\n", ts, name[lvl], esc);
+}
 
 void kj_log_set_level(enum kj_log_level max)
 {
@@ -35,7 +113,12 @@ void kj_vlog(enum kj_log_level lvl, const char *fmt, va_list ap)
 	/* One fprintf per line: lines from several processes do not interleave. */
 	char line[2048];
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "kinject: %s%s\n", tag[lvl], line);
+	if (lvl == KJ_LOG_ERR && observer)
+		observer(observer_ctx, line);
+	if (kj_log_json())
+		log_json(lvl, line);
+	else
+		fprintf(stderr, "kinject: %s%s\n", tag[lvl], line);
 }
 
 void kj_log(enum kj_log_level lvl, const char *fmt, ...)

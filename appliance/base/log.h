@@ -10,11 +10,32 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum kj_log_level { KJ_LOG_ERR, KJ_LOG_WARN, KJ_LOG_INFO, KJ_LOG_DEBUG };
 
 void kj_log_set_level(enum kj_log_level max);
+
+/*
+ * JSON lines instead of text (`kinject run --log-format json', the
+ * default off a terminal): {"ts","event":"log","level","message"}, one
+ * object per line, for a plant's log collector.  Set in the environment
+ * too (KINJECT_LOG_FORMAT=json|text), so child processes follow.
+ */
+#define KJ_LOG_FORMAT_ENV "KINJECT_LOG_FORMAT"
+void kj_log_set_json(bool on);
+bool kj_log_json(void);
+/* fn sees every error line this process logs (the operator's screen
+ * shows the last one); NULL stops it.  Called before the line is
+ * written, in the logging thread. */
+void kj_log_observe_errors(void (*fn)(void *ctx, const char *line),
+			   void *ctx);
+/* UTC now as "2026-12-03T10:00:00.123Z" (24 chars + NUL). */
+void kj_log_time(char out[25]);
+/* s as the inside of a JSON string (", \, controls escaped), truncated to
+ * fit cap; returns its length. */
+size_t kj_json_escape(const char *s, char *out, size_t cap);
 void kj_log_use_syslog(const char *ident);
 void kj_log(enum kj_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -1,247 +1,149 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * kinject audit: export the journal (CSV, JSON), recall devices by firmware,
- * batch, serial or uid, and verify journal ↔ log ↔ checkpoints (SPEC.md
- * §4).  Read-only: safe while a job runs.
+ * kinject audit (SPEC.md §6): what quality and compliance read.  This
+ * file parses the arguments every action shares, holds the small helpers
+ * they share and `verify'; the actions live in cmd_audit_export.c,
+ * cmd_audit_report.c and cmd_audit_archive.c.  Read-only on the journal:
+ * safe while a job runs (one snapshot per command).
  */
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "attest/attest.h"
+#include "attest/tpm_defs.h"
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "evidence/audit.h"
-#include "journal/journal.h"
 #include "journal/record.h"
+#include "audit_int.h"
 #include "commands.h"
 
 const char cmd_audit_usage[] =
-	"Usage: kinject audit export [--state DIR] [--format csv|json]\n"
-	"                            [--job ID] [--out FILE]\n"
-	"       kinject audit recall [--state DIR] [--format csv|json] [--all]\n"
-	"                            [--out FILE] --firmware-sha256 H |\n"
-	"                            --firmware-version V | --batch B |\n"
-	"                            --serial S | --uid HEX\n"
-	"       kinject audit verify [--state DIR] [--ak-pub FILE]\n\n"
+	"Usage: kinject audit export [--format csv|json] [--job ID]\n"
+	"                            [--kinds device,job_start,job_end]\n"
+	"                            [--since T] [--until T] [--out FILE]\n"
+	"       kinject audit jobs   [--format csv|json] [--job ID] [--out FILE]\n"
+	"       kinject audit recall [--format csv|json] [--all] [--counts]\n"
+	"                            [--out FILE]\n"
+	"                            [--firmware-sha256 H] [--firmware-version V]\n"
+	"                            [--batch B] [--serial S] [--uid HEX]\n"
+	"                            [--job ID] [--since T] [--until T]\n"
+	"       kinject audit report  --job ID --out FILE.html\n"
+	"       kinject audit archive --job ID --out DIR --work-order WO.json\n"
+	"                             --work-order-sig WO.json.sig\n"
+	"       kinject audit verify [--ak-pub FILE]\n"
+	"  (every action also takes --state DIR, default ./kinject-state)\n\n"
 	"The audit trail of the journal (DIR/journal.db, read-only).\n\n"
-	"  export   every record (of one job with --job), in log order.\n"
-	"           json: an array of the records' exact JCS bytes (the\n"
-	"           transparency log's leaves), one per line; csv: one row per\n"
-	"           record, empty cells for null, cells a spreadsheet would run\n"
-	"           as a formula (= + - @) prefixed with '.\n"
-	"  recall   the device records matching one criterion: by default the\n"
-	"           devices that completed (result ok); --all adds every failed\n"
-	"           attempt (a failed attempt after OFFER also received bytes).\n"
+	"  export   device records (--kinds adds job_start/job_end rows), in log\n"
+	"           order; every row starts with the appliance's AK name.  csv:\n"
+	"           RFC 4180 with a header, the columns of docs/AUDIT.md; json:\n"
+	"           an array of {\"ak_name\", \"record\"} with the record's exact\n"
+	"           JCS bytes (the transparency log's leaf).  An unknown --job is\n"
+	"           an error.\n"
+	"  jobs     one row per job: state, counts, firmware, time span.\n"
+	"  recall   the devices matching every criterion given (at least one);\n"
+	"           hex, batch and serial compare case-insensitively.  By\n"
+	"           default the devices that completed (result ok); --all adds\n"
+	"           every failed attempt.  Counts per job go to stderr;\n"
+	"           --counts writes only them (ak_name,job,devices), the first\n"
+	"           answer to a recall of a whole firmware or batch.\n"
+	"  report   one self-contained HTML page of a job for people who are\n"
+	"           not engineers: quantity, yield per site and socket, failures\n"
+	"           by reason, firmware, hardware revisions, the device rate\n"
+	"           over time, the checkpoints.\n"
+	"  archive  a job's 10-year retention package (the job must have ended):\n"
+	"           evidence bundle, CSV, report, work order and signature, AK\n"
+	"           and EK certificates, and a README on verifying it.\n"
 	"  verify   records canonical, seq and job_seq gap-free, job_end counts,\n"
 	"           the Merkle tree rebuilt from the records equals every\n"
 	"           checkpoint root, nv_counter increasing, and every quote\n"
 	"           verifies (AK public area: --ak-pub, default DIR/ak.pub if\n"
 	"           present).  Exit 0 only if every check passes.\n\n"
-	"  --state DIR   appliance state (default ./kinject-state)\n"
-	"  --format F    csv (default) or json\n"
-	"  --out FILE    write there instead of stdout\n";
+	"  T is UTC: 2026-11-24, 2026-11-24T10:00:00Z or with .mmm; --since is\n"
+	"  inclusive, --until exclusive.\n";
 
-enum filter_kind { F_NONE, F_FW_SHA, F_FW_VERSION, F_BATCH, F_SERIAL, F_UID };
+/* ---- shared helpers ------------------------------------------------------ */
 
-struct audit_args {
-	const char *state, *job, *out_path, *ak_pub;
-	bool json, all, recall;
-	enum filter_kind fk;
-	const char *fval;
-	uint8_t fbin[KJ_RECORD_UID_MAX];
-	size_t fbin_len;
-};
-
-struct out {
-	FILE *f;
-	const struct audit_args *a;
-	uint64_t n;
-};
-
-/* ---- CSV -------------------------------------------------------------------- */
-
-static void csv_str(FILE *f, const char *s)
+int kj_audit_ak_name(const char *state, char out[KJ_AK_NAME_HEX])
 {
-	bool quote;
+	static bool warned;
+	char path[PATH_MAX];
+	uint8_t *pub = NULL;
+	struct kj_ak ak;
+	size_t len;
+	int rc;
 
-	if (!s)
-		return;
-	quote = strpbrk(s, ",\"\r\n") != NULL;
-	if (quote)
-		fputc('"', f);
-	/* A spreadsheet would run the cell as a formula (CSV injection). */
-	if (s[0] && strchr("=+-@\t\r", s[0]))
-		fputc('\'', f);
-	if (!quote) {
-		fputs(s, f);
-		return;
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/ak.pub", state);
+	if (access(path, F_OK) < 0) {
+		if (!warned)
+			kj_warn("%s: no AK public area: the ak_name column is "
+				"empty (run the ceremony's init first)", path);
+		warned = true;
+		return 0;
 	}
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
+	KJ_TRY(kj_read_file(path, KJ_TPM_PUB_MAX, &pub, &len));
+	memset(&ak, 0, sizeof(ak));
+	rc = kj_ak_parse(pub, len, &ak, NULL);
+	free(pub);
+	if (rc < 0) {
+		kj_err("%s: not the AK public area this appliance writes",
+		       path);
+		return rc;
 	}
-	fputc('"', f);
-}
-
-static void csv_hex(FILE *f, const uint8_t *b, size_t n, bool present)
-{
-	char hex[2 * KJ_RECORD_UID_MAX + 1];
-
-	if (!present)
-		return;
-	kj_hex_encode(b, n, hex);
-	fputs(hex, f);
-}
-
-static void csv_u64(FILE *f, uint64_t v, bool present)
-{
-	if (present)
-		fprintf(f, "%llu", (unsigned long long)v);
-}
-
-static const char csv_header[] =
-	"seq,time,kind,job,job_seq,customer,product,batch,operator,result,"
-	"site,socket,uid,hwrev,attempt,serial,cred_index,cert_sha256,"
-	"fw_version,fw_sha256,readback,site_code,work_order_sha256,quantity,"
-	"ok_count,failed_count\n";
-
-static void csv_row(FILE *f, const struct kj_record *r)
-{
-	bool dev = r->kind == KJ_REC_DEVICE, start = r->kind == KJ_REC_JOB_START;
-	bool end = r->kind == KJ_REC_JOB_END;
-	char t[KJ_RECORD_TIME_LEN + 1] = "";
-
-	if (kj_record_format_time(r->time_ms, t))
-		t[0] = '\0'; /* a parsed record always has a valid time */
-	fprintf(f, "%llu,%s,%s,", (unsigned long long)r->seq, t,
-		kj_record_kind_name(r->kind));
-	csv_str(f, r->job);
-	fprintf(f, ",%llu,", (unsigned long long)r->job_seq);
-	csv_str(f, r->customer);
-	fputc(',', f);
-	csv_str(f, r->product);
-	fputc(',', f);
-	csv_str(f, r->batch);
-	fputc(',', f);
-	csv_str(f, r->operator_id);
-	fprintf(f, ",%s,", start ? "" : kj_result_name(r->result));
-	csv_str(f, dev ? r->site : NULL);
-	fputc(',', f);
-	csv_u64(f, r->socket, dev);
-	fputc(',', f);
-	csv_hex(f, r->uid, r->uid_len, dev);
-	fputc(',', f);
-	csv_str(f, dev ? r->hwrev : NULL);
-	fputc(',', f);
-	csv_u64(f, r->attempt, dev && r->has_attempt);
-	fputc(',', f);
-	csv_str(f, dev ? r->serial : NULL);
-	fputc(',', f);
-	csv_u64(f, r->cred_index, dev && r->has_cred);
-	fputc(',', f);
-	csv_hex(f, r->cert_sha256, 32, dev && r->has_cred);
-	fputc(',', f);
-	csv_str(f, end ? NULL : r->fw_version);
-	fputc(',', f);
-	csv_hex(f, r->fw_sha256, 32, !end);
-	fputc(',', f);
-	csv_hex(f, r->readback, 32, dev && r->has_readback);
-	fputc(',', f);
-	csv_u64(f, r->site_code, dev && r->result == KJ_RES_SITE_ABORT);
-	fputc(',', f);
-	csv_hex(f, r->work_order_sha256, 32, start);
-	fputc(',', f);
-	csv_u64(f, r->quantity, start);
-	fputc(',', f);
-	csv_u64(f, r->ok_count, end);
-	fputc(',', f);
-	csv_u64(f, r->failed_count, end);
-	fputc('\n', f);
-}
-
-/* ---- export / recall ---------------------------------------------------------- */
-
-static bool matches(const struct audit_args *a, const struct kj_record *r)
-{
-	char hex[65];
-
-	if (a->fk == F_NONE)
-		return true;
-	if (r->kind != KJ_REC_DEVICE || (!a->all && r->result != KJ_RES_OK))
-		return false;
-	switch (a->fk) {
-	case F_FW_SHA:
-		kj_hex_encode(r->fw_sha256, 32, hex);
-		return !strcmp(hex, a->fval);
-	case F_FW_VERSION:
-		return !strcmp(r->fw_version, a->fval);
-	case F_BATCH:
-		return !strcmp(r->batch, a->fval);
-	case F_SERIAL:
-		return r->serial && !strcmp(r->serial, a->fval);
-	case F_UID:
-		return r->uid_len == a->fbin_len &&
-		       !memcmp(r->uid, a->fbin, r->uid_len);
-	default:
-		return false;
-	}
-}
-
-static int emit_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
-{
-	struct out *o = ctx;
-	struct kj_record r;
-
-	/* Parsing checks every leaf on the way: an export never carries a
-	 * record the verifier would refuse. */
-	if (kj_record_parse(jcs, len, &r)) {
-		kj_err("%s: record %llu is not canonical: run `kinject audit "
-		       "verify'", o->a->state, (unsigned long long)seq);
-		return -EBADMSG;
-	}
-	if (matches(o->a, &r)) {
-		if (o->a->json) {
-			fputs(o->n ? ",\n" : "\n", o->f);
-			fwrite(jcs, 1, len, o->f);
-		} else {
-			csv_row(o->f, &r);
-		}
-		o->n++;
-	}
-	kj_record_release(&r);
+	kj_hex_encode(ak.name, KJ_TPM_NAME_LEN, out);
+	kj_ak_free(&ak);
 	return 0;
 }
 
-static int run_export(struct kj_journal *j, const struct audit_args *a)
+FILE *kj_audit_open_out(const char *path)
 {
-	struct out o = { .f = stdout, .a = a };
-	int rc;
+	FILE *f;
 
-	if (a->out_path && !(o.f = fopen(a->out_path, "w"))) {
-		kj_err("%s: %m", a->out_path);
-		return KJ_EXIT_ERROR;
-	}
-	fputs(a->json ? "[" : csv_header, o.f);
-	rc = kj_journal_foreach_record(j, 0, a->job, emit_cb, &o);
-	if (a->json)
-		fputs(o.n ? "\n]\n" : "]\n", o.f);
-	if (fflush(o.f) || ferror(o.f)) {
-		kj_err("%s: write failed: %m", a->out_path ? a->out_path
-							   : "stdout");
+	if (!path)
+		return stdout;
+	f = fopen(path, "w");
+	if (!f)
+		kj_err("--out %s: %m", path);
+	return f;
+}
+
+int kj_audit_close_out(FILE *f, const char *path)
+{
+	int rc = 0;
+
+	if (fflush(f) || ferror(f)) {
+		kj_err("%s: write failed: %m", path ? path : "stdout");
 		rc = -EIO;
 	}
-	if (a->out_path && fclose(o.f) && !rc) {
-		kj_err("%s: %m", a->out_path);
+	if (path && fclose(f) && !rc) {
+		kj_err("%s: %m", path);
 		rc = -EIO;
 	}
-	if (!rc)
-		kj_info("audit: %llu records", (unsigned long long)o.n);
-	return rc ? KJ_EXIT_ERROR : KJ_EXIT_OK;
+	return rc;
+}
+
+static int exists_cb(void *ctx, const struct kj_journal_job_info *ji)
+{
+	(void)ctx;
+	(void)ji;
+	return 0;
+}
+
+int kj_audit_job_exists(struct kj_journal *j, const char *job)
+{
+	int n = kj_journal_foreach_job(j, job, exists_cb, NULL);
+
+	if (n == 0)
+		kj_err("--job %s: no such job in this journal; `kinject audit "
+		       "jobs' lists them", job);
+	return n;
 }
 
 static int run_verify(struct kj_journal *j, const struct audit_args *a)
@@ -268,11 +170,12 @@ static int run_verify(struct kj_journal *j, const struct audit_args *a)
 	return rc ? KJ_EXIT_ERROR : KJ_EXIT_OK;
 }
 
-/* ---- arguments ------------------------------------------------------------------- */
+/* ---- arguments ----------------------------------------------------------- */
 
 enum {
 	OPT_STATE = 256, OPT_FORMAT, OPT_JOB, OPT_OUT, OPT_ALL, OPT_FW_SHA,
-	OPT_FW_VERSION, OPT_BATCH, OPT_SERIAL, OPT_UID, OPT_AK_PUB,
+	OPT_FW_VERSION, OPT_BATCH, OPT_SERIAL, OPT_UID, OPT_AK_PUB, OPT_KINDS,
+	OPT_SINCE, OPT_UNTIL, OPT_WO, OPT_WO_SIG, OPT_COUNTS,
 };
 
 static const struct option audit_options[] = {
@@ -287,51 +190,120 @@ static const struct option audit_options[] = {
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "uid", required_argument, NULL, OPT_UID },
 	{ "ak-pub", required_argument, NULL, OPT_AK_PUB },
+	{ "kinds", required_argument, NULL, OPT_KINDS },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "until", required_argument, NULL, OPT_UNTIL },
+	{ "work-order", required_argument, NULL, OPT_WO },
+	{ "work-order-sig", required_argument, NULL, OPT_WO_SIG },
+	{ "counts", no_argument, NULL, OPT_COUNTS },
 	{ NULL, 0, NULL, 0 },
 };
 
-static int set_filter(struct audit_args *a, enum filter_kind k, const char *v)
+/* UTC date, date-time or date-time with milliseconds, "Z" suffix. */
+static int parse_time(const char *flag, const char *v, uint64_t *ms)
 {
-	uint8_t h[32];
-	size_t n = strlen(v);
+	struct tm tm = { 0 };
+	const char *end;
+	time_t t;
 
-	if (a->fk != F_NONE) {
-		kj_err("audit recall: give one of --firmware-sha256, "
-		       "--firmware-version, --batch, --serial, --uid");
+	if (!kj_record_parse_time(v, strlen(v), ms))
+		return 0;
+	end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end) {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(v, "%Y-%m-%d", &tm);
+	}
+	if (!end || *end || (t = timegm(&tm)) < 0) {
+		kj_err("%s: `%s' is not a UTC time like 2026-11-24 or "
+		       "2026-11-24T10:00:00Z", flag, v);
 		return -EINVAL;
 	}
-	if (k == F_FW_SHA && (n != 64 || kj_hex_decode(v, h, 32) ||
-			      strspn(v, "0123456789abcdef") != 64)) {
-		kj_err("--firmware-sha256: `%s' is not 64 lowercase hex "
-		       "digits", v);
-		return -EINVAL;
-	}
-	if (k == F_UID) {
-		if (n % 2 || n < 2 || n > 2 * KJ_RECORD_UID_MAX ||
-		    kj_hex_decode(v, a->fbin, n / 2)) {
-			kj_err("--uid: `%s' is not 1..64 bytes of hex", v);
+	*ms = (uint64_t)t * 1000;
+	return 0;
+}
+
+static int parse_kinds(const char *v, unsigned *kinds)
+{
+	char buf[128], *save = NULL, *tok;
+
+	*kinds = 0;
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		int k;
+
+		for (k = KJ_REC_JOB_START; k <= KJ_REC_JOB_END; k++)
+			if (!strcmp(tok, kj_record_kind_name(k)))
+				break;
+		if (k > KJ_REC_JOB_END) {
+			kj_err("--kinds: `%s' is not device, job_start or "
+			       "job_end", tok);
 			return -EINVAL;
 		}
-		a->fbin_len = n / 2;
+		*kinds |= KJ_KIND_BIT(k);
 	}
-	a->fk = k;
-	a->fval = v;
+	if (!*kinds) {
+		kj_err("--kinds: give a comma-separated list of device, "
+		       "job_start, job_end");
+		return -EINVAL;
+	}
 	return 0;
+}
+
+static int set_hex(const char *flag, const char *v, uint8_t *out, size_t min,
+		   size_t max, size_t *len)
+{
+	size_t n = strlen(v);
+
+	if (n % 2 || n < 2 * min || n > 2 * max ||
+	    kj_hex_decode(v, out, n / 2)) {
+		kj_err("%s: `%s' is not %zu..%zu bytes of hex", flag, v, min,
+		       max);
+		return -EINVAL;
+	}
+	if (len)
+		*len = n / 2;
+	return 0;
+}
+
+static int parse_criterion(struct audit_args *a, int c, const char *v)
+{
+	struct kj_journal_filter *f = &a->f;
+
+	a->n_criteria++;
+	switch (c) {
+	case OPT_FW_SHA:
+		f->has_fw_sha256 = true;
+		return set_hex("--firmware-sha256", v, f->fw_sha256, 32, 32,
+			       NULL);
+	case OPT_FW_VERSION: f->fw_version = v; return 0;
+	case OPT_BATCH: f->batch = v; return 0;
+	case OPT_SERIAL: f->serial = v; return 0;
+	case OPT_UID:
+		f->uid = a->uid;
+		return set_hex("--uid", v, a->uid, 1, KJ_RECORD_UID_MAX,
+			       &f->uid_len);
+	default:
+		return -EINVAL;
+	}
 }
 
 static int parse_opt(struct audit_args *a, int c, const char *v)
 {
 	switch (c) {
 	case OPT_STATE: a->state = v; return 0;
-	case OPT_JOB: a->job = v; return 0;
+	case OPT_JOB: a->f.job = v; return 0;
 	case OPT_OUT: a->out_path = v; return 0;
 	case OPT_AK_PUB: a->ak_pub = v; return 0;
+	case OPT_WO: a->work_order = v; return 0;
+	case OPT_WO_SIG: a->work_order_sig = v; return 0;
 	case OPT_ALL: a->all = true; return 0;
-	case OPT_FW_SHA: return set_filter(a, F_FW_SHA, v);
-	case OPT_FW_VERSION: return set_filter(a, F_FW_VERSION, v);
-	case OPT_BATCH: return set_filter(a, F_BATCH, v);
-	case OPT_SERIAL: return set_filter(a, F_SERIAL, v);
-	case OPT_UID: return set_filter(a, F_UID, v);
+	case OPT_COUNTS: a->counts = true; return 0;
+	case OPT_SINCE: return parse_time("--since", v, &a->f.since_ms);
+	case OPT_UNTIL: return parse_time("--until", v, &a->f.until_ms);
+	case OPT_KINDS:
+		a->kinds_set = true;
+		return parse_kinds(v, &a->f.kinds);
 	case OPT_FORMAT:
 		if (strcmp(v, "csv") && strcmp(v, "json")) {
 			kj_err("--format: `%s' is neither csv nor json", v);
@@ -340,63 +312,117 @@ static int parse_opt(struct audit_args *a, int c, const char *v)
 		a->json = !strcmp(v, "json");
 		return 0;
 	default:
-		return -EINVAL;
+		return parse_criterion(a, c, v);
 	}
 }
 
-static int parse_args(int argc, char **argv, const char *action,
+#define B(o) (1u << ((o) - OPT_STATE))
+#define B_CRITERIA (B(OPT_FW_SHA) | B(OPT_FW_VERSION) | B(OPT_BATCH) | \
+		    B(OPT_SERIAL) | B(OPT_UID))
+#define B_TIME (B(OPT_SINCE) | B(OPT_UNTIL))
+
+struct action {
+	const char *name;
+	unsigned allowed;  /* besides --state */
+	unsigned required;
+	int (*run)(struct kj_journal *j, const struct audit_args *a);
+};
+
+static const struct action actions[] = {
+	{ "export", B(OPT_FORMAT) | B(OPT_JOB) | B(OPT_OUT) | B(OPT_KINDS) |
+	  B_TIME, 0, kj_audit_export },
+	{ "jobs", B(OPT_FORMAT) | B(OPT_JOB) | B(OPT_OUT), 0, kj_audit_jobs },
+	{ "recall", B(OPT_FORMAT) | B(OPT_JOB) | B(OPT_OUT) | B(OPT_ALL) |
+	  B(OPT_COUNTS) | B_TIME | B_CRITERIA, 0, kj_audit_export },
+	{ "report", B(OPT_JOB) | B(OPT_OUT), B(OPT_JOB) | B(OPT_OUT),
+	  kj_audit_report },
+	{ "archive", B(OPT_JOB) | B(OPT_OUT) | B(OPT_WO) | B(OPT_WO_SIG),
+	  B(OPT_JOB) | B(OPT_OUT) | B(OPT_WO) | B(OPT_WO_SIG),
+	  kj_audit_archive },
+	{ "verify", B(OPT_AK_PUB), 0, run_verify },
+};
+
+static int check_flags(const struct action *act, unsigned seen)
+{
+	for (const struct option *o = audit_options; o->name; o++) {
+		unsigned b = B(o->val);
+
+		if (o->val == OPT_STATE)
+			continue;
+		if ((seen & b) && !(act->allowed & b)) {
+			kj_err("audit %s: --%s does not apply here; see "
+			       "`kinject audit --help'", act->name, o->name);
+			return -EINVAL;
+		}
+		if ((act->required & b) && !(seen & b)) {
+			kj_err("audit %s: --%s is required", act->name,
+			       o->name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, const struct action *act,
 		      struct audit_args *a)
 {
+	unsigned seen = 0;
 	int c;
 
 	a->state = "./kinject-state";
+	a->action = act->name;
 	opterr = 1;
 	optind = 2; /* argv[0] = "audit", argv[1] = the action */
-	while ((c = getopt_long(argc, argv, "", audit_options, NULL)) != -1)
-		if (c == '?' || parse_opt(a, c, optarg))
+	while ((c = getopt_long(argc, argv, "", audit_options, NULL)) != -1) {
+		if (c == '?')
 			return -EINVAL;
+		if (c != OPT_STATE && (seen & B(c))) {
+			kj_err("audit %s: --%s given twice", act->name,
+			       audit_options[c - OPT_STATE].name);
+			return -EINVAL;
+		}
+		seen |= B(c);
+		KJ_TRY(parse_opt(a, c, optarg));
+	}
 	if (optind < argc) {
-		kj_err("audit %s: unexpected argument `%s'", action,
+		kj_err("audit %s: unexpected argument `%s'", act->name,
 		       argv[optind]);
 		return -EINVAL;
 	}
-	a->recall = !strcmp(action, "recall");
-	if (a->recall != (a->fk != F_NONE) || (!a->recall && a->all)) {
-		kj_err("audit %s: %s", action, a->recall
-		       ? "needs one of --firmware-sha256, --firmware-version, "
-			 "--batch, --serial, --uid"
-		       : "recall criteria and --all belong to `audit recall'");
+	KJ_TRY(check_flags(act, seen));
+	if (!strcmp(act->name, "recall") && !a->n_criteria) {
+		kj_err("audit recall: give at least one of --firmware-sha256, "
+		       "--firmware-version, --batch, --serial, --uid");
 		return -EINVAL;
 	}
+	if (!a->kinds_set)
+		a->f.kinds = KJ_KIND_BIT(KJ_REC_DEVICE);
+	a->f.ok_only = !strcmp(act->name, "recall") && !a->all;
 	return 0;
 }
 
 int cmd_audit_main(int argc, char **argv)
 {
+	const char *name = argc > 1 ? argv[1] : "";
+	const struct action *act = NULL;
 	struct audit_args a = { 0 };
 	struct kj_journal *j;
-	const char *action = argc > 1 ? argv[1] : "";
 	int rc;
 
-	if (strcmp(action, "export") && strcmp(action, "recall") &&
-	    strcmp(action, "verify")) {
-		kj_err("audit: unknown action `%s': export, recall or verify",
-		       action);
+	for (size_t i = 0; i < KJ_ARRAY_SIZE(actions); i++)
+		if (!strcmp(name, actions[i].name))
+			act = &actions[i];
+	if (!act) {
+		kj_err("audit: unknown action `%s': export, jobs, recall, "
+		       "report, archive or verify", name);
 		kj_print_usage(kj_find_command("audit"), 1);
 		return KJ_EXIT_USAGE;
 	}
-	if (parse_args(argc, argv, action, &a))
+	if (parse_args(argc, argv, act, &a))
 		return KJ_EXIT_USAGE;
-	if (!strcmp(action, "verify") && (a.job || a.out_path || a.json)) {
-		kj_err("audit verify: takes --state and --ak-pub only");
-		return KJ_EXIT_USAGE;
-	}
 	if (kj_journal_open(a.state, KJ_JOURNAL_RDONLY, &j))
 		return KJ_EXIT_ERROR;
-	if (!strcmp(action, "verify"))
-		rc = run_verify(j, &a);
-	else
-		rc = run_export(j, &a);
+	rc = act->run(j, &a);
 	kj_journal_close(j);
 	return rc;
 }

@@ -45,6 +45,9 @@ const char cmd_run_usage[] =
 	"                              the covering quote\n"
 	"  --workers N                 injector processes (default: one per core)\n"
 	"  --json-summary FILE         write the summary as JSON\n"
+	"  --log-format text|json      progress and log lines: text is a status\n"
+	"                              screen on a terminal; json (the default\n"
+	"                              off a terminal) one object per line\n"
 	"  --tpm none                  no attestation (engine tests only)\n\n"
 	"Exit: 0 quantity reached, 3 stopped by a signal (resumable),\n"
 	"4 max_failed exceeded, 1 error, 2 usage.\n";
@@ -53,7 +56,8 @@ struct run_opts {
 	struct kj_preflight_args in;
 	struct kj_listen listen[KJ_RUN_MAX_LISTEN];
 	size_t n_listen;
-	const char *tpm, *operator_id, *sites, *json_summary;
+	const char *tpm, *operator_id, *sites, *json_summary, *log_format;
+	enum kj_progress_mode progress;
 	struct kj_keeper_limits limits;
 	uint64_t checkpoint_ms;
 	bool commit_after_checkpoint;
@@ -63,6 +67,7 @@ enum {
 	O_WO = 256, O_WO_SIG, O_PRODUCT, O_PRODUCT_SIG, O_FIRMWARE, O_CREDS,
 	O_LISTEN, O_STATE, O_HSM, O_PIN, O_TPM, O_OPERATOR, O_SITES, O_MAXCONN,
 	O_HELLO_TO, O_PROG_TO, O_CKPT, O_NO_CAC, O_WORKERS, O_JSON,
+	O_LOG_FORMAT,
 };
 
 static const struct option long_opts[] = {
@@ -86,6 +91,7 @@ static const struct option long_opts[] = {
 	{ "no-commit-after-checkpoint", no_argument, NULL, O_NO_CAC },
 	{ "workers", required_argument, NULL, O_WORKERS },
 	{ "json-summary", required_argument, NULL, O_JSON },
+	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -118,6 +124,7 @@ static int take_opt(struct run_opts *o, int c, const char *v)
 	case O_OPERATOR: o->operator_id = v; return 0;
 	case O_SITES: o->sites = v; return 0;
 	case O_JSON: o->json_summary = v; return 0;
+	case O_LOG_FORMAT: o->log_format = v; return 0;
 	case O_NO_CAC: o->commit_after_checkpoint = false; return 0;
 	case O_LISTEN:
 		if (o->n_listen == KJ_RUN_MAX_LISTEN) {
@@ -246,6 +253,7 @@ struct run_ctx {
 static int hook_record(void *ctx, uint64_t seq, const uint8_t *jcs,
 		       size_t len)
 {
+	kj_progress_record(&((struct run_ctx *)ctx)->prog, jcs, len);
 	return kj_checkpointer_record(&((struct run_ctx *)ctx)->att, seq, jcs,
 				      len);
 }
@@ -259,6 +267,11 @@ static int hook_committed(void *ctx, uint64_t tree_size, uint64_t *covered)
 static void hook_progress(void *ctx, const struct kj_keeper_stats *st)
 {
 	kj_progress_update(&((struct run_ctx *)ctx)->prog, st);
+}
+
+static void hook_offered(void *ctx, const struct kj_record *hello)
+{
+	kj_progress_offered(&((struct run_ctx *)ctx)->prog, hello);
 }
 
 /* The journal knows the batch by index and certificate hash only. */
@@ -349,6 +362,7 @@ static void fill_job(const struct run_opts *o, struct kj_preflight *p,
 	job->hooks.record = hook_record;
 	job->hooks.committed = hook_committed;
 	job->hooks.progress = hook_progress;
+	job->hooks.offered = hook_offered;
 	job->stop = &stop_flag;
 }
 
@@ -443,7 +457,8 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		(unsigned long long)st.ok_count,
 		(unsigned long long)p->wo.quantity, backend);
 	KJ_TRY_GOTO(rc, kj_checkpointer_start(&ctx.att), out);
-	kj_progress_init(&ctx.prog, st.ok_count);
+	kj_progress_init(&ctx.prog, o->progress, p->wo.id, p->wo.max_failed,
+			 st.ok_count);
 	rc = serve(o, p, j, &ctx, s);
 out:
 	kj_checkpointer_close(&ctx.att);
@@ -461,8 +476,10 @@ int cmd_run_main(int argc, char **argv)
 	struct run_opts o;
 	int rc;
 
-	if (parse_opts(argc, argv, &o) < 0)
+	if (parse_opts(argc, argv, &o) < 0 ||
+	    kj_progress_mode_parse(o.log_format, &o.progress) < 0)
 		return KJ_EXIT_USAGE;
+	kj_log_set_json(o.progress == KJ_PROGRESS_JSON);
 	if (harden_keeper() < 0)
 		return KJ_EXIT_ERROR;
 	if (kj_arena_install_signal_wipe() < 0 || install_stop_handlers() < 0) {

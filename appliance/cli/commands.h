@@ -46,5 +46,7 @@ int cmd_verify_main(int argc, char **argv);
 extern const char cmd_verify_usage[];
 int cmd_measure_main(int argc, char **argv);
 extern const char cmd_measure_usage[];
+int cmd_demo_main(int argc, char **argv);
+extern const char cmd_demo_usage[];
 
 #endif

@@ -1,5 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * The operator's and the plant's view of a running job (progress.h): the
+ * choice of form, the text and JSON lines, the figures every form shares
+ * (rate, ETA, reasons split at the offer: a refusal sent nothing and
+ * costs nothing of max_failed, a failure after the offer did), and the
+ * summary.  The screen itself is status.c.
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -7,28 +15,72 @@
 #include "base/log.h"
 #include "base/util.h"
 
-#define PLAIN_INTERVAL_MS 5000
+#define LINE_INTERVAL_MS 5000  /* text and json lines */
+#define DRAW_INTERVAL_MS 200   /* screen redraws */
 
-void kj_progress_init(struct kj_progress *p, uint64_t start_ok)
+int kj_progress_mode_parse(const char *v, enum kj_progress_mode *out)
 {
-	memset(p, 0, sizeof(*p));
-	p->tty = isatty(STDERR_FILENO);
-	p->start_ok = start_ok;
+	if (!v)
+		*out = isatty(STDERR_FILENO) ? KJ_PROGRESS_SCREEN
+					     : KJ_PROGRESS_JSON;
+	else if (!strcmp(v, "json"))
+		*out = KJ_PROGRESS_JSON;
+	else if (!strcmp(v, "text"))
+		*out = isatty(STDERR_FILENO) ? KJ_PROGRESS_SCREEN
+					     : KJ_PROGRESS_TEXT;
+	else {
+		kj_err("--log-format: `%s' is neither text nor json", v);
+		return -EINVAL;
+	}
+	return 0;
 }
 
-static double rate_of(const struct kj_keeper_stats *st)
+void kj_progress_init(struct kj_progress *p, enum kj_progress_mode mode,
+		      const char *job, uint64_t max_failed, uint64_t start_ok)
+{
+	memset(p, 0, sizeof(*p));
+	p->mode = mode;
+	p->job = job;
+	p->max_failed = max_failed;
+	p->start_ok = start_ok;
+	kj_log_set_json(mode == KJ_PROGRESS_JSON);
+	if (mode == KJ_PROGRESS_SCREEN)
+		kj_status_setup(p);
+}
+
+void kj_progress_record(struct kj_progress *p, const uint8_t *jcs,
+			size_t len)
+{
+	struct kj_record r;
+
+	/* Only the screen shows sockets; the lines stay cheap. */
+	if (p->mode != KJ_PROGRESS_SCREEN || kj_record_parse(jcs, len, &r))
+		return;
+	if (r.kind == KJ_REC_DEVICE)
+		kj_status_note(p, &r, false);
+	kj_record_release(&r);
+}
+
+void kj_progress_offered(struct kj_progress *p, const struct kj_record *hello)
+{
+	if (p->mode == KJ_PROGRESS_SCREEN)
+		kj_status_note(p, hello, true);
+}
+
+double kj_progress_rate(const struct kj_keeper_stats *st)
 {
 	return st->elapsed_ms ? st->run_ok * 1000.0 / st->elapsed_ms : 0.0;
 }
 
-/* "readback 3, timeout 1": every failure reason seen in this run. */
-static void failures(const struct kj_keeper_stats *st, char *out, size_t cap)
+void kj_progress_reasons(const struct kj_keeper_stats *st, bool after_offer,
+			 char *out, size_t cap)
 {
 	size_t n = 0;
 
 	out[0] = 0;
 	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_INTERRUPTED; r++) {
-		if (!st->results[r] || n >= cap)
+		if (!st->results[r] || n >= cap ||
+		    kj_result_after_offer(r) != after_offer)
 			continue;
 		n += (size_t)snprintf(out + n, cap - n, "%s%s %llu",
 				      n ? ", " : "", kj_result_name(r),
@@ -38,9 +90,9 @@ static void failures(const struct kj_keeper_stats *st, char *out, size_t cap)
 		snprintf(out, cap, "none");
 }
 
-static void eta(const struct kj_keeper_stats *st, char *out, size_t cap)
+void kj_progress_eta(const struct kj_keeper_stats *st, char *out, size_t cap)
 {
-	double rate = rate_of(st);
+	double rate = kj_progress_rate(st);
 	uint64_t left = st->quantity > st->ok ? st->quantity - st->ok : 0;
 	uint64_t s;
 
@@ -57,58 +109,127 @@ static void eta(const struct kj_keeper_stats *st, char *out, size_t cap)
 		 (unsigned long long)(s % 60));
 }
 
+static void text_line(const struct kj_progress *p,
+		      const struct kj_keeper_stats *st)
+{
+	char fail[512], refused[512], when[32];
+
+	kj_progress_reasons(st, true, fail, sizeof(fail));
+	kj_progress_reasons(st, false, refused, sizeof(refused));
+	kj_progress_eta(st, when, sizeof(when));
+	fprintf(stderr, "progress: %llu/%llu ok, %.0f devices/s, in flight "
+		"%llu, eta %s, max_failed %llu of %llu used, failures: %s, "
+		"refused before offer: %s\n", (unsigned long long)st->ok,
+		(unsigned long long)st->quantity, kj_progress_rate(st),
+		(unsigned long long)st->in_flight, when,
+		(unsigned long long)st->failed_after_offer,
+		(unsigned long long)p->max_failed, fail, refused);
+}
+
+/* {"after_offer_reason": n, ...} of this run. */
+static void json_reasons(FILE *f, const struct kj_keeper_stats *st,
+			 bool after_offer)
+{
+	bool first = true;
+
+	fputc('{', f);
+	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_INTERRUPTED; r++) {
+		if (!st->results[r] || kj_result_after_offer(r) != after_offer)
+			continue;
+		fprintf(f, "%s\"%s\":%llu", first ? "" : ",", kj_result_name(r),
+			(unsigned long long)st->results[r]);
+		first = false;
+	}
+	fputc('}', f);
+}
+
+static void json_line(const struct kj_progress *p,
+		      const struct kj_keeper_stats *st)
+{
+	char ts[25], job[512];
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (!m)
+		return;
+	kj_log_time(ts);
+	kj_json_escape(p->job ? p->job : "", job, sizeof(job));
+	fprintf(m, "{\"ts\":\"%s\",\"event\":\"progress\",\"job\":\"%s\","
+		"\"quantity\":%llu,\"ok\":%llu,\"run_ok\":%llu,"
+		"\"in_flight\":%llu,\"devices_per_s\":%.1f,"
+		"\"failed_after_offer\":%llu,\"max_failed\":%llu,"
+		"\"connections\":%llu,\"issuing\":%s,\"failures\":", ts, job,
+		(unsigned long long)st->quantity, (unsigned long long)st->ok,
+		(unsigned long long)st->run_ok,
+		(unsigned long long)st->in_flight, kj_progress_rate(st),
+		(unsigned long long)st->failed_after_offer,
+		(unsigned long long)p->max_failed,
+		(unsigned long long)st->conns_open,
+		st->issuing ? "true" : "false");
+	json_reasons(m, st, true);
+	fputs(",\"refused\":", m);
+	json_reasons(m, st, false);
+	fputs("}\n", m);
+	if (!fclose(m))
+		fwrite(buf, 1, len, stderr); /* one write: one line */
+	free(buf);
+}
+
 void kj_progress_update(struct kj_progress *p, const struct kj_keeper_stats *st)
 {
-	char fail[512], when[32], bar[31];
-	unsigned width = sizeof(bar) - 1, filled;
 	uint64_t now = kj_now_ms();
+	bool final = !st->issuing && !st->in_flight;
+	unsigned gap = p->mode == KJ_PROGRESS_SCREEN ? DRAW_INTERVAL_MS
+						     : LINE_INTERVAL_MS;
 
-	failures(st, fail, sizeof(fail));
-	eta(st, when, sizeof(when));
-	if (!p->tty) {
-		if (p->last_plain_ms && now - p->last_plain_ms < PLAIN_INTERVAL_MS)
-			return;
-		p->last_plain_ms = now;
-		fprintf(stderr, "progress: %llu/%llu ok, %.0f devices/s, "
-			"in flight %llu, eta %s, failures: %s\n",
-			(unsigned long long)st->ok,
-			(unsigned long long)st->quantity, rate_of(st),
-			(unsigned long long)st->in_flight, when, fail);
+	p->st = *st;
+	if (p->last_out_ms && now - p->last_out_ms < gap && !final)
 		return;
+	p->last_out_ms = now;
+	switch (p->mode) {
+	case KJ_PROGRESS_SCREEN:
+		kj_status_draw(p);
+		break;
+	case KJ_PROGRESS_JSON:
+		json_line(p, st);
+		break;
+	case KJ_PROGRESS_TEXT:
+	default:
+		text_line(p, st);
+		break;
 	}
-	filled = st->quantity ? (unsigned)(st->ok * width / st->quantity) : 0;
-	if (filled > width)
-		filled = width;
-	memset(bar, '#', filled);
-	memset(bar + filled, '.', width - filled);
-	bar[width] = 0;
-	fprintf(stderr, "\r\033[K[%s] %llu/%llu  %.0f/s  eta %s  conns %llu  "
-		"failures: %s", bar, (unsigned long long)st->ok,
-		(unsigned long long)st->quantity, rate_of(st), when,
-		(unsigned long long)st->conns_open, fail);
-	p->drew_line = true;
 }
 
 void kj_progress_finish(struct kj_progress *p)
 {
-	if (p->drew_line)
-		fputc('\n', stderr);
-	p->drew_line = false;
+	if (p->mode == KJ_PROGRESS_SCREEN)
+		kj_status_end(p);
+	else if (p->mode == KJ_PROGRESS_JSON && p->st.quantity)
+		json_line(p, &p->st);
+	free(p->socks);
+	p->socks = NULL;
+	p->n_socks = p->cap_socks = 0;
 }
 
 void kj_summary_print(const struct kj_run_summary *s,
 		      const struct kj_keeper_stats *st)
 {
-	char fail[512];
+	char fail[512], refused[512];
 
-	failures(st, fail, sizeof(fail));
+	kj_progress_reasons(st, true, fail, sizeof(fail));
+	kj_progress_reasons(st, false, refused, sizeof(refused));
 	printf("job %s: %s\n", s->job, s->outcome);
 	printf("  devices ok:     %llu of %llu (this run %llu)\n",
 	       (unsigned long long)st->ok, (unsigned long long)st->quantity,
 	       (unsigned long long)st->run_ok);
-	printf("  failures:       %s (counted against max_failed: %llu)\n",
-	       fail, (unsigned long long)st->failed_after_offer);
-	printf("  rate:           %.0f devices/s over %.1f s\n", rate_of(st),
+	printf("  failures:       %s this run (after the offer; the job has "
+	       "used %llu of its max_failed)\n", fail,
+	       (unsigned long long)st->failed_after_offer);
+	printf("  refused:        %s this run (before the offer: nothing "
+	       "sent)\n", refused);
+	printf("  rate:           %.0f devices/s over %.1f s\n",
+	       kj_progress_rate(st),
 	       st->elapsed_ms / 1000.0);
 	printf("  journal:        %s/journal.db (%llu fsyncs, %llu records "
 	       "in the log)\n", s->state_dir, (unsigned long long)s->fsyncs,
@@ -145,7 +266,7 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     (unsigned long long)st->run_ok,
 		     (unsigned long long)st->failed_after_offer,
 		     (unsigned long long)st->in_flight,
-		     (unsigned long long)st->elapsed_ms, rate_of(st),
+		     (unsigned long long)st->elapsed_ms, kj_progress_rate(st),
 		     (unsigned long long)s->fsyncs,
 		     (unsigned long long)st->commits,
 		     (unsigned long long)s->checkpoints,

@@ -207,7 +207,8 @@ static int open_db(struct kj_journal *j)
 		kj_err("%s: synchronous=FULL not in effect", j->path);
 		return -EIO;
 	}
-	return setup_schema(j);
+	KJ_TRY(setup_schema(j));
+	return j->rdonly ? 0 : kj_jnl_query_indexes(j);
 }
 
 static int prepare_all(struct kj_journal *j)

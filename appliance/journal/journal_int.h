@@ -5,6 +5,7 @@
  *   journal.c      -> journal_stale.c, journal_ckpt.c
  *   journal_job.c  -> journal_resv.c -> journal_rec.c
  *   journal_stale.c -> journal_rec.c
+ *   journal_query.c (read-only: audit) -> nothing but journal_sql.c
  * and all of them -> journal_sql.c, which calls none.  Not for other
  * modules.
  */
@@ -86,6 +87,11 @@ int kj_jnl_step_write(struct kj_journal *j, sqlite3_stmt *st,
 int kj_jnl_query_u64(struct kj_journal *j, const char *sql, const char *text,
 		     uint64_t *out);
 
+/* Step a `SELECT seq, jcs' to cb (kj_journal_foreach_record's contract);
+ * finalizes st. */
+int kj_jnl_step_leaves(struct kj_journal *j, sqlite3_stmt *st,
+		       kj_journal_record_cb cb, void *ctx, const char *what);
+
 /* journal_rec.c: one record's JCS bytes and row, on journal_sql.c. */
 int kj_jnl_need_job(struct kj_journal *j);
 /* A record's job fields (job, customer, …, firmware) from the current job. */
@@ -102,6 +108,9 @@ int kj_jnl_load_used(struct kj_journal *j);
 
 /* journal_stale.c: burn the reservations a crash left open, then commit. */
 int kj_jnl_burn_stale(struct kj_journal *j);
+
+/* journal_query.c: the indexes audit queries need (read-write opens). */
+int kj_jnl_query_indexes(struct kj_journal *j);
 
 /* journal_ckpt.c: WAL checkpoints on a thread of their own. */
 int kj_jnl_ckpt_start(struct kj_journal *j);

@@ -154,3 +154,25 @@ size_t kj_journal_pending(const struct kj_journal *j)
 {
 	return j->pending;
 }
+
+/* Step a `SELECT seq, jcs' statement, handing each row to cb (0 goes on,
+ * > 0 stops and is returned, < 0 fails); finalizes st. */
+int kj_jnl_step_leaves(struct kj_journal *j, sqlite3_stmt *st,
+		       kj_journal_record_cb cb, void *ctx, const char *what)
+{
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 1);
+		int n = sqlite3_column_bytes(st, 1);
+
+		ret = cb(ctx, (uint64_t)sqlite3_column_int64(st, 0),
+			 p ? p : "", (size_t)n);
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = kj_jnl_sql_err(j, rc, what);
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -25,7 +25,7 @@ int kj_journal_foreach_record(struct kj_journal *j, uint64_t from_seq,
 		"SELECT seq, jcs FROM records WHERE job = ?2 AND seq >= ?1"
 		" ORDER BY job_seq";
 	sqlite3_stmt *st;
-	int rc, ret = 0;
+	int rc;
 
 	rc = sqlite3_prepare_v2(j->db, job ? job_sql : all_sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -33,19 +33,7 @@ int kj_journal_foreach_record(struct kj_journal *j, uint64_t from_seq,
 	bind_u64(st, 1, from_seq);
 	if (job)
 		bind_text(st, 2, job);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *p = sqlite3_column_blob(st, 1);
-		int n = sqlite3_column_bytes(st, 1);
-
-		ret = cb(ctx, (uint64_t)sqlite3_column_int64(st, 0),
-			 p ? p : "", (size_t)n);
-		if (ret)
-			break;
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = kj_jnl_sql_err(j, rc, "read records");
-	sqlite3_finalize(st);
-	return ret;
+	return kj_jnl_step_leaves(j, st, cb, ctx, "read records");
 }
 
 /* ---- event log ----------------------------------------------------------- */

@@ -90,6 +90,9 @@ struct kj_keeper_hooks {
 	int (*committed)(void *ctx, uint64_t tree_size, uint64_t *covered);
 	/* Progress, every progress_interval_ms and once at the end. */
 	void (*progress)(void *ctx, const struct kj_keeper_stats *st);
+	/* A device got its reservation (OFFER follows): hello holds its
+	 * site and socket, for the operator's screen.  May be NULL. */
+	void (*offered)(void *ctx, const struct kj_record *hello);
 };
 
 struct kj_job {

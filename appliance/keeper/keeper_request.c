@@ -130,6 +130,8 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 	s->offer_sent = false;
 	kj_kp_uid_add(k, s);
 	k->in_flight++;
+	if (k->job->hooks.offered)
+		k->job->hooks.offered(k->job->hooks.ctx, &hello);
 	slen = strlen(s->res.serial);
 	r.u.offer.o.tag = tag;
 	r.u.offer.o.blob_len = c->blob_len;

@@ -30,6 +30,21 @@ static inline int kj_test_vbash(const char *scratch, const char *fmt,
 	return system(cmd);
 }
 
+/* A text file into buf (NUL-terminated, at most cap - 1 bytes); its
+ * length, or -1 if it cannot be opened. */
+static inline long kj_test_slurp(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, cap - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return (long)n;
+}
+
 /* A self-signed device certificate ("CN=dev", one day) for key k. */
 static inline X509 *kj_test_self_signed(EVP_PKEY *k)
 {

@@ -25,6 +25,7 @@
 #include "journal/journal.h"
 #include "journal/record.h"
 #include "evidence_job.h"
+#include "kj_testutil.h"
 #include "swtpm_helper.h"
 
 static char dir[96];
@@ -273,20 +274,30 @@ static void test_cli_export(void **state)
 		printf("no %s: skipping the CLI checks\n", kinject);
 		skip();
 	}
-	assert_int_equal(cli("export --format json", buf, sizeof(buf)), 0);
+	assert_int_equal(cli("export --format json --kinds "
+			     "job_start,device,job_end", buf, sizeof(buf)), 0);
 	a = json_loads(buf, 0, &e);
 	assert_non_null(a);
 	assert_int_equal(json_array_size(a), 6);
 	json_decref(a);
-	/* The leaves verbatim, one per line. */
-	assert_non_null(strstr(buf, "\n{\"attempt\":null,\"batch\":"
+	/* The leaves verbatim, one per line, after the appliance's name. */
+	assert_non_null(strstr(buf, "\n{\"ak_name\":\"\",\"record\":"
+				    "{\"attempt\":null,\"batch\":"
 				    "\"LOT, \\\"7\\\"\""));
+	/* Device rows by default. */
+	assert_int_equal(cli("export --format json", buf, sizeof(buf)), 0);
+	a = json_loads(buf, 0, &e);
+	assert_non_null(a);
+	assert_int_equal(json_array_size(a), 4);
+	json_decref(a);
 	assert_int_equal(cli("export", buf, sizeof(buf)), 0);
-	assert_int_equal(strncmp(buf, "seq,time,kind,job,job_seq,", 26), 0);
+	assert_int_equal(strncmp(buf, "ak_name,seq,time,kind,job,job_seq,",
+				 34), 0);
 	assert_non_null(strstr(buf, ",\"LOT, \"\"7\"\"\",op1,"));
 	assert_non_null(strstr(buf, ",\"'=HYPERLINK(\"\"x\"\")\",2,a002,"));
-	assert_int_equal(cli("export --job nope", buf, sizeof(buf)), 0);
-	assert_null(strchr(strchr(buf, '\n') + 1, '\n'));
+	/* An unknown job is an error, not an empty file. */
+	assert_int_equal(cli("export --job nope", buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "");
 	assert_int_equal(cli("verify", buf, sizeof(buf)), 0);
 	assert_non_null(strstr(buf, "all checks passed"));
 }
@@ -310,6 +321,9 @@ static void test_cli_recall(void **state)
 	assert_int_equal(cli("recall --serial AS100", buf, sizeof(buf)), 0);
 	assert_int_equal(rows(buf), 1);
 	assert_non_null(strstr(buf, ",AS100,0,"));
+	assert_int_equal(cli("recall --serial as100 --batch 'lot, \"7\"'", buf,
+			     sizeof(buf)), 0);
+	assert_int_equal(rows(buf), 1);
 	assert_int_equal(cli("recall --firmware-sha256 "
 			     "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1"
 			     "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1",
@@ -322,12 +336,58 @@ static void test_cli_recall(void **state)
 	assert_int_equal(rows(buf), 0);
 	assert_int_equal(cli("recall --all --uid a002", buf, sizeof(buf)), 0);
 	assert_int_equal(rows(buf), 1);
-	assert_int_equal(cli("recall --batch x --serial y", buf, sizeof(buf)),
+	assert_int_equal(cli("recall --batch x --serial AS100", buf,
+			     sizeof(buf)), 0);
+	assert_int_equal(rows(buf), 0);
+	assert_int_equal(cli("recall --serial x --serial y", buf, sizeof(buf)),
 			 2);
 	assert_int_equal(cli("recall", buf, sizeof(buf)), 2);
 	assert_int_equal(cli("recall --firmware-sha256 F1", buf, sizeof(buf)),
 			 2);
 	assert_int_equal(cli("export --all", buf, sizeof(buf)), 2);
+}
+
+/* The report of a long job lists the ends of its checkpoints, and how
+ * many there are; the page stays small however long the job ran. */
+static void test_cli_report_long(void **state)
+{
+	static char buf[65536];
+	struct kj_journal *j;
+	char path[160];
+	size_t n;
+
+	struct kj_job_desc d = {
+		.job = "WO-L", .customer = "acme", .product = "acme-sensor",
+		.batch = "L", .operator_id = "op1", .quantity = 1,
+		.fw_version = "3.1.5", .serial_prefix = "AS",
+		.serial_start = 100, .creds = creds, .n_creds = 16,
+	};
+
+	(void)state;
+	if (access(kinject, X_OK))
+		skip();
+	/* A second job quoted after each of its 30 records. */
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), 0);
+	for (unsigned i = 0; i < 30; i++) {
+		device(j, 10 + i, KJ_RES_LOCKED_OUT);
+		assert_int_equal(kj_journal_commit(j), 0);
+		add_checkpoint(j, 100 + i);
+		assert_int_equal(kj_journal_commit(j), 0);
+	}
+	kj_journal_close(j);
+	snprintf(path, sizeof(path), "report --job WO-L --out %s/r.html", dir);
+	assert_int_equal(cli(path, buf, sizeof(buf)), 0);
+	snprintf(path, sizeof(path), "%s/r.html", dir);
+	assert_true(kj_test_slurp(path, buf, sizeof(buf)) > 0);
+	/* 30 checkpoints cover the job: 10 rows, "10 more", 10 rows. */
+	assert_non_null(strstr(buf, "<p>30 checkpoints."));
+	assert_non_null(strstr(buf, "&#8230; 10 more, every one in the "
+				    "evidence bundle"));
+	n = 0;
+	for (char *p = buf; (p = strstr(p, "<td class=\"mono\">")); p++)
+		n++;
+	assert_int_equal(n, 20);
 }
 
 /*
@@ -381,6 +441,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_checkpoint, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_export, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cli_report_long, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_recall, setup,
 						teardown),
