@@ -341,6 +341,7 @@ static void fill_job(const struct run_opts *o, struct kj_preflight *p,
 	job->fw_size = (uint32_t)p->fw_len;
 	job->creds = &p->creds;
 	job->wo = &p->wo;
+	job->product = &p->pm;
 	job->journal = j;
 	job->listen = o->listen;
 	job->n_listen = o->n_listen;
