@@ -64,7 +64,10 @@ const char cmd_sim_usage[] =
 	"                         factory CA: each device gets a certificate\n"
 	"                         from it and answers CHALLENGE with PROOF\n"
 	"  --cred-mode inject     open every cred_blob with the device key and\n"
-	"                         check the certificate and key inside\n\n"
+	"                         check the certificate and key inside\n"
+	"  --cred-mode issue --issuing-ca CA.pem\n"
+	"                         the cred_blob must be a certificate by CA for\n"
+	"                         the device's key (the device log shows it)\n\n"
 	"Hostile modes (one of them, on the last K sockets, default all):\n"
 	"  --garbage              random bytes instead of frames\n"
 	"  --huge-length          a frame header announcing 4 GiB\n"
@@ -87,6 +90,7 @@ enum {
 	OPT_GARBAGE, OPT_HUGE, OPT_LORIS, OPT_VANISH, OPT_HALF_OPEN,
 	OPT_HOSTILE_SOCKETS, OPT_LORIS_MS, OPT_RECONNECT, OPT_DEVICE_KEYS,
 	OPT_DEVICE_CA, OPT_DEVICE_CA_KEY, OPT_COUNTERFEIT, OPT_CRED_MODE,
+	OPT_ISSUING_CA,
 };
 
 static const struct option sim_options[] = {
@@ -124,6 +128,7 @@ static const struct option sim_options[] = {
 	{ "device-ca-key", required_argument, NULL, OPT_DEVICE_CA_KEY },
 	{ "counterfeit-rate", required_argument, NULL, OPT_COUNTERFEIT },
 	{ "cred-mode", required_argument, NULL, OPT_CRED_MODE },
+	{ "issuing-ca", required_argument, NULL, OPT_ISSUING_CA },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -137,6 +142,7 @@ struct sim_args {
 	struct kj_sim_opts o;
 	const char *json, *devlog;
 	bool slow_sockets_set, hostile_sockets_set;
+	bool issue; /* --cred-mode issue */
 };
 
 static int parse_rate(const char *flag, const char *s, double *out)
@@ -297,10 +303,15 @@ static int parse_opt(struct sim_args *a, int opt, const char *arg)
 			o->check_inject = true;
 			return 0;
 		}
-		if (!strcmp(arg, "plain"))
+		if (!strcmp(arg, "plain") || !strcmp(arg, "issue")) {
+			a->issue = !strcmp(arg, "issue");
 			return 0;
-		kj_err("--cred-mode: `%s' is not plain or inject", arg);
+		}
+		kj_err("--cred-mode: `%s' is not plain, inject or issue", arg);
 		return -EINVAL;
+	case OPT_ISSUING_CA:
+		o->issuing_ca = arg;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -324,6 +335,10 @@ static int check_args(struct sim_args *a)
 	if (sum >= 1.0) {
 		kj_err("fault rates add up to %g; they must stay below 1 so "
 		       "devices can complete", sum);
+		return -EINVAL;
+	}
+	if (a->issue != !!o->issuing_ca) {
+		kj_err("--cred-mode issue and --issuing-ca go together");
 		return -EINVAL;
 	}
 	if (o->counterfeit_rate > 0 && !o->device_ca_cert) {
@@ -497,8 +512,8 @@ static void print_human(const struct sim_args *a, struct kj_sim_result *r)
 		       (unsigned long long)r->site_aborts);
 	if (r->proofs || r->counterfeits || r->creds_opened)
 		printf("sim: device keys: %llu PROOFs sent (%llu of them "
-		       "counterfeit), %llu inject-mode blobs opened and "
-		       "checked\n", (unsigned long long)r->proofs,
+		       "counterfeit), %llu cred_blobs opened or issued "
+		       "certificates checked\n", (unsigned long long)r->proofs,
 		       (unsigned long long)r->counterfeits,
 		       (unsigned long long)r->creds_opened);
 	if (o->hostile)

@@ -132,28 +132,22 @@ static X509 *assemble(const uint8_t *tbs, size_t tbs_len,
 	return x;
 }
 
-int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
-			  X509 **out)
+int kj_hsm_sign_cert(struct kj_hsm *h, unsigned long key, X509 *draft,
+		     EVP_PKEY *pub, X509 **out)
 {
-	uint8_t point[133], dgst[32], raw[64], *tbs = NULL, *der = NULL;
-	size_t plen;
+	uint8_t dgst[32], raw[64], *tbs = NULL, *der = NULL;
 	int tbs_len, der_len, rc = -EIO;
-	EVP_PKEY *pub = NULL;
 	ECDSA_SIG *es = NULL;
 	X509 *x = NULL;
 
 	*out = NULL;
-	KJ_TRY(kj_hsm_public_point(h, point, sizeof(point), &plen));
-	pub = point_to_pkey(point, plen);
-	x = pub ? draft(pub, cn, days) : NULL;
-	tbs_len = x ? i2d_re_X509_tbs(x, &tbs) : -1;
+	tbs_len = i2d_re_X509_tbs(draft, &tbs);
 	if (tbs_len <= 0) {
-		rc = kj_err_ssl("%s: building the transport certificate",
-				kj_hsm_uri(h));
+		rc = kj_err_ssl("%s: encoding a TBSCertificate", kj_hsm_uri(h));
 		goto out;
 	}
 	kj_sha256(tbs, (size_t)tbs_len, dgst);
-	KJ_TRY_GOTO(rc, kj_hsm_sign_ecdsa(h, dgst, raw), out);
+	KJ_TRY_GOTO(rc, kj_hsm_sign_ecdsa_key(h, key, dgst, raw), out);
 	es = ECDSA_SIG_new();
 	if (!es || !ECDSA_SIG_set0(es, BN_bin2bn(raw, 32, NULL),
 				   BN_bin2bn(raw + 32, 32, NULL)) ||
@@ -162,11 +156,10 @@ int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
 				kj_hsm_uri(h));
 		goto out;
 	}
-	X509_free(x);
 	x = assemble(tbs, (size_t)tbs_len, der, (size_t)der_len);
 	if (!x || X509_verify(x, pub) != 1) {
-		rc = kj_err_ssl("%s: the HSM-signed transport certificate "
-				"does not verify", kj_hsm_uri(h));
+		rc = kj_err_ssl("%s: the HSM-signed certificate does not "
+				"verify", kj_hsm_uri(h));
 		goto out;
 	}
 	*out = x;
@@ -177,6 +170,32 @@ out:
 	ECDSA_SIG_free(es);
 	OPENSSL_free(der);
 	OPENSSL_free(tbs);
+	return rc;
+}
+
+int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
+			  X509 **out)
+{
+	uint8_t point[133];
+	unsigned long key;
+	EVP_PKEY *pub = NULL;
+	X509 *x = NULL;
+	size_t plen;
+	int rc = -EIO;
+
+	*out = NULL;
+	KJ_TRY(kj_hsm_public_point(h, point, sizeof(point), &plen));
+	pub = point_to_pkey(point, plen);
+	x = pub ? draft(pub, cn, days) : NULL;
+	if (!x) {
+		rc = kj_err_ssl("%s: building the transport certificate",
+				kj_hsm_uri(h));
+		goto out;
+	}
+	KJ_TRY_GOTO(rc, kj_hsm_uri_key(h, &key), out);
+	rc = kj_hsm_sign_cert(h, key, x, pub, out);
+out:
+	X509_free(x);
 	EVP_PKEY_free(pub);
 	return rc;
 }

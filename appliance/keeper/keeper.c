@@ -234,6 +234,7 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 		}
 	}
 	KJ_TRY(kj_kp_auth_setup(k));
+	KJ_TRY(kj_kp_cred_setup(k, per * k->n_inj));
 	for (size_t i = 0; i < job->n_listen; i++)
 		k->lfds[i] = -1;
 	for (size_t i = 0; i < job->n_listen; i++) {
@@ -260,6 +261,7 @@ static void keeper_teardown(struct keeper *k)
 	if (k->fw_rb_own)
 		kj_readback_wipe(k->fw_rb_own);
 	kj_kp_auth_teardown(k);
+	kj_kp_cred_teardown(k);
 	free(k->lfds);
 	free(k->uid_tab);
 	free(k->pend.v);

@@ -43,6 +43,7 @@ struct kslot {
 	struct kj_reservation res;
 	uint64_t blob_off;
 	uint32_t blob_len;
+	uint32_t pool1;	    /* issue mode: its pool blob + 1; 0 none */
 	uint8_t pubkey_len; /* HELLO device_pubkey: 0 or 65 */
 	uint8_t pubkey[KJ_PUBKEY_LEN];
 	uint8_t nonce[KJ_NONCE_LEN]; /* K_CHALLENGED */
@@ -115,6 +116,9 @@ struct keeper {
 	/* keeper_auth.c: device authenticity; NULL: no device_ca */
 	struct x509_store_st *dev_store;
 	struct kj_ratelimit rl;
+	/* keeper_cred.c: issue mode's blobs, a pool in the arena */
+	uint64_t pool_off;
+	uint32_t *pool_free, pool_nfree;
 };
 
 /* keeper_answer.c: the answers and when they may leave. */
@@ -149,8 +153,11 @@ int kj_kp_proof_check(struct keeper *k, const struct kslot *s,
 		      const char **why);
 
 /* keeper_cred.c: the cred_blob a device gets, per credential_mode. */
+int kj_kp_cred_setup(struct keeper *k, unsigned slots);
+void kj_kp_cred_teardown(struct keeper *k);
 int kj_kp_cred_blob(struct keeper *k, struct kslot *s,
 		    const struct kj_cred *c);
+void kj_kp_cred_release(struct keeper *k, struct kslot *s);
 
 /* keeper_inj.c: an injector process's start and end. */
 int kj_kp_inj_start(struct keeper *k, struct inj *in);

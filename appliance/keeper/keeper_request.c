@@ -158,13 +158,18 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 		       "batch table", (unsigned long long)s->res.cred_index);
 		return -EIO;
 	}
-	rc = kj_kp_cred_blob(k, s, c);
-	if (rc < 0)
-		return rc;
 	s->state = K_RESERVED;
 	s->offer_sent = false;
 	kj_kp_uid_add(k, s);
 	k->in_flight++;
+	if (kj_kp_cred_blob(k, s, c) < 0) {
+		/* Logged; this device's credential is burned (PROTOCOL.md). */
+		r.type = KJ_IPC_REFUSE;
+		r.u.refuse.tag = tag;
+		r.u.refuse.code = KJ_ABORT_INTERNAL;
+		KJ_TRY(kj_kp_close_attempt(k, s, KJ_RES_INTERNAL, 0, NULL));
+		return kj_kp_rq_push(&k->pend, &r);
+	}
 	slen = strlen(s->res.serial);
 	r.u.offer.o.tag = tag;
 	r.u.offer.o.blob_len = s->blob_len;

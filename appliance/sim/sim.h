@@ -73,6 +73,9 @@ struct kj_sim_opts {
 	double counterfeit_rate;  /* fault: a proof that must be refused */
 	/* "inject": open every cred_blob with the device key and check it */
 	bool check_inject;
+	/* "issue": the cred_blob is a certificate for the device key by this
+	 * CA (PEM file) */
+	const char *issuing_ca;
 };
 
 struct kj_sim_result {
@@ -85,7 +88,8 @@ struct kj_sim_result {
 	uint64_t bad_readbacks, disconnects, wrong_hwrevs, duplicates,
 		site_aborts, counterfeits;
 	uint64_t proofs;	/* PROOFs sent */
-	uint64_t creds_opened;	/* inject blobs opened and well-formed */
+	uint64_t creds_opened;	/* cred_blobs opened (inject) or issued
+				 * certificates checked (issue) */
 	/* hostile connections */
 	uint64_t hostile_attempts, hostile_intended, hostile_unexpected;
 	/* errors, each also counted in unexpected where it ended a device */

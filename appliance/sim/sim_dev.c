@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -26,7 +27,7 @@
 #include "sim_int.h"
 
 static EVP_PKEY *ca_key, *rogue_key;
-static X509 *ca_cert, *rogue_cert;
+static X509 *ca_cert, *rogue_cert, *issuing_ca;
 
 /* A factory certificate for key, CN = hex uid, signed by (issuer, ikey). */
 static X509 *make_cert(EVP_PKEY *key, const uint8_t *uid, size_t uid_len,
@@ -60,7 +61,8 @@ static X509 *make_cert(EVP_PKEY *key, const uint8_t *uid, size_t uid_len,
 	return x;
 }
 
-static int load_pem(const char *path, const char *flag, bool key)
+static int load_pem(const char *path, const char *flag, X509 **x,
+		    EVP_PKEY **key)
 {
 	FILE *f = fopen(path, "r");
 
@@ -69,11 +71,11 @@ static int load_pem(const char *path, const char *flag, bool key)
 		return -errno;
 	}
 	if (key)
-		ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		*key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	else
-		ca_cert = PEM_read_X509(f, NULL, NULL, NULL);
+		*x = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
-	if (key ? !ca_key : !ca_cert)
+	if (key ? !*key : !*x)
 		return kj_err_ssl("%s %s: not a PEM %s", flag, path,
 				  key ? "private key" : "certificate");
 	return 0;
@@ -85,10 +87,13 @@ int kj_sim_dev_load(const struct kj_sim_opts *o)
 		kj_err("--device-ca and --device-ca-key go together");
 		return -EINVAL;
 	}
+	if (o->issuing_ca)
+		KJ_TRY(load_pem(o->issuing_ca, "--issuing-ca", &issuing_ca,
+				NULL));
 	if (!o->device_ca_cert)
 		return 0;
-	KJ_TRY(load_pem(o->device_ca_cert, "--device-ca", false));
-	KJ_TRY(load_pem(o->device_ca_key, "--device-ca-key", true));
+	KJ_TRY(load_pem(o->device_ca_cert, "--device-ca", &ca_cert, NULL));
+	KJ_TRY(load_pem(o->device_ca_key, "--device-ca-key", NULL, &ca_key));
 	if (X509_check_private_key(ca_cert, ca_key) != 1) {
 		kj_err("--device-ca-key %s is not the key of --device-ca %s",
 		       o->device_ca_key, o->device_ca_cert);
@@ -106,6 +111,8 @@ void kj_sim_dev_unload(void)
 {
 	X509_free(ca_cert);
 	X509_free(rogue_cert);
+	X509_free(issuing_ca);
+	issuing_ca = NULL;
 	EVP_PKEY_free(ca_key);
 	EVP_PKEY_free(rogue_key);
 	ca_cert = rogue_cert = NULL;
@@ -114,7 +121,8 @@ void kj_sim_dev_unload(void)
 
 int kj_sim_dev_begin(struct sim *s, struct conn *c, struct kj_hello *h)
 {
-	if (!s->o->device_keys && !ca_cert && !s->o->check_inject)
+	if (!s->o->device_keys && !ca_cert && !s->o->check_inject &&
+	    !issuing_ca)
 		return 0;
 	c->dev_key = EVP_EC_gen("prime256v1");
 	if (!c->dev_key || kj_p256_sec1(c->dev_key, h->pubkey) < 0)
@@ -209,12 +217,62 @@ static bool blob_ok(const uint8_t *p, size_t n)
 	return k && q == p + n;
 }
 
+/*
+ * Issue mode: u32be len ‖ certificate ‖ u32be 0, the certificate signed by
+ * the issuing CA and for this device's own key.
+ */
+static bool issued_ok(struct conn *c)
+{
+	const unsigned char *q = c->cred + 4;
+	uint8_t want[KJ_PUBKEY_LEN], got[KJ_PUBKEY_LEN];
+	uint32_t cl;
+	X509 *x;
+	bool ok;
+
+	if (c->cred_size < 8 ||
+	    (cl = kj_get_u32be(c->cred)) != c->cred_size - 8 ||
+	    kj_get_u32be(c->cred + 4 + cl) != 0)
+		return false;
+	x = d2i_X509(NULL, &q, cl);
+	ok = x && q == c->cred + 4 + cl &&
+	     X509_verify(x, X509_get0_pubkey(issuing_ca)) == 1 &&
+	     X509_check_issued(issuing_ca, x) == X509_V_OK &&
+	     kj_p256_sec1(X509_get0_pubkey(x), got) == 0 &&
+	     kj_p256_sec1(c->dev_key, want) == 0 && !memcmp(got, want,
+							   sizeof(got));
+	X509_free(x);
+	return ok;
+}
+
+void kj_sim_dev_log(struct sim *s, struct conn *c, FILE *f)
+{
+	uint32_t cl;
+	unsigned char *b64;
+
+	if (!issuing_ca || !c->cred || c->cred_size < 8 ||
+	    (cl = kj_get_u32be(c->cred)) > c->cred_size - 8)
+		return;
+	b64 = malloc(4 * ((cl + 2) / 3) + 1);
+	if (!b64)
+		return;
+	EVP_EncodeBlock(b64, c->cred + 4, (int)cl);
+	fprintf(f, ",\"cert\":\"%s\"", b64);
+	free(b64);
+	(void)s;
+}
+
 int kj_sim_dev_cred_check(struct sim *s, struct conn *c)
 {
 	uint8_t *plain;
 	int n;
 	bool ok;
 
+	if (issuing_ca) {
+		if (!c->cred || !issued_ok(c))
+			return -EBADMSG;
+		s->r->creds_opened++;
+		return 0;
+	}
 	if (!s->o->check_inject)
 		return 0;
 	if (!c->cred || c->cred_size < KJ_SEAL_OVERHEAD)

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/log.h"
 #include "wire/proto.h"
@@ -155,6 +156,8 @@ int kj_sim_dev_proof(struct sim *s, struct conn *c, const uint8_t *body,
 		     size_t len);
 int kj_sim_dev_cred(struct conn *c, const struct kj_frame *f);
 int kj_sim_dev_cred_check(struct sim *s, struct conn *c);
+/* Issue mode: `,"cert":"<base64 DER>"' for the device log. */
+void kj_sim_dev_log(struct sim *s, struct conn *c, FILE *f);
 
 /* sim_site.c: the device protocol, over the socket's reads and writes */
 void kj_sim_start_device(struct sim *s, struct conn *c);

@@ -54,6 +54,7 @@ static void log_device(struct sim *s, struct conn *c, const char *outcome,
 		kj_hex_encode(c->digest, KJ_DIGEST_LEN, hex);
 		fprintf(f, ",\"leaf_index\":%llu,\"digest\":\"%s\"",
 			(unsigned long long)cm->leaf_index, hex);
+		kj_sim_dev_log(s, c, f);
 	}
 	fputs("}\n", f);
 }
@@ -85,7 +86,6 @@ static void end_device(struct sim *s, struct conn *c, const char *outcome,
 		return;
 	c->in_device = false;
 	kj_readback_wipe(&c->rb);
-	kj_sim_dev_end(c);
 	if (c->surprise)
 		intended = false;
 	if (c->hostile) {
@@ -104,6 +104,7 @@ static void end_device(struct sim *s, struct conn *c, const char *outcome,
 			r->unexpected++;
 	}
 	log_device(s, c, outcome, intended, cm);
+	kj_sim_dev_end(c);
 	if (!cm && !c->hostile)
 		wake_parked(s);
 }

@@ -15,6 +15,7 @@
 #   kj_inputs_all DIR TRANSPORT              everything above with defaults
 #                      (env: KJ_FW_SIZE, KJ_FW_MARKER, KJ_CREDS_N,
 #                       KJ_CREDS_DISTINCT, KJ_WO_VERSION, KJ_WO_QTY;
+#                       KJ_CREDS_NOKEY=1: no "key" in the batch;
 #                       KJ_WO_EXTRA / KJ_PRODUCT_EXTRA: more JSON members,
 #                       e.g. '"credential_mode": "inject"')
 #
@@ -82,8 +83,13 @@ kj_creds() {
 		rm -f "$dir/dev$i.key"
 	done
 	for ((i = 0; i < n; i++)); do
-		printf '{"index":%d,"cert":"%s","key":"%s"}\n' $((start + i)) \
-			"${certs[i % k]}" "${keys[i % k]}"
+		if [ -n "${KJ_CREDS_NOKEY:-}" ]; then # issue mode's batch
+			printf '{"index":%d,"cert":"%s"}\n' $((start + i)) \
+				"${certs[i % k]}"
+		else
+			printf '{"index":%d,"cert":"%s","key":"%s"}\n' \
+				$((start + i)) "${certs[i % k]}" "${keys[i % k]}"
+		fi
 	done >"$dir/creds.jsonl"
 	kj_envelope "$dir/creds.jsonl" "$dir/CREDS.cms" "$dir/transport.pem" \
 		"$dir/release.pem" "$dir/release.key"
