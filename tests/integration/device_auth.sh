@@ -11,6 +11,10 @@
 #    with its device key; the credential plaintext never crosses the socket;
 #  - a HELLO without device_pubkey in that job: ABORT PROTOCOL with a
 #    message that says why, recorded;
+#  - no usable PROOF: the site ABORTs the CHALLENGE (no answer, the
+#    connection stays usable), a malformed PROOF or none within the
+#    programming limit (ABORT COUNTERFEIT, closed), the site leaves: each
+#    recorded `counterfeit';
 #  - the evidence bundle with the counterfeit records verifies.
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/softhsm.sh"
@@ -40,7 +44,7 @@ KJ_FW_SIZE=20000 KJ_CREDS_N=$((QTY + 100)) KJ_WO_QTY=$QTY \
 	--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
 	--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
 	--tpm "$KJ_SWTPM_TCTI" --listen "unix:$T/line.sock" \
-	--hello-timeout 10 --program-timeout 10 --checkpoint-interval 50 \
+	--hello-timeout 10 --program-timeout 3 --checkpoint-interval 50 \
 	--json-summary "$T/run.json" >"$T/run.out" 2>"$T/run.err" &
 run_pid=$!
 kj_track_pid $run_pid
@@ -71,6 +75,66 @@ sys.exit(0 if t == 6 and code == 1 and "device_pubkey" in msg else 1)
 PY
 echo "ok: HELLO without device_pubkey: $(cat "$T/nokey.out")"
 
+# No usable PROOF, four ways (a real P-256 point: inject mode checks it).
+pub=$(openssl ecparam -genkey -name prime256v1 2>/dev/null |
+	openssl ec -pubout -outform DER 2>/dev/null | tail -c 65 | xxd -p | tr -d '\n')
+python3 - "$T/line.sock" "$pub" >"$T/noproof.out" 2>&1 <<'PY' ||
+import socket, struct, sys, time
+path, pub = sys.argv[1], bytes.fromhex(sys.argv[2])
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    return s
+def hello(s, n):
+    uid = bytes([0xd0, n]) * 8
+    body = (b"\x01" + bytes([5]) + b"line1" + struct.pack(">H", 910 + n) +
+            struct.pack(">H", len(uid)) + uid + b"\x01B" +
+            struct.pack(">H", 65) + pub)
+    s.sendall(struct.pack(">IB", len(body) + 1, 1) + body)
+def frame(s):
+    buf = b""
+    while len(buf) < 5 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+        d = s.recv(1)
+        if not d:
+            return None
+        buf += d
+    return buf[4], buf[5:]
+def expect(s, t, what):
+    f = frame(s)
+    if not f or f[0] != t:
+        sys.exit("%s: got %r" % (what, f))
+    return f[1]
+s = conn()
+hello(s, 1)
+expect(s, 7, "CHALLENGE 1")
+ab = b"\x00\x07\x00"   # the site ABORTs (INTERNAL, no message)
+s.sendall(struct.pack(">IB", 4, 6) + ab)
+hello(s, 2)            # same connection: still usable, no frame between
+expect(s, 7, "CHALLENGE 2 (after the site's ABORT)")
+bad = struct.pack(">H", 0) + b"\x00" * 64   # certificate length 0
+s.sendall(struct.pack(">IB", len(bad) + 1, 8) + bad)
+b = expect(s, 6, "ABORT after a malformed PROOF")
+if struct.unpack(">H", b[:2])[0] != 10:
+    sys.exit("malformed PROOF: ABORT code %d" % struct.unpack(">H", b[:2])[0])
+if frame(s) is not None:
+    sys.exit("not closed after a malformed PROOF")
+s = conn()
+hello(s, 3)
+expect(s, 7, "CHALLENGE 3")
+t0 = time.time()
+b = expect(s, 6, "ABORT when no PROOF came")
+if struct.unpack(">H", b[:2])[0] != 10 or time.time() - t0 < 2:
+    sys.exit("no PROOF: %r after %.1f s" % (b, time.time() - t0))
+s = conn()
+hello(s, 4)
+expect(s, 7, "CHALLENGE 4")
+s.close()              # the site leaves
+print("site abort, malformed, timeout, disconnect: answered")
+PY
+	fail "no usable PROOF: $(cat "$T/noproof.out")"
+echo "ok: $(cat "$T/noproof.out")"
+
 rc=0
 "$KINJECT" sim --connect "unix:$T/line.sock" --hwrev B --site line1 \
 	--sockets 8 --devices $QTY --counterfeit-rate 0.25 \
@@ -92,7 +156,8 @@ echo "ok: $QTY honest devices COMMITted with sealed credentials, $cf counterfeit
 rc=0; wait $run_pid || rc=$?
 [ "$rc" -eq 0 ] || fail "kinject run exit $rc: $(cat "$T/run.err")"
 grep -qF "\"ok\":$QTY," "$T/run.json" || fail "run summary: $(cat "$T/run.json")"
-grep -qF "\"counterfeit\":$cf" "$T/run.json" || fail "run summary: $(cat "$T/run.json")"
+grep -qF "\"counterfeit\":$((cf + 4))" "$T/run.json" ||
+	fail "run summary: $(cat "$T/run.json")"
 grep -qF '"failed_after_offer":0,' "$T/run.json" ||
 	fail "counterfeits counted against max_failed: $(cat "$T/run.json")"
 
@@ -100,7 +165,8 @@ grep -qF '"failed_after_offer":0,' "$T/run.json" ||
 	2>/dev/null || fail "audit export"
 n() { grep -c "\"kind\":\"device\".*\"result\":\"$1\"" "$T/rec.json" || true; }
 [ "$(n ok)" -eq $QTY ] || fail "ok records $(n ok)"
-[ "$(n counterfeit)" -eq "$cf" ] || fail "counterfeit records $(n counterfeit), want $cf"
+[ "$(n counterfeit)" -eq $((cf + 4)) ] ||
+	fail "counterfeit records $(n counterfeit), want $cf + 4"
 [ "$(n protocol)" -eq 1 ] || fail "protocol records $(n protocol)"
 # A counterfeit got nothing: no attempt, no serial, no credential.
 if grep '"result":"counterfeit"' "$T/rec.json" | grep -q '"cred_index":[0-9]'; then
