@@ -29,6 +29,10 @@ int kj_kp_auth_setup(struct keeper *k)
 	k->dev_store = X509_STORE_new();
 	if (!k->dev_store)
 		return kj_err_ssl("keeper: device CA store");
+	/* A listed CA is a trust anchor even when it is not self-signed
+	 * (a vendor's signer CA under its root). */
+	if (!X509_STORE_set_flags(k->dev_store, X509_V_FLAG_PARTIAL_CHAIN))
+		return kj_err_ssl("keeper: device CA store flags");
 	for (unsigned i = 0; i < pm->n_device_ca; i++)
 		if (!X509_STORE_add_cert(k->dev_store, pm->device_ca[i]))
 			return kj_err_ssl("product %s: device_ca[%u]",

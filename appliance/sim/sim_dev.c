@@ -5,8 +5,7 @@
  * Every simulated device gets a fresh P-256 key; with --device-ca its
  * factory certificate is made here, signed by the test device CA, and the
  * device answers CHALLENGE with PROOF.  A counterfeit (--counterfeit-rate)
- * alternates between a certificate from a rogue CA and an honest
- * certificate with a signature by the wrong key: both must be refused.
+ * takes one of three forms (kj_sim_dev_proof); each must be refused.
  * In inject mode the device opens its cred_blob with its key and checks
  * what is inside, as the chip would before it stores it.
  */
@@ -142,11 +141,18 @@ void kj_sim_dev_end(struct conn *c)
 	c->cred_cap = 0;
 }
 
+/*
+ * The PROOF a device sends.  Counterfeits take turns: a certificate from
+ * the rogue CA (unchained); the honest certificate signed over by the
+ * wrong key; a flawless proof for another key than HELLO's device_pubkey
+ * (a certificate and key lifted from a genuine chip).
+ */
 int kj_sim_dev_proof(struct sim *s, struct conn *c, const uint8_t *body,
 		     size_t len)
 {
-	bool fake = c->fault == F_COUNTERFEIT;
-	bool rogue_ca = fake && (c->dev_seq & 1);
+	unsigned v = c->fault == F_COUNTERFEIT ? 1 + c->dev_seq % 3 : 0;
+	EVP_PKEY *subject = v == 3 ? rogue_key : c->dev_key;
+	EVP_PKEY *signer = v >= 2 ? rogue_key : c->dev_key;
 	uint8_t nonce[KJ_NONCE_LEN], sig[KJ_PROOF_SIG_LEN];
 	uint8_t b[KJ_PROOF_FRAME_MAX];
 	unsigned char *der = NULL;
@@ -156,13 +162,12 @@ int kj_sim_dev_proof(struct sim *s, struct conn *c, const uint8_t *body,
 	if (kj_challenge_parse(body, len, nonce, NULL) < 0 || !c->dev_key ||
 	    !ca_cert)
 		return -EPROTO; /* no factory key here: see --device-ca */
-	x = make_cert(c->dev_key, c->uid, c->uid_len,
-		      rogue_ca ? rogue_cert : ca_cert,
-		      rogue_ca ? rogue_key : ca_key);
+	x = make_cert(subject, c->uid, c->uid_len,
+		      v == 1 ? rogue_cert : ca_cert,
+		      v == 1 ? rogue_key : ca_key);
 	n = x ? i2d_X509(x, &der) : -1;
-	if (n > 0 &&
-	    kj_devauth_sign(fake && !rogue_ca ? rogue_key : c->dev_key,
-			    nonce, c->uid, c->uid_len, sig) == 0)
+	if (n > 0 && kj_devauth_sign(signer, nonce, c->uid, c->uid_len,
+				     sig) == 0)
 		rc = kj_sim_queue_out(c, b, kj_proof_build(b, sizeof(b), der,
 							   (size_t)n, sig));
 	OPENSSL_free(der);
