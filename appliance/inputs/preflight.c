@@ -120,6 +120,12 @@ static int product(const struct kj_preflight_args *a, struct kj_preflight *p)
 		     p->wo.hwrev[i], hw ? hw->rule : "?",
 		     p->wo.fw_version_str);
 	}
+	if (pm->n_device_ca)
+		fact(a, "product matrix: device authenticity: %u device CA(s), "
+		     "every device proves a factory key before OFFER",
+		     pm->n_device_ca);
+	fact(a, "work order: credential_mode %s",
+	     kj_cred_mode_name(p->wo.cred_mode));
 	return 0;
 }
 
