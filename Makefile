@@ -24,6 +24,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev openssl libtss2-dev \
 	tpm2-tools clang libclang-rt-14-dev opensc procps psmisc
 # evidence tests: JSON tampering (jq), byte edits (xxd)
 DEB_PKGS += jq xxd
+# ceremony tests: an officer key on a PKCS#11 token signs with openssl cms
+DEB_PKGS += libengine-pkcs11-openssl
 # make bench: result tables
 DEB_PKGS += python3
 

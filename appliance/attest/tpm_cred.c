@@ -90,7 +90,8 @@ int kj_tpm_ak_residency(struct kj_tpm *t, struct kj_tpm_residency *r)
 
 	memset(r, 0, sizeof(*r));
 	if (t->ak == ESYS_TR_NONE) {
-		kj_err("TPM %s: ActivateCredential: no AK loaded", t->tcti_conf);
+		kj_err("TPM %s: ActivateCredential: no AK loaded",
+		       t->tcti_conf);
 		return -ENOENT;
 	}
 	if (RAND_bytes(cred.buffer, 32) != 1)

@@ -90,23 +90,17 @@ static int set_policy(struct apply *a)
 		   *sha = str(a, "sha256");
 	char rel[PATH_MAX], path[PATH_MAX], hex[65];
 	uint8_t *buf, d[32];
-	int n, rc;
+	size_t n;
+	int rc;
 
 	if (!name || !b64 || !sha)
 		return -EINVAL;
 	KJ_TRY(kj_cer_check_name(name, a->path));
-	buf = malloc(strlen(b64) + 3);
-	if (!buf)
-		return -ENOMEM;
-	n = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)strlen(b64));
-	if (n < 0) {
+	if (kj_cer_unb64(b64, &buf, &n) < 0) {
 		kj_err("%s: field \"content\": not base64", a->path);
-		free(buf);
 		return -EINVAL;
 	}
-	n -= (int)(strlen(b64) > 0 && b64[strlen(b64) - 1] == '=') +
-	     (int)(strlen(b64) > 1 && b64[strlen(b64) - 2] == '=');
-	kj_sha256(buf, (size_t)n, d);
+	kj_sha256(buf, n, d);
 	kj_hex_encode(d, 32, hex);
 	if (strcmp(hex, sha)) {
 		kj_err("%s: field \"content\" does not hash to \"sha256\"",
@@ -121,7 +115,7 @@ static int set_policy(struct apply *a)
 	if (rc >= 0)
 		rc = kj_cer_path(path, a->state, rel);
 	if (rc >= 0)
-		rc = kj_write_file_atomic(path, buf, (size_t)n, 0644);
+		rc = kj_write_file_atomic(path, buf, n, 0644);
 	free(buf);
 	snprintf(a->what, sizeof(a->what), "policy %s (sha256 %s)", name, sha);
 	return rc;
@@ -209,12 +203,13 @@ static int not_applied(const struct apply *a, const json_t *list)
 	return 0;
 }
 
-static int record(struct apply *a, struct kj_journal *j, json_t *list,
-		  const struct kj_officers *set, const unsigned *who,
-		  unsigned nsig)
+int kj_request_record(struct kj_journal *j, const char *kind,
+		      const char *sha, const char *what,
+		      const struct kj_officers *set, const unsigned *who,
+		      unsigned nsig)
 {
 	char t[KJ_RECORD_TIME_LEN + 1], *s;
-	json_t *by = json_array(), *e;
+	json_t *by = json_array(), *e, *list = NULL;
 	int rc;
 
 	for (unsigned i = 0; by && i < nsig; i++)
@@ -222,12 +217,15 @@ static int record(struct apply *a, struct kj_journal *j, json_t *list,
 						    set->fp[who[i]], "subject",
 						    set->subject[who[i]]));
 	KJ_TRY(kj_record_format_time(kj_record_now_ms(), t));
-	e = json_pack("{s:s,s:s,s:s,s:o,s:s}", "time", t, "kind", a->kind,
-		      "request_sha256", a->sha, "officers", by, "what",
-		      a->what);
-	if (!e || json_array_append_new(list, e))
+	KJ_TRY(load_approvals(j, &list));
+	e = json_pack("{s:s,s:s,s:s,s:o,s:s}", "time", t, "kind", kind,
+		      "request_sha256", sha, "officers", by, "what", what);
+	if (!e || json_array_append_new(list, e)) {
+		json_decref(list);
 		return -ENOMEM;
+	}
 	s = json_dumps(list, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(list);
 	if (!s)
 		return -ENOMEM;
 	rc = kj_journal_meta_set(j, KJ_CEREMONY_META_APPROVALS, s, strlen(s));
@@ -320,7 +318,8 @@ int kj_request_apply(const char *state, const char *path,
 	KJ_TRY_GOTO(rc, kj_officers_quorum(&set, buf, len, path, sigs, nsig,
 					   who), out);
 	KJ_TRY_GOTO(rc, act(&a, j, &set, sigs, who, nsig), out);
-	KJ_TRY_GOTO(rc, record(&a, j, list, &set, who, nsig), out);
+	KJ_TRY_GOTO(rc, kj_request_record(j, a.kind, a.sha, a.what, &set, who,
+					  nsig), out);
 	printf("applied %s (%s), approved by", path, a.what);
 	for (unsigned i = 0; i < nsig; i++)
 		printf("%s %s", i ? "," : "", set.subject[who[i]]);

@@ -9,6 +9,7 @@
 #ifndef KINJECT_CEREMONY_H
 #define KINJECT_CEREMONY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -19,10 +20,25 @@
 #define KJ_CEREMONY_INIT_REQ "ceremony/init.req"
 #define KJ_CEREMONY_TRANSCRIPT "ceremony/transcript.json"
 
+/* What a restore (backup.c) hands to init instead of a new key. */
+struct kj_restore {
+	const uint8_t *kek;		/* the rebuilt backup key, arena */
+	const uint8_t *wrapped;		/* the wrapped transport key */
+	size_t wrapped_len;
+	const char *cert_pem;		/* the backup's transport.pem */
+	struct kj_officers *set;	/* the backup's officer set */
+	const char *set_pem;		/* the same as PEM */
+	const unsigned *who;		/* the restore request's signers */
+	unsigned nsig;
+	char manifest_sha[65], request_sha[65];
+};
+
 struct kj_ceremony_init_args {
 	const char *state, *hsm_uri, *pin_source, *tcti;
 	const char *const *officers;
 	unsigned n_officers, threshold;
+	bool backup_capable;	/* transport key wrappable (backup.h) */
+	const struct kj_restore *restore; /* NULL: a new appliance */
 };
 
 /* kinject ceremony init (prints what it did and what the officers do). */

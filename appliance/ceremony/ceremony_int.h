@@ -22,6 +22,8 @@ KJ_MUST_CHECK int kj_cer_appliance_id(const char *state, char hex[65]);
 KJ_MUST_CHECK int kj_cer_cert_pem(X509 *x, char **pem);
 /* Base64 of bytes as a JSON string (NULL on no memory). */
 json_t *kj_cer_b64(const uint8_t *in, size_t len);
+/* Base64 (padded) to bytes, malloc'd; -EINVAL (silent) if not base64. */
+KJ_MUST_CHECK int kj_cer_unb64(const char *in, uint8_t **out, size_t *len);
 /* Hex of bytes as a JSON string. */
 json_t *kj_cer_hex(const uint8_t *in, size_t len);
 /* A name used as a directory: KJ_STR_NAME, not "." or "..". */

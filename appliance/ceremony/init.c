@@ -19,6 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "ceremony.h"
@@ -64,15 +67,41 @@ static int refuse_existing(const char *state)
 	return 0;
 }
 
+/* The restored key: unwrapped into the token, the backup's certificate. */
+static int restored(struct init *c, X509 **x)
+{
+	const struct kj_restore *r = c->a->restore;
+	BIO *b = BIO_new_mem_buf(r->cert_pem, -1);
+	uint8_t pt[65];
+	EVP_PKEY *k;
+
+	*x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	k = *x ? X509_get0_pubkey(*x) : NULL;
+	if (!k || EVP_PKEY_get_octet_string_param(k, "encoded-pub-key", pt,
+						  sizeof(pt), NULL) != 1)
+		return kj_err_ssl("backup: transport_cert: not an EC P-256 "
+				  "certificate");
+	return kj_hsm_unwrap_transport(c->hsm, r->kek, r->wrapped,
+				       r->wrapped_len, pt, sizeof(pt));
+}
+
 static int transport(struct init *c)
 {
 	char path[PATH_MAX];
 	X509 *x = NULL;
 	int rc;
 
-	KJ_TRY(kj_hsm_generate_ec_p256(c->hsm));
-	KJ_TRY(kj_hsm_transport_cert(c->hsm, "kinject transport", 3650, &x));
-	rc = kj_cer_cert_pem(x, &c->transport_pem);
+	if (c->a->restore) {
+		rc = restored(c, &x);
+	} else {
+		rc = kj_hsm_generate_ec_p256(c->hsm, c->a->backup_capable);
+		if (rc >= 0)
+			rc = kj_hsm_transport_cert(c->hsm, "kinject transport",
+						   3650, &x);
+	}
+	if (rc >= 0)
+		rc = kj_cer_cert_pem(x, &c->transport_pem);
 	X509_free(x);
 	if (rc < 0)
 		return rc;
@@ -143,12 +172,20 @@ static json_t *body(struct init *c)
 		json_array_append_new(set, json_pack("{s:s,s:s}", "sha256",
 						     c->set.fp[i], "subject",
 						     c->set.subject[i]));
+	json_object_set_new(req, "actions", json_pack("[s,s,s,s,s]",
+		c->a->restore ? "transport key unwrapped into the HSM from a "
+		"backup" : "transport key generated in the HSM",
+		"transport.pem signed by the transport key in the HSM",
+		"AK created under the EK", "AK residency proven with "
+		"MakeCredential/ActivateCredential",
+		"officer set journalled and measured into PCR 14"));
 	json_object_set_new(req, "officers", json_string(c->officers_pem));
 	json_object_set_new(req, "threshold", json_integer(c->set.threshold));
 	json_object_set_new(req, "officer_set", set);
 	json_object_set_new(req, "transport", json_pack(
 		"{s:s,s:s,s:s,s:b,s:b,s:s}", "sha256", tfp, "cert",
-		c->transport_pem, "key", "EC P-256", "extractable", 0,
+		c->transport_pem, "key", "EC P-256", "extractable",
+		c->a->backup_capable || c->a->restore,
 		"sensitive", 1, "hsm", kj_hsm_uri(c->hsm)));
 	json_object_set_new(req, "ak", json_pack("{s:o,s:o}", "name",
 		kj_cer_hex(name, sizeof(name)), "public",
@@ -165,6 +202,11 @@ static json_t *body(struct init *c)
 		"encrypted_secret", kj_cer_b64(r->secret, r->secret_len),
 		"challenge_sha256", kj_cer_hex(r->challenge_sha256, 32),
 		"activated_sha256", kj_cer_hex(r->activated_sha256, 32)));
+	if (c->a->restore)
+		json_object_set_new(req, "restored_from", json_pack(
+			"{s:s,s:s}", "backup_manifest_sha256",
+			c->a->restore->manifest_sha, "restore_request_sha256",
+			c->a->restore->request_sha));
 	json_object_set_new(req, "pcr14_officers_sha256",
 			    kj_cer_hex(c->officers_sha, 32));
 	return req;
@@ -223,8 +265,13 @@ static int run(struct init *c)
 	char path[PATH_MAX];
 
 	KJ_TRY(refuse_existing(a->state));
-	KJ_TRY(kj_officers_from_files(a->officers, a->n_officers,
-				      a->threshold, &c->set));
+	if (a->restore)
+		KJ_TRY(kj_officers_from_pem(a->restore->set_pem,
+					    a->restore->set->threshold,
+					    "backup: officers", &c->set));
+	else
+		KJ_TRY(kj_officers_from_files(a->officers, a->n_officers,
+					      a->threshold, &c->set));
 	/* Reach both devices before making anything. */
 	KJ_TRY(kj_tpm_open(a->tcti, &c->tpm));
 	KJ_TRY(kj_hsm_open(&c->hsm, a->hsm_uri, a->pin_source));
@@ -234,6 +281,12 @@ static int run(struct init *c)
 	KJ_TRY(ak(c));
 	KJ_TRY(kj_journal_open(a->state, 0, &c->j));
 	KJ_TRY(officers(c));
+	if (a->restore)
+		KJ_TRY(kj_request_record(c->j, "restore",
+					 a->restore->request_sha,
+					 "restore: transport key from a backup",
+					 a->restore->set, a->restore->who,
+					 a->restore->nsig));
 	return transcript(c);
 }
 

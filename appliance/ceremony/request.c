@@ -114,12 +114,32 @@ int kj_cer_check_name(const char *name, const char *what)
 	return 0;
 }
 
-int kj_request_new(const char *state, const char *kind, json_t **out)
+int kj_cer_unb64(const char *in, uint8_t **out, size_t *len)
 {
-	char id[65], t[KJ_RECORD_TIME_LEN + 1];
+	size_t n = strlen(in);
+	int got;
+
+	*out = malloc(n / 4 * 3 + 3);
+	if (!*out)
+		return -ENOMEM;
+	got = n % 4 ? -1 : EVP_DecodeBlock(*out, (const unsigned char *)in,
+					   (int)n);
+	if (got < 0) {
+		free(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	*len = (size_t)got - (n && in[n - 1] == '=') -
+	       (n > 1 && in[n - 2] == '=');
+	return 0;
+}
+
+/* The common fields, for the appliance whose transport.pem hashes to id. */
+static int request_for(const char *id, const char *kind, json_t **out)
+{
+	char t[KJ_RECORD_TIME_LEN + 1];
 	uint8_t nonce[16];
 
-	KJ_TRY(kj_cer_appliance_id(state, id));
 	if (getrandom(nonce, sizeof(nonce), 0) != sizeof(nonce)) {
 		kj_err("getrandom: %s", strerror(errno));
 		return -EIO;
@@ -129,6 +149,14 @@ int kj_request_new(const char *state, const char *kind, json_t **out)
 			 "kind", kind, "appliance", id, "nonce",
 			 kj_cer_hex(nonce, sizeof(nonce)), "time", t);
 	return *out ? 0 : -ENOMEM;
+}
+
+int kj_request_new(const char *state, const char *kind, json_t **out)
+{
+	char id[65];
+
+	KJ_TRY(kj_cer_appliance_id(state, id));
+	return request_for(id, kind, out);
 }
 
 static int add_cert(json_t *r, const struct kj_request_args *a)
@@ -190,11 +218,15 @@ static int add_policy(json_t *r, const struct kj_request_args *a)
 	return 0;
 }
 
-static int add_backup(json_t *r, const struct kj_request_args *a)
+/* restore: for the appliance the backup was made of (the new one has no
+ * transport key yet), carrying the manifest's exact text. */
+static int backup_request(const struct kj_request_args *a, json_t **out)
 {
 	char path[PATH_MAX];
+	const char *id;
 	uint8_t *buf;
 	size_t len;
+	json_t *m = NULL;
 	int rc;
 
 	if (!a->backup) {
@@ -203,11 +235,19 @@ static int add_backup(json_t *r, const struct kj_request_args *a)
 	}
 	KJ_TRY(kj_cer_path(path, a->backup, "manifest.json"));
 	KJ_TRY(kj_read_file(path, 1 << 20, &buf, &len));
-	rc = kj_json_check_str((char *)buf, len, path, "", KJ_STR_TEXT,
-			       1 << 20);
+	rc = kj_json_load(buf, len, path, &m);
+	id = rc < 0 ? NULL : json_string_value(json_object_get(m,
+							       "appliance"));
+	if (rc >= 0 && !id) {
+		kj_err("%s: field \"appliance\": missing", path);
+		rc = -EINVAL;
+	}
 	if (rc >= 0)
-		json_object_set_new(r, "backup", json_stringn((char *)buf,
-							       len));
+		rc = request_for(id, "restore", out);
+	if (rc >= 0)
+		json_object_set_new(*out, "backup", json_stringn((char *)buf,
+								  len));
+	json_decref(m);
 	free(buf);
 	return rc;
 }
@@ -227,6 +267,8 @@ int kj_request_build(const char *state, const char *kind,
 		       "set-policy, reset-journal, restore)", kind);
 		return -EINVAL;
 	}
+	if (!strcmp(kind, "restore"))
+		return backup_request(a, out);
 	KJ_TRY(kj_request_new(state, kind, &r));
 	if (!strncmp(kind, "enrol-", 6))
 		rc = add_cert(r, a);
@@ -234,8 +276,6 @@ int kj_request_build(const char *state, const char *kind,
 		rc = add_officers(r, a);
 	else if (!strcmp(kind, "set-policy"))
 		rc = add_policy(r, a);
-	else if (!strcmp(kind, "restore"))
-		rc = add_backup(r, a);
 	else if (!a->reason || !*a->reason) {
 		kj_err("--reason: missing (why a fresh journal is needed)");
 		rc = -EINVAL;

@@ -73,6 +73,13 @@ KJ_MUST_CHECK int kj_request_write(const json_t *req, const char *path);
 KJ_MUST_CHECK int kj_request_apply(const char *state, const char *path,
 				   const char *const *sigs, unsigned nsig);
 
+/* Append an approval (who, what, when) to the journal and commit. */
+struct kj_officers;
+KJ_MUST_CHECK int kj_request_record(struct kj_journal *j, const char *kind,
+				    const char *sha, const char *what,
+				    const struct kj_officers *set,
+				    const unsigned *who, unsigned nsig);
+
 /* Has an approved reset-journal been recorded in j?  1/0, or < 0. */
 KJ_MUST_CHECK int kj_ceremony_fresh_journal_approved(struct kj_journal *j);
 

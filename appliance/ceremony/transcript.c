@@ -68,7 +68,7 @@ out:
 
 int kj_ceremony_check_initialised(const char *state, const char *cmd)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], ak[PATH_MAX];
 	uint8_t *buf = NULL;
 	size_t len;
 	json_t *t = NULL;
@@ -80,6 +80,14 @@ int kj_ceremony_check_initialised(const char *state, const char *cmd)
 		kj_err("%s: appliance not initialised (no %s): officers run "
 		       "`kinject ceremony init --state %s ...' first "
 		       "(docs/CEREMONY.md)", cmd, path, state);
+		return -EPERM;
+	}
+	/* The AK is the ceremony's: nothing else may make one silently. */
+	KJ_TRY(kj_cer_path(ak, state, "ak.priv"));
+	if (access(ak, F_OK) != 0) {
+		kj_err("%s: %s missing: the AK the officers' transcript names "
+		       "is gone; restore the state dir from its backup copy "
+		       "(a new AK needs a new ceremony)", cmd, ak);
 		return -EPERM;
 	}
 	KJ_TRY_GOTO(rc, kj_read_file(path, 16 << 20, &buf, &len), out);

@@ -413,6 +413,12 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		.work_order_len = p->wo.raw_len,
 		.product = p->pm.raw,
 		.product_len = p->pm.raw_len,
+		/*
+		 * Hook for the checkpointer's "allow a fresh journal on a TPM
+		 * whose NV counter is in use" flag: the officers' approval is
+		 * kj_ceremony_fresh_journal_approved(j) > 0 (ceremony/request.h,
+		 * an applied reset-journal request).
+		 */
 	};
 	struct kj_cred_ref *refs = NULL;
 	struct kj_job_state st;

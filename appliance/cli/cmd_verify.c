@@ -22,7 +22,8 @@
 
 const char cmd_verify_usage[] =
 	"Usage: kinject verify EVIDENCE.json --ak ak.pem [--golden golden.json]\n"
-	"                      [--work-order WO.json] [--strict-clock]\n"
+	"                      [--work-order WO.json] [--ek-ca CA.pem]\n"
+	"                      [--strict-clock]\n"
 	"                      [--tpm-firmware-allow V[,V...]] [--pcrs N[,N...]]\n"
 	"                      [--json]\n\n"
 	"Check an evidence bundle offline (EVIDENCE.md §6), trusting only the\n"
@@ -38,12 +39,17 @@ const char cmd_verify_usage[] =
 	"  6 completeness  job_seq 0, 1, 2, ... without gap; job_end counts\n"
 	"  7 work-order    (--work-order) hash, job, firmware, quantity,\n"
 	"                  unique uids and serials\n"
-	"  8 golden        (--golden) every PCR 13 measurement is golden\n\n"
+	"  8 golden        (--golden) every PCR 13 measurement is golden\n"
+	"  9 ceremony      (--ek-ca) the EK certificate chains to the TPM\n"
+	"                  vendor's CA; the ceremony transcript's residency\n"
+	"                  proof, quote and officer signatures hold; names\n"
+	"                  the officers who set the appliance up\n\n"
 	"Exit 0 only if every check passes; 1 otherwise (the failing item is\n"
 	"named); 2 on usage errors.\n\n"
 	"  --ak FILE                 the AK public key (ak.pem) you trust\n"
 	"  --golden FILE             golden.json written by `make image'\n"
 	"  --work-order FILE         the work order you signed\n"
+	"  --ek-ca FILE              the TPM vendor's CA certificate(s), PEM\n"
 	"  --strict-clock            a quote with clockInfo.safe = 0 fails\n"
 	"  --tpm-firmware-allow LIST firmwareVersion values (decimal or 0x hex)\n"
 	"  --pcrs LIST               the policy's PCRs (SHA-256 bank), default\n"
@@ -51,7 +57,7 @@ const char cmd_verify_usage[] =
 	"  --json                    machine-readable verdict on stdout\n";
 
 enum { OPT_AK = 1, OPT_GOLDEN, OPT_WO, OPT_STRICT, OPT_FW, OPT_JSON,
-       OPT_PCRS };
+       OPT_PCRS, OPT_EK_CA };
 
 static const struct option options[] = {
 	{ "ak", required_argument, NULL, OPT_AK },
@@ -61,13 +67,14 @@ static const struct option options[] = {
 	{ "tpm-firmware-allow", required_argument, NULL, OPT_FW },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "pcrs", required_argument, NULL, OPT_PCRS },
+	{ "ek-ca", required_argument, NULL, OPT_EK_CA },
 	{ NULL, 0, NULL, 0 },
 };
 
 #define FW_ALLOW_MAX 32
 
 struct args {
-	const char *bundle, *ak, *golden, *wo;
+	const char *bundle, *ak, *golden, *wo, *ek_ca;
 	bool json, strict;
 	uint64_t fw[FW_ALLOW_MAX];
 	size_t n_fw;
@@ -143,6 +150,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_AK: a->ak = optarg; break;
 		case OPT_GOLDEN: a->golden = optarg; break;
 		case OPT_WO: a->wo = optarg; break;
+		case OPT_EK_CA: a->ek_ca = optarg; break;
 		case OPT_STRICT: a->strict = true; break;
 		case OPT_JSON: a->json = true; break;
 		case OPT_FW: KJ_TRY(parse_fw(a, optarg)); break;
@@ -249,6 +257,7 @@ int cmd_verify_main(int argc, char **argv)
 	o.fw_allow = a.fw;
 	o.n_fw_allow = a.n_fw;
 	o.pcr_mask = a.pcr_mask;
+	o.ek_ca = a.ek_ca;
 	rc = kj_verify(&ev, &o, &rep);
 	if (rc < 0 && rc != -EBADMSG)
 		goto out;

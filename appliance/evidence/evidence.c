@@ -274,6 +274,7 @@ static json_t *file_text(const char *dir, const char *name, bool optional,
 static json_t *appliance(struct xport *x, int *rc)
 {
 	json_t *o = NULL, *smv = NULL, *pem = NULL, *ek = NULL, *tr = NULL;
+	json_t *cer = NULL;
 	uint8_t *pub = NULL, *sm = NULL;
 	char path[PATH_MAX];
 	size_t len, sm_len;
@@ -292,20 +293,22 @@ static json_t *appliance(struct xport *x, int *rc)
 	*rc = 0;
 	if (!(pem = file_text(x->dir, "ak.pem", false, rc)) ||
 	    !(ek = file_text(x->dir, "ek.pem", true, rc)) ||
-	    !(tr = file_text(x->dir, "transport.pem", true, rc)))
+	    !(tr = file_text(x->dir, "transport.pem", true, rc)) ||
+	    !(cer = file_text(x->dir, "ceremony/transcript.json", true, rc)))
 		goto out;
 	/* "o" steals the references, also when json_pack fails. */
-	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,
 		      "ak_public", b64_json(pub, len),
 		      "ak_name", hex_json(ak.name, KJ_TPM_NAME_LEN),
 		      "ek_certificate_pem", ek, "transport_cert_pem", tr,
-		      "secret_memory", smv);
-	pem = ek = tr = smv = NULL;
+		      "secret_memory", smv, "ceremony_transcript", cer);
+	pem = ek = tr = smv = cer = NULL;
 out:
 	json_decref(pem);
 	json_decref(ek);
 	json_decref(tr);
 	json_decref(smv);
+	json_decref(cer);
 	if (!o && !*rc)
 		*rc = -ENOMEM;
 	kj_ak_free(&ak);

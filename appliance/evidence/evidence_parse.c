@@ -150,7 +150,7 @@ static int parse_appliance(const struct pc *p, const json_t *root,
 {
 	static const char *const keys[] = { "ak_public_pem", "ak_public",
 		"ak_name", "ek_certificate_pem", "transport_cert_pem",
-		"secret_memory", NULL };
+		"secret_memory", "ceremony_transcript", NULL };
 	const json_t *a = member(p, root, "", "appliance", JSON_OBJECT);
 
 	if (!a)
@@ -170,6 +170,8 @@ static int parse_appliance(const struct pc *p, const json_t *root,
 		       KJ_EVIDENCE_PEM_MAX, true, &ev->transport_cert_pem));
 	KJ_TRY(text_of(p, a, "appliance", "secret_memory", 32, true,
 		       &ev->secret_memory));
+	KJ_TRY(text_of(p, a, "appliance", "ceremony_transcript",
+		       KJ_EVIDENCE_PEM_MAX, true, &ev->ceremony_transcript));
 	if (ev->secret_memory && strcmp(ev->secret_memory, "memfd_secret") &&
 	    strcmp(ev->secret_memory, "kmod") &&
 	    strcmp(ev->secret_memory, "mlock"))
@@ -475,6 +477,7 @@ void kj_evidence_free(struct kj_evidence *ev)
 	free(ev->ak_public_pem);
 	free(ev->ak_public);
 	free(ev->ek_cert_pem);
+	free(ev->ceremony_transcript);
 	free(ev->transport_cert_pem);
 	free(ev->secret_memory);
 	free(ev->events);

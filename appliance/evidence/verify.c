@@ -226,6 +226,8 @@ int kj_verify(const struct kj_evidence *ev, const struct kj_verify_opts *o,
 		 mask, ev->n_events);
 	check_clock(ev, o, rep);
 	rc = kj_verify_log(ev, o, rep);
+	if (rc >= 0 || rc == -EBADMSG)
+		kj_verify_ceremony(ev, o, rep);
 	kj_ak_free(&ak);
 	if (rc < 0 && rc != -EBADMSG)
 		return rc;

@@ -27,6 +27,7 @@ enum kj_vcheck {
 	KJ_VC_COMPLETENESS, /* 6: job_seq 0..n, job_end counts */
 	KJ_VC_WORK_ORDER,   /* 7: with --work-order */
 	KJ_VC_GOLDEN,       /* 8: with --golden */
+	KJ_VC_CEREMONY,     /* 9: with --ek-ca: EK chain, transcript */
 	KJ_VC_COUNT_,
 };
 
@@ -52,6 +53,7 @@ struct kj_verify_opts {
 	const uint64_t *fw_allow;            /* --tpm-firmware-allow */
 	size_t n_fw_allow;
 	uint32_t pcr_mask;                   /* 0: KJ_PCR_DEFAULT_MASK */
+	const char *ek_ca;                   /* --ek-ca, or NULL */
 };
 
 struct kj_verify_report {
@@ -64,7 +66,7 @@ struct kj_verify_report {
 };
 
 /* "quotes", "pcrs", "clock", "consistency", "inclusion", "completeness",
- * "work-order", "golden". */
+ * "work-order", "golden", "ceremony". */
 const char *kj_vcheck_name(enum kj_vcheck c);
 const char *kj_vstatus_name(enum kj_vstatus s);
 

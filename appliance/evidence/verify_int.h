@@ -24,4 +24,9 @@ KJ_MUST_CHECK int kj_verify_log(const struct kj_evidence *ev,
 				const struct kj_verify_opts *o,
 				struct kj_verify_report *rep);
 
+/* verify_ceremony.c: check 9 (the outcome goes into rep only). */
+void kj_verify_ceremony(const struct kj_evidence *ev,
+			const struct kj_verify_opts *o,
+			struct kj_verify_report *rep);
+
 #endif

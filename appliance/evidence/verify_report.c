@@ -22,6 +22,7 @@ const char *kj_vcheck_name(enum kj_vcheck c)
 	case KJ_VC_COMPLETENESS: return "completeness";
 	case KJ_VC_WORK_ORDER: return "work-order";
 	case KJ_VC_GOLDEN: return "golden";
+	case KJ_VC_CEREMONY: return "ceremony";
 	default: return "unknown";
 	}
 }

@@ -13,20 +13,9 @@
 
 #include "hsm.h"
 #include "base/log.h"
+#include "hsm_int.h"
 #include "pin.h"
 
-struct kj_hsm {
-	char *uri_text;
-	P11KitUri *uri;
-	CK_FUNCTION_LIST **modules; /* p11_kit_modules_load_and_initialize */
-	CK_FUNCTION_LIST *module;   /* p11_kit_module_load (module-path=) */
-	CK_FUNCTION_LIST *f;	    /* the module holding the token */
-	CK_SESSION_HANDLE session;
-	bool have_session;
-	bool logged_in;
-	CK_OBJECT_HANDLE priv;
-	bool have_priv;
-};
 
 static const struct {
 	CK_RV rv;
@@ -70,7 +59,7 @@ const char *kj_ck_rv_name(unsigned long rv)
 }
 
 /* Log a PKCS#11 failure naming the URI, the call and the CK_RV. */
-static int ck_fail(const struct kj_hsm *h, const char *call, CK_RV rv)
+int kj_hsm_fail(const struct kj_hsm *h, const char *call, CK_RV rv)
 {
 	kj_err("%s: PKCS#11 %s: %s", h->uri_text, call, kj_ck_rv_name(rv));
 	switch (rv) {
@@ -108,7 +97,7 @@ static int load_modules(struct kj_hsm *h)
 		if (rv != CKR_OK) {
 			p11_kit_module_release(h->module);
 			h->module = NULL;
-			return ck_fail(h, "C_Initialize", rv);
+			return kj_hsm_fail(h, "C_Initialize", rv);
 		}
 		return 0;
 	}
@@ -141,7 +130,7 @@ static int find_in_module(struct kj_hsm *h, CK_FUNCTION_LIST *f,
 
 	rv = f->C_GetSlotList(CK_TRUE, ids, &n);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_GetSlotList", rv);
+		return kj_hsm_fail(h, "C_GetSlotList", rv);
 	for (CK_ULONG i = 0; i < n; i++) {
 		char label[sizeof(ti.label) + 1];
 
@@ -199,7 +188,7 @@ static int login(struct kj_hsm *h, const char *pin_source)
 	if (rv == CKR_USER_ALREADY_LOGGED_IN)
 		rv = CKR_OK;
 	if (rv != CKR_OK) {
-		rc = ck_fail(h, "C_Login", rv);
+		rc = kj_hsm_fail(h, "C_Login", rv);
 		goto out;
 	}
 	h->logged_in = true;
@@ -245,10 +234,13 @@ int kj_hsm_open(struct kj_hsm **out, const char *uri, const char *pin_source)
 	rv = h->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
 				 NULL, NULL, &h->session);
 	if (rv != CKR_OK) {
-		rc = ck_fail(h, "C_OpenSession", rv);
+		rc = kj_hsm_fail(h, "C_OpenSession", rv);
 		goto fail;
 	}
 	h->have_session = true;
+	/* RFC 7512 pin-source (an officer's token named by URI alone). */
+	if (!pin_source)
+		pin_source = p11_kit_uri_get_pin_source(h->uri);
 	if (pin_source)
 		KJ_TRY_GOTO(rc, login(h, pin_source), fail);
 	*out = h;
@@ -291,11 +283,11 @@ static int find_objects(struct kj_hsm *h, CK_ATTRIBUTE *tmpl, CK_ULONG nt,
 
 	rv = h->f->C_FindObjectsInit(h->session, tmpl, nt);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_FindObjectsInit", rv);
+		return kj_hsm_fail(h, "C_FindObjectsInit", rv);
 	rv = h->f->C_FindObjects(h->session, found, 2, &n);
 	h->f->C_FindObjectsFinal(h->session);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_FindObjects", rv);
+		return kj_hsm_fail(h, "C_FindObjects", rv);
 	if (n >= 1)
 		*obj = found[0];
 	return (int)n;
@@ -305,7 +297,7 @@ static int find_objects(struct kj_hsm *h, CK_ATTRIBUTE *tmpl, CK_ULONG nt,
  * Find the one object of class cls (EC) with the URI's label and id.
  * Returns 1 found, 0 none, <0 error (logged; also on ambiguity).
  */
-static int find_object(struct kj_hsm *h, CK_OBJECT_CLASS cls,
+int kj_hsm_find(struct kj_hsm *h, CK_OBJECT_CLASS cls,
 		       CK_OBJECT_HANDLE *obj)
 {
 	CK_KEY_TYPE kt = CKK_EC;
@@ -370,7 +362,7 @@ int kj_hsm_find_key_by_point(struct kj_hsm *h, const uint8_t *pt,
 	}
 	rv = h->f->C_GetAttributeValue(h->session, pub, &ida, 1);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_GetAttributeValue(CKA_ID)", rv);
+		return kj_hsm_fail(h, "C_GetAttributeValue(CKA_ID)", rv);
 	t[0].pValue = &kc;
 	t[1] = ida;
 	n = find_objects(h, t, 2, &priv);
@@ -386,13 +378,13 @@ int kj_hsm_find_key_by_point(struct kj_hsm *h, const uint8_t *pt,
 	return 0;
 }
 
-static int private_key(struct kj_hsm *h)
+int kj_hsm_priv(struct kj_hsm *h)
 {
 	int rc;
 
 	if (h->have_priv)
 		return 0;
-	rc = find_object(h, CKO_PRIVATE_KEY, &h->priv);
+	rc = kj_hsm_find(h, CKO_PRIVATE_KEY, &h->priv);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -407,7 +399,7 @@ static int private_key(struct kj_hsm *h)
 
 int kj_hsm_check_key(struct kj_hsm *h)
 {
-	return private_key(h);
+	return kj_hsm_priv(h);
 }
 
 int kj_hsm_ecdh(struct kj_hsm *h, const uint8_t *peer, size_t peer_len,
@@ -443,18 +435,18 @@ int kj_hsm_ecdh(struct kj_hsm *h, const uint8_t *peer, size_t peer_len,
 		       peer_len);
 		return -EBADMSG;
 	}
-	KJ_TRY(private_key(h));
+	KJ_TRY(kj_hsm_priv(h));
 	rv = h->f->C_DeriveKey(h->session, &mech, h->priv, tmpl,
 			       KJ_ARRAY_SIZE(tmpl), &secret);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_DeriveKey(CKM_ECDH1_DERIVE)", rv);
+		return kj_hsm_fail(h, "C_DeriveKey(CKM_ECDH1_DERIVE)", rv);
 	rv = h->f->C_GetAttributeValue(h->session, secret, &val, 1);
-	rc = rv == CKR_OK ? 0 : ck_fail(h, "C_GetAttributeValue(Z)", rv);
+	rc = rv == CKR_OK ? 0 : kj_hsm_fail(h, "C_GetAttributeValue(Z)", rv);
 	if (rc == 0)
 		*z_len = val.ulValueLen;
 	rv = h->f->C_DestroyObject(h->session, secret);
 	if (rv != CKR_OK && rc == 0)
-		rc = ck_fail(h, "C_DestroyObject(Z)", rv);
+		rc = kj_hsm_fail(h, "C_DestroyObject(Z)", rv);
 	if (rc < 0)
 		explicit_bzero(z, z_cap);
 	return rc;
@@ -470,7 +462,7 @@ int kj_hsm_public_point(struct kj_hsm *h, uint8_t *out, size_t cap,
 	CK_RV rv;
 	int rc;
 
-	rc = find_object(h, CKO_PUBLIC_KEY, &pub);
+	rc = kj_hsm_find(h, CKO_PUBLIC_KEY, &pub);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -480,7 +472,7 @@ int kj_hsm_public_point(struct kj_hsm *h, uint8_t *out, size_t cap,
 	}
 	rv = h->f->C_GetAttributeValue(h->session, pub, &a, 1);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_GetAttributeValue(CKA_EC_POINT)", rv);
+		return kj_hsm_fail(h, "C_GetAttributeValue(CKA_EC_POINT)", rv);
 	n = a.ulValueLen;
 	/* PKCS#11 says DER OCTET STRING; some tokens give the raw point. */
 	if (n >= 2 && buf[0] == 0x04 && buf[1] == n - 2) {
@@ -501,7 +493,7 @@ int kj_hsm_public_point(struct kj_hsm *h, uint8_t *out, size_t cap,
 	return 0;
 }
 
-int kj_hsm_generate_ec_p256(struct kj_hsm *h)
+int kj_hsm_generate_ec_p256(struct kj_hsm *h, bool wrappable)
 {
 	/* DER OID prime256v1 (1.2.840.10045.3.1.7), CKA_EC_PARAMS. */
 	static const uint8_t p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
@@ -518,7 +510,7 @@ int kj_hsm_generate_ec_p256(struct kj_hsm *h)
 		{ CKA_TOKEN, &yes, sizeof(yes) },
 		{ CKA_PRIVATE, &yes, sizeof(yes) },
 		{ CKA_SENSITIVE, &yes, sizeof(yes) },
-		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_EXTRACTABLE, wrappable ? &yes : &no, sizeof(no) },
 		{ CKA_DERIVE, &yes, sizeof(yes) },
 		{ CKA_SIGN, &yes, sizeof(yes) },
 	};
@@ -528,7 +520,7 @@ int kj_hsm_generate_ec_p256(struct kj_hsm *h)
 	CK_RV rv;
 	int rc;
 
-	rc = find_object(h, CKO_PRIVATE_KEY, &hpriv);
+	rc = kj_hsm_find(h, CKO_PRIVATE_KEY, &hpriv);
 	if (rc < 0)
 		return rc;
 	if (rc > 0) {
@@ -549,7 +541,7 @@ int kj_hsm_generate_ec_p256(struct kj_hsm *h)
 	rv = h->f->C_GenerateKeyPair(h->session, &mech, pub, npub, priv, npriv,
 				     &hpub, &hpriv);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_GenerateKeyPair(CKM_EC_KEY_PAIR_GEN)", rv);
+		return kj_hsm_fail(h, "C_GenerateKeyPair(CKM_EC_KEY_PAIR_GEN)", rv);
 	h->priv = hpriv;
 	h->have_priv = true;
 	return 0;
@@ -557,7 +549,7 @@ int kj_hsm_generate_ec_p256(struct kj_hsm *h)
 
 int kj_hsm_uri_key(struct kj_hsm *h, unsigned long *key)
 {
-	KJ_TRY(private_key(h));
+	KJ_TRY(kj_hsm_priv(h));
 	*key = h->priv;
 	return 0;
 }
@@ -565,7 +557,7 @@ int kj_hsm_uri_key(struct kj_hsm *h, unsigned long *key)
 int kj_hsm_sign_ecdsa(struct kj_hsm *h, const uint8_t dgst[32],
 		      uint8_t sig[64])
 {
-	KJ_TRY(private_key(h));
+	KJ_TRY(kj_hsm_priv(h));
 	return kj_hsm_sign_ecdsa_key(h, h->priv, dgst, sig);
 }
 
@@ -578,10 +570,10 @@ int kj_hsm_sign_ecdsa_key(struct kj_hsm *h, unsigned long key,
 
 	rv = h->f->C_SignInit(h->session, &mech, key);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_SignInit(CKM_ECDSA)", rv);
+		return kj_hsm_fail(h, "C_SignInit(CKM_ECDSA)", rv);
 	rv = h->f->C_Sign(h->session, (CK_BYTE_PTR)dgst, 32, sig, &n);
 	if (rv != CKR_OK)
-		return ck_fail(h, "C_Sign(CKM_ECDSA)", rv);
+		return kj_hsm_fail(h, "C_Sign(CKM_ECDSA)", rv);
 	if (n != 64) {
 		kj_err("%s: C_Sign(CKM_ECDSA) returned %lu bytes, want 64",
 		       h->uri_text, (unsigned long)n);

@@ -13,6 +13,7 @@
 #ifndef KINJECT_HSM_H
 #define KINJECT_HSM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,7 +26,7 @@ typedef struct evp_pkey_st EVP_PKEY;
 /*
  * Load the module(s), find the token matching uri, open one R/W session and
  * C_Login as CKU_USER with the PIN read from pin_source ("file:PATH" or
- * "env:NAME"; NULL: no login).  The PIN is wiped right after C_Login.
+ * "env:NAME"; NULL: the URI's own ?pin-source=, RFC 7512, or no login).  The PIN is wiped right after C_Login.
  * The key object is looked up lazily (it may not exist yet: ceremony).
  * PKCS#11 login state is per process and token: a second handle on a token
  * this process is already logged in to gets CKR_USER_ALREADY_LOGGED_IN
@@ -65,11 +66,35 @@ KJ_MUST_CHECK int kj_hsm_public_point(struct kj_hsm *h, uint8_t *out,
 
 /*
  * Ceremony: generate the EC P-256 transport key pair in the token with the
- * URI's object label and id: private key sensitive, never extractable,
- * derive + sign; public key token object.  Refuses if a private key with
- * that label/id already exists (-EEXIST).
+ * URI's object label and id: private key sensitive, derive + sign; public
+ * key token object.  Never extractable, unless wrappable: then
+ * CKA_EXTRACTABLE is true (CKA_SENSITIVE stays true), so that the backup
+ * can take it out wrapped and only wrapped (kj_hsm_wrap_transport).
+ * Refuses if a private key with that label/id already exists (-EEXIST).
  */
-KJ_MUST_CHECK int kj_hsm_generate_ec_p256(struct kj_hsm *h);
+KJ_MUST_CHECK int kj_hsm_generate_ec_p256(struct kj_hsm *h, bool wrappable);
+
+/*
+ * Backup (hsm_wrap.c): C_WrapKey of the transport private key with
+ * CKM_AES_KEY_WRAP_PAD (RFC 5649) under kek, a 32-byte AES key (arena
+ * memory) imported as a session object for this call only.  -EPERM
+ * (logged) when the key is never extractable: the token cannot back it up.
+ */
+KJ_MUST_CHECK int kj_hsm_wrap_transport(struct kj_hsm *h,
+					const uint8_t kek[32], uint8_t *out,
+					size_t cap, size_t *len);
+
+/*
+ * Restore: C_UnwrapKey of a wrapped transport private key under kek into
+ * a token object with the URI's label and id (sensitive, wrappable, derive
+ * + sign) and its public key object from point (04||X||Y).  Refuses if the
+ * token has a private key with that label/id already (-EEXIST); -EBADMSG
+ * when the unwrap fails its integrity check (wrong key or blob).
+ */
+KJ_MUST_CHECK int kj_hsm_unwrap_transport(struct kj_hsm *h,
+					  const uint8_t kek[32],
+					  const uint8_t *wrapped, size_t len,
+					  const uint8_t *point, size_t plen);
 
 /*
  * ECDSA P-256 signature by the transport key over a 32-byte digest (for the

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The key ceremony (SPEC.md §5, docs/CEREMONY.md) with real SoftHSM2, a
-# swtpm with an EK certificate and officer keys made by openssl, 3 of 5:
+# swtpm with an EK certificate and officer keys made by openssl, officer 5's
+# on a second SoftHSM2 token (a smart card's stand-in, signing through
+# openssl's pkcs11 engine), 3 of 5:
 #  - run refuses an uninitialised appliance, then a pending one;
 #  - init: transport key sensitive and never extractable in the token, the
 #    AK's residency proven, the transcript quoted (tpm2_checkquote -u ak.pem
@@ -28,6 +30,7 @@ kj_swtpm_start "$T/tpm" --ek-cert >/dev/null || fail "swtpm"
 KJ_SOFTHSM_PIN=$pin KJ_SOFTHSM_NO_KEY=1 kj_softhsm_init "$T" >/dev/null ||
 	fail "softhsm"
 kj_officers "$O" 5 || fail "officers"
+kj_card_officer "$O" 5 card || fail "officer 5 on a token"
 kj_officers "$T/stranger" 1 || fail "stranger"
 mkdir -p "$T/in"
 kj_customer "$T/in" release
@@ -145,9 +148,11 @@ req() {
 		"$@" >/dev/null || fail "request $kind"
 	for i in 1 3 5; do sign "$T/$kind.req" $i; done
 	apply "$T/$kind.req" "$T/$kind.req.1.sig" "$T/$kind.req.3.sig" \
-		"$T/$kind.req.5.sig" >/dev/null || fail "apply $kind"
+		"$T/$kind.req.5.sig" >"$T/applied" || fail "apply $kind"
 }
 req enrol-site-ca --name line1 --cert "$T/in/other.pem"
+grep -q "approved by.*officer 5 (card)" "$T/applied" ||
+	fail "officer 5's token signature not counted: $(cat "$T/applied")"
 [ -s "$S/site-ca/line1.pem" ] || fail "site CA not enrolled"
 echo '{"limits": 1}' >"$T/pol.json"
 req set-policy --name limits.json --policy "$T/pol.json"
@@ -192,6 +197,20 @@ req set-officers --officer "$O/o4.pem" --officer "$O/o5.pem" --threshold 2
 sign "$T/g.req" 1; sign "$T/g.req" 4
 expect_fail "signed by an unknown officer" apply "$T/g.req" "$T/g.req.1.sig" "$T/g.req.4.sig"
 echo "ok: set-officers replaces the quorum"
+
+# A key made never extractable (the default) cannot be backed up.
+expect_fail "the transport key is never extractable" "$KINJECT" ceremony backup \
+	--state "$S" --hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
+	--out "$T/bk"
+[ ! -e "$T/bk/manifest.json" ] || fail "a refused backup wrote a manifest"
+
+# The AK is the ceremony's: run does not make another when it is gone.
+mv "$S/ak.priv" "$T/ak.priv"
+expect_fail "ak.priv missing: the AK the officers' transcript names is gone" run
+mv "$T/ak.priv" "$S/ak.priv"
+jq -r .request "$S/ceremony/transcript.json" |
+	jq -e '.actions | index("AK created under the EK")' >/dev/null ||
+	fail "transcript does not say what was done"
 
 # --- no secret in any file the ceremony wrote ------------------------------
 if grep -rqaF "$pin" "$S" "$O" "$T"/*.req* 2>/dev/null; then

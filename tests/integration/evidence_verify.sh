@@ -91,7 +91,7 @@ fi
 
 # --json and --golden.
 "$KINJECT" verify "$T/ev.json" --ak "$S/ak.pem" --json >"$T/v.json"
-jq -e '.verdict == "pass" and (.checks | length) == 8' "$T/v.json" >/dev/null ||
+jq -e '.verdict == "pass" and (.checks | length) == 9' "$T/v.json" >/dev/null ||
 	fail "--json verdict: $(cat "$T/v.json")"
 printf '{"kinject_golden": 1, "measurements": {"kinject": ["%s"], "kinject.ko": []}}\n' \
 	"$(sha256sum "$MAKER" | cut -c1-64)" >"$T/golden.json"

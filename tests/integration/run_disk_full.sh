@@ -5,11 +5,13 @@
 # resumes and completes the job, and the evidence verifies.
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/job.sh"
-kj_job_setup 3000 4096
+# The state dir is a small tmpfs from the start: the ceremony's state
+# (kj_job_setup) lives there too.
 mkdir -p "$T/state"
 mount -t tmpfs -o size=1m,mode=0700 tmpfs "$T/state" 2>/dev/null || {
 	echo "cannot mount a tmpfs here: skipped"; exit 77; }
 trap 'umount "$T/state" 2>/dev/null; kj_cleanup' EXIT
+kj_job_setup 3000 4096
 
 kj_run_bg
 kj_wait_listen

@@ -12,6 +12,8 @@ marker=$(printf '%s' "$marker_text" | xxd -p | tr -d '\n')
 # Only the input maker sees the marker: an exported variable would sit in
 # kinject's own environment block.
 KJ_FW_MARKER=$marker_text kj_job_setup 400 65536
+# The control run's appliance: the same ceremony, before any job.
+cp -a "$KJ_STATE" "$T/state-control"
 # The private scalar of the first credential's key (PKCS#8 EC: 02 01 01 04 20 ‖ d).
 key=$(head -1 "$T/in/creds.jsonl" | sed 's/.*"key":"\([^"]*\)".*/\1/' |
 	base64 -d | xxd -p | tr -d '\n' | sed -n 's/.*020101 *0420\(.\{64\}\).*/\1/p')

@@ -5,7 +5,13 @@
 # Source after softhsm.sh and swtpm.sh (needs $KINJECT).
 #
 #   kj_officers DIR N              -> DIR/o1.{key,pem} .. DIR/oN.{key,pem}
-#   kj_officer_sign REQ DIR I      -> REQ.I.sig, signed by officer I
+#   kj_card_officer DIR I TOKEN    officer I's key made on a second SoftHSM2
+#                                  token TOKEN (a smart card's stand-in):
+#                                  DIR/oI.pem, DIR/oI.uri (for openssl's
+#                                  engine), DIR/oI.kjuri (for kinject: PIN
+#                                  by ?pin-source=), no oI.key
+#   kj_officer_sign REQ DIR I      -> REQ.I.sig, signed by officer I (with
+#                                  openssl's pkcs11 engine for a card)
 #   kj_ceremony_init STATE DIR N M init with officers 1..N of DIR, then
 #                                  apply init.req signed by officers 1..M
 #   kj_enrol_customer STATE DIR M NAME CERT
@@ -33,8 +39,36 @@ kj_officers() {
 	done
 }
 
+# Needs SOFTHSM2_CONF and KJ_HSM_MODULE (kj_softhsm_init) for the card.
+kj_card_officer() {
+	local dir=$1 i=$2 token=$3 pin=24682468
+	softhsm2-util --init-token --free --label "$token" --so-pin 87654321 \
+		--pin "$pin" >/dev/null &&
+	pkcs11-tool --module "$KJ_HSM_MODULE" --token-label "$token" --login \
+		--pin "$pin" --keypairgen --key-type EC:prime256v1 \
+		--label "officer$i" --id 0$i >/dev/null || return 1
+	echo "pkcs11:token=$token;object=officer$i;type=private;pin-value=$pin" \
+		>"$dir/o$i.uri"
+	(umask 077 && echo "$pin" >"$dir/o$i.pin")
+	echo "pkcs11:token=$token;object=officer$i?pin-source=file:$dir/o$i.pin" \
+		>"$dir/o$i.kjuri"
+	rm -f "$dir/o$i.key"
+	PKCS11_MODULE_PATH=$KJ_HSM_MODULE openssl req -new -x509 \
+		-engine pkcs11 -keyform engine -key "$(cat "$dir/o$i.uri")" \
+		-subj "/O=kinject/CN=officer $i (card)" -days 3650 \
+		-out "$dir/o$i.pem" >/dev/null 2>&1
+}
+
 kj_officer_sign() {
 	local req=$1 dir=$2 i=$3
+	if [ -e "$dir/o$i.uri" ]; then
+		PKCS11_MODULE_PATH=$KJ_HSM_MODULE openssl cms -sign -binary \
+			-engine pkcs11 -keyform engine \
+			-inkey "$(cat "$dir/o$i.uri")" -in "$req" \
+			-signer "$dir/o$i.pem" -outform DER \
+			-out "$req.$i.sig" 2>/dev/null
+		return
+	fi
 	openssl cms -sign -binary -in "$req" -signer "$dir/o$i.pem" \
 		-inkey "$dir/o$i.key" -outform DER -out "$req.$i.sig"
 }

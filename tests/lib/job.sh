@@ -16,7 +16,8 @@
 kj_job_setup() {
 	local n=$1 size=${2:-4096} creds=${3:-$(($1 + $1 / 2 + 10))}
 	KJ_STATE=$T/state
-	kj_swtpm_start "$T/tpm" >/dev/null
+	# KJ_JOB_EK_CERT=1: a TPM with an EK certificate (swtpm's local CA).
+	kj_swtpm_start "$T/tpm" ${KJ_JOB_EK_CERT:+--ek-cert} >/dev/null
 	kj_appliance_setup "$KJ_STATE" "$T/in" || fail "key ceremony"
 	KJ_FW_SIZE=$size KJ_CREDS_N=$creds KJ_CREDS_DISTINCT=4 \
 		kj_inputs_all "$T/in" "$KJ_STATE/transport.pem" >/dev/null

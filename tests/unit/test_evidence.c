@@ -149,7 +149,7 @@ static void test_parse_strict(void **st)
 		"\"appliance\":{\"ak_public_pem\":\"x\",\"ak_public\":\"AAEC\","
 		"\"ak_name\":\"000b0000000000000000000000000000000000000000000000000000000000000000\","
 		"\"ek_certificate_pem\":null,\"transport_cert_pem\":null,"
-		"\"secret_memory\":\"kmod\"}";
+		"\"secret_memory\":\"kmod\",\"ceremony_transcript\":null}";
 	static const char ck[] =
 		"\"checkpoints\":[{\"tree_size\":1,\"root\":\"%s\",\"nv_counter\":1,"
 		"\"epoch\":0,\"event_log_length\":0,\"quote_attest\":\"AAEC\","

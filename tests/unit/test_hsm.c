@@ -246,8 +246,8 @@ static void test_generate_and_sign(void **state)
 	       "object=cerem0ny;id=%02", 23);
 	assert_int_equal(kj_hsm_open(&h, u, pin_source), 0);
 	assert_int_equal(kj_hsm_check_key(h), -ENOKEY);
-	assert_int_equal(kj_hsm_generate_ec_p256(h), 0);
-	assert_int_equal(kj_hsm_generate_ec_p256(h), -EEXIST);
+	assert_int_equal(kj_hsm_generate_ec_p256(h, false), 0);
+	assert_int_equal(kj_hsm_generate_ec_p256(h, false), -EEXIST);
 	assert_int_equal(kj_hsm_sign_ecdsa(h, dgst, sig), 0);
 	assert_int_equal(kj_hsm_public_point(h, point, sizeof(point), &plen),
 			 0);
