@@ -117,6 +117,10 @@ KJ_MUST_CHECK int kj_hsm_sign_ecdsa_key(struct kj_hsm *h, unsigned long key,
 					const uint8_t dgst[32],
 					uint8_t sig[64]);
 
+/* Add extension nid = value (OpenSSL config syntax) to x; issuer NULL:
+ * self-signed.  0 or -1. */
+int kj_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
+
 /*
  * A certificate signed in the HSM: draft has every field set and was
  * signed by any throw-away P-256 key (that sets the ecdsa-with-SHA256

@@ -48,13 +48,13 @@ static EVP_PKEY *point_to_pkey(const uint8_t *pt, size_t len)
 	return pk;
 }
 
-static int add_ext(X509 *x, int nid, const char *value)
+int kj_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX ctx;
 	X509_EXTENSION *e;
 	int ok;
 
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
 	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
 	ok = e && X509_add_ext(x, e, -1);
 	X509_EXTENSION_free(e);
@@ -86,10 +86,10 @@ static X509 *draft(EVP_PKEY *pub, const char *cn, unsigned days)
 		     X509_gmtime_adj(X509_getm_notAfter(x),
 				     (long)days * 86400) &&
 		     X509_set_pubkey(x, pub) &&
-		     !add_ext(x, NID_basic_constraints, "critical,CA:FALSE") &&
-		     !add_ext(x, NID_key_usage,
+		     !kj_x509_add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") &&
+		     !kj_x509_add_ext(x, NULL, NID_key_usage,
 			      "critical,digitalSignature,keyAgreement") &&
-		     !add_ext(x, NID_subject_key_identifier, "hash") &&
+		     !kj_x509_add_ext(x, NULL, NID_subject_key_identifier, "hash") &&
 		     X509_sign(x, tmp, EVP_sha256()) > 0;
 	}
 	BN_free(bn);

@@ -102,19 +102,6 @@ void kj_issuer_free(struct kj_issuer *is)
 	is->tmp = NULL;
 }
 
-static bool add_ext(X509 *x, X509 *ca, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-	bool ok;
-
-	X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	ok = e && X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	return ok;
-}
-
 static X509 *draft(const struct kj_issuer *is, EVP_PKEY *dev,
 		   const char *serial)
 {
@@ -138,13 +125,15 @@ static X509 *draft(const struct kj_issuer *is, EVP_PKEY *dev,
 		     X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
 		     X509_set1_notAfter(x, X509_get0_notAfter(is->ca)) &&
 		     X509_set_pubkey(x, dev) &&
-		     add_ext(x, is->ca, NID_basic_constraints,
-			     "critical,CA:FALSE") &&
-		     add_ext(x, is->ca, NID_key_usage,
-			     "critical,digitalSignature") &&
-		     add_ext(x, is->ca, NID_subject_key_identifier, "hash") &&
-		     add_ext(x, is->ca, NID_authority_key_identifier,
-			     "keyid:always") &&
+		     !kj_x509_add_ext(x, is->ca, NID_basic_constraints,
+				      "critical,CA:FALSE") &&
+		     !kj_x509_add_ext(x, is->ca, NID_key_usage,
+				      "critical,digitalSignature") &&
+		     !kj_x509_add_ext(x, is->ca, NID_subject_key_identifier,
+				      "hash") &&
+		     !kj_x509_add_ext(x, is->ca,
+				      NID_authority_key_identifier,
+				      "keyid:always") &&
 		     X509_sign(x, is->tmp, EVP_sha256()) > 0;
 	}
 	BN_free(bn);
