@@ -354,6 +354,8 @@ static void fill_job(const struct run_opts *o, struct kj_preflight *p,
 	job->fw_size = (uint32_t)p->fw_len;
 	job->creds = &p->creds;
 	job->wo = &p->wo;
+	job->product = &p->pm;
+	job->issuer = p->issuer.ca ? &p->issuer : NULL;
 	job->journal = j;
 	job->listen = o->listen;
 	job->n_listen = o->n_listen;
@@ -488,6 +490,7 @@ int cmd_run_main(int argc, char **argv)
 	}
 	if (kj_ceremony_check_initialised(o.in.state_dir, "run") < 0)
 		return KJ_EXIT_ERROR;
+	o.in.max_connections = o.limits.max_connections;
 	if (kj_preflight_run(&o.in, &p) < 0)
 		return KJ_EXIT_ERROR;
 	rc = kj_journal_open(o.in.state_dir, 0, &j);

@@ -47,13 +47,27 @@ const char cmd_sim_usage[] =
 	"  --wrong-hwrev-rate R   HELLO with a wrong hwrev: expect LOCKED_OUT\n"
 	"  --duplicate-rate R     reuse a committed uid: expect DUPLICATE\n"
 	"  --site-abort-rate R    send ABORT INTERNAL instead of READBACK\n"
+	"  --counterfeit-rate R   a device whose PROOF must fail (a rogue\n"
+	"                         CA's certificate, or the wrong key's\n"
+	"                         signature): expect COUNTERFEIT\n"
 	"  --program-delay-ms MS  simulated programming time per device\n"
 	"  --slow-read-ms MS      read 4 KiB per MS milliseconds ...\n"
 	"  --slow-sockets K       ... on the first K sockets (default all)\n"
 	"  --expect CODE[,CODE]   ABORT codes (names: protocol, locked_out,\n"
 	"                         quota, duplicate, readback, timeout,\n"
-	"                         internal, stopped, unauthorized) that count\n"
-	"                         as intended\n\n"
+	"                         internal, stopped, unauthorized,\n"
+	"                         counterfeit) that count as intended\n\n"
+	"The device's own key (PROTOCOL.md):\n"
+	"  --device-keys          a fresh P-256 key per device, sent as HELLO\n"
+	"                         device_pubkey\n"
+	"  --device-ca CERT.pem --device-ca-key KEY.pem\n"
+	"                         factory CA: each device gets a certificate\n"
+	"                         from it and answers CHALLENGE with PROOF\n"
+	"  --cred-mode inject     open each cred_blob with the device key,\n"
+	"                         check the certificate and key inside\n"
+	"  --cred-mode issue --issuing-ca CA.pem\n"
+	"                         each cred_blob must be a certificate by CA\n"
+	"                         for the device's key (in the device log)\n\n"
 	"Hostile modes (one of them, on the last K sockets, default all):\n"
 	"  --garbage              random bytes instead of frames\n"
 	"  --huge-length          a frame header announcing 4 GiB\n"
@@ -74,7 +88,9 @@ enum {
 	OPT_DISCONNECT, OPT_WRONG_HWREV, OPT_DUPLICATE, OPT_SITE_ABORT,
 	OPT_PROGRAM_DELAY, OPT_SLOW_READ, OPT_SLOW_SOCKETS, OPT_EXPECT,
 	OPT_GARBAGE, OPT_HUGE, OPT_LORIS, OPT_VANISH, OPT_HALF_OPEN,
-	OPT_HOSTILE_SOCKETS, OPT_LORIS_MS, OPT_RECONNECT,
+	OPT_HOSTILE_SOCKETS, OPT_LORIS_MS, OPT_RECONNECT, OPT_DEVICE_KEYS,
+	OPT_DEVICE_CA, OPT_DEVICE_CA_KEY, OPT_COUNTERFEIT, OPT_CRED_MODE,
+	OPT_ISSUING_CA,
 };
 
 static const struct option sim_options[] = {
@@ -107,6 +123,12 @@ static const struct option sim_options[] = {
 	{ "hostile-sockets", required_argument, NULL, OPT_HOSTILE_SOCKETS },
 	{ "slow-loris-ms", required_argument, NULL, OPT_LORIS_MS },
 	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
+	{ "device-keys", no_argument, NULL, OPT_DEVICE_KEYS },
+	{ "device-ca", required_argument, NULL, OPT_DEVICE_CA },
+	{ "device-ca-key", required_argument, NULL, OPT_DEVICE_CA_KEY },
+	{ "counterfeit-rate", required_argument, NULL, OPT_COUNTERFEIT },
+	{ "cred-mode", required_argument, NULL, OPT_CRED_MODE },
+	{ "issuing-ca", required_argument, NULL, OPT_ISSUING_CA },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -120,6 +142,7 @@ struct sim_args {
 	struct kj_sim_opts o;
 	const char *json, *devlog;
 	bool slow_sockets_set, hostile_sockets_set;
+	bool issue; /* --cred-mode issue */
 };
 
 static int parse_rate(const char *flag, const char *s, double *out)
@@ -166,7 +189,7 @@ static int parse_expect(const char *s, uint32_t *mask)
 			kj_err("--expect: `%s' is not an ABORT code name "
 			       "(protocol, locked_out, quota, duplicate, "
 			       "readback, timeout, internal, stopped, "
-			       "unauthorized)", tok);
+			       "unauthorized, counterfeit)", tok);
 			return -EINVAL;
 		}
 		*mask |= 1u << code;
@@ -264,6 +287,31 @@ static int parse_opt(struct sim_args *a, int opt, const char *arg)
 	case OPT_RECONNECT:
 		o->reconnect = true;
 		return 0;
+	case OPT_DEVICE_KEYS:
+		o->device_keys = true;
+		return 0;
+	case OPT_DEVICE_CA:
+		o->device_ca_cert = arg;
+		return 0;
+	case OPT_DEVICE_CA_KEY:
+		o->device_ca_key = arg;
+		return 0;
+	case OPT_COUNTERFEIT:
+		return parse_rate(name, arg, &o->counterfeit_rate);
+	case OPT_CRED_MODE:
+		if (!strcmp(arg, "inject")) {
+			o->check_inject = true;
+			return 0;
+		}
+		if (!strcmp(arg, "plain") || !strcmp(arg, "issue")) {
+			a->issue = !strcmp(arg, "issue");
+			return 0;
+		}
+		kj_err("--cred-mode: `%s' is not plain, inject or issue", arg);
+		return -EINVAL;
+	case OPT_ISSUING_CA:
+		o->issuing_ca = arg;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -274,7 +322,7 @@ static int check_args(struct sim_args *a)
 	struct kj_sim_opts *o = &a->o;
 	double sum = o->bad_readback_rate + o->disconnect_rate +
 		     o->wrong_hwrev_rate + o->duplicate_rate +
-		     o->site_abort_rate;
+		     o->site_abort_rate + o->counterfeit_rate;
 
 	if (!o->connect || !o->hwrev) {
 		kj_err("sim: --connect and --hwrev are required");
@@ -287,6 +335,15 @@ static int check_args(struct sim_args *a)
 	if (sum >= 1.0) {
 		kj_err("fault rates add up to %g; they must stay below 1 so "
 		       "devices can complete", sum);
+		return -EINVAL;
+	}
+	if (a->issue != !!o->issuing_ca) {
+		kj_err("--cred-mode issue and --issuing-ca go together");
+		return -EINVAL;
+	}
+	if (o->counterfeit_rate > 0 && !o->device_ca_cert) {
+		kj_err("--counterfeit-rate: needs --device-ca (a counterfeit "
+		       "is told apart from the honest devices of that CA)");
 		return -EINVAL;
 	}
 	if (!a->slow_sockets_set)
@@ -386,12 +443,16 @@ static void write_json(FILE *f, const struct sim_args *a,
 			kj_abort_name(c), (unsigned long long)r->aborts[c]);
 	fprintf(f, "},\"faults\":{\"bad_readback\":%llu,\"disconnect\":%llu,"
 		   "\"wrong_hwrev\":%llu,\"duplicate\":%llu,"
-		   "\"site_abort\":%llu},",
+		   "\"site_abort\":%llu,\"counterfeit\":%llu},"
+		   "\"proofs\":%llu,\"creds_opened\":%llu,",
 		(unsigned long long)r->bad_readbacks,
 		(unsigned long long)r->disconnects,
 		(unsigned long long)r->wrong_hwrevs,
 		(unsigned long long)r->duplicates,
-		(unsigned long long)r->site_aborts);
+		(unsigned long long)r->site_aborts,
+		(unsigned long long)r->counterfeits,
+		(unsigned long long)r->proofs,
+		(unsigned long long)r->creds_opened);
 	fprintf(f, "\"hostile\":{\"mode\":\"%s\",\"sockets\":%u,"
 		   "\"attempts\":%llu,\"intended\":%llu,\"unexpected\":%llu},",
 		hostile_names[o->hostile], o->hostile ? o->hostile_sockets : 0,
@@ -449,6 +510,12 @@ static void print_human(const struct sim_args *a, struct kj_sim_result *r)
 		       (unsigned long long)r->wrong_hwrevs,
 		       (unsigned long long)r->duplicates,
 		       (unsigned long long)r->site_aborts);
+	if (r->proofs || r->counterfeits || r->creds_opened)
+		printf("sim: device keys: %llu PROOFs sent (%llu of them "
+		       "counterfeit), %llu cred_blobs opened or issued "
+		       "certificates checked\n", (unsigned long long)r->proofs,
+		       (unsigned long long)r->counterfeits,
+		       (unsigned long long)r->creds_opened);
 	if (o->hostile)
 		printf("sim: hostile (%s, %u sockets): %llu attempts, %llu "
 		       "answered as intended, %llu not\n",

@@ -273,6 +273,26 @@ void kj_hsm_close(struct kj_hsm *h)
 	free(h);
 }
 
+/* Objects matching tmpl: up to 2 counted, the first in *obj. */
+static int find_objects(struct kj_hsm *h, CK_ATTRIBUTE *tmpl, CK_ULONG nt,
+			CK_OBJECT_HANDLE *obj)
+{
+	CK_OBJECT_HANDLE found[2];
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	rv = h->f->C_FindObjectsInit(h->session, tmpl, nt);
+	if (rv != CKR_OK)
+		return kj_hsm_fail(h, "C_FindObjectsInit", rv);
+	rv = h->f->C_FindObjects(h->session, found, 2, &n);
+	h->f->C_FindObjectsFinal(h->session);
+	if (rv != CKR_OK)
+		return kj_hsm_fail(h, "C_FindObjects", rv);
+	if (n >= 1)
+		*obj = found[0];
+	return (int)n;
+}
+
 /*
  * Find the one object of class cls (EC) with the URI's label and id.
  * Returns 1 found, 0 none, <0 error (logged; also on ambiguity).
@@ -285,10 +305,9 @@ int kj_hsm_find(struct kj_hsm *h, CK_OBJECT_CLASS cls,
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
 	};
-	CK_ULONG nt = 2, n = 0;
-	CK_OBJECT_HANDLE found[2];
+	CK_ULONG nt = 2;
 	CK_ATTRIBUTE *a;
-	CK_RV rv;
+	int n;
 
 	a = p11_kit_uri_get_attribute(h->uri, CKA_LABEL);
 	if (a)
@@ -301,22 +320,62 @@ int kj_hsm_find(struct kj_hsm *h, CK_OBJECT_CLASS cls,
 		       "id=ID", h->uri_text);
 		return -EINVAL;
 	}
-	rv = h->f->C_FindObjectsInit(h->session, tmpl, nt);
-	if (rv != CKR_OK)
-		return kj_hsm_fail(h, "C_FindObjectsInit", rv);
-	rv = h->f->C_FindObjects(h->session, found, 2, &n);
-	h->f->C_FindObjectsFinal(h->session);
-	if (rv != CKR_OK)
-		return kj_hsm_fail(h, "C_FindObjects", rv);
+	n = find_objects(h, tmpl, nt, obj);
 	if (n > 1) {
 		kj_err("%s: more than one %s key matches; add id= to the URI",
 		       h->uri_text, cls == CKO_PRIVATE_KEY ? "private" :
 		       "public");
 		return -EINVAL;
 	}
-	if (n == 1)
-		*obj = found[0];
-	return (int)n;
+	return n;
+}
+
+int kj_hsm_find_key_by_point(struct kj_hsm *h, const uint8_t *pt,
+			     size_t len, unsigned long *key)
+{
+	CK_OBJECT_CLASS pc = CKO_PUBLIC_KEY, kc = CKO_PRIVATE_KEY;
+	CK_OBJECT_HANDLE pub, priv;
+	uint8_t der[2 + 133], id[128];
+	CK_ATTRIBUTE t[2] = { { CKA_CLASS, &pc, sizeof(pc) },
+			      { CKA_EC_POINT, der, len + 2 } };
+	CK_ATTRIBUTE ida = { CKA_ID, id, sizeof(id) };
+	CK_RV rv;
+	int n;
+
+	if (len < 1 || len > 127)
+		return -EINVAL;
+	der[0] = 0x04; /* PKCS#11: CKA_EC_POINT is a DER OCTET STRING */
+	der[1] = (uint8_t)len;
+	memcpy(der + 2, pt, len);
+	n = find_objects(h, t, 2, &pub);
+	if (n == 0) { /* some tokens keep the raw point */
+		t[1].pValue = (void *)pt;
+		t[1].ulValueLen = len;
+		n = find_objects(h, t, 2, &pub);
+	}
+	if (n < 0)
+		return n;
+	if (n != 1) {
+		kj_err("%s: %s EC public key in the token has this point",
+		       h->uri_text, n ? "more than one" : "no");
+		return -ENOKEY;
+	}
+	rv = h->f->C_GetAttributeValue(h->session, pub, &ida, 1);
+	if (rv != CKR_OK)
+		return kj_hsm_fail(h, "C_GetAttributeValue(CKA_ID)", rv);
+	t[0].pValue = &kc;
+	t[1] = ida;
+	n = find_objects(h, t, 2, &priv);
+	if (n < 0)
+		return n;
+	if (n != 1) {
+		kj_err("%s: %s private key has the CKA_ID of the public key "
+		       "with this point", h->uri_text,
+		       n ? "more than one" : "no");
+		return -ENOKEY;
+	}
+	*key = priv;
+	return 0;
 }
 
 int kj_hsm_priv(struct kj_hsm *h)
@@ -493,15 +552,28 @@ int kj_hsm_generate_ec_p256(struct kj_hsm *h, bool wrappable)
 	return 0;
 }
 
+int kj_hsm_uri_key(struct kj_hsm *h, unsigned long *key)
+{
+	KJ_TRY(kj_hsm_priv(h));
+	*key = h->priv;
+	return 0;
+}
+
 int kj_hsm_sign_ecdsa(struct kj_hsm *h, const uint8_t dgst[32],
 		      uint8_t sig[64])
+{
+	KJ_TRY(kj_hsm_priv(h));
+	return kj_hsm_sign_ecdsa_key(h, h->priv, dgst, sig);
+}
+
+int kj_hsm_sign_ecdsa_key(struct kj_hsm *h, unsigned long key,
+			  const uint8_t dgst[32], uint8_t sig[64])
 {
 	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
 	CK_ULONG n = 64;
 	CK_RV rv;
 
-	KJ_TRY(kj_hsm_priv(h));
-	rv = h->f->C_SignInit(h->session, &mech, h->priv);
+	rv = h->f->C_SignInit(h->session, &mech, key);
 	if (rv != CKR_OK)
 		return kj_hsm_fail(h, "C_SignInit(CKM_ECDSA)", rv);
 	rv = h->f->C_Sign(h->session, (CK_BYTE_PTR)dgst, 32, sig, &n);

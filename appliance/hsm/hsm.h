@@ -21,6 +21,7 @@
 #include "ecdh_key.h"
 
 struct kj_hsm;
+typedef struct evp_pkey_st EVP_PKEY;
 
 /*
  * Load the module(s), find the token matching uri, open one R/W session and
@@ -101,6 +102,33 @@ KJ_MUST_CHECK int kj_hsm_unwrap_transport(struct kj_hsm *h,
  */
 KJ_MUST_CHECK int kj_hsm_sign_ecdsa(struct kj_hsm *h, const uint8_t dgst[32],
 				    uint8_t sig[64]);
+
+/*
+ * Another EC key of the token (the issuing CA's): the private key whose
+ * public key object has CKA_EC_POINT = pt (uncompressed), matched through
+ * CKA_ID.  *key is its handle for kj_hsm_sign_ecdsa_key.  -ENOKEY
+ * (logged) when there is not exactly one.
+ */
+KJ_MUST_CHECK int kj_hsm_find_key_by_point(struct kj_hsm *h, const uint8_t *pt,
+					   size_t len, unsigned long *key);
+/* The handle of the private key the URI names (for the two above). */
+KJ_MUST_CHECK int kj_hsm_uri_key(struct kj_hsm *h, unsigned long *key);
+KJ_MUST_CHECK int kj_hsm_sign_ecdsa_key(struct kj_hsm *h, unsigned long key,
+					const uint8_t dgst[32],
+					uint8_t sig[64]);
+
+/* Add extension nid = value (OpenSSL config syntax) to x; issuer NULL:
+ * self-signed.  0 or -1. */
+int kj_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
+
+/*
+ * A certificate signed in the HSM: draft has every field set and was
+ * signed by any throw-away P-256 key (that sets the ecdsa-with-SHA256
+ * algorithm identifiers); its TBSCertificate is signed again with key and
+ * the result must verify with pub.  *out: the new certificate.
+ */
+KJ_MUST_CHECK int kj_hsm_sign_cert(struct kj_hsm *h, unsigned long key,
+				   X509 *draft, EVP_PKEY *pub, X509 **out);
 
 /*
  * Ceremony: the self-signed transport certificate (transport.pem) for the

@@ -48,13 +48,13 @@ static EVP_PKEY *point_to_pkey(const uint8_t *pt, size_t len)
 	return pk;
 }
 
-static int add_ext(X509 *x, int nid, const char *value)
+int kj_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX ctx;
 	X509_EXTENSION *e;
 	int ok;
 
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
 	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
 	ok = e && X509_add_ext(x, e, -1);
 	X509_EXTENSION_free(e);
@@ -86,10 +86,10 @@ static X509 *draft(EVP_PKEY *pub, const char *cn, unsigned days)
 		     X509_gmtime_adj(X509_getm_notAfter(x),
 				     (long)days * 86400) &&
 		     X509_set_pubkey(x, pub) &&
-		     !add_ext(x, NID_basic_constraints, "critical,CA:FALSE") &&
-		     !add_ext(x, NID_key_usage,
+		     !kj_x509_add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") &&
+		     !kj_x509_add_ext(x, NULL, NID_key_usage,
 			      "critical,digitalSignature,keyAgreement") &&
-		     !add_ext(x, NID_subject_key_identifier, "hash") &&
+		     !kj_x509_add_ext(x, NULL, NID_subject_key_identifier, "hash") &&
 		     X509_sign(x, tmp, EVP_sha256()) > 0;
 	}
 	BN_free(bn);
@@ -132,28 +132,22 @@ static X509 *assemble(const uint8_t *tbs, size_t tbs_len,
 	return x;
 }
 
-int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
-			  X509 **out)
+int kj_hsm_sign_cert(struct kj_hsm *h, unsigned long key, X509 *draft,
+		     EVP_PKEY *pub, X509 **out)
 {
-	uint8_t point[133], dgst[32], raw[64], *tbs = NULL, *der = NULL;
-	size_t plen;
+	uint8_t dgst[32], raw[64], *tbs = NULL, *der = NULL;
 	int tbs_len, der_len, rc = -EIO;
-	EVP_PKEY *pub = NULL;
 	ECDSA_SIG *es = NULL;
 	X509 *x = NULL;
 
 	*out = NULL;
-	KJ_TRY(kj_hsm_public_point(h, point, sizeof(point), &plen));
-	pub = point_to_pkey(point, plen);
-	x = pub ? draft(pub, cn, days) : NULL;
-	tbs_len = x ? i2d_re_X509_tbs(x, &tbs) : -1;
+	tbs_len = i2d_re_X509_tbs(draft, &tbs);
 	if (tbs_len <= 0) {
-		rc = kj_err_ssl("%s: building the transport certificate",
-				kj_hsm_uri(h));
+		rc = kj_err_ssl("%s: encoding a TBSCertificate", kj_hsm_uri(h));
 		goto out;
 	}
 	kj_sha256(tbs, (size_t)tbs_len, dgst);
-	KJ_TRY_GOTO(rc, kj_hsm_sign_ecdsa(h, dgst, raw), out);
+	KJ_TRY_GOTO(rc, kj_hsm_sign_ecdsa_key(h, key, dgst, raw), out);
 	es = ECDSA_SIG_new();
 	if (!es || !ECDSA_SIG_set0(es, BN_bin2bn(raw, 32, NULL),
 				   BN_bin2bn(raw + 32, 32, NULL)) ||
@@ -162,11 +156,10 @@ int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
 				kj_hsm_uri(h));
 		goto out;
 	}
-	X509_free(x);
 	x = assemble(tbs, (size_t)tbs_len, der, (size_t)der_len);
 	if (!x || X509_verify(x, pub) != 1) {
-		rc = kj_err_ssl("%s: the HSM-signed transport certificate "
-				"does not verify", kj_hsm_uri(h));
+		rc = kj_err_ssl("%s: the HSM-signed certificate does not "
+				"verify", kj_hsm_uri(h));
 		goto out;
 	}
 	*out = x;
@@ -177,6 +170,32 @@ out:
 	ECDSA_SIG_free(es);
 	OPENSSL_free(der);
 	OPENSSL_free(tbs);
+	return rc;
+}
+
+int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
+			  X509 **out)
+{
+	uint8_t point[133];
+	unsigned long key;
+	EVP_PKEY *pub = NULL;
+	X509 *x = NULL;
+	size_t plen;
+	int rc = -EIO;
+
+	*out = NULL;
+	KJ_TRY(kj_hsm_public_point(h, point, sizeof(point), &plen));
+	pub = point_to_pkey(point, plen);
+	x = pub ? draft(pub, cn, days) : NULL;
+	if (!x) {
+		rc = kj_err_ssl("%s: building the transport certificate",
+				kj_hsm_uri(h));
+		goto out;
+	}
+	KJ_TRY_GOTO(rc, kj_hsm_uri_key(h, &key), out);
+	rc = kj_hsm_sign_cert(h, key, x, pub, out);
+out:
+	X509_free(x);
 	EVP_PKEY_free(pub);
 	return rc;
 }

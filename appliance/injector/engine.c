@@ -114,7 +114,8 @@ static void rearm_nobufs(struct kj_engine *e)
 		if (!c->rearm)
 			continue;
 		c->rearm = false;
-		if (c->state == S_HELLO || c->state == S_READBACK)
+		if (c->state == S_HELLO || c->state == S_READBACK ||
+		    c->state == S_PROOF)
 			kj_eng_recv_arm(e, c);
 	}
 }

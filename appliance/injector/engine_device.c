@@ -46,14 +46,69 @@ void kj_eng_enter_hello(struct kj_engine *e, struct conn *c)
 	receive(e, c);
 }
 
-void kj_eng_enter_readback(struct kj_engine *e, struct conn *c)
+/* Wait for the site's next frame (or ABORT) within the programming limit. */
+static void enter_site_turn(struct kj_engine *e, struct conn *c,
+			    enum state st, unsigned type)
 {
-	c->state = S_READBACK;
+	c->state = st;
 	c->deadline_ns = kj_eng_mono_ns() +
 			 (uint64_t)e->cfg.program_timeout_ms * 1000000ull;
-	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_READBACK) |
+	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(type) |
 						   KJ_MSG_BIT(KJ_MSG_ABORT));
 	receive(e, c);
+}
+
+void kj_eng_enter_readback(struct kj_engine *e, struct conn *c)
+{
+	enter_site_turn(e, c, S_READBACK, KJ_MSG_READBACK);
+}
+
+void kj_eng_enter_proof(struct kj_engine *e, struct conn *c)
+{
+	enter_site_turn(e, c, S_PROOF, KJ_MSG_PROOF);
+}
+
+/*
+ * No usable PROOF after a CHALLENGE: the keeper records `counterfeit' and
+ * answers REFUSE COUNTERFEIT (engine_keeper.c).  Back in S_ADMIT unless
+ * the connection is gone, and closed after that ABORT unless the site
+ * itself aborted (then the connection stays usable, PROTOCOL.md).
+ */
+void kj_eng_proof_missing(struct kj_engine *e, struct conn *c,
+			  enum kj_ipc_proof_status why)
+{
+	struct kj_ipc_proof m = { .tag = kj_eng_conn_slot(e, c),
+				  .status = (uint8_t)why };
+
+	c->keeper_busy = true;
+	c->after_refuse_quiet = why == KJ_PROOF_SITE_ABORT;
+	c->after_refuse_close = !c->after_refuse_quiet;
+	if (why != KJ_PROOF_DISCONNECTED) {
+		c->state = S_ADMIT;
+		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+	}
+	kj_eng_ipc_queue(e, KJ_IPC_PROOF, &m, sizeof(m), NULL, 0);
+}
+
+static void on_proof(struct kj_engine *e, struct conn *c,
+		     const struct kj_frame *f)
+{
+	struct kj_ipc_proof m = { .tag = kj_eng_conn_slot(e, c) };
+	struct kj_proof p;
+
+	if (kj_proof_parse(f->body, f->len, &p, NULL) < 0) {
+		kj_eng_proof_missing(e, c, KJ_PROOF_MALFORMED);
+		return;
+	}
+	m.status = KJ_PROOF_GIVEN;
+	m.cert_len = p.cert_len;
+	memcpy(m.sig, p.sig, sizeof(m.sig));
+	c->state = S_ADMIT;
+	c->keeper_busy = true;
+	c->after_refuse_quiet = false;
+	c->after_refuse_close = false;
+	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+	kj_eng_ipc_queue(e, KJ_IPC_PROOF, &m, sizeof(m), p.cert, p.cert_len);
 }
 
 /* ---- site bytes ---------------------------------------------------------- */
@@ -116,6 +171,9 @@ static bool on_frame(struct kj_engine *e, struct conn *c,
 	case KJ_MSG_HELLO:
 		on_hello(e, c, f);
 		return false;
+	case KJ_MSG_PROOF:
+		on_proof(e, c, f);
+		return false;
 	case KJ_MSG_READBACK:
 		if (kj_readback_parse(f->body, f->len, digest, &why) < 0)
 			break;
@@ -128,6 +186,10 @@ static bool on_frame(struct kj_engine *e, struct conn *c,
 			break;
 		if (c->state == S_HELLO)
 			return true; /* no device in progress: nothing to end */
+		if (c->state == S_PROOF) {
+			kj_eng_proof_missing(e, c, KJ_PROOF_SITE_ABORT);
+			return false;
+		}
 		c->state = S_VERDICT;
 		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
 		kj_eng_outcome(e, c, KJ_OUT_SITE_ABORT, ab.code, NULL);
@@ -139,6 +201,8 @@ static bool on_frame(struct kj_engine *e, struct conn *c,
 	/* A body that does not parse. */
 	if (c->state == S_HELLO) {
 		pre_hello_fail(e, c, why);
+	} else if (c->state == S_PROOF) {
+		kj_eng_proof_missing(e, c, KJ_PROOF_MALFORMED);
 	} else {
 		kj_eng_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
 		kj_eng_send_abort(e, c, KJ_ABORT_PROTOCOL, why);
@@ -170,6 +234,8 @@ static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
 		if (st0 == S_HELLO) {
 			pre_hello_fail(e, c, rc < 0 ? c->parser.why :
 						      "DATA from a site");
+		} else if (st0 == S_PROOF) {
+			kj_eng_proof_missing(e, c, KJ_PROOF_MALFORMED);
 		} else {
 			kj_eng_outcome(e, c, KJ_OUT_PROTOCOL, 0, NULL);
 			kj_eng_send_abort(e, c, KJ_ABORT_PROTOCOL,
@@ -181,6 +247,9 @@ static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
 	if (c->state == st0) {
 		/* the rest of a frame is still to come */
 		kj_eng_recv_arm(e, c);
+	} else if (n && c->state == S_ADMIT && st0 == S_PROOF &&
+		   c->after_refuse_close) {
+		/* malformed: the rest is not judged, the connection closes */
 	} else if (n && (c->state == S_ADMIT || c->state == S_VERDICT)) {
 		/* Pipelined bytes: judged once we receive again. */
 		memmove(c->stash, p, n);
@@ -195,7 +264,8 @@ void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
 
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		if (c->state == S_HELLO || c->state == S_READBACK) {
+		if (c->state == S_HELLO || c->state == S_READBACK ||
+		    c->state == S_PROOF) {
 			if (cqe->res > 0)
 				on_bytes(e, c, kj_eng_buf_addr(e, bid),
 					 (size_t)cqe->res);
@@ -204,7 +274,8 @@ void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
 		if (cqe->res > 0)
 			return;
 	}
-	if (c->state != S_HELLO && c->state != S_READBACK)
+	if (c->state != S_HELLO && c->state != S_READBACK &&
+	    c->state != S_PROOF)
 		return;
 	if (cqe->res == -ENOBUFS) {
 		c->rearm = true; /* buffers come back at the end of the batch */
@@ -219,6 +290,10 @@ void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
 					   "HELLO within %u ms", e->cfg.worker,
 					   kj_eng_conn_slot(e, c),
 					   e->cfg.hello_timeout_ms);
+		} else if (c->state == S_PROOF) {
+			/* Counterfeit, not TIMEOUT: the keeper answers. */
+			kj_eng_proof_missing(e, c, KJ_PROOF_TIMEOUT);
+			return;
 		} else {
 			kj_eng_outcome(e, c, KJ_OUT_TIMEOUT, 0, NULL);
 		}
@@ -229,6 +304,8 @@ void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
 	if (c->state == S_HELLO) {
 		if (!kj_frame_parser_idle(&c->parser))
 			e->cnt.pre_hello_eof++;
+	} else if (c->state == S_PROOF) {
+		kj_eng_proof_missing(e, c, KJ_PROOF_DISCONNECTED);
 	} else {
 		kj_eng_outcome(e, c, KJ_OUT_DISCONNECTED, 0, NULL);
 	}

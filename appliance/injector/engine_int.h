@@ -43,7 +43,12 @@ enum op {
  * Per device (PROTOCOL.md "Sequence"):
  *   S_HELLO    recv (provided buffer) + LINK_TIMEOUT at the absolute HELLO
  *              deadline, until a whole HELLO is parsed;
- *   S_ADMIT    ADMIT sent to the keeper, waiting for OFFER or REFUSE;
+ *   S_ADMIT    ADMIT sent to the keeper, waiting for OFFER or REFUSE
+ *              (or CHALLENGE: device authenticity, PROTOCOL.md);
+ *   S_CHALLENGE sending the keeper's CHALLENGE, then
+ *   S_PROOF    recv + LINK_TIMEOUT at the programming deadline until a
+ *              whole PROOF; it goes to the keeper and we are in S_ADMIT
+ *              again (every CHALLENGE gets a PROOF entry, given or not);
  *   S_STREAM   SENDMSG of OFFER + DATA frames: 10-byte headers from the
  *              connection's small buffer, payload iovecs straight into the
  *              read-only arena (up to data_frames_per_send per SENDMSG);
@@ -61,6 +66,8 @@ enum state {
 	S_READBACK,
 	S_VERDICT,
 	S_REPLY,
+	S_CHALLENGE,
+	S_PROOF,
 	S_CLOSING,
 };
 
@@ -73,6 +80,8 @@ struct conn {
 	bool attempt_open;    /* OFFERed, OUTCOME not yet sent */
 	bool close_after;     /* S_REPLY: close once the frame is out */
 	bool rearm;	      /* recv to (re)arm: ENOBUFS */
+	bool after_refuse_close; /* no usable PROOF: close after the ABORT */
+	bool after_refuse_quiet; /* the site ABORTed the CHALLENGE: no frame */
 	uint16_t stash_len;   /* bytes received after the last frame */
 	uint32_t next_free;
 	uint64_t attempt;
@@ -183,6 +192,9 @@ void kj_eng_stop_sweep(struct kj_engine *e);
 /* engine_device.c: what the site sends, per device state */
 void kj_eng_enter_hello(struct kj_engine *e, struct conn *c);
 void kj_eng_enter_readback(struct kj_engine *e, struct conn *c);
+void kj_eng_enter_proof(struct kj_engine *e, struct conn *c);
+void kj_eng_proof_missing(struct kj_engine *e, struct conn *c,
+			  enum kj_ipc_proof_status why);
 void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
 		    const struct io_uring_cqe *cqe);
 

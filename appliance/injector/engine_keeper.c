@@ -154,6 +154,17 @@ static struct conn *tag_conn(struct kj_engine *e, uint32_t tag)
 	return c;
 }
 
+/* The connection an answer to ADMIT (or PROOF) names, or NULL. */
+static struct conn *admit_conn(struct kj_engine *e, uint32_t tag)
+{
+	struct conn *c = tag_conn(e, tag);
+
+	if (!c || c->attempt_open ||
+	    (c->state != S_ADMIT && c->state != S_CLOSING))
+		return NULL;
+	return c;
+}
+
 static int on_offer(struct kj_engine *e, const uint8_t *body, size_t len)
 {
 	struct kj_ipc_offer m;
@@ -162,9 +173,8 @@ static int on_offer(struct kj_engine *e, const uint8_t *body, size_t len)
 	int n;
 
 	memcpy(&m, body, sizeof(m));
-	c = tag_conn(e, m.tag);
-	if (!c || c->attempt_open ||
-	    (c->state != S_ADMIT && c->state != S_CLOSING))
+	c = admit_conn(e, m.tag);
+	if (!c)
 		return -EPROTO;
 	if (m.blob_off > e->cfg.arena_size ||
 	    m.blob_len > e->cfg.arena_size - m.blob_off ||
@@ -218,7 +228,51 @@ static int on_refuse(struct kj_engine *e, const uint8_t *body)
 		kj_eng_conn_maybe_free(e, c);
 		return 0;
 	}
-	kj_eng_send_abort(e, c, m.code, NULL);
+	if (c->after_refuse_quiet) {
+		/* The site ABORTed the CHALLENGE itself. */
+		c->after_refuse_quiet = false;
+		kj_eng_enter_hello(e, c);
+		return 0;
+	}
+	if (c->after_refuse_close) {
+		c->after_refuse_close = false;
+		kj_eng_send_frame(e, c, kj_abort_build(c->hbuf,
+				  sizeof(c->hbuf), m.code,
+				  "no usable PROOF"), true);
+		return 0;
+	}
+	/* The keeper refuses a HELLO with PROTOCOL for one reason only. */
+	kj_eng_send_abort(e, c, m.code, m.code == KJ_ABORT_PROTOCOL ?
+			  "HELLO device_pubkey missing or not a P-256 point: "
+			  "this job's credentials are keyed to the device" :
+			  NULL);
+	return 0;
+}
+
+/* Device authenticity (PROTOCOL.md): the keeper's nonce to the site. */
+static int on_challenge(struct kj_engine *e, const uint8_t *body)
+{
+	struct kj_ipc_challenge m;
+	struct conn *c;
+	int n;
+
+	memcpy(&m, body, sizeof(m));
+	c = admit_conn(e, m.tag);
+	if (!c)
+		return -EPROTO;
+	if (c->state == S_CLOSING) {
+		/* The site left meanwhile: the keeper still gets its answer. */
+		kj_eng_proof_missing(e, c, KJ_PROOF_DISCONNECTED);
+		return 0;
+	}
+	n = kj_challenge_build(c->hbuf, sizeof(c->hbuf), m.nonce);
+	if (n < 0)
+		return n;
+	c->state = S_CHALLENGE;
+	c->iov[0].iov_base = c->hbuf;
+	c->iov[0].iov_len = (size_t)n;
+	c->iov_cnt = 1;
+	kj_eng_send_arm(e, c, e->cfg.program_timeout_ms);
 	return 0;
 }
 
@@ -268,6 +322,9 @@ int kj_eng_on_keeper_packet(struct kj_engine *e, size_t len)
 			break;
 		case KJ_IPC_VERDICT:
 			rc = on_verdict(e, body);
+			break;
+		case KJ_IPC_CHALLENGE:
+			rc = on_challenge(e, body);
 			break;
 		case KJ_IPC_STOP: {
 			struct kj_ipc_stop s;

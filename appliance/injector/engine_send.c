@@ -114,6 +114,8 @@ void kj_eng_on_send(struct kj_engine *e, struct conn *c,
 			kj_eng_outcome(e, c, cqe->res == -ECANCELED ?
 				       KJ_OUT_TIMEOUT : KJ_OUT_DISCONNECTED, 0,
 				       NULL);
+		if (c->state == S_CHALLENGE)
+			kj_eng_proof_missing(e, c, KJ_PROOF_DISCONNECTED);
 		kj_eng_conn_close(e, c);
 		return;
 	}
@@ -143,6 +145,10 @@ void kj_eng_on_send(struct kj_engine *e, struct conn *c,
 		c->iov_cnt = 0;
 		kj_eng_stream_fill(e, c, 0);
 		kj_eng_send_arm(e, c, e->cfg.program_timeout_ms);
+		return;
+	}
+	if (c->state == S_CHALLENGE) {
+		kj_eng_enter_proof(e, c);
 		return;
 	}
 	if (c->state == S_REPLY) {

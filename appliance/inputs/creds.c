@@ -473,8 +473,10 @@ static size_t count_lines(const uint8_t *text, size_t len)
 
 static size_t blob_bound(size_t len, size_t lines)
 {
-	/* base64 decodes to at most 3/4 of its length, plus 8 per line. */
-	return len / 4 * 3 + 8 * lines + 8;
+	/* base64 decodes to at most 3/4 of its length, plus 8 per line,
+	 * plus the sealing room. */
+	return len / 4 * 3 +
+	       (8 + KJ_CRED_SEAL_HEAD + KJ_CRED_SEAL_TAIL) * lines + 8;
 }
 
 size_t kj_creds_arena_need(const uint8_t *text, size_t len)
@@ -529,13 +531,18 @@ static int parse_all(const uint8_t *text, size_t len, const char *name,
 		if (lx.p == lx.end)
 			return line_err(&lx, "empty line");
 		KJ_TRY(parse_line(&lx, &f));
-		KJ_TRY(build_blob(&lx, &f, blobs + *used, cap - *used, c));
+		if (cap - *used < KJ_CRED_SEAL_HEAD + KJ_CRED_SEAL_TAIL)
+			return line_err(&lx, "internal: blob larger than its "
+					"bound");
+		*used += KJ_CRED_SEAL_HEAD;
+		KJ_TRY(build_blob(&lx, &f, blobs + *used,
+				  cap - *used - KJ_CRED_SEAL_TAIL, c));
 		c->index = f.index;
 		c->line = lx.line;
 		c->blob_off = *used; /* made arena-relative by the caller */
 		t->n_keys += c->key_len != 0;
 		t->count++;
-		*used += c->blob_len;
+		*used += c->blob_len + KJ_CRED_SEAL_TAIL;
 		p = nl ? nl + 1 : end;
 	}
 	if (!t->count) {

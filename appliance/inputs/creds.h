@@ -7,7 +7,8 @@
  * straight into the secret arena and builds there, for every device, the
  * ready-to-send cred_blob of PROTOCOL.md:
  *   u32be len(cert) || cert DER || u32be len(key) || key DER
- * plus a table the injector reads through its read-only mapping of the
+ * (with KJ_CRED_SEAL_HEAD/TAIL bytes of room around it) plus a table the
+ * injector reads through its read-only mapping of the
  * arena.  Everything in the table is an offset from the arena base, never a
  * pointer.  Grammar and limits: docs/INPUT-FORMATS.md.
  */
@@ -25,6 +26,14 @@
 #define KJ_CRED_CERT_MAX (32 * 1024)	/* DER bytes */
 #define KJ_CRED_KEY_MAX (16 * 1024)
 #define KJ_CRED_INDEX_MAX ((1ULL << 53) - 1) /* exact in JSON/JCS numbers */
+/*
+ * Room left around every blob so that the keeper can seal it to the device
+ * in place (inject mode, PROTOCOL.md): the ephemeral P-256 key (65 bytes)
+ * before it, the AES-GCM tag (16) after it.  The plaintext is then
+ * overwritten by its ciphertext: a credential is used once, ever.
+ */
+#define KJ_CRED_SEAL_HEAD 65
+#define KJ_CRED_SEAL_TAIL 16
 
 /* One device credential; 64 bytes, in the arena. */
 struct kj_cred {

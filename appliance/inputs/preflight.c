@@ -120,6 +120,12 @@ static int product(const struct kj_preflight_args *a, struct kj_preflight *p)
 		     p->wo.hwrev[i], hw ? hw->rule : "?",
 		     p->wo.fw_version_str);
 	}
+	if (pm->n_device_ca)
+		fact(a, "product matrix: device authenticity: %u device CA(s), "
+		     "every device proves a factory key before OFFER",
+		     pm->n_device_ca);
+	fact(a, "work order: credential_mode %s",
+	     kj_cred_mode_name(p->wo.cred_mode));
 	return 0;
 }
 
@@ -159,9 +165,35 @@ static int transport(const struct kj_preflight_args *a, struct kj_preflight *p)
 }
 
 /* Arena bytes: both plaintexts, and the credential table built from them. */
-static size_t arena_size(size_t fw_cms, size_t creds_cms)
+static size_t arena_size(const struct kj_preflight_args *a,
+			 const struct kj_preflight *p, size_t fw_cms,
+			 size_t creds_cms)
 {
-	return fw_cms + 4 * creds_cms + (1u << 20);
+	size_t n = a->max_connections ? a->max_connections : 4096;
+
+	return fw_cms + 4 * creds_cms + (1u << 20) +
+	       (p->wo.cred_mode == KJ_CRED_ISSUE ?
+		(n + KJ_ISSUE_POOL_EXTRA) * KJ_ISSUE_BLOB_MAX : 0);
+}
+
+/* credential_mode issue: no keys in the batch, the CA's key in the HSM. */
+static int issue_mode(const struct kj_preflight_args *a,
+		      struct kj_preflight *p)
+{
+	const char *state = a->state_dir ? a->state_dir : "./kinject-state";
+
+	if (p->wo.cred_mode != KJ_CRED_ISSUE)
+		return 0;
+	if (p->creds.n_keys) {
+		kj_err("%s: %zu credentials carry a private key, but work "
+		       "order %s says credential_mode issue (the key stays "
+		       "on the chip): use inject, or a batch without keys",
+		       a->credentials, p->creds.n_keys, p->wo.id);
+		return -EINVAL;
+	}
+	KJ_TRY(kj_issuer_load(state, p->hsm, &p->issuer));
+	fact(a, "issuing CA %s: its key is in the HSM", p->issuer.path);
+	return 0;
 }
 
 static int firmware(const struct kj_preflight_args *a, struct kj_preflight *p,
@@ -255,13 +287,15 @@ static int secrets(const struct kj_preflight_args *a, struct kj_preflight *p)
 	fact(a, "hsm %s: token found, logged in, transport key present",
 	     a->hsm_uri);
 	KJ_TRY_GOTO(rc, transport(a, p), out);
-	KJ_TRY_GOTO(rc, kj_arena_create(&p->arena, arena_size(fw_len, cr_len),
+	KJ_TRY_GOTO(rc, kj_arena_create(&p->arena,
+					arena_size(a, p, fw_len, cr_len),
 					KJ_ARENA_AUTO), out);
 	fact(a, "secret arena: %s, %zu bytes",
 	     kj_arena_backend_name(p->arena.backend), p->arena.size);
 	kj_hsm_ecdh_key(p->hsm, p->transport_cert, &key);
 	KJ_TRY_GOTO(rc, firmware(a, p, &key, fw_der, fw_len), out);
 	KJ_TRY_GOTO(rc, credentials(a, p, &key, cr_der, cr_len), out);
+	KJ_TRY_GOTO(rc, issue_mode(a, p), out);
 out:
 	free(fw_der);
 	free(cr_der);
@@ -287,6 +321,7 @@ void kj_preflight_free(struct kj_preflight *p)
 {
 	if (p->arena.base)
 		kj_arena_destroy(&p->arena);
+	kj_issuer_free(&p->issuer);
 	kj_hsm_close(p->hsm);
 	X509_free(p->release_cert);
 	X509_free(p->transport_cert);

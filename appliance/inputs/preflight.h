@@ -16,6 +16,7 @@
 #include "base/kinject.h"
 #include "secret/arena.h"
 #include "creds.h"
+#include "issuer.h"
 #include "product.h"
 #include "workorder.h"
 
@@ -30,7 +31,15 @@ struct kj_preflight_args {
 	const char *state_dir;	      /* default "./kinject-state" */
 	const char *transport_cert;   /* NULL: STATE/transport.pem if present */
 	bool print;		      /* print each verified fact to stdout */
+	unsigned max_connections;     /* issue mode's arena room; 0: 4096 */
 };
+
+/*
+ * Issue mode: arena room for this many issued cred_blobs per connection
+ * slot (the keeper's pool: --max-connections plus one per worker).
+ */
+#define KJ_ISSUE_BLOB_MAX (8 + KJ_ISSUED_CERT_MAX)
+#define KJ_ISSUE_POOL_EXTRA 64
 
 struct kj_preflight {
 	struct kj_work_order wo;
@@ -42,6 +51,7 @@ struct kj_preflight {
 	const uint8_t *fw;	/* the verified image, in the arena */
 	size_t fw_len;
 	struct kj_creds creds;	/* parsed into the arena */
+	struct kj_issuer issuer; /* credential_mode issue; else ca == NULL */
 	uint64_t first_index, last_index;
 };
 

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "product.h"
 #include "base/json.h"
@@ -15,7 +17,7 @@
 
 static const char *const top_keys[] = {
 	"kinject_product", "product", "customer", "min_firmware", "hardware",
-	NULL
+	"device_ca", NULL
 };
 static const char *const hw_keys[] = { "firmware", NULL };
 
@@ -65,6 +67,71 @@ static int parse_hardware(const json_t *root, const char *file,
 	return 0;
 }
 
+/* One "device_ca" entry: base64 of a CA certificate's DER, exactly. */
+static int parse_device_ca(const char *file, size_t i, const json_t *v,
+			   X509 **out)
+{
+	const char *b64 = json_string_value(v);
+	size_t n = b64 ? strlen(b64) : 0;
+	const unsigned char *p;
+	unsigned char *der;
+	int len;
+
+	if (!n || n % 4 || n > 64 * 1024) {
+		kj_err("%s: field \"device_ca[%zu]\": expected the base64 "
+		       "of a CA certificate (DER)", file, i);
+		return -EINVAL;
+	}
+	der = malloc(n);
+	if (!der)
+		return -ENOMEM;
+	len = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)n);
+	if (len > 0)
+		len -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
+	p = der;
+	*out = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
+	if (!*out || p != der + len) {
+		kj_err("%s: field \"device_ca[%zu]\": not the base64 of one "
+		       "DER X.509 certificate", file, i);
+		X509_free(*out);
+		*out = NULL;
+		free(der);
+		return -EINVAL;
+	}
+	free(der);
+	return 0;
+}
+
+static int parse_device_cas(const json_t *root, const char *file,
+			    struct kj_product *pm)
+{
+	const json_t *a = json_object_get(root, "device_ca");
+	size_t i;
+	json_t *v;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a) || !json_array_size(a) ||
+	    json_array_size(a) > KJ_PRODUCT_MAX_DEVICE_CA) {
+		kj_err("%s: field \"device_ca\": expected an array of 1..%d "
+		       "base64 DER certificates", file,
+		       KJ_PRODUCT_MAX_DEVICE_CA);
+		return -EINVAL;
+	}
+	json_array_foreach(a, i, v) {
+		KJ_TRY(parse_device_ca(file, i, v, &pm->device_ca[i]));
+		pm->n_device_ca++;
+	}
+	return 0;
+}
+
+static void free_device_cas(struct kj_product *pm)
+{
+	for (unsigned i = 0; i < pm->n_device_ca; i++)
+		X509_free(pm->device_ca[i]);
+	pm->n_device_ca = 0;
+}
+
 static int parse_root(const json_t *root, const char *file,
 		      struct kj_product *pm)
 {
@@ -80,7 +147,8 @@ static int parse_root(const json_t *root, const char *file,
 			   KJ_SEMVER_STR_MAX - 1, pm->min_firmware_str));
 	snprintf(what, sizeof(what), "%s: field \"min_firmware\"", file);
 	KJ_TRY(kj_semver_parse(pm->min_firmware_str, what, &pm->min_firmware));
-	return parse_hardware(root, file, pm);
+	KJ_TRY(parse_hardware(root, file, pm));
+	return parse_device_cas(root, file, pm);
 }
 
 int kj_product_parse(const uint8_t *buf, size_t len, const char *name,
@@ -111,6 +179,7 @@ int kj_product_parse(const uint8_t *buf, size_t len, const char *name,
 	kj_sha256(buf, len, pm->sha256);
 	return 0;
 fail:
+	free_device_cas(pm);
 	memset(pm, 0, sizeof(*pm));
 	return rc;
 }
@@ -129,6 +198,7 @@ int kj_product_load(const char *path, struct kj_product *pm)
 
 void kj_product_free(struct kj_product *pm)
 {
+	free_device_cas(pm);
 	free(pm->raw);
 	memset(pm, 0, sizeof(*pm));
 }

@@ -17,6 +17,9 @@
 #define KJ_PRODUCT_FILE_MAX (64 * 1024)
 #define KJ_PRODUCT_MAX_HW 64
 #define KJ_RULE_MAX 255
+#define KJ_PRODUCT_MAX_DEVICE_CA 16
+
+typedef struct x509_st X509;
 
 struct kj_product_hw {
 	char name[KJ_NAME_MAX + 1];	/* hardware revision, e.g. "B" */
@@ -31,6 +34,9 @@ struct kj_product {
 	char min_firmware_str[KJ_SEMVER_STR_MAX];
 	unsigned n_hw;			/* 1..KJ_PRODUCT_MAX_HW */
 	struct kj_product_hw hw[KJ_PRODUCT_MAX_HW];
+	/* "device_ca" (device authenticity, PROTOCOL.md): 0 = none. */
+	unsigned n_device_ca;
+	X509 *device_ca[KJ_PRODUCT_MAX_DEVICE_CA];
 
 	uint8_t *raw;			/* malloc'd copy of the file bytes */
 	size_t raw_len;

@@ -12,7 +12,7 @@
 static const char *const top_keys[] = {
 	"kinject_work_order", "id", "customer", "product", "batch",
 	"quantity", "max_failed", "hardware_revisions", "firmware", "serial",
-	NULL
+	"credential_mode", NULL
 };
 static const char *const fw_keys[] = { "version", "sha256", NULL };
 static const char *const serial_keys[] = { "prefix", "start", NULL };
@@ -100,6 +100,37 @@ static int parse_serial(const json_t *root, const char *file,
 	return 0;
 }
 
+const char *kj_cred_mode_name(enum kj_cred_mode m)
+{
+	switch (m) {
+	case KJ_CRED_PLAIN: return "plain";
+	case KJ_CRED_INJECT: return "inject";
+	case KJ_CRED_ISSUE: return "issue";
+	default: return "?";
+	}
+}
+
+static int parse_cred_mode(const json_t *root, const char *file,
+			   struct kj_work_order *wo)
+{
+	char mode[16];
+
+	wo->cred_mode = KJ_CRED_PLAIN;
+	if (!json_object_get(root, "credential_mode"))
+		return 0;
+	KJ_TRY(kj_json_str(root, file, "", "credential_mode", KJ_STR_NAME,
+			   sizeof(mode) - 1, mode));
+	for (int m = KJ_CRED_PLAIN; m <= KJ_CRED_ISSUE; m++) {
+		if (!strcmp(mode, kj_cred_mode_name((enum kj_cred_mode)m))) {
+			wo->cred_mode = (enum kj_cred_mode)m;
+			return 0;
+		}
+	}
+	kj_err("%s: field \"credential_mode\": expected \"plain\", "
+	       "\"inject\" or \"issue\", got `%s'", file, mode);
+	return -EINVAL;
+}
+
 static int parse_root(const json_t *root, const char *file,
 		      struct kj_work_order *wo)
 {
@@ -120,6 +151,7 @@ static int parse_root(const json_t *root, const char *file,
 	KJ_TRY(parse_hwrevs(root, file, wo));
 	KJ_TRY(parse_firmware(root, file, wo));
 	KJ_TRY(parse_serial(root, file, wo));
+	KJ_TRY(parse_cred_mode(root, file, wo));
 	return 0;
 }
 

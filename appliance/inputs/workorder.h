@@ -26,6 +26,16 @@
 #define KJ_WO_MAX_FAILED_MAX 10000000ULL
 #define KJ_WO_SERIAL_START_MAX 999999999999999ULL /* 15 digits */
 
+/* "credential_mode" (PROTOCOL.md, cred_blob modes; default plain). */
+enum kj_cred_mode {
+	KJ_CRED_PLAIN = 0, /* the batch's blob as it is */
+	KJ_CRED_INJECT,	   /* the blob encrypted to HELLO device_pubkey */
+	KJ_CRED_ISSUE,	   /* a certificate issued for device_pubkey */
+};
+
+/* "plain", "inject", "issue". */
+const char *kj_cred_mode_name(enum kj_cred_mode m);
+
 struct kj_work_order {
 	char id[KJ_LABEL_MAX + 1];
 	char customer[KJ_NAME_MAX + 1];
@@ -40,6 +50,7 @@ struct kj_work_order {
 	uint8_t fw_sha256[32];
 	char serial_prefix[KJ_PREFIX_MAX + 1];
 	uint64_t serial_start;		/* 0..KJ_WO_SERIAL_START_MAX */
+	enum kj_cred_mode cred_mode;	/* "credential_mode" */
 
 	uint8_t *raw;			/* malloc'd copy of the file bytes */
 	size_t raw_len;

@@ -53,10 +53,13 @@ enum kj_result {
 	KJ_RES_DISCONNECTED,
 	KJ_RES_SITE_ABORT,
 	KJ_RES_INTERRUPTED,
+	KJ_RES_COUNTERFEIT, /* refused before OFFER: no factory key proven */
 	KJ_RES_COMPLETED, /* job_end: quantity reached */
 	KJ_RES_FAILED,    /* job_end: max_failed exceeded */
 	KJ_RES_COUNT_,
 };
+/* Device results are KJ_RES_OK..KJ_RES_DEVICE_LAST_. */
+#define KJ_RES_DEVICE_LAST_ KJ_RES_COUNTERFEIT
 
 /*
  * One record.  Strings are NUL-terminated UTF-8 (checked on serialising);

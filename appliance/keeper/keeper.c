@@ -233,6 +233,8 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 			return -ENOMEM;
 		}
 	}
+	KJ_TRY(kj_kp_auth_setup(k));
+	KJ_TRY(kj_kp_cred_setup(k, per * k->n_inj));
 	for (size_t i = 0; i < job->n_listen; i++)
 		k->lfds[i] = -1;
 	for (size_t i = 0; i < job->n_listen; i++) {
@@ -258,6 +260,8 @@ static void keeper_teardown(struct keeper *k)
 				kj_listen_close(&k->job->listen[i], k->lfds[i]);
 	if (k->fw_rb_own)
 		kj_readback_wipe(k->fw_rb_own);
+	kj_kp_auth_teardown(k);
+	kj_kp_cred_teardown(k);
 	free(k->lfds);
 	free(k->uid_tab);
 	free(k->pend.v);

@@ -29,6 +29,8 @@
 #include "base/kinject.h"
 #include "injector/listen.h"
 #include "inputs/creds.h"
+#include "inputs/issuer.h"
+#include "inputs/product.h"
 #include "inputs/sites.h"
 #include "inputs/workorder.h"
 #include "journal/journal.h"
@@ -107,6 +109,8 @@ struct kj_job {
 
 	/* Policy. */
 	const struct kj_work_order *wo;
+	const struct kj_product *product; /* device_ca; NULL: none */
+	const struct kj_issuer *issuer;	  /* credential_mode issue */
 	const struct kj_sites *sites; /* NULL: no --sites, any site */
 	struct kj_journal *journal;   /* open, job begun */
 

@@ -125,6 +125,14 @@ int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart)
 						 NULL);
 			if (rc < 0)
 				return rc;
+		} else if (s->state == K_CHALLENGED) {
+			/* A valid HELLO is always recorded (PROTOCOL.md). */
+			struct kj_record r;
+
+			kj_kp_device_record(s, &r, KJ_RES_INTERNAL);
+			rc = kj_kp_append(k, &r);
+			if (rc < 0)
+				return rc;
 		}
 		s->state = K_FREE;
 	}

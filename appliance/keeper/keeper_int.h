@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/log.h"
+#include "inputs/creds.h"
 #include "journal/journal.h"
 #include "journal/record.h"
 #include "wire/ipc.h"
@@ -24,8 +26,9 @@
 enum { I_DEAD = 0, I_START, I_RUN, I_STOPPING };
 #define IS(s) (1u << (s))
 
-/* Slot states, per injector connection tag. */
-enum { K_FREE = 0, K_REFUSING, K_RESERVED, K_DECIDED };
+/* Slot states, per injector connection tag.  K_CHALLENGED: CHALLENGE
+ * sent (device authenticity), the PROOF entry not yet in. */
+enum { K_FREE = 0, K_REFUSING, K_RESERVED, K_DECIDED, K_CHALLENGED };
 
 struct kslot {
 	uint8_t state;
@@ -40,6 +43,10 @@ struct kslot {
 	struct kj_reservation res;
 	uint64_t blob_off;
 	uint32_t blob_len;
+	uint32_t pool1;	    /* issue mode: its pool blob + 1; 0 none */
+	uint8_t pubkey_len; /* HELLO device_pubkey: 0 or 65 */
+	uint8_t pubkey[KJ_PUBKEY_LEN];
+	uint8_t nonce[KJ_NONCE_LEN]; /* K_CHALLENGED */
 };
 
 struct opkt {
@@ -106,6 +113,12 @@ struct keeper {
 	struct kslot **uid_tab;
 	size_t uid_tab_n;
 	int err;
+	/* keeper_auth.c: device authenticity; NULL: no device_ca */
+	struct x509_store_st *dev_store;
+	struct kj_ratelimit rl;
+	/* keeper_cred.c: issue mode's blobs, a pool in the arena */
+	uint64_t pool_off;
+	uint32_t *pool_free, pool_nfree;
 };
 
 /* keeper_answer.c: the answers and when they may leave. */
@@ -129,6 +142,22 @@ int kj_kp_close_attempt(struct keeper *k, struct kslot *s, enum kj_result res,
 void kj_kp_update_issuing(struct keeper *k);
 int kj_kp_on_packet(struct keeper *k, struct inj *in, const uint8_t *p,
 		    size_t len);
+
+/* keeper_auth.c: device authenticity (PROTOCOL.md CHALLENGE/PROOF). */
+int kj_kp_auth_setup(struct keeper *k);
+void kj_kp_auth_teardown(struct keeper *k);
+int kj_kp_challenge(struct keeper *k, struct inj *in, uint32_t tag,
+		    struct kslot *s);
+int kj_kp_proof_check(struct keeper *k, const struct kslot *s,
+		      const uint8_t *cert, size_t len, const uint8_t *sig,
+		      const char **why);
+
+/* keeper_cred.c: the cred_blob a device gets, per credential_mode. */
+int kj_kp_cred_setup(struct keeper *k, unsigned slots);
+void kj_kp_cred_teardown(struct keeper *k);
+int kj_kp_cred_blob(struct keeper *k, struct kslot *s,
+		    const struct kj_cred *c);
+void kj_kp_cred_release(struct keeper *k, struct kslot *s);
 
 /* keeper_inj.c: an injector process's start and end. */
 int kj_kp_inj_start(struct keeper *k, struct inj *in);

@@ -108,6 +108,7 @@ int kj_kp_close_attempt(struct keeper *k, struct kslot *s, enum kj_result res,
 		memcpy(r.readback, readback, 32);
 	}
 	uid_del(k, s);
+	kj_kp_cred_release(k, s);
 	k->in_flight--;
 	s->state = K_DECIDED;
 	return kj_kp_append(k, &r);

@@ -15,6 +15,7 @@
 #include "inputs/workorder.h"
 #include "journal/journal.h"
 #include "journal/record.h"
+#include "wire/devcred.h"
 #include "wire/ipc.h"
 #include "wire/proto.h"
 #include "wire/readback.h"
@@ -53,8 +54,41 @@ static enum kj_result refusal_result(unsigned code)
 	case KJ_ABORT_DUPLICATE: return KJ_RES_DUPLICATE;
 	case KJ_ABORT_STOPPED: return KJ_RES_STOPPED;
 	case KJ_ABORT_UNAUTHORIZED: return KJ_RES_UNAUTHORIZED;
+	case KJ_ABORT_COUNTERFEIT: return KJ_RES_COUNTERFEIT;
+	case KJ_ABORT_PROTOCOL: return KJ_RES_PROTOCOL;
 	default: return KJ_RES_INTERNAL;
 	}
+}
+
+/*
+ * Inject and issue modes are keyed by the HELLO's device_pubkey
+ * (PROTOCOL.md): without one, or with a point not on P-256, the device is
+ * refused with ABORT PROTOCOL.
+ */
+static int key_check(struct keeper *k, const struct kslot *s)
+{
+	enum kj_cred_mode mode = k->job->wo->cred_mode;
+	EVP_PKEY *pk;
+
+	if (mode == KJ_CRED_PLAIN)
+		return 0;
+	if (!s->pubkey_len) {
+		kj_log_ratelimited(&k->rl, KJ_LOG_WARN, "site %s socket %u: "
+				   "HELLO without device_pubkey in a job of "
+				   "credential_mode %s: ABORT PROTOCOL",
+				   s->site, s->socket,
+				   kj_cred_mode_name(mode));
+		return KJ_ABORT_PROTOCOL;
+	}
+	pk = kj_p256_from_sec1(s->pubkey);
+	if (!pk) {
+		kj_log_ratelimited(&k->rl, KJ_LOG_WARN, "site %s socket %u: "
+				   "HELLO device_pubkey is not a P-256 point: "
+				   "ABORT PROTOCOL", s->site, s->socket);
+		return KJ_ABORT_PROTOCOL;
+	}
+	EVP_PKEY_free(pk);
+	return 0;
 }
 
 /* PROTOCOL.md: which ABORT (0: none) a valid HELLO gets before OFFER. */
@@ -124,19 +158,25 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 		       "batch table", (unsigned long long)s->res.cred_index);
 		return -EIO;
 	}
-	s->blob_off = c->blob_off;
-	s->blob_len = c->blob_len;
 	s->state = K_RESERVED;
 	s->offer_sent = false;
 	kj_kp_uid_add(k, s);
 	k->in_flight++;
+	if (kj_kp_cred_blob(k, s, c) < 0) {
+		/* Logged; this device's credential is burned (PROTOCOL.md). */
+		r.type = KJ_IPC_REFUSE;
+		r.u.refuse.tag = tag;
+		r.u.refuse.code = KJ_ABORT_INTERNAL;
+		KJ_TRY(kj_kp_close_attempt(k, s, KJ_RES_INTERNAL, 0, NULL));
+		return kj_kp_rq_push(&k->pend, &r);
+	}
 	if (k->job->hooks.offered)
 		k->job->hooks.offered(k->job->hooks.ctx, &hello);
 	slen = strlen(s->res.serial);
 	r.u.offer.o.tag = tag;
-	r.u.offer.o.blob_len = c->blob_len;
+	r.u.offer.o.blob_len = s->blob_len;
 	r.u.offer.o.attempt = s->res.attempt;
-	r.u.offer.o.blob_off = c->blob_off;
+	r.u.offer.o.blob_off = s->blob_off;
 	r.u.offer.o.serial_len = (uint8_t)slen;
 	memcpy(r.u.offer.serial, s->res.serial, slen);
 	return kj_kp_rq_push(&k->pend, &r);
@@ -190,8 +230,56 @@ static int on_admit(struct keeper *k, struct inj *in, const uint8_t *b,
 	v += m.uid_len;
 	memcpy(s->hwrev, v, m.hwrev_len);
 	s->hwrev[m.hwrev_len] = 0;
+	v += m.hwrev_len;
+	memcpy(s->pubkey, v, m.pubkey_len);
+	s->pubkey_len = m.pubkey_len;
 	s->socket = m.socket;
 	k->st.hellos++;
+	code = key_check(k, s);
+	if (!code)
+		code = admit_check(k, s);
+	if (code < 0)
+		return code == -EPROTO ? -EIO : code;
+	if (code > 0)
+		return refuse(k, in, m.tag, s, (unsigned)code);
+	if (k->dev_store)
+		return kj_kp_challenge(k, in, m.tag, s);
+	return reserve(k, in, m.tag, s);
+}
+
+static const char *const proof_missing[] = {
+	[KJ_PROOF_MALFORMED] = "PROOF malformed",
+	[KJ_PROOF_SITE_ABORT] = "the site answered the CHALLENGE with ABORT",
+	[KJ_PROOF_TIMEOUT] = "no PROOF within the programming limit",
+	[KJ_PROOF_DISCONNECTED] = "the site left before its PROOF",
+};
+
+/* The answer to a CHALLENGE (keeper_auth.c checks it). */
+static int on_proof(struct keeper *k, struct inj *in, const uint8_t *b,
+		    size_t len)
+{
+	struct kj_ipc_proof m;
+	const char *why = NULL;
+	struct kslot *s;
+	int code;
+
+	(void)len;
+	memcpy(&m, b, sizeof(m));
+	s = slot_of(in, m.tag);
+	if (!s || s->state != K_CHALLENGED)
+		return -EPROTO;
+	if (m.status != KJ_PROOF_GIVEN)
+		why = proof_missing[m.status];
+	else if (kj_kp_proof_check(k, s, b + sizeof(m), m.cert_len, m.sig,
+				   &why) == 0)
+		why = NULL;
+	if (why) {
+		kj_log_ratelimited(&k->rl, KJ_LOG_WARN, "site %s socket %u: "
+				   "device refused as counterfeit: %s",
+				   s->site, s->socket, why);
+		return refuse(k, in, m.tag, s, KJ_ABORT_COUNTERFEIT);
+	}
+	/* Proven; the state may have moved meanwhile (quota, stop, uid). */
 	code = admit_check(k, s);
 	if (code < 0)
 		return code == -EPROTO ? -EIO : code;
@@ -276,6 +364,7 @@ static const struct {
 } dispatch[] = {
 	{ KJ_IPC_READY, IS(I_START), on_ready },
 	{ KJ_IPC_ADMIT, IS(I_RUN) | IS(I_STOPPING), on_admit },
+	{ KJ_IPC_PROOF, IS(I_RUN) | IS(I_STOPPING), on_proof },
 	{ KJ_IPC_OUTCOME, IS(I_RUN) | IS(I_STOPPING), on_outcome },
 	{ KJ_IPC_COUNTERS, IS(I_RUN) | IS(I_STOPPING), on_counters },
 };

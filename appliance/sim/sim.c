@@ -388,6 +388,7 @@ int kj_sim_run(const struct kj_sim_opts *o, struct kj_sim_result *r)
 
 	memset(r, 0, sizeof(*r));
 	sim_signalled = 0;
+	KJ_TRY_GOTO(rc, kj_sim_dev_load(o), out);
 	KJ_TRY_GOTO(rc, sim_setup(&s), out);
 	rc = loop(&s);
 	r->seconds = (double)(kj_sim_now_us() - s.t0_us) / 1e6;
@@ -397,8 +398,11 @@ int kj_sim_run(const struct kj_sim_opts *o, struct kj_sim_result *r)
 	if (r->busy_seconds > 0)
 		r->devices_per_s = (double)r->committed / r->busy_seconds;
 out:
-	for (unsigned i = 0; s.conns && i < o->sockets; i++)
+	for (unsigned i = 0; s.conns && i < o->sockets; i++) {
 		kj_sim_close_fd(&s, &s.conns[i], false);
+		kj_sim_dev_end(&s.conns[i]);
+	}
+	kj_sim_dev_unload();
 	if (s.ep >= 0)
 		close(s.ep);
 	free(s.conns);

@@ -63,6 +63,19 @@ struct kj_sim_opts {
 	 */
 	bool reconnect;
 	FILE *device_log;	  /* JSON Lines, one per device, or NULL */
+	/*
+	 * The device's own key (sim_dev.c): every device gets a fresh P-256
+	 * key, sent as HELLO device_pubkey; with a device CA (PEM files) it
+	 * also gets a factory certificate and answers CHALLENGE with PROOF.
+	 */
+	bool device_keys;
+	const char *device_ca_cert, *device_ca_key;
+	double counterfeit_rate;  /* fault: a proof that must be refused */
+	/* "inject": open every cred_blob with the device key and check it */
+	bool check_inject;
+	/* "issue": the cred_blob is a certificate for the device key by this
+	 * CA (PEM file) */
+	const char *issuing_ca;
 };
 
 struct kj_sim_result {
@@ -73,7 +86,10 @@ struct kj_sim_result {
 	uint64_t aborts[KJ_ABORT_MAX + 1]; /* ABORTs received, by code */
 	/* faults injected */
 	uint64_t bad_readbacks, disconnects, wrong_hwrevs, duplicates,
-		site_aborts;
+		site_aborts, counterfeits;
+	uint64_t proofs;	/* PROOFs sent */
+	uint64_t creds_opened;	/* cred_blobs opened (inject) or issued
+				 * certificates checked (issue) */
 	/* hostile connections */
 	uint64_t hostile_attempts, hostile_intended, hostile_unexpected;
 	/* errors, each also counted in unexpected where it ended a device */
@@ -98,6 +114,10 @@ struct kj_sim_result {
 	uint32_t *latency_us;
 	size_t n_latency;
 };
+
+/* Load the device CA of o (sim_dev.c); 0 or -errno (logged). */
+KJ_MUST_CHECK int kj_sim_dev_load(const struct kj_sim_opts *o);
+void kj_sim_dev_unload(void);
 
 /* Parse unix:PATH or tcp:HOST:PORT (loopback only, no TLS yet). */
 KJ_MUST_CHECK int kj_sim_parse_addr(const char *spec, struct kj_sim_opts *o);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/log.h"
 #include "wire/proto.h"
@@ -44,6 +45,7 @@ enum fault {
 	F_DISCONNECT,
 	F_SITE_ABORT,
 	F_BAD_READBACK,
+	F_COUNTERFEIT,
 };
 
 enum timer_kind {
@@ -92,6 +94,10 @@ struct conn {
 	char serial[KJ_STR8_MAX + 1];
 	struct kj_readback rb;
 	struct kj_frame_parser parser;
+	/* sim_dev.c: this device's key and, inject mode, its cred_blob */
+	struct evp_pkey_st *dev_key;
+	uint8_t *cred;
+	uint32_t cred_cap;
 };
 
 struct timer {
@@ -141,6 +147,17 @@ void kj_sim_reconnect(struct sim *s, struct conn *c, bool reset,
 		      unsigned delay_ms);
 void kj_sim_finish_socket(struct sim *s, struct conn *c, bool failed);
 int kj_sim_queue_out(struct conn *c, const uint8_t *b, int n);
+
+/* sim_dev.c: the device's own key (PROTOCOL.md device authenticity,
+ * inject mode) */
+int kj_sim_dev_begin(struct sim *s, struct conn *c, struct kj_hello *h);
+void kj_sim_dev_end(struct conn *c);
+int kj_sim_dev_proof(struct sim *s, struct conn *c, const uint8_t *body,
+		     size_t len);
+int kj_sim_dev_cred(struct conn *c, const struct kj_frame *f);
+int kj_sim_dev_cred_check(struct sim *s, struct conn *c);
+/* Issue mode: `,"cert":"<base64 DER>"' for the device log. */
+void kj_sim_dev_log(struct sim *s, struct conn *c, FILE *f);
 
 /* sim_site.c: the device protocol, over the socket's reads and writes */
 void kj_sim_start_device(struct sim *s, struct conn *c);

@@ -54,6 +54,7 @@ static void log_device(struct sim *s, struct conn *c, const char *outcome,
 		kj_hex_encode(c->digest, KJ_DIGEST_LEN, hex);
 		fprintf(f, ",\"leaf_index\":%llu,\"digest\":\"%s\"",
 			(unsigned long long)cm->leaf_index, hex);
+		kj_sim_dev_log(s, c, f);
 	}
 	fputs("}\n", f);
 }
@@ -103,6 +104,7 @@ static void end_device(struct sim *s, struct conn *c, const char *outcome,
 			r->unexpected++;
 	}
 	log_device(s, c, outcome, intended, cm);
+	kj_sim_dev_end(c);
 	if (!cm && !c->hostile)
 		wake_parked(s);
 }
@@ -151,6 +153,8 @@ static enum fault draw_fault(struct sim *s, struct conn *c)
 		return F_SITE_ABORT;
 	if ((x -= o->bad_readback_rate) < 0)
 		return F_BAD_READBACK;
+	if ((x -= o->counterfeit_rate) < 0)
+		return F_COUNTERFEIT;
 	return F_NONE;
 }
 
@@ -171,6 +175,9 @@ static void count_fault(struct kj_sim_result *r, enum fault f)
 		break;
 	case F_BAD_READBACK:
 		r->bad_readbacks++;
+		break;
+	case F_COUNTERFEIT:
+		r->counterfeits++;
 		break;
 	default:
 		break;
@@ -229,9 +236,14 @@ void kj_sim_start_device(struct sim *s, struct conn *c)
 	h.socket = (uint16_t)(s->o->socket_base + c->idx);
 	h.uid_len = c->uid_len;
 	memcpy(h.uid, c->uid, c->uid_len);
+	if (!c->hostile && kj_sim_dev_begin(s, c, &h) < 0) {
+		s->stop = true;
+		return;
+	}
 	c->state = C_WAIT_OFFER;
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_OFFER) |
-					       KJ_MSG_BIT(KJ_MSG_ABORT));
+					       KJ_MSG_BIT(KJ_MSG_ABORT) |
+					       KJ_MSG_BIT(KJ_MSG_CHALLENGE));
 	if (kj_sim_queue_out(c, b, kj_hello_build(b, sizeof(b), &h)) < 0) {
 		kj_err("sim: cannot build HELLO (--site/--hwrev too long?)");
 		s->stop = true;
@@ -279,6 +291,13 @@ void kj_sim_send_readback(struct sim *s, struct conn *c)
 static void data_done(struct sim *s, struct conn *c)
 {
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
+	if (kj_sim_dev_cred_check(s, c) < 0) {
+		kj_log_ratelimited(&s->rl, KJ_LOG_ERR, "sim: socket %u: the "
+				   "cred_blob does not open with the device "
+				   "key", s->o->socket_base + c->idx);
+		s->r->err_appliance++;
+		return kj_sim_fail_device(s, c, "cred_blob_unreadable");
+	}
 	if (s->o->program_delay_ms) {
 		c->state = C_PROGRAM;
 		kj_sim_arm(s, c, T_PROGRAM, s->o->program_delay_ms);
@@ -297,7 +316,8 @@ static void on_offer(struct sim *s, struct conn *c, const struct kj_frame *f)
 	if (kj_offer_parse(f->body, f->len, &o, &why) < 0)
 		return appliance_bad(s, c, why);
 	/* It should have refused this device before OFFER. */
-	if (c->fault == F_WRONG_HWREV || c->fault == F_DUPLICATE)
+	if (c->fault == F_WRONG_HWREV || c->fault == F_DUPLICATE ||
+	    c->fault == F_COUNTERFEIT)
 		c->surprise = true;
 	c->attempt = o.attempt;
 	if (!c->hostile && !c->offered) {
@@ -352,6 +372,9 @@ static void on_data(struct sim *s, struct conn *c, const struct kj_frame *f)
 			return appliance_bad(s, c, "credential DATA out of "
 						   "order or beyond cred_size");
 		kj_readback_update(&c->rb, f->body, f->len);
+		if (kj_sim_dev_cred(c, f) < 0)
+			return appliance_bad(s, c, "credential DATA beyond "
+						   "cred_size");
 		c->cred_got += f->len;
 	}
 	if (c->fault == F_DISCONNECT &&
@@ -411,6 +434,8 @@ static bool abort_intended(struct sim *s, struct conn *c, unsigned code)
 		return c->fault == F_DUPLICATE;
 	case KJ_ABORT_READBACK:
 		return c->fault == F_BAD_READBACK;
+	case KJ_ABORT_COUNTERFEIT:
+		return c->fault == F_COUNTERFEIT;
 	case KJ_ABORT_TIMEOUT:
 	case KJ_ABORT_PROTOCOL:
 		return c->hostile; /* what an attack should get */
@@ -488,6 +513,15 @@ static void on_frame(struct sim *s, struct conn *c, const struct kj_frame *f)
 		return on_commit(s, c, f);
 	case KJ_MSG_ABORT:
 		return on_abort(s, c, f);
+	case KJ_MSG_CHALLENGE:
+		if (c->state != C_WAIT_OFFER ||
+		    kj_sim_dev_proof(s, c, f->body, f->len) < 0)
+			return appliance_bad(s, c, "CHALLENGE this device "
+						   "cannot answer (no "
+						   "--device-ca?)");
+		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_OFFER) |
+						       KJ_MSG_BIT(KJ_MSG_ABORT));
+		return;
 	default:
 		return appliance_bad(s, c, "unexpected frame type");
 	}

@@ -11,10 +11,12 @@ const char *kj_ipc_type_name(unsigned type)
 	case KJ_IPC_ADMIT: return "ADMIT";
 	case KJ_IPC_OUTCOME: return "OUTCOME";
 	case KJ_IPC_COUNTERS: return "COUNTERS";
+	case KJ_IPC_PROOF: return "PROOF";
 	case KJ_IPC_OFFER: return "OFFER";
 	case KJ_IPC_REFUSE: return "REFUSE";
 	case KJ_IPC_VERDICT: return "VERDICT";
 	case KJ_IPC_STOP: return "STOP";
+	case KJ_IPC_CHALLENGE: return "CHALLENGE";
 	default: return "unknown";
 	}
 }
@@ -57,6 +59,20 @@ static size_t body_size(unsigned type, const uint8_t *body, size_t len)
 		return sizeof(struct kj_ipc_verdict);
 	case KJ_IPC_STOP:
 		return sizeof(struct kj_ipc_stop);
+	case KJ_IPC_CHALLENGE:
+		return sizeof(struct kj_ipc_challenge);
+	case KJ_IPC_PROOF: {
+		struct kj_ipc_proof p;
+
+		if (len < sizeof(p))
+			return sizeof(p);
+		memcpy(&p, body, sizeof(p));
+		if (p.status > KJ_PROOF_STATUS_MAX_ ||
+		    (p.status == KJ_PROOF_GIVEN) !=
+			    (p.cert_len >= 1 && p.cert_len <= KJ_PROOF_CERT_MAX))
+			return SIZE_MAX;
+		return sizeof(p) + p.cert_len;
+	}
 	case KJ_IPC_ADMIT: {
 		struct kj_ipc_admit a;
 

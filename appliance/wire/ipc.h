@@ -38,11 +38,13 @@ enum kj_ipc_type {
 	KJ_IPC_ADMIT = 2,   /* a valid HELLO: reserve, or refuse */
 	KJ_IPC_OUTCOME = 3, /* how an OFFERed attempt ended */
 	KJ_IPC_COUNTERS = 4, /* connection counters (no device data) */
+	KJ_IPC_PROOF = 5,   /* the site's answer to a CHALLENGE */
 	/* keeper -> injector */
 	KJ_IPC_OFFER = 16,  /* the reservation is durable: send it */
 	KJ_IPC_REFUSE = 17, /* ABORT with a code, no reservation */
 	KJ_IPC_VERDICT = 18, /* record durable: COMMIT, or ABORT code */
 	KJ_IPC_STOP = 19,   /* close listeners and idle sockets, exit */
+	KJ_IPC_CHALLENGE = 20, /* send CHALLENGE, then forward the PROOF */
 	KJ_IPC_TYPE_MAX_ = 32,
 };
 
@@ -116,10 +118,40 @@ struct kj_ipc_offer {
 };
 #define KJ_IPC_OFFER_MAX (sizeof(struct kj_ipc_offer) + KJ_STR8_MAX)
 
+/* KJ_IPC_CHALLENGE: the nonce the keeper drew for this device. */
+struct kj_ipc_challenge {
+	uint32_t tag;
+	uint32_t pad;
+	uint8_t nonce[KJ_NONCE_LEN];
+};
+
+/*
+ * KJ_IPC_PROOF: every CHALLENGE gets one.  KJ_PROOF_GIVEN carries the
+ * PROOF's fields (then cert_len bytes of certificate follow); the others
+ * say why there is none, each recorded `counterfeit' by the keeper.
+ */
+enum kj_ipc_proof_status {
+	KJ_PROOF_GIVEN = 0,
+	KJ_PROOF_MALFORMED,	/* a PROOF (or frame) that does not parse */
+	KJ_PROOF_SITE_ABORT,	/* the site answered ABORT */
+	KJ_PROOF_TIMEOUT,
+	KJ_PROOF_DISCONNECTED,
+	KJ_PROOF_STATUS_MAX_ = KJ_PROOF_DISCONNECTED,
+};
+
+struct kj_ipc_proof {
+	uint32_t tag;
+	uint16_t cert_len;  /* GIVEN: 1..KJ_PROOF_CERT_MAX; else 0 */
+	uint8_t status;	    /* enum kj_ipc_proof_status */
+	uint8_t pad;
+	uint8_t sig[KJ_PROOF_SIG_LEN];
+};
+#define KJ_IPC_PROOF_MAX (sizeof(struct kj_ipc_proof) + KJ_PROOF_CERT_MAX)
+
 struct kj_ipc_refuse {
 	uint32_t tag;
 	uint16_t code; /* ABORT code: LOCKED_OUT QUOTA DUPLICATE INTERNAL
-			* STOPPED UNAUTHORIZED */
+			* STOPPED UNAUTHORIZED COUNTERFEIT PROTOCOL */
 	uint16_t pad;
 };
 
@@ -128,7 +160,7 @@ struct kj_ipc_refuse {
 
 struct kj_ipc_verdict {
 	uint32_t tag;
-	/* 0: COMMIT; 1..9 the ABORT code (READBACK, ...); KJ_VERDICT_SILENT.
+	/* 0: COMMIT; 1..10 the ABORT code (READBACK, ...); KJ_VERDICT_SILENT.
 	 * Every OUTCOME gets one, so the slot is free again after it. */
 	uint16_t code;
 	uint16_t pad;

@@ -19,10 +19,11 @@ enum parser_piece {
 
 #define ROLE_APPLIANCE_TYPES                                    \
 	(KJ_MSG_BIT(KJ_MSG_HELLO) | KJ_MSG_BIT(KJ_MSG_READBACK) | \
-	 KJ_MSG_BIT(KJ_MSG_ABORT))
+	 KJ_MSG_BIT(KJ_MSG_ABORT) | KJ_MSG_BIT(KJ_MSG_PROOF))
 #define ROLE_SITE_TYPES                                                   \
 	(KJ_MSG_BIT(KJ_MSG_OFFER) | KJ_MSG_BIT(KJ_MSG_DATA) |             \
-	 KJ_MSG_BIT(KJ_MSG_COMMIT) | KJ_MSG_BIT(KJ_MSG_ABORT))
+	 KJ_MSG_BIT(KJ_MSG_COMMIT) | KJ_MSG_BIT(KJ_MSG_ABORT) |          \
+	 KJ_MSG_BIT(KJ_MSG_CHALLENGE))
 
 /*
  * Bounds of the length field per type (type byte + body), from the body
@@ -40,6 +41,9 @@ static const struct {
 	[KJ_MSG_READBACK] = { 1 + 32, 1 + 32 },
 	[KJ_MSG_COMMIT] = { 1 + 16, 1 + 16 },
 	[KJ_MSG_ABORT] = { 1 + 2 + 1, KJ_ABORT_FRAME_MAX - 4 },
+	[KJ_MSG_CHALLENGE] = { 1 + KJ_NONCE_LEN, 1 + KJ_NONCE_LEN },
+	[KJ_MSG_PROOF] = { 1 + 2 + 1 + KJ_PROOF_SIG_LEN,
+			   KJ_PROOF_FRAME_MAX - 4 },
 };
 
 const char *kj_msg_name(unsigned type)
@@ -57,6 +61,10 @@ const char *kj_msg_name(unsigned type)
 		return "COMMIT";
 	case KJ_MSG_ABORT:
 		return "ABORT";
+	case KJ_MSG_CHALLENGE:
+		return "CHALLENGE";
+	case KJ_MSG_PROOF:
+		return "PROOF";
 	default:
 		return "unknown";
 	}
@@ -72,6 +80,7 @@ static const char *const abort_names[] = {
 	[KJ_ABORT_INTERNAL] = "internal",
 	[KJ_ABORT_STOPPED] = "stopped",
 	[KJ_ABORT_UNAUTHORIZED] = "unauthorized",
+	[KJ_ABORT_COUNTERFEIT] = "counterfeit",
 };
 
 const char *kj_abort_name(unsigned code)
@@ -158,7 +167,7 @@ static int check_header(struct kj_frame_parser *p, const uint8_t *h)
 
 	if (len < 1 || len > KJ_FRAME_LEN_MAX)
 		return parser_fail(p, "frame length out of range 1..262144");
-	if (type < KJ_MSG_HELLO || type > KJ_MSG_ABORT)
+	if (type < KJ_MSG_HELLO || type > KJ_MSG_PROOF)
 		return parser_fail(p, "unknown frame type");
 	if (!(role_types(p->role) & KJ_MSG_BIT(type)))
 		return parser_fail(p, "frame type not sent in this direction");
@@ -492,10 +501,37 @@ int kj_abort_parse(const uint8_t *body, size_t len, struct kj_abort *a,
 	memset(a, 0, sizeof(*a));
 	if (rd_u16(&r, &a->code, "ABORT: truncated code") &&
 	    (a->code < KJ_ABORT_MIN || a->code > KJ_ABORT_MAX))
-		rd_fail(&r, "ABORT: code not 1..9");
+		rd_fail(&r, "ABORT: code not 1..10");
 	rd_str8(&r, a->message, "ABORT: truncated message",
 		"ABORT: message is not UTF-8 without NUL");
 	return rd_end(&r, why, "ABORT: trailing bytes");
+}
+
+int kj_challenge_parse(const uint8_t *body, size_t len,
+		       uint8_t nonce[KJ_NONCE_LEN], const char **why)
+{
+	struct rd r = { body, len, NULL };
+	const uint8_t *d;
+
+	if (rd_bytes(&r, KJ_NONCE_LEN, &d, "CHALLENGE: truncated nonce"))
+		memcpy(nonce, d, KJ_NONCE_LEN);
+	return rd_end(&r, why, "CHALLENGE: trailing bytes");
+}
+
+int kj_proof_parse(const uint8_t *body, size_t len, struct kj_proof *p,
+		   const char **why)
+{
+	struct rd r = { body, len, NULL };
+	const uint8_t *d;
+
+	memset(p, 0, sizeof(*p));
+	if (rd_u16(&r, &p->cert_len, "PROOF: truncated certificate") &&
+	    (p->cert_len < 1 || p->cert_len > KJ_PROOF_CERT_MAX))
+		rd_fail(&r, "PROOF: certificate length not 1..2048");
+	rd_bytes(&r, p->cert_len, &p->cert, "PROOF: truncated certificate");
+	if (rd_bytes(&r, KJ_PROOF_SIG_LEN, &d, "PROOF: truncated signature"))
+		memcpy(p->sig, d, KJ_PROOF_SIG_LEN);
+	return rd_end(&r, why, "PROOF: trailing bytes");
 }
 
 int kj_data_parse(const uint8_t *body, size_t len, uint8_t *stream,

@@ -42,6 +42,8 @@ enum kj_msg_type {
 	KJ_MSG_READBACK = 0x04, /* site -> appliance */
 	KJ_MSG_COMMIT = 0x05,	/* appliance -> site */
 	KJ_MSG_ABORT = 0x06,	/* either */
+	KJ_MSG_CHALLENGE = 0x07, /* appliance -> site (device authenticity) */
+	KJ_MSG_PROOF = 0x08,	/* site -> appliance */
 };
 
 /* Bit for a type in an accept mask (kj_frame_parser_expect). */
@@ -61,14 +63,15 @@ enum kj_abort_code {
 	KJ_ABORT_INTERNAL = 7,
 	KJ_ABORT_STOPPED = 8,
 	KJ_ABORT_UNAUTHORIZED = 9,
+	KJ_ABORT_COUNTERFEIT = 10,
 };
 #define KJ_ABORT_MIN KJ_ABORT_PROTOCOL
-#define KJ_ABORT_MAX KJ_ABORT_UNAUTHORIZED
+#define KJ_ABORT_MAX KJ_ABORT_COUNTERFEIT
 
 /*
  * Lower-case name for logs and journal records: "protocol", "locked_out",
  * "quota", "duplicate", "readback", "timeout", "internal", "stopped",
- * "unauthorized"; NULL for a code outside 1..9.
+ * "unauthorized", "counterfeit"; NULL for a code outside 1..10.
  */
 const char *kj_abort_name(unsigned code);
 /* Inverse of kj_abort_name; -EINVAL for an unknown name. */
@@ -83,6 +86,16 @@ int kj_abort_code_from_name(const char *name);
 #define KJ_PUBKEY_LEN 65	   /* SEC1 uncompressed P-256: 0x04 X Y */
 #define KJ_STR8_MAX 255
 #define KJ_DIGEST_LEN 32
+#define KJ_NONCE_LEN 32		   /* CHALLENGE */
+#define KJ_PROOF_SIG_LEN 64	   /* PROOF: P-256 ECDSA r || s */
+/*
+ * PROOF's certificate is a bytes16, but every connection buffers the
+ * largest frame it may receive (PROTOCOL.md: per-connection memory
+ * bounded), so the appliance takes device certificates up to 2 KiB (a
+ * factory P-256 certificate is 400-700 bytes); a longer PROOF is refused
+ * from its header as a malformed frame.
+ */
+#define KJ_PROOF_CERT_MAX 2048
 
 /* Whole frames on the wire (header included). */
 #define KJ_HELLO_FRAME_MAX \
@@ -92,14 +105,18 @@ int kj_abort_code_from_name(const char *name);
 #define KJ_READBACK_FRAME_LEN (KJ_FRAME_HDR_LEN + 32)
 #define KJ_COMMIT_FRAME_LEN (KJ_FRAME_HDR_LEN + 8 + 8)
 #define KJ_ABORT_FRAME_MAX (KJ_FRAME_HDR_LEN + 2 + (1 + 255))
+#define KJ_CHALLENGE_FRAME_LEN (KJ_FRAME_HDR_LEN + KJ_NONCE_LEN)
+#define KJ_PROOF_FRAME_MAX \
+	(KJ_FRAME_HDR_LEN + 2 + KJ_PROOF_CERT_MAX + KJ_PROOF_SIG_LEN)
 
-/* Largest frame either role ever buffers (a HELLO). */
-#define KJ_PARSER_BUF KJ_HELLO_FRAME_MAX
+/* Largest frame either role ever buffers (a PROOF). */
+#define KJ_PARSER_BUF KJ_PROOF_FRAME_MAX
 
 /* Which side of the connection the parser reads for. */
 enum kj_proto_role {
-	KJ_ROLE_APPLIANCE, /* receives HELLO, READBACK, ABORT */
-	KJ_ROLE_SITE,	   /* receives OFFER, DATA (streamed), COMMIT, ABORT */
+	KJ_ROLE_APPLIANCE, /* receives HELLO, PROOF, READBACK, ABORT */
+	KJ_ROLE_SITE,	   /* receives CHALLENGE, OFFER, DATA (streamed),
+			    * COMMIT, ABORT */
 };
 
 /* What kj_frame_feed found. */
@@ -195,8 +212,15 @@ struct kj_commit {
 };
 
 struct kj_abort {
-	uint16_t code; /* 1..9 */
+	uint16_t code; /* 1..10 */
 	char message[KJ_STR8_MAX + 1];
+};
+
+/* PROOF: cert points into the parsed body (valid while it is). */
+struct kj_proof {
+	const uint8_t *cert;
+	uint16_t cert_len; /* 1..KJ_PROOF_CERT_MAX */
+	uint8_t sig[KJ_PROOF_SIG_LEN];
 };
 
 /*
@@ -214,6 +238,11 @@ KJ_MUST_CHECK int kj_commit_parse(const uint8_t *body, size_t len,
 				  struct kj_commit *c, const char **why);
 KJ_MUST_CHECK int kj_abort_parse(const uint8_t *body, size_t len,
 				 struct kj_abort *a, const char **why);
+KJ_MUST_CHECK int kj_challenge_parse(const uint8_t *body, size_t len,
+				     uint8_t nonce[KJ_NONCE_LEN],
+				     const char **why);
+KJ_MUST_CHECK int kj_proof_parse(const uint8_t *body, size_t len,
+				 struct kj_proof *p, const char **why);
 /* A whole DATA body (tests, fuzzing; the parser streams DATA instead). */
 KJ_MUST_CHECK int kj_data_parse(const uint8_t *body, size_t len,
 				uint8_t *stream, uint32_t *offset,
@@ -239,10 +268,16 @@ KJ_MUST_CHECK int kj_commit_build(uint8_t *out, size_t cap,
 /*
  * ABORT with a human message (NULL = empty).  A message longer than 255
  * bytes is cut at a UTF-8 character boundary; invalid UTF-8 is -EINVAL.
- * code must be 1..9.
+ * code must be 1..10.
  */
 KJ_MUST_CHECK int kj_abort_build(uint8_t *out, size_t cap, unsigned code,
 				 const char *message);
+KJ_MUST_CHECK int kj_challenge_build(uint8_t *out, size_t cap,
+				     const uint8_t nonce[KJ_NONCE_LEN]);
+/* cert_len 1..KJ_PROOF_CERT_MAX. */
+KJ_MUST_CHECK int kj_proof_build(uint8_t *out, size_t cap,
+				 const uint8_t *cert, size_t cert_len,
+				 const uint8_t sig[KJ_PROOF_SIG_LEN]);
 
 /*
  * The 10-byte header of a DATA frame carrying payload_len (1..65536)

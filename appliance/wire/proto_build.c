@@ -165,7 +165,7 @@ int kj_abort_build(uint8_t *out, size_t cap, unsigned code,
 	struct wr w;
 
 	if (code < KJ_ABORT_MIN || code > KJ_ABORT_MAX) {
-		kj_err("ABORT: code %u is not 1..9", code);
+		kj_err("ABORT: code %u is not 1..10", code);
 		return -EINVAL;
 	}
 	if (n && !kj_str8_valid((const uint8_t *)message, n)) {
@@ -183,6 +183,32 @@ int kj_abort_build(uint8_t *out, size_t cap, unsigned code,
 	wr_u8(&w, (uint8_t)n);
 	wr_bytes(&w, message, n);
 	return wr_finish(&w, "ABORT");
+}
+
+int kj_challenge_build(uint8_t *out, size_t cap,
+		       const uint8_t nonce[KJ_NONCE_LEN])
+{
+	struct wr w = wr_start(out, cap, KJ_MSG_CHALLENGE);
+
+	wr_bytes(&w, nonce, KJ_NONCE_LEN);
+	return wr_finish(&w, "CHALLENGE");
+}
+
+int kj_proof_build(uint8_t *out, size_t cap, const uint8_t *cert,
+		   size_t cert_len, const uint8_t sig[KJ_PROOF_SIG_LEN])
+{
+	struct wr w;
+
+	if (cert_len < 1 || cert_len > KJ_PROOF_CERT_MAX) {
+		kj_err("PROOF certificate: %zu bytes, not 1..%d", cert_len,
+		       KJ_PROOF_CERT_MAX);
+		return -EINVAL;
+	}
+	w = wr_start(out, cap, KJ_MSG_PROOF);
+	wr_u16(&w, (uint16_t)cert_len);
+	wr_bytes(&w, cert, cert_len);
+	wr_bytes(&w, sig, KJ_PROOF_SIG_LEN);
+	return wr_finish(&w, "PROOF");
 }
 
 int kj_data_hdr_build(uint8_t out[KJ_DATA_HDR_LEN], uint8_t stream,

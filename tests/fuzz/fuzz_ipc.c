@@ -24,6 +24,7 @@ static void check_entry(unsigned type, const uint8_t *body, size_t len)
 {
 	struct kj_ipc_admit a;
 	struct kj_ipc_offer o;
+	struct kj_ipc_proof pr;
 
 	switch (type) {
 	case KJ_IPC_ADMIT:
@@ -57,6 +58,19 @@ static void check_entry(unsigned type, const uint8_t *body, size_t len)
 		break;
 	case KJ_IPC_STOP:
 		check(len == sizeof(struct kj_ipc_stop));
+		break;
+	case KJ_IPC_CHALLENGE:
+		check(len == sizeof(struct kj_ipc_challenge));
+		break;
+	case KJ_IPC_PROOF:
+		check(len >= sizeof(pr));
+		memcpy(&pr, body, sizeof(pr));
+		check(pr.status <= KJ_PROOF_STATUS_MAX_);
+		check(pr.status == KJ_PROOF_GIVEN ?
+		      pr.cert_len >= 1 && pr.cert_len <= KJ_PROOF_CERT_MAX :
+		      pr.cert_len == 0);
+		check(len == sizeof(pr) + pr.cert_len);
+		check(len <= KJ_IPC_PROOF_MAX);
 		break;
 	default:
 		abort();

@@ -31,6 +31,7 @@ static void roundtrip(const struct kj_frame *f)
 	struct kj_offer o;
 	struct kj_commit c;
 	struct kj_abort a;
+	struct kj_proof p;
 	int n = -1;
 
 	switch (f->type) {
@@ -55,6 +56,15 @@ static void roundtrip(const struct kj_frame *f)
 		if (kj_abort_parse(f->body, f->len, &a, NULL) == 0)
 			n = kj_abort_build(out, sizeof(out), a.code,
 					   a.message);
+		break;
+	case KJ_MSG_CHALLENGE:
+		if (kj_challenge_parse(f->body, f->len, d, NULL) == 0)
+			n = kj_challenge_build(out, sizeof(out), d);
+		break;
+	case KJ_MSG_PROOF:
+		if (kj_proof_parse(f->body, f->len, &p, NULL) == 0)
+			n = kj_proof_build(out, sizeof(out), p.cert,
+					   p.cert_len, p.sig);
 		break;
 	default:
 		abort(); /* DATA is streamed, never a whole frame */

@@ -28,7 +28,7 @@ rc=0
 [ "$rc" -eq 1 ] || fail "refused: exit $rc, want 1"
 grep -qF "unix:$T/none.sock: connect:" "$T/err" || fail "refused: $(cat "$T/err")"
 for want in '"kinject_sim":1,' '"exit":1}' '"connect":4,' '"sockets_failed":4,' \
-	'"committed":0,' '"unauthorized":0}'; do
+	'"committed":0,' '"unauthorized":0,' '"counterfeit":0}'; do
 	grep -qF "$want" "$T/sum.json" || fail "summary lacks $want: $(cat "$T/sum.json")"
 done
 echo "sim cli ok"

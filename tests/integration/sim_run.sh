@@ -84,7 +84,7 @@ for name in garbage huge loris vanish evil halfopen; do
 		fail "hostile $name: $(cat "$T/h-$name.json")"
 	echo "ok: hostile $name: $(grep '^sim: hostile' "$T/h-$name.out" || true)"
 done
-grep -qF '"unauthorized":2}' "$T/h-evil.json" || fail "evil: $(cat "$T/h-evil.json")"
+grep -qF '"unauthorized":2,' "$T/h-evil.json" || fail "evil: $(cat "$T/h-evil.json")"
 
 # More sockets than devices left: exactly the rest is committed.
 rc=0

@@ -14,7 +14,10 @@
 #   kj_product DIR [MIN] [RULE_B] [RULE_C]   -> DIR/product.json + .sig
 #   kj_inputs_all DIR TRANSPORT              everything above with defaults
 #                      (env: KJ_FW_SIZE, KJ_FW_MARKER, KJ_CREDS_N,
-#                       KJ_CREDS_DISTINCT, KJ_WO_VERSION, KJ_WO_QTY)
+#                       KJ_CREDS_DISTINCT, KJ_WO_VERSION, KJ_WO_QTY;
+#                       KJ_CREDS_NOKEY=1: no "key" in the batch;
+#                       KJ_WO_EXTRA / KJ_PRODUCT_EXTRA: more JSON members,
+#                       e.g. '"credential_mode": "inject"')
 #
 # The release key is DIR/release.{key,pem} (kept if it exists: the officers
 # may have enrolled it already).  TRANSPORT is the appliance's transport.pem
@@ -80,8 +83,13 @@ kj_creds() {
 		rm -f "$dir/dev$i.key"
 	done
 	for ((i = 0; i < n; i++)); do
-		printf '{"index":%d,"cert":"%s","key":"%s"}\n' $((start + i)) \
-			"${certs[i % k]}" "${keys[i % k]}"
+		if [ -n "${KJ_CREDS_NOKEY:-}" ]; then # issue mode's batch
+			printf '{"index":%d,"cert":"%s"}\n' $((start + i)) \
+				"${certs[i % k]}"
+		else
+			printf '{"index":%d,"cert":"%s","key":"%s"}\n' \
+				$((start + i)) "${certs[i % k]}" "${keys[i % k]}"
+		fi
 	done >"$dir/creds.jsonl"
 	kj_envelope "$dir/creds.jsonl" "$dir/CREDS.cms" "$dir/transport.pem" \
 		"$dir/release.pem" "$dir/release.key"
@@ -103,7 +111,7 @@ kj_work_order() {
 	 "product": "acme-sensor", "batch": "LOT-2027-0315", "quantity": $qty,
 	 "max_failed": 200, "hardware_revisions": [$hw],
 	 "firmware": {"version": "$version", "sha256": "$sha"},
-	 "serial": {"prefix": "AS", "start": 10000}}
+	 "serial": {"prefix": "AS", "start": 10000}${KJ_WO_EXTRA:+, $KJ_WO_EXTRA}}
 	JSON
 	kj_sign_detached "$dir/WO.json" "$dir/release.pem" "$dir/release.key"
 }
@@ -114,7 +122,7 @@ kj_product() {
 	cat >"$dir/product.json" <<-JSON
 	{"kinject_product": 1, "product": "acme-sensor", "customer": "acme",
 	 "min_firmware": "$min",
-	 "hardware": {"B": {"firmware": "$rb"}, "C": {"firmware": "$rc"}}}
+	 "hardware": {"B": {"firmware": "$rb"}, "C": {"firmware": "$rc"}}${KJ_PRODUCT_EXTRA:+, $KJ_PRODUCT_EXTRA}}
 	JSON
 	kj_sign_detached "$dir/product.json" "$dir/release.pem" \
 		"$dir/release.key"

@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <cmocka.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "inputs/product.h"
 #include "inputs/workorder.h"
@@ -155,6 +158,58 @@ static void check(const char *customer, const char *product, const char *fw,
 	kj_product_free(&pm);
 }
 
+/* "device_ca": base64 DER certificates, 1..16, each exactly one. */
+static void test_device_ca(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	unsigned char *der = NULL, b64[2048];
+	char doc[4400];
+	const char *err;
+	struct kj_product pm;
+	int n;
+
+	(void)state;
+	assert_non_null(k);
+	assert_true(X509_set_pubkey(x, k));
+	assert_true(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_true(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	n = i2d_X509(x, &der);
+	assert_true(n > 0);
+	EVP_EncodeBlock(b64, der, n);
+#define PM(ca) "{\"kinject_product\": 1, \"product\": \"p\", "	\
+	"\"customer\": \"c\", \"min_firmware\": \"1.0.0\", "		\
+	"\"hardware\": {\"B\": {\"firmware\": \">=1.0.0\"}}, "	\
+	"\"device_ca\": " ca "}"
+	snprintf(doc, sizeof(doc), PM("[\"%s\", \"%s\"]"), b64, b64);
+	assert_int_equal(parse_pm(doc, &pm), 0);
+	assert_int_equal(pm.n_device_ca, 2);
+	assert_int_equal(X509_cmp(pm.device_ca[0], x), 0);
+	kj_product_free(&pm);
+	assert_int_equal(parse_pm(pm_example, &pm), 0);
+	assert_int_equal(pm.n_device_ca, 0);
+	kj_product_free(&pm);
+	cap_start();
+	assert_int_equal(parse_pm(PM("[]"), &pm), -EINVAL);
+	err = cap_end();
+	assert_non_null(strstr(err, "field \"device_ca\": expected an array"));
+	cap_start();
+	assert_int_equal(parse_pm(PM("[\"AAAA\"]"), &pm), -EINVAL);
+	err = cap_end();
+	assert_non_null(strstr(err, "\"device_ca[0]\": not the base64 of one"));
+	/* trailing bytes after the certificate */
+	b64[strlen((char *)b64) - 4] = 0;
+	snprintf(doc, sizeof(doc), PM("[\"%s\", 3]"), b64);
+	cap_start();
+	assert_int_equal(parse_pm(doc, &pm), -EINVAL);
+	cap_end();
+#undef PM
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
 static void test_order_allowed(void **state)
 {
 	(void)state;
@@ -203,6 +258,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example_parses),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_device_ca),
 		cmocka_unit_test(test_order_allowed),
 		cmocka_unit_test(test_anti_rollback),
 		cmocka_unit_test(test_lockout_names_revision_and_rule),

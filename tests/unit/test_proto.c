@@ -166,13 +166,13 @@ static void test_abort_names(void **state)
 	static const char *const want[] = {
 		NULL,	     "protocol", "locked_out", "quota",
 		"duplicate", "readback", "timeout",    "internal",
-		"stopped",   "unauthorized",
+		"stopped",   "unauthorized", "counterfeit",
 	};
 
 	(void)state;
 	assert_null(kj_abort_name(0));
-	assert_null(kj_abort_name(10));
-	for (unsigned c = 1; c <= 9; c++) {
+	assert_null(kj_abort_name(11));
+	for (unsigned c = 1; c <= 10; c++) {
 		assert_string_equal(kj_abort_name(c), want[c]);
 		assert_int_equal(kj_abort_code_from_name(want[c]), c);
 	}
@@ -236,8 +236,13 @@ static void test_types(void **state)
 	(void)state;
 	raw_frame(b, 33, 0x00, NULL, 0);
 	expect_bad(KJ_ROLE_APPLIANCE, b, 5, "unknown frame type");
-	raw_frame(b, 33, 0x07, NULL, 0);
+	raw_frame(b, 33, 0x09, NULL, 0);
 	expect_bad(KJ_ROLE_APPLIANCE, b, 5, "unknown frame type");
+	/* CHALLENGE goes to the site, PROOF to the appliance */
+	raw_frame(b, 33, KJ_MSG_CHALLENGE, NULL, 0);
+	expect_bad(KJ_ROLE_APPLIANCE, b, 5, "direction");
+	raw_frame(b, 100, KJ_MSG_PROOF, NULL, 0);
+	expect_bad(KJ_ROLE_SITE, b, 5, "direction");
 	raw_frame(b, 33, 0xff, NULL, 0);
 	expect_bad(KJ_ROLE_SITE, b, 5, "unknown frame type");
 	/* direction: a site never sends OFFER/DATA/COMMIT, nor receives HELLO */
@@ -293,6 +298,8 @@ static void test_type_bounds(void **state)
 		{ KJ_ROLE_SITE, KJ_MSG_DATA, 7, 65542 },
 		{ KJ_ROLE_SITE, KJ_MSG_COMMIT, 17, 17 },
 		{ KJ_ROLE_SITE, KJ_MSG_ABORT, 4, 259 },
+		{ KJ_ROLE_SITE, KJ_MSG_CHALLENGE, 33, 33 },
+		{ KJ_ROLE_APPLIANCE, KJ_MSG_PROOF, 68, 2115 },
 	};
 	uint8_t h[5];
 
@@ -319,7 +326,67 @@ static void test_type_bounds(void **state)
 	/* the per-frame buffer covers the largest buffered message */
 	assert_int_equal(KJ_HELLO_FRAME_MAX, 653);
 	assert_true(KJ_OFFER_FRAME_MAX <= KJ_PARSER_BUF);
-	assert_true(sizeof(struct kj_frame_parser) < 1024);
+	assert_true(KJ_HELLO_FRAME_MAX <= KJ_PARSER_BUF);
+	assert_int_equal(KJ_PARSER_BUF, KJ_PROOF_FRAME_MAX);
+	assert_true(sizeof(struct kj_frame_parser) < 2048 + 256);
+}
+
+/* ---- CHALLENGE and PROOF (device authenticity) ---- */
+
+static void test_challenge_proof(void **state)
+{
+	uint8_t nonce[KJ_NONCE_LEN], back[KJ_NONCE_LEN], sig[64], cert[2049];
+	uint8_t b[KJ_PROOF_FRAME_MAX + 8];
+	struct kj_frame_parser p;
+	struct kj_proof pr;
+	struct kj_frame f;
+	const char *why;
+	size_t used;
+	int n;
+
+	(void)state;
+	memset(nonce, 0x5a, sizeof(nonce));
+	memset(sig, 0x33, sizeof(sig));
+	memset(cert, 0x30, sizeof(cert));
+	n = kj_challenge_build(b, sizeof(b), nonce);
+	assert_int_equal(n, KJ_CHALLENGE_FRAME_LEN);
+	assert_memory_equal(b, "\x00\x00\x00\x21\x07", 5);
+	kj_frame_parser_init(&p, KJ_ROLE_SITE);
+	assert_int_equal(kj_frame_feed(&p, b, (size_t)n, &used, &f),
+			 KJ_FEED_FRAME);
+	assert_int_equal(kj_challenge_parse(f.body, f.len, back, &why), 0);
+	assert_memory_equal(back, nonce, sizeof(nonce));
+	assert_int_equal(kj_challenge_parse(f.body, f.len - 1, back, &why),
+			 -EBADMSG);
+	/* the largest PROOF passes the parser whole, one more byte does not */
+	n = kj_proof_build(b, sizeof(b), cert, KJ_PROOF_CERT_MAX, sig);
+	assert_int_equal(n, KJ_PROOF_FRAME_MAX);
+	kj_frame_parser_init(&p, KJ_ROLE_APPLIANCE);
+	for (int i = 0; i < n; i += 700) {
+		int r = kj_frame_feed(&p, b + i, (size_t)(n - i < 700 ? n - i :
+					700), &used, &f);
+
+		assert_int_equal(r, i + 700 >= n ? KJ_FEED_FRAME
+						  : KJ_FEED_MORE);
+	}
+	assert_int_equal(kj_proof_parse(f.body, f.len, &pr, &why), 0);
+	assert_int_equal(pr.cert_len, KJ_PROOF_CERT_MAX);
+	assert_memory_equal(pr.sig, sig, 64);
+	assert_ptr_equal(pr.cert, f.body + 2);
+	assert_int_equal(kj_proof_build(b, sizeof(b), cert, 2049, sig),
+			 -EINVAL);
+	assert_int_equal(kj_proof_build(b, sizeof(b), cert, 0, sig), -EINVAL);
+	/* bodies: empty certificate, length beyond the body, trailing */
+	memset(b, 0, 2);
+	assert_int_equal(kj_proof_parse(b, 66, &pr, &why), -EBADMSG);
+	assert_string_equal(why, "PROOF: certificate length not 1..2048");
+	kj_put_u16be(b, 10);
+	assert_int_equal(kj_proof_parse(b, 70, &pr, &why), -EBADMSG);
+	assert_string_equal(why, "PROOF: truncated signature");
+	kj_put_u16be(b, 4);
+	assert_int_equal(kj_proof_parse(b, 71, &pr, &why), -EBADMSG);
+	assert_string_equal(why, "PROOF: trailing bytes");
+	assert_int_equal(kj_proof_parse(b, 70, &pr, &why), 0);
 }
 
 /* ---- HELLO body ---- */
@@ -484,8 +551,8 @@ static void test_readback_commit_abort(void **state)
 	assert_string_equal(why, "ABORT: trailing bytes");
 	memcpy(b, "\x00\x00\x00", 3);
 	assert_int_equal(kj_abort_parse(b, 3, &a, &why), -EBADMSG);
-	assert_string_equal(why, "ABORT: code not 1..9");
-	memcpy(b, "\x00\x0a\x00", 3);
+	assert_string_equal(why, "ABORT: code not 1..10");
+	memcpy(b, "\x00\x0b\x00", 3);
 	assert_int_equal(kj_abort_parse(b, 3, &a, &why), -EBADMSG);
 	memcpy(b, "\x00\x09\x00", 3);
 	assert_int_equal(kj_abort_parse(b, 3, &a, &why), 0);
@@ -741,7 +808,7 @@ static void test_builders(void **state)
 	assert_int_equal(n, 8);
 	assert_memory_equal(b, "\x00\x00\x00\x04\x06\x00\x03\x00", 8);
 	assert_int_equal(kj_abort_build(b, sizeof(b), 0, "x"), -EINVAL);
-	assert_int_equal(kj_abort_build(b, sizeof(b), 10, "x"), -EINVAL);
+	assert_int_equal(kj_abort_build(b, sizeof(b), 11, "x"), -EINVAL);
 	assert_int_equal(kj_abort_build(b, sizeof(b), 1, "\xff"), -EINVAL);
 	/* 200 x "é": cut to 254 bytes, never inside a character */
 	for (int i = 0; i < 200; i++)
@@ -899,6 +966,7 @@ int main(void)
 		cmocka_unit_test(test_site_stream_split),
 		cmocka_unit_test(test_data_header_errors),
 		cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_challenge_proof),
 		cmocka_unit_test(test_readback_golden),
 	};
 

@@ -240,6 +240,39 @@ static void test_limits_accepted(void **state)
 	kj_work_order_free(&wo);
 }
 
+/* "credential_mode": plain (default), inject, issue; nothing else. */
+static void test_cred_mode(void **state)
+{
+	static const struct {
+		const char *tail;
+		int rc;
+		enum kj_cred_mode mode;
+	} t[] = {
+		{ "", 0, KJ_CRED_PLAIN },
+		{ ", \"credential_mode\": \"plain\"", 0, KJ_CRED_PLAIN },
+		{ ", \"credential_mode\": \"inject\"", 0, KJ_CRED_INJECT },
+		{ ", \"credential_mode\": \"issue\"", 0, KJ_CRED_ISSUE },
+		{ ", \"credential_mode\": \"Inject\"", -EINVAL, 0 },
+		{ ", \"credential_mode\": 1", -EINVAL, 0 },
+	};
+	struct kj_work_order wo;
+	const char *err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		cap_start();
+		assert_int_equal(parse(make(F_TAIL, t[i].tail), &wo), t[i].rc);
+		err = cap_end();
+		if (t[i].rc == 0) {
+			assert_int_equal(wo.cred_mode, t[i].mode);
+			kj_work_order_free(&wo);
+		} else {
+			assert_non_null(strstr(err, "field \"credential_mode\""));
+		}
+	}
+	assert_string_equal(kj_cred_mode_name(KJ_CRED_ISSUE), "issue");
+}
+
 static void test_hwrev_allowed(void **state)
 {
 	struct kj_work_order wo;
@@ -260,6 +293,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example_parses),
+		cmocka_unit_test(test_cred_mode),
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_missing_and_nested_fields),
