@@ -97,10 +97,10 @@ struct kj_job {
 	struct kj_arena *arena;
 	size_t fw_off;
 	uint32_t fw_size;
+	/* Read once, before the first injector starts: the keeper copies
+	 * each credential's place and the firmware's readback midstate into
+	 * its private memory and decides with those only. */
 	const struct kj_creds *creds;
-	/* Firmware part of the readback digest, in the arena; NULL: the
-	 * keeper computes it into the arena (needs sizeof + 64 bytes). */
-	const struct kj_readback *fw_readback;
 
 	/* Policy. */
 	const struct kj_work_order *wo;

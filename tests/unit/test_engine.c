@@ -29,6 +29,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "injector/injector.h"
 #include "injector/listen.h"
 #include "inputs/creds.h"
 #include "inputs/sites.h"
@@ -1062,8 +1063,11 @@ static void test_listen_parse(void **state)
 	assert_int_equal(kj_listen_parse("unix:", &l), -EINVAL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* The keeper execs /proc/self/exe as its injectors: this binary. */
+	if (argc >= 2 && !strcmp(argv[1], KJ_INJECTOR_ARGV1))
+		kj_injector_exec_main(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_listen_parse),
 		cmocka_unit_test(test_ipc),
