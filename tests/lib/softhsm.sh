@@ -10,6 +10,7 @@
 # KJ_HSM_URI_P11KIT (same without module-path: p11-kit's registered modules),
 # KJ_HSM_PIN_SOURCE (file:DIR/softhsm/pin), KJ_HSM_SO_PIN.
 # Writes DIR/softhsm/transport.pub.pem (the public key, read from the token).
+# KJ_SOFTHSM_PIN: the user PIN (default 123456).
 
 kj_softhsm_module() {
 	local m
@@ -36,7 +37,7 @@ kj_softhsm_init() {
 	CONF
 	export SOFTHSM2_CONF=$d/softhsm2.conf
 	KJ_HSM_SO_PIN=12345678
-	local pin=123456
+	local pin=${KJ_SOFTHSM_PIN:-123456}
 	(umask 077 && printf '%s\n' "$pin" >"$d/pin")
 	softhsm2-util --init-token --free --label "$token" \
 		--so-pin "$KJ_HSM_SO_PIN" --pin "$pin" >/dev/null || return 1
