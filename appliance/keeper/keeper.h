@@ -58,6 +58,7 @@ struct kj_keeper_stats {
 	uint64_t hellos;	     /* admit requests this run */
 	uint64_t commits;	     /* journal commits this run */
 	uint64_t injector_restarts;
+	uint64_t sandbox_violations; /* injectors killed by seccomp (SIGSYS) */
 	/* summed over the injectors' last COUNTERS */
 	uint64_t conns_accepted, conns_open, pre_hello_failures, over_limit;
 	uint64_t bytes_sent;

@@ -125,14 +125,19 @@ int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart)
 	if (in->state == I_STOPPING && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0) {
 		restart = false;
+	} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+		/* Not our SIGKILL: the filter killed it (docs/SANDBOX.md). */
+		k->st.sandbox_violations++;
+		kj_err("keeper: injector %u (pid %d) killed by its seccomp "
+		       "filter: a sandbox violation (%llu this run); its devices "
+		       "in flight are recorded `internal', a fresh injector "
+		       "takes over (docs/SANDBOX.md)", in->worker, in->pid,
+		       (unsigned long long)k->st.sandbox_violations);
 	} else if (restart) {
 		if (WIFSIGNALED(status))
 			kj_warn("keeper: injector %u (pid %d) died by signal "
-				"%d (%s)%s", in->worker, in->pid,
-				WTERMSIG(status), strsignal(WTERMSIG(status)),
-				WTERMSIG(status) == SIGSYS ?
-				": a sandbox violation (seccomp), see "
-				"docs/SANDBOX.md" : "");
+				"%d (%s)", in->worker, in->pid,
+				WTERMSIG(status), strsignal(WTERMSIG(status)));
 		else
 			kj_warn("keeper: injector %u (pid %d) exited with "
 				"status %d", in->worker, in->pid,

@@ -63,6 +63,7 @@ struct fx {
 	/* kill test */
 	bool kill_done;
 	uint64_t kill_at_ok;
+	int kill_sig; /* 0: SIGKILL */
 	uint64_t stop_at_ok;
 	bool stop_when_sim_exits;
 	bool hostiles_ended;	  /* sims[1..] stopped before the job ends */
@@ -713,7 +714,7 @@ static void kill_one_injector(void)
 			for (unsigned i = 0; i < FX->n_sims; i++)
 				sim |= FX->sims[i] == p;
 			if (!sim) {
-				kill(p, SIGKILL);
+				kill(p, FX->kill_sig ? FX->kill_sig : SIGKILL);
 				FX->kill_done = true;
 				break;
 			}
@@ -759,7 +760,7 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 	}
 }
 
-static void test_injector_killed(void **state)
+static void injector_killed(int sig)
 {
 	struct kj_keeper_stats st;
 	struct kj_sim_opts o;
@@ -768,8 +769,8 @@ static void test_injector_killed(void **state)
 	struct fx f;
 	int rfd;
 
-	(void)state;
 	fx_init(&f, 1000, 500, 500);
+	f.kill_sig = sig;
 	f.job.hooks.progress = on_progress;
 	f.job.limits.progress_interval_ms = 10;
 	f.job.limits.workers = 1;
@@ -795,6 +796,7 @@ static void test_injector_killed(void **state)
 	print_stats("killed", &st);
 	assert_true(f.kill_done);
 	assert_int_equal(st.injector_restarts, 1);
+	assert_int_equal(st.sandbox_violations, sig == SIGSYS ? 1 : 0);
 	assert_true(f.later_started);
 	sim_wait(f.later_fd, &sr);
 	assert_int_equal(sr.r.unexpected, 0);
@@ -827,6 +829,24 @@ static void test_injector_cannot_start(void **state)
 	assert_int_equal(st.injector_restarts, 0);
 	assert_true(kj_now_ms() - t0 < 5000);
 	fx_free(&f);
+}
+
+static void test_injector_killed(void **state)
+{
+	(void)state;
+	injector_killed(SIGKILL);
+}
+
+/*
+ * An injector the seccomp filter killed (SIGSYS: the status the keeper
+ * sees is the same as for a real violation, which test_sandbox_walk.c
+ * causes): counted and logged as a violation, its devices `internal', a
+ * fresh injector serves the rest of the job.
+ */
+static void test_injector_violation(void **state)
+{
+	(void)state;
+	injector_killed(SIGSYS);
 }
 
 /* ---- SIGINT/SIGTERM: finish in flight, resumable ----------------------- */
@@ -1077,6 +1097,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_exhausted),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_injector_killed),
+		cmocka_unit_test(test_injector_violation),
 		cmocka_unit_test(test_injector_cannot_start),
 		cmocka_unit_test(test_stop),
 		cmocka_unit_test(test_idle_rss),
