@@ -296,6 +296,7 @@ static void job_desc(const struct run_opts *o, const struct kj_preflight *p,
 	memcpy(d->fw_sha256, wo->fw_sha256, 32);
 	d->serial_prefix = wo->serial_prefix;
 	d->serial_start = wo->serial_start;
+	memcpy(d->creds_sha256, p->creds_sha256, 32);
 	d->creds = refs;
 	d->n_creds = p->creds.count;
 }

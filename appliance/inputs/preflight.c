@@ -250,6 +250,7 @@ static int secrets(const struct kj_preflight_args *a, struct kj_preflight *p)
 				     &fw_len), out);
 	KJ_TRY_GOTO(rc, kj_read_file(a->credentials, KJ_CMS_FILE_MAX, &cr_der,
 				     &cr_len), out);
+	kj_sha256(cr_der, cr_len, p->creds_sha256);
 	KJ_TRY_GOTO(rc, kj_hsm_open(&p->hsm, a->hsm_uri, a->pin_source), out);
 	KJ_TRY_GOTO(rc, kj_hsm_check_key(p->hsm), out);
 	fact(a, "hsm %s: token found, logged in, transport key present",

@@ -43,6 +43,7 @@ struct kj_preflight {
 	const uint8_t *fw;	/* the verified image, in the arena */
 	size_t fw_len;
 	struct kj_creds creds;	/* parsed into the arena */
+	uint8_t creds_sha256[32]; /* of the --credentials file as read */
 	uint64_t first_index, last_index;
 };
 
