@@ -52,8 +52,12 @@ void kj_injector_main(struct kj_injector_args *a)
 
 	/* The keeper decides when to stop; its death ends us too. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A terminal's INT/QUIT/HUP reach the whole process group: the
+	 * keeper handles them and drains the job (cmd_run.c). */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	close_others(a);

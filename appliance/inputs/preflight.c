@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -269,12 +271,41 @@ out:
 	return rc;
 }
 
+/*
+ * Before anything is decrypted, in every command that decrypts (run and
+ * check alike): not dumpable (no core, no ptrace by same-uid processes),
+ * fatal signals wipe the arena, RLIMIT_MEMLOCK as high as allowed.
+ */
+static int harden(void)
+{
+	struct rlimit core0 = { 0, 0 }, memlock;
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+	    setrlimit(RLIMIT_CORE, &core0) < 0) {
+		kj_err("pre-flight: cannot make this process non-dumpable: %s",
+		       strerror(errno));
+		return -errno;
+	}
+	KJ_TRY(kj_arena_install_signal_wipe());
+	/* Without CAP_SYS_RESOURCE only the soft limit can move (up to the
+	 * hard one); with CAP_IPC_LOCK the limit does not apply at all. */
+	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0 &&
+	    (getrlimit(RLIMIT_MEMLOCK, &memlock) < 0 ||
+	     (memlock.rlim_cur = memlock.rlim_max,
+	      setrlimit(RLIMIT_MEMLOCK, &memlock) < 0)))
+		kj_warn("pre-flight: cannot raise RLIMIT_MEMLOCK (%s): large "
+			"inputs may not fit in secret memory", strerror(errno));
+	return 0;
+}
+
 int kj_preflight_run(const struct kj_preflight_args *a, struct kj_preflight *p)
 {
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	p->arena.fd = -1;
+	KJ_TRY(harden());
 	KJ_TRY_GOTO(rc, work_order(a, p), fail);
 	KJ_TRY_GOTO(rc, product(a, p), fail);
 	KJ_TRY_GOTO(rc, secrets(a, p), fail);

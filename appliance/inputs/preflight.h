@@ -48,7 +48,8 @@ struct kj_preflight {
 };
 
 /*
- * Run every check; on success p holds everything (free with
+ * Harden this process first (not dumpable, no core, the arena wiped on
+ * fatal signals, RLIMIT_MEMLOCK raised), then run every check; on success p holds everything (free with
  * kj_preflight_free).  On failure the error was logged, everything
  * decrypted so far is wiped and released, and p needs no freeing.
  * -EINVAL/-EBADMSG/-EPERM/-ENOKEY: bad input; other: the HSM/system.

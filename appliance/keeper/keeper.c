@@ -266,14 +266,21 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 	kj_journal_job_state(job->journal, &js);
 	k->ok_total = js.ok_count;
 	k->failed_total = js.failed_after_offer;
+	/* First: from here on the listeners are ours to close. */
+	k->lfds = calloc(job->n_listen + 1, sizeof(int));
+	if (!k->lfds) {
+		kj_err("keeper: out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < job->n_listen; i++)
+		k->lfds[i] = job->listen_fds ? job->listen_fds[i] : -1;
 	KJ_TRY(private_copies(k));
 	KJ_TRY(injector_handles(k));
 	k->n_inj = job->limits.workers;
 	per = (job->limits.max_connections + k->n_inj - 1) / k->n_inj;
 	k->uid_tab_n = (size_t)job->limits.max_connections * 2 + 1;
 	k->uid_tab = calloc(k->uid_tab_n, sizeof(*k->uid_tab));
-	k->lfds = calloc(job->n_listen + 1, sizeof(int));
-	if (!k->uid_tab || !k->lfds) {
+	if (!k->uid_tab) {
 		kj_err("keeper: out of memory");
 		return -ENOMEM;
 	}
@@ -289,10 +296,8 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 			return -ENOMEM;
 		}
 	}
-	for (size_t i = 0; i < job->n_listen; i++)
-		k->lfds[i] = -1;
-	for (size_t i = 0; i < job->n_listen; i++) {
-		int fd = kj_listen_open(&job->listen[i], 4096);
+	for (size_t i = 0; i < job->n_listen && !job->listen_fds; i++) {
+		int fd = kj_listen_open(&job->listen[i], KJ_LISTEN_BACKLOG);
 
 		if (fd < 0)
 			return fd;
@@ -308,10 +313,13 @@ static void keeper_teardown(struct keeper *k)
 			(void)kj_kp_inj_dead(k, &k->inj[i], false);
 		free(k->inj[i].slots);
 	}
-	if (k->lfds)
-		for (size_t i = 0; i < k->job->n_listen; i++)
-			if (k->lfds[i] >= 0)
-				kj_listen_close(&k->job->listen[i], k->lfds[i]);
+	for (size_t i = 0; i < k->job->n_listen; i++) {
+		int fd = k->lfds ? k->lfds[i] : k->job->listen_fds ?
+			 k->job->listen_fds[i] : -1;
+
+		if (fd >= 0)
+			kj_listen_close(&k->job->listen[i], fd);
+	}
 	kj_arena_destroy(&k->priv); /* wipes the midstate */
 	free(k->creds);
 	if (k->exe_fd >= 0)

@@ -108,8 +108,12 @@ struct kj_job {
 	const struct kj_sites *sites; /* NULL: no --sites, any site */
 	struct kj_journal *journal;   /* open, job begun */
 
-	/* Network: parsed --listen values (the keeper opens them). */
+	/* Network: parsed --listen values.  listen_fds: already bound and
+	 * listening, one per value (the caller binds them before its first
+	 * write, SPEC.md §4); the keeper takes them over and closes them.
+	 * NULL: the keeper opens them itself. */
 	const struct kj_listen *listen;
+	const int *listen_fds;
 	size_t n_listen;
 
 	struct kj_keeper_limits limits;
