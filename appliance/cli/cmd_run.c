@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "injector/listen.h"
 #include "inputs/preflight.h"
+#include "inputs/product.h"
 #include "inputs/sites.h"
 #include "journal/journal.h"
 #include "keeper/keeper.h"
@@ -540,6 +541,8 @@ int cmd_run_main(int argc, char **argv)
 	if (checks(&o, &p) < 0)
 		return KJ_EXIT_ERROR;
 	rc = kj_mkdir_p(o.in.state_dir, 0700);
+	if (rc == 0)
+		rc = kj_product_version_record(o.in.state_dir, &p.pm);
 	if (rc == 0)
 		rc = kj_journal_open(o.in.state_dir, 0, &j);
 	if (rc == 0)

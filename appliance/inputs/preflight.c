@@ -111,6 +111,10 @@ static int product(const struct kj_preflight_args *a, struct kj_preflight *p)
 	KJ_TRY(check_sig(a->product, pm->raw, pm->raw_len, a->product_sig,
 			 p->release_cert));
 	fact(a, "product matrix %s: signature OK", a->product);
+	KJ_TRY(kj_product_version_check(a->state_dir ? a->state_dir :
+					"./kinject-state", pm));
+	fact(a, "product matrix: version %llu, not older than any accepted",
+	     (unsigned long long)pm->version);
 	KJ_TRY(kj_order_check(&p->wo, pm));
 	fact(a, "product matrix: firmware %s >= min_firmware %s",
 	     p->wo.fw_version_str, pm->min_firmware_str);

@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 # SPEC.md §4, issue 11 item 6: a refusal writes nothing.  A malformed
 # --sites file, a --listen port already in use and an unreachable TPM are
-# each refused with exit 1 and a message naming the cause, and leave the
+# each refused with exit 1 and a message naming the cause (and so is an
+# older product matrix than the one accepted before), and leave the
 # state dir byte for byte, the TPM's PCRs and its NV counter as they were:
 # on a state dir that already holds a job (resume) and on a new one (not
 # even created).
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/job.sh"
-kj_job_setup 20 4096
+KJ_PRODUCT_VERSION=5 kj_job_setup 20 4096
 TCTI=$KJ_SWTPM_TCTI
 
 # A state dir with a journal, an AK, checkpoints: the job stopped midway.
@@ -71,4 +72,8 @@ for round in resume new; do
 	KJ_STATE=$T/state-new
 done
 [ -e "$T/state-new" ] && fail "a refused run created the state dir"
+# An older signed matrix than the one the first run accepted (item 5).
+KJ_STATE=$T/state
+KJ_PRODUCT_VERSION=4 kj_product "$T/in" >/dev/null
+refuse "older product matrix" "version 4 is older than version 5"
 echo "run_refusals ok"
