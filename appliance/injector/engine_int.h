@@ -74,6 +74,7 @@ struct conn {
 	bool close_after;     /* S_REPLY: close once the frame is out */
 	bool rearm;	      /* recv to (re)arm: ENOBUFS */
 	uint16_t stash_len;   /* bytes received after the last frame */
+	uint16_t refusals;    /* REFUSEs since the last OFFER (budget) */
 	uint32_t next_free;
 	uint64_t attempt;
 	uint64_t blob_off;

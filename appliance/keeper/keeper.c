@@ -55,6 +55,7 @@ static void stats_snapshot(struct keeper *k)
 				 k->gone.pre_hello_timeout +
 				 k->gone.pre_hello_eof;
 	st->over_limit = k->gone.over_limit;
+	st->refusal_closed = k->gone.refusal_closed;
 	st->bytes_sent = k->gone.bytes_sent;
 	st->conns_open = 0;
 	for (unsigned i = 0; i < k->n_inj; i++) {
@@ -66,6 +67,7 @@ static void stats_snapshot(struct keeper *k)
 					  c->pre_hello_timeout +
 					  c->pre_hello_eof;
 		st->over_limit += c->over_limit;
+		st->refusal_closed += c->refusal_closed;
 		st->bytes_sent += c->bytes_sent;
 	}
 }

@@ -61,6 +61,7 @@ struct kj_keeper_stats {
 	uint64_t sandbox_violations; /* injectors killed by seccomp (SIGSYS) */
 	/* summed over the injectors' last COUNTERS */
 	uint64_t conns_accepted, conns_open, pre_hello_failures, over_limit;
+	uint64_t refusal_closed;     /* connections closed: refusal budget */
 	uint64_t bytes_sent;
 	uint64_t elapsed_ms;
 	bool issuing;		     /* false once stop/quantity/max_failed */

@@ -170,6 +170,7 @@ int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart)
 	k->gone.pre_hello_timeout += in->cnt.pre_hello_timeout;
 	k->gone.pre_hello_eof += in->cnt.pre_hello_eof;
 	k->gone.over_limit += in->cnt.over_limit;
+	k->gone.refusal_closed += in->cnt.refusal_closed;
 	k->gone.bytes_sent += in->cnt.bytes_sent;
 	memset(&in->cnt, 0, sizeof(in->cnt));
 	if (!restart)
