@@ -64,6 +64,8 @@ struct fx {
 	bool kill_done;
 	uint64_t kill_at_ok;
 	int kill_sig; /* 0: SIGKILL */
+	uint64_t scribble_at_ok;  /* overwrite the arena's cred table */
+	bool scribbled;
 	uint64_t stop_at_ok;
 	bool stop_when_sim_exits;
 	bool hostiles_ended;	  /* sims[1..] stopped before the job ends */
@@ -743,6 +745,18 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 	}
 	if (FX->stop_at_ok && st->ok >= FX->stop_at_ok)
 		FX->stop = 1;
+	if (FX->scribble_at_ok && !FX->scribbled &&
+	    st->ok >= FX->scribble_at_ok) {
+		/* What an injector with a writable arena would do. */
+		struct kj_cred_table *t = (struct kj_cred_table *)
+			(FX->arena.base + FX->creds.table_off);
+
+		for (uint64_t i = 0; i < t->count; i++) {
+			t->cred[i].blob_off = FX->job.fw_off;
+			t->cred[i].blob_len = 8;
+		}
+		FX->scribbled = true;
+	}
 	/* The line stopped (its faults ended sockets for good): so do we. */
 	if (FX->stop_when_sim_exits &&
 	    waitpid(FX->sims[0], NULL, WNOHANG) == FX->sims[0])
@@ -758,6 +772,47 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 		for (unsigned i = 1; i < FX->n_sims; i++)
 			kill(FX->sims[i], SIGTERM);
 	}
+}
+
+/*
+ * Issue 11 item 1: the keeper decides from its private copies.  Midway the
+ * credential table in the shared arena is overwritten (every blob pointing
+ * into the firmware); the keeper's OFFERs and readback checks go on with
+ * the places it copied at the start, so every device still commits.
+ */
+static void test_keeper_private_copies(void **state)
+{
+	struct kj_keeper_stats st;
+	struct kj_sim_opts o;
+	struct simres sr;
+	struct scan sc;
+	struct fx f;
+	int rfd;
+
+	(void)state;
+	uint32_t min_blob = UINT32_MAX;
+
+	fx_init(&f, 400, 300, 10);
+	for (size_t i = 0; i < f.creds.count; i++)
+		if (f.creds.table->cred[i].blob_len < min_blob)
+			min_blob = f.creds.table->cred[i].blob_len;
+	assert_true(min_blob > 64);
+	f.job.hooks.progress = on_progress;
+	f.job.limits.progress_interval_ms = 10;
+	f.scribble_at_ok = 50;
+	sim_opts(&f, &o, 16, 300, 1);
+	sim_start(&f, &o, &rfd);
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
+	sim_wait(rfd, &sr);
+	assert_true(f.scribbled);
+	assert_int_equal(sr.r.unexpected, 0);
+	/* Every device got a whole credential, not 8 bytes of firmware. */
+	assert_true(sr.r.bytes_received >=
+		    300ull * ((uint64_t)FW_SIZE + min_blob));
+	scan_journal(&f, &sc, 1000);
+	assert_int_equal(sc.ok, 300);
+	assert_int_equal(sc.other, 0);
+	fx_free(&f);
 }
 
 static void injector_killed(int sig)
@@ -1092,6 +1147,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_listen_parse),
 		cmocka_unit_test(test_ipc),
 		cmocka_unit_test(test_thousand),
+		cmocka_unit_test(test_keeper_private_copies),
 		cmocka_unit_test(test_big_firmware),
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_exhausted),
