@@ -38,7 +38,7 @@ struct kj_preflight {
 	struct kj_product pm;
 	X509 *release_cert;
 	X509 *transport_cert;	/* NULL when none was found */
-	struct kj_hsm *hsm;	/* open and logged in */
+	struct kj_hsm *hsm;	/* during the checks; NULL (closed) after */
 	struct kj_arena arena;	/* firmware + credential table */
 	const uint8_t *fw;	/* the verified image, in the arena */
 	size_t fw_len;

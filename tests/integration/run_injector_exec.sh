@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # Issue 11 item 2: the injector is exec'd, not just forked, so it holds
-# none of the keeper's memory.  While a job runs: no injector has the
-# PKCS#11 module (libsofthsm2) mapped or its HSM PIN or the keeper's
-# command line (a marker from the keeper's heap and stack) anywhere in its
-# readable memory; the keeper does (the controls, so the scan can fail);
+# none of the keeper's memory.  While a job runs: no injector holds the
+# HSM PIN or the keeper's command line (a marker from the keeper's heap
+# and stack) anywhere in its readable memory; the keeper does hold the
+# command line (the control, so the scan can fail); and no process of the
+# job, keeper included, still has the PKCS#11 module (libsofthsm2) mapped;
 # an injector has only stderr (and stdout on the same file), its keeper
 # channel, the arena, the listeners and its ring open, not stdin.
 . "$(dirname "$0")/../lib/common.sh"
@@ -26,8 +27,10 @@ done
 [ -n "$inj" ] || fail "no injector process under $KJ_RUN_PID"
 echo "keeper $KJ_RUN_PID, injectors: $inj"
 
-grep -q libsofthsm2 "/proc/$KJ_RUN_PID/maps" ||
-	fail "control: the keeper has no libsofthsm2 mapped"
+# The pre-flight closes the HSM once the inputs are unwrapped: not even
+# the keeper keeps the module (and SoftHSM2's token key) through the job.
+grep -q libsofthsm2 "/proc/$KJ_RUN_PID/maps" &&
+	fail "the keeper still has the PKCS#11 module mapped during the job"
 for p in $inj; do
 	grep -q libsofthsm2 "/proc/$p/maps" &&
 		fail "injector $p has the PKCS#11 module mapped"
