@@ -380,6 +380,14 @@ int kj_quote_parse(const uint8_t *attest, size_t len,
 	info->restart_count = a.clockInfo.restartCount;
 	info->safe = a.clockInfo.safe;
 	info->firmware_version = a.firmwareVersion;
+	/* TPM2B_DATA holds up to 66 bytes (sizeof(TPMT_HA)): bound it by
+	 * the destination, never by the source. */
+	if (a.extraData.size > sizeof(info->extra_data)) {
+		kj_err("quote: extraData: %u bytes, more than the %zu a "
+		       "qualifying data can have", a.extraData.size,
+		       sizeof(info->extra_data));
+		return q_fail(failed, KJ_QC_EXTRA_DATA, -EBADMSG);
+	}
 	info->extra_len = a.extraData.size;
 	memcpy(info->extra_data, a.extraData.buffer, a.extraData.size);
 	q = &a.attested.quote;

@@ -257,6 +257,7 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     "\"fsyncs\":%llu,\"journal_commits\":%llu,"
 		     "\"checkpoints\":%llu,\"quote_ms_max\":%llu,"
 		     "\"tree_size\":%llu,\"injector_restarts\":%llu,"
+		     "\"sandbox_violations\":%llu,\"refusal_closed\":%llu,"
 		     "\"connections\":%llu,\"pre_hello_failures\":%llu,"
 		     "\"bytes_sent\":%llu,\"secret_memory\":\"%s\","
 		     "\"results\":{",
@@ -273,6 +274,8 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     (unsigned long long)s->quote_ms_max,
 		     (unsigned long long)s->tree_size,
 		     (unsigned long long)st->injector_restarts,
+		     (unsigned long long)st->sandbox_violations,
+		     (unsigned long long)st->refusal_closed,
 		     (unsigned long long)st->conns_accepted,
 		     (unsigned long long)st->pre_hello_failures,
 		     (unsigned long long)st->bytes_sent, s->secret_memory);

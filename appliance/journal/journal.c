@@ -32,7 +32,7 @@
 static const char schema_sql[] =
 	"CREATE TABLE jobs("
 	" job TEXT PRIMARY KEY,"
-	" work_order_sha256 BLOB NOT NULL,"
+	" work_order_sha256 BLOB NOT NULL, creds_sha256 BLOB NOT NULL,"
 	" customer TEXT NOT NULL, product TEXT NOT NULL, batch TEXT NOT NULL,"
 	" operator TEXT NOT NULL,"
 	" quantity INTEGER NOT NULL,"
@@ -61,6 +61,7 @@ static const char schema_sql[] =
 	" hwrev TEXT NOT NULL, time_ms INTEGER NOT NULL,"
 	" state TEXT NOT NULL CHECK(state IN ('reserved', 'done')),"
 	" UNIQUE(job, cred_index), UNIQUE(job, serial_no));"
+	"CREATE INDEX reservations_cert ON reservations(cert_sha256);"
 	"CREATE INDEX reservations_open ON reservations(state)"
 	" WHERE state = 'reserved';"
 	"CREATE TABLE event_log("
@@ -299,6 +300,7 @@ fail:
 static void job_clear(struct job *jb)
 {
 	free(jb->used);
+	free(jb->elsewhere);
 	for (size_t i = 0; i < KJ_ARRAY_SIZE(jb->strs); i++)
 		free(jb->strs[i]);
 	memset(jb, 0, sizeof(*jb));

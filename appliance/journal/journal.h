@@ -78,7 +78,12 @@ struct kj_job_desc {
 	uint8_t fw_sha256[32];
 	const char *serial_prefix;
 	uint64_t serial_start;
-	/* The batch in file order; borrowed until kj_journal_close. */
+	/* SHA-256 of the batch as brought (CREDS.cms): a resumed job must
+	 * bring the same one. */
+	uint8_t creds_sha256[32];
+	/* The batch in file order; borrowed until kj_journal_close.  A
+	 * credential whose cert_sha256 any other job of this journal has
+	 * reserved is skipped: a credential is used once, ever. */
 	const struct kj_cred_ref *creds;
 	size_t n_creds;
 };

@@ -60,8 +60,10 @@ struct kj_keeper_stats {
 	uint64_t hellos;	     /* admit requests this run */
 	uint64_t commits;	     /* journal commits this run */
 	uint64_t injector_restarts;
+	uint64_t sandbox_violations; /* injectors killed by seccomp (SIGSYS) */
 	/* summed over the injectors' last COUNTERS */
 	uint64_t conns_accepted, conns_open, pre_hello_failures, over_limit;
+	uint64_t refusal_closed;     /* connections closed: refusal budget */
 	uint64_t bytes_sent;
 	uint64_t elapsed_ms;
 	bool issuing;		     /* false once stop/quantity/max_failed */
@@ -102,10 +104,10 @@ struct kj_job {
 	struct kj_arena *arena;
 	size_t fw_off;
 	uint32_t fw_size;
+	/* Read once, before the first injector starts: the keeper copies
+	 * each credential's place and the firmware's readback midstate into
+	 * its private memory and decides with those only. */
 	const struct kj_creds *creds;
-	/* Firmware part of the readback digest, in the arena; NULL: the
-	 * keeper computes it into the arena (needs sizeof + 64 bytes). */
-	const struct kj_readback *fw_readback;
 
 	/* Policy. */
 	const struct kj_work_order *wo;
@@ -114,8 +116,12 @@ struct kj_job {
 	const struct kj_sites *sites; /* NULL: no --sites, any site */
 	struct kj_journal *journal;   /* open, job begun */
 
-	/* Network: parsed --listen values (the keeper opens them). */
+	/* Network: parsed --listen values.  listen_fds: already bound and
+	 * listening, one per value (the caller binds them before its first
+	 * write, SPEC.md §4); the keeper takes them over and closes them.
+	 * NULL: the keeper opens them itself. */
 	const struct kj_listen *listen;
+	const int *listen_fds;
 	size_t n_listen;
 
 	struct kj_keeper_limits limits;

@@ -129,10 +129,13 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 	min.state_dir = o->dir;
 	EJ_CHECK(kj_measure_job_start(tpm, j, &min, &mout));
 
+	/* Each job its own certificates: a journal never reuses one. */
 	for (size_t i = 0; i < n_creds; i++) {
+		char cert[96];
+
 		creds[i].index = 5000 + i;
-		kj_sha256(&creds[i].index, sizeof(creds[i].index),
-			  creds[i].cert_sha256);
+		snprintf(cert, sizeof(cert), "%s/%zu", job, i);
+		kj_sha256(cert, strlen(cert), creds[i].cert_sha256);
 	}
 	memset(&d, 0, sizeof(d));
 	d.job = job;

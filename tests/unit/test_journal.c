@@ -353,6 +353,73 @@ static void test_other_work_order(void **state)
 	kj_journal_close(j);
 }
 
+/*
+ * Issue 11 item 4: one batch under two work orders.  The second job skips
+ * every credential the first reserved (by certificate hash, whatever its
+ * index) and runs out when they are all used; the first job cannot resume
+ * with another batch file.
+ */
+static void test_two_work_orders_one_batch(void **state)
+{
+	struct kj_cred_ref batch[6];
+	struct kj_reservation res;
+	struct kj_journal *j;
+	struct kj_job_desc d;
+	struct kj_record r;
+	uint8_t used[4][32];
+
+	(void)state;
+	for (unsigned i = 0; i < 6; i++) {
+		batch[i].index = 7000 + i;
+		memset(batch[i].cert_sha256, 0xb0 + (int)i, 32);
+	}
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	desc(&d, "WO-ONE", 0x31);
+	memset(d.creds_sha256, 0xc1, 32);
+	d.creds = batch;
+	d.n_creds = 6;
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		reserve(j, 900 + i, &r, &res);
+		memcpy(used[i], res.cert_sha256, 32);
+		finish(j, &r, KJ_RES_OK);
+	}
+	assert_int_equal(kj_journal_commit(j), 0);
+	kj_journal_close(j);
+
+	/* Another signed work order, the same CREDS.cms. */
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	desc(&d, "WO-TWO", 0x32);
+	memset(d.creds_sha256, 0xc1, 32);
+	d.creds = batch;
+	d.n_creds = 6;
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		reserve(j, 950 + i, &r, &res);
+		for (unsigned k = 0; k < 4; k++)
+			assert_memory_not_equal(res.cert_sha256, used[k], 32);
+		assert_int_equal(res.cred_index, 7004 + i);
+		finish(j, &r, KJ_RES_OK);
+	}
+	hello(&r, 960);
+	assert_int_equal(kj_journal_reserve(j, &r, &res), -ENOBUFS);
+	assert_int_equal(kj_journal_commit(j), 0);
+	kj_journal_close(j);
+
+	/* The first job, resumed with another batch file: refused. */
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	desc(&d, "WO-ONE", 0x31);
+	memset(d.creds_sha256, 0xc2, 32);
+	d.creds = batch;
+	d.n_creds = 6;
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), -EEXIST);
+	memset(d.creds_sha256, 0xc1, 32);
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), 0);
+	hello(&r, 970);
+	assert_int_equal(kj_journal_reserve(j, &r, &res), -ENOBUFS);
+	kj_journal_close(j);
+}
+
 static void test_lock_and_readonly(void **state)
 {
 	struct kj_journal *j, *j2, *ro;
@@ -819,6 +886,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_other_work_order, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_two_work_orders_one_batch,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_and_readonly, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_events_checkpoints, setup,
