@@ -255,8 +255,10 @@ static int hook_record(void *ctx, uint64_t seq, const uint8_t *jcs,
 
 static int hook_committed(void *ctx, uint64_t tree_size, uint64_t *covered)
 {
-	return kj_checkpointer_committed(&((struct run_ctx *)ctx)->att,
-					 tree_size, covered);
+	int rc = kj_checkpointer_committed(&((struct run_ctx *)ctx)->att,
+					   tree_size, covered);
+
+	return rc == KJ_CHECKPOINT_LOST ? KJ_KEEPER_ATTEST_LOST : rc;
 }
 
 static void hook_progress(void *ctx, const struct kj_keeper_stats *st)
@@ -309,6 +311,8 @@ static void set_outcome(struct kj_run_summary *s, int end)
 		[KJ_KEEPER_STOPPED] = { "stopped (resumable)", KJ_EXIT_STOPPED },
 		[KJ_KEEPER_EXHAUSTED] = { "credential batch exhausted",
 					  KJ_EXIT_ERROR },
+		[KJ_KEEPER_TPM_LOST] = { "TPM lost (resumable)",
+					 KJ_EXIT_ERROR },
 	};
 
 	if (end < 0 || end >= (int)KJ_ARRAY_SIZE(map)) {
@@ -390,8 +394,9 @@ static int serve(const struct run_opts *o, struct kj_preflight *p,
 	end = kj_keeper_run(&job, &ks);
 	kj_progress_finish(&ctx->prog);
 	/* A final checkpoint also after an error: what is durable gets
-	 * attested, and a resumed run starts from a quoted tree. */
-	rc = kj_checkpointer_finish(&ctx->att);
+	 * attested, and a resumed run starts from a quoted tree.  Not
+	 * without the TPM: the resumed run quotes it. */
+	rc = end == KJ_KEEPER_TPM_LOST ? 0 : kj_checkpointer_finish(&ctx->att);
 	if (o->sites)
 		kj_sites_free(&sites);
 	if (end < 0 || rc < 0)

@@ -27,7 +27,7 @@ static void failures(const struct kj_keeper_stats *st, char *out, size_t cap)
 	size_t n = 0;
 
 	out[0] = 0;
-	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_INTERRUPTED; r++) {
+	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_DEVICE_LAST; r++) {
 		if (!st->results[r] || n >= cap)
 			continue;
 		n += (size_t)snprintf(out + n, cap - n, "%s%s %llu",
@@ -155,7 +155,7 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     (unsigned long long)st->conns_accepted,
 		     (unsigned long long)st->pre_hello_failures,
 		     (unsigned long long)st->bytes_sent, s->secret_memory);
-	for (int r = KJ_RES_OK; r <= KJ_RES_INTERRUPTED &&
+	for (int r = KJ_RES_OK; r <= KJ_RES_DEVICE_LAST &&
 	     n > 0 && (size_t)n < sizeof(buf); r++)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s\"%s\":%llu",
 			      r == KJ_RES_OK ? "" : ",", kj_result_name(r),

@@ -9,7 +9,9 @@
  *               ek_certificate_pem (DIR/ek.pem or null),
  *               transport_cert_pem (DIR/transport.pem or null),
  *               secret_memory (journal meta KJ_META_SECRET_MEMORY, which
- *               the keeper sets at run start; null if never set)
+ *               the keeper sets at run start; null if never set),
+ *               tpm_orderly_count (journal meta KJ_META_TPM_ORDERLY, the
+ *               TPM's TPM_PT_ORDERLY_COUNT read at run start; required)
  *   event_log   every entry (all epochs; "void": true only when voided)
  *   checkpoints the consecutive checkpoints from the first whose tree
  *               covers the job's first record (tree_size > its seq) to the
@@ -86,6 +88,7 @@ struct kj_evidence {
 	char *ek_cert_pem;                  /* NULL: null */
 	char *transport_cert_pem;           /* NULL: null */
 	char *secret_memory;                /* NULL: null */
+	uint64_t tpm_orderly_count;         /* §4: the counter's jump bound */
 	struct kj_event *events;
 	size_t n_events;
 	struct kj_ev_checkpoint *checkpoints;

@@ -138,12 +138,59 @@ static int check_epoch(const struct kj_evidence *ev, size_t i, bool new_run,
 	return 0;
 }
 
+/* One checkpoint's §6.3 flags: shown once each kind, details for --json. */
+static void clock_note(const struct kj_evidence *ev, size_t i,
+		       const struct kj_quote_info *qi,
+		       const struct kj_clock_run *run, unsigned flags,
+		       uint64_t *jumps, uint64_t *unseen, uint64_t *unsafe,
+		       struct kj_verify_report *rep)
+{
+	if (flags & KJ_ORDER_NEW_RUN) {
+		char fw[24];
+
+		rep->clock_runs++;
+		kj_info("checkpoint %zu: clock run %" PRIu64 ": resetCount %u, restartCount %u, TPM firmware 0x%016" PRIx64,
+			i, rep->clock_runs, qi->reset_count,
+			qi->restart_count, qi->firmware_version);
+		snprintf(fw, sizeof(fw), "0x%016" PRIx64, qi->firmware_version);
+		kj_vdetail_push(rep, KJ_VC_CLOCK, "clock_runs",
+			json_pack("{s:I,s:I,s:I,s:s}", "checkpoint",
+				  (json_int_t)i, "reset_count",
+				  (json_int_t)qi->reset_count, "restart_count",
+				  (json_int_t)qi->restart_count, "firmware", fw));
+	}
+	if (flags & KJ_ORDER_JUMP) {
+		if (!(*jumps)++)
+			kj_warn("checkpoint %zu: nv_counter %" PRIu64 " after %" PRIu64 " (a TPM power loss): up to %" PRIu64 " checkpoints not seen",
+				i, ev->checkpoints[i].nv_counter,
+				ev->checkpoints[i].nv_counter - run->jump,
+				run->jump - 1);
+		*unseen += run->jump - 1;
+		kj_vdetail_push(rep, KJ_VC_CLOCK, "counter_jumps",
+			json_pack("{s:I,s:I,s:I,s:I,s:I}", "checkpoint",
+				  (json_int_t)i, "from",
+				  (json_int_t)(ev->checkpoints[i].nv_counter -
+					       run->jump),
+				  "to", (json_int_t)ev->checkpoints[i].nv_counter,
+				  "jump", (json_int_t)run->jump,
+				  "not_seen_max", (json_int_t)(run->jump - 1)));
+	}
+	if (flags & KJ_ORDER_UNSAFE) {
+		if (!(*unsafe)++)
+			kj_warn("checkpoint %zu: clockInfo.safe = 0: the TPM was stopped without an orderly shutdown, its clock may have gone back",
+				i);
+		kj_vdetail_push(rep, KJ_VC_CLOCK, "unsafe_quotes",
+				json_integer((json_int_t)i));
+	}
+}
+
 static void check_clock(const struct kj_evidence *ev,
 			const struct kj_verify_opts *o,
 			struct kj_verify_report *rep)
 {
-	struct kj_clock_run run = { 0 };
-	uint64_t unsafe = 0;
+	struct kj_clock_run run = { .orderly = ev->tpm_orderly_count };
+	uint64_t unsafe = 0, jumps = 0, unseen = 0;
+	char warn[200] = "";
 	size_t i;
 
 	for (i = 0; i < ev->n_checkpoints; i++) {
@@ -159,29 +206,14 @@ static void check_clock(const struct kj_evidence *ev,
 		}
 		if (kj_quote_order(&run, e->nv_counter, &qi, &flags) < 0) {
 			kj_vfail(rep, KJ_VC_CLOCK,
-				 "checkpoint %zu: nv_counter or clock does not increase",
-				 i);
+				 "checkpoint %zu: nv_counter %" PRIu64 " or the TPM clock breaks the order of §4 (tpm_orderly_count %" PRIu64 ")",
+				 i, e->nv_counter, ev->tpm_orderly_count);
 			return;
 		}
 		if (check_epoch(ev, i, flags & KJ_ORDER_NEW_RUN, rep) < 0)
 			return;
-		if (flags & KJ_ORDER_NEW_RUN) {
-			rep->clock_runs++;
-			kj_info("checkpoint %zu: clock run %" PRIu64 ": resetCount %u, restartCount %u, TPM firmware 0x%016" PRIx64,
-				i, rep->clock_runs, qi.reset_count,
-				qi.restart_count, qi.firmware_version);
-		}
-		if (flags & KJ_ORDER_UNSAFE) {
-			unsafe++;
-			kj_warn("checkpoint %zu: clockInfo.safe = 0: the TPM was stopped without an orderly shutdown, its clock may have gone back",
-				i);
-			if (o->strict_clock) {
-				kj_vfail(rep, KJ_VC_CLOCK,
-					 "checkpoint %zu: clockInfo.safe = 0 (--strict-clock)",
-					 i);
-				return;
-			}
-		}
+		clock_note(ev, i, &qi, &run, flags, &jumps, &unseen, &unsafe,
+			   rep);
 		rep->tpm_firmware = qi.firmware_version;
 		if (o->n_fw_allow && !fw_allowed(o, qi.firmware_version)) {
 			kj_err("checkpoint %zu: TPM firmwareVersion 0x%016" PRIx64 " is not in --tpm-firmware-allow",
@@ -192,12 +224,23 @@ static void check_clock(const struct kj_evidence *ev,
 			return;
 		}
 	}
+	if (jumps)
+		snprintf(warn, sizeof(warn),
+			 "; WARNING: %" PRIu64 " nv_counter jump(s): up to %" PRIu64 " checkpoints not seen",
+			 jumps, unseen);
 	if (unsafe)
+		snprintf(warn + strlen(warn), sizeof(warn) - strlen(warn),
+			 "; WARNING: %" PRIu64 " quote(s) with clockInfo.safe = 0",
+			 unsafe);
+	if ((jumps || unsafe) && o->strict_clock) {
+		kj_vfail(rep, KJ_VC_CLOCK, "--strict-clock%s", warn);
+		return;
+	}
+	if (jumps || unsafe)
 		rep->check[KJ_VC_CLOCK].status = KJ_VS_WARN;
 	kj_vpass(rep, KJ_VC_CLOCK,
-		 "nv_counter strictly increases over %zu checkpoints; %" PRIu64 " clock run(s); TPM firmware 0x%016" PRIx64 "%s",
-		 ev->n_checkpoints, rep->clock_runs, rep->tpm_firmware,
-		 unsafe ? "; WARNING: a quote has clockInfo.safe = 0" : "");
+		 "nv_counter +1 per checkpoint within a clock run over %zu checkpoints; %" PRIu64 " clock run(s); TPM firmware 0x%016" PRIx64 "%s",
+		 ev->n_checkpoints, rep->clock_runs, rep->tpm_firmware, warn);
 }
 
 int kj_verify(const struct kj_evidence *ev, const struct kj_verify_opts *o,

@@ -100,6 +100,7 @@ struct keeper {
 	int end;		/* enum kj_keeper_end once decided */
 	uint64_t last_commit_ms, last_progress_ms, start_ms;
 	uint64_t covered;
+	bool tpm_lost;	      /* hooks.committed said so: no more COMMITs */
 	struct rqueue pend;   /* waiting for the next commit */
 	struct rqueue cover;  /* COMMITs waiting for a checkpoint */
 	struct kj_ipc_counters gone; /* counters of injectors that ended */
@@ -124,6 +125,7 @@ void kj_kp_device_record(const struct kslot *s, struct kj_record *r,
 int kj_kp_append(struct keeper *k, struct kj_record *r);
 int kj_kp_close_attempt(struct keeper *k, struct kslot *s, enum kj_result res,
 			uint16_t site_code, const uint8_t *readback);
+int kj_kp_withdraw(struct keeper *k, uint64_t attempt);
 
 /* keeper_request.c: the policy and the dispatch table. */
 void kj_kp_update_issuing(struct keeper *k);
