@@ -66,6 +66,14 @@ int kj_checkpointer_open(struct kj_checkpointer *c,
 	c->policy.interval_ms = args->interval_ms;
 	c->commit_after_checkpoint = args->commit_after_checkpoint;
 	if (!strcmp(args->tcti, "none")) {
+		/* SPEC §4: unattested records after attested ones would
+		 * leave a gap no bundle of this state could close. */
+		if (kj_journal_checkpoint_count(j)) {
+			kj_err("--tpm none: the state dir %s has attested history (%llu checkpoints): its records must stay attested; give the appliance's TPM with --tpm",
+			       args->state_dir,
+			       (unsigned long long)kj_journal_checkpoint_count(j));
+			return -EPERM;
+		}
 		kj_warn("--tpm none: records are journaled but not attested; "
 			"this run's evidence will not verify");
 		return 0;

@@ -74,18 +74,19 @@ static void check_one_quote(const struct kj_evidence *ev, size_t i,
 	memset(replay, 0, sizeof(replay));
 	if (kj_quoted_checkpoint_verify(ak, &c, ev->events, ev->n_events, mask,
 				 replay, NULL, &failed) < 0) {
-		kj_vfail(rep, is_pcr_check(failed) ? KJ_VC_PCRS : KJ_VC_QUOTES,
-			 "checkpoint %zu: %s", i, kj_quote_check_name(failed));
-		if (failed == KJ_QC_EVENT_LOG)
-			return;
+		kj_vfail_ckpt(rep, is_pcr_check(failed) ? KJ_VC_PCRS :
+							   KJ_VC_QUOTES, i,
+			      "checkpoint %zu: %s", i,
+			      kj_quote_check_name(failed));
+		return; /* the values shown are not checked again */
 	}
 	/* The values the bundle shows must be the replayed ones. */
 	if (e->pcr_mask != mask) {
 		kj_err("checkpoints[%zu].pcrs: PCRs 0x%06x, the policy is 0x%06x",
 		       i, e->pcr_mask, mask);
-		kj_vfail(rep, KJ_VC_PCRS,
-			 "checkpoint %zu: pcrs lists other PCRs than the policy's",
-			 i);
+		kj_vfail_ckpt(rep, KJ_VC_PCRS, i,
+			      "checkpoint %zu: pcrs lists other PCRs than the policy's",
+			      i);
 		return;
 	}
 	for (unsigned p = 0; p < KJ_TPM_PCR_COUNT; p++) {
@@ -93,9 +94,9 @@ static void check_one_quote(const struct kj_evidence *ev, size_t i,
 			continue;
 		kj_err("checkpoints[%zu].pcrs.%u: does not equal the replay of the event log (epoch %u, %" PRIu64 " entries)",
 		       i, p, e->epoch, e->event_log_length);
-		kj_vfail(rep, KJ_VC_PCRS,
-			 "checkpoint %zu: PCR %u does not replay from the event log",
-			 i, p);
+		kj_vfail_ckpt(rep, KJ_VC_PCRS, i,
+			      "checkpoint %zu: PCR %u does not replay from the event log",
+			      i, p);
 		return;
 	}
 }
@@ -255,8 +256,16 @@ int kj_verify(const struct kj_evidence *ev, const struct kj_verify_opts *o,
 	memset(&ak, 0, sizeof(ak));
 	rep->n_checkpoints = ev->n_checkpoints;
 	if (check_ak(ev, o, &ak, rep) == 0) {
-		for (size_t i = 0; i < ev->n_checkpoints; i++)
+		/* One message per fault: once a quote failed, the rest are
+		 * checked and listed in the details, but not told again. */
+		for (size_t i = 0; i < ev->n_checkpoints; i++) {
+			kj_log_mute(rep->check[KJ_VC_QUOTES].status ==
+					    KJ_VS_FAIL ||
+				    rep->check[KJ_VC_PCRS].status ==
+					    KJ_VS_FAIL);
 			check_one_quote(ev, i, &ak, mask, rep);
+		}
+		kj_log_mute(false);
 	} else {
 		kj_vfail(rep, KJ_VC_PCRS, "not checked: the AK is not valid");
 	}

@@ -18,6 +18,9 @@ void kj_vfail(struct kj_verify_report *rep, enum kj_vcheck c,
 /* kj_vfail, and record index i in the check's "failing_records". */
 void kj_vfail_rec(struct kj_verify_report *rep, enum kj_vcheck c, size_t i,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same for checkpoint i ("failing_checkpoints"). */
+void kj_vfail_ckpt(struct kj_verify_report *rep, enum kj_vcheck c, size_t i,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The check's details object (created on first use; NULL: no memory). */
 json_t *kj_vdetail(struct kj_verify_report *rep, enum kj_vcheck c);
 /* Append v (reference stolen) to the array key of the check's details,

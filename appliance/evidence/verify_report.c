@@ -86,18 +86,35 @@ void kj_vdetail_push(struct kj_verify_report *rep, enum kj_vcheck c,
 					   json_object_get(d, more)) + 1));
 }
 
-void kj_vfail_rec(struct kj_verify_report *rep, enum kj_vcheck c, size_t i,
-		  const char *fmt, ...)
+static void vfail_item(struct kj_verify_report *rep, enum kj_vcheck c,
+		       const char *key, size_t i, const char *fmt, va_list ap)
 {
 	struct kj_vresult *r = &rep->check[c];
-	va_list ap;
 
-	kj_vdetail_push(rep, c, "failing_records", json_integer((json_int_t)i));
+	kj_vdetail_push(rep, c, key, json_integer((json_int_t)i));
 	if (r->status == KJ_VS_FAIL)
 		return;
 	r->status = KJ_VS_FAIL;
-	va_start(ap, fmt);
 	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+}
+
+void kj_vfail_rec(struct kj_verify_report *rep, enum kj_vcheck c, size_t i,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_item(rep, c, "failing_records", i, fmt, ap);
+	va_end(ap);
+}
+
+void kj_vfail_ckpt(struct kj_verify_report *rep, enum kj_vcheck c, size_t i,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_item(rep, c, "failing_checkpoints", i, fmt, ap);
 	va_end(ap);
 }
 

@@ -242,6 +242,19 @@ static void test_restored_journal(void **st)
 	assert_int_equal(check_dir(dir3), -EPERM);
 }
 
+/* SPEC §4: --tpm none on a state dir with attested history is refused. */
+static void test_tpm_none_refused(void **st)
+{
+	struct kj_checkpointer_args a = { .tcti = "none", .state_dir = dir1 };
+	struct kj_checkpointer c;
+	struct kj_journal *j;
+
+	(void)st;
+	assert_int_equal(kj_journal_open(dir1, 0, &j), 0);
+	assert_int_equal(kj_checkpointer_open(&c, &a, j), -EPERM);
+	kj_journal_close(j);
+}
+
 static void test_journal_ahead(void **st)
 {
 	(void)st;
@@ -554,6 +567,7 @@ int main(void)
 		cmocka_unit_test(test_job),
 		cmocka_unit_test(test_second_journal),
 		cmocka_unit_test(test_restored_journal),
+		cmocka_unit_test(test_tpm_none_refused),
 		cmocka_unit_test(test_journal_ahead),
 		cmocka_unit_test(test_epochs),
 		cmocka_unit_test(test_kmod),
