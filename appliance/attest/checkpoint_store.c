@@ -187,11 +187,17 @@ static int check_last(struct kj_tpm *tpm, struct kj_journal *j,
 		return -EPERM;
 	}
 	if (tpm_nv > max) {
-		kj_err("checkpoint: the TPM (%s) NV counter is %" PRIu64 ", this journal expects %" PRIu64 "%s%" PRIu64 " (%s): %" PRIu64 " checkpoint(s) taken that this journal does not hold (an old copy of the journal restored, or a second journal on the same TPM); refusing to continue",
-		       kj_tpm_tcti(tpm), tpm_nv, l->nv,
-		       max > l->nv ? " to " : "", max > l->nv ? max : l->nv,
+		char want[48];
+
+		if (max > l->nv)
+			snprintf(want, sizeof(want), "%" PRIu64 " to %" PRIu64,
+				 l->nv, max);
+		else
+			snprintf(want, sizeof(want), "%" PRIu64, l->nv);
+		kj_err("checkpoint: the TPM (%s) NV counter is %" PRIu64 ", this journal expects %s (%s): at least %" PRIu64 " checkpoint(s) taken that this journal does not hold (an old copy of the journal restored, or a second journal on the same TPM); refusing to continue",
+		       kj_tpm_tcti(tpm), tpm_nv, want,
 		       same ? "the same TPM clock run" :
-			      "a new TPM clock run: + up to tpm_orderly_count + 1",
+			      "a new TPM clock run: up to tpm_orderly_count + 1 more",
 		       tpm_nv - max);
 		return -EPERM;
 	}
