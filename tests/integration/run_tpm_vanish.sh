@@ -42,7 +42,13 @@ grep '"outcome":"committed"' "$T/dev1.jsonl" | grep -o '"leaf_index":[0-9]*' | c
 cmp -s "$T/ok1.txt" "$T/commit1.txt" ||
 	fail "sites saw $(wc -l <"$T/commit1.txt") COMMITs, the journal has $(wc -l <"$T/ok1.txt") ok records not withdrawn: $(diff "$T/ok1.txt" "$T/commit1.txt" | head -5)"
 nwd=$(kj_sql "select count(*) from records where result='withdrawn'")
-echo "TPM lost: $(wc -l <"$T/commit1.txt") COMMITs, $nwd withdrawn"
+# The withdrawn devices were told: ABORT INTERNAL, each one.
+kj_sql "select attempt from records where result='withdrawn' order by 1" >"$T/wd1.txt"
+grep '"outcome":"abort_internal"' "$T/dev1.jsonl" | grep -o '"attempt":[0-9]*' |
+	cut -d: -f2 | sort -n >"$T/abort1.txt"
+[ -z "$(comm -23 "$T/wd1.txt" "$T/abort1.txt")" ] ||
+	fail "withdrawn devices without ABORT INTERNAL: $(comm -23 "$T/wd1.txt" "$T/abort1.txt" | head -3)"
+echo "TPM lost: $(wc -l <"$T/commit1.txt") COMMITs, $nwd withdrawn, each told ABORT INTERNAL"
 
 # The TPM comes back on its state (a reset: a new PCR epoch).
 kj_swtpm_start "$T/tpm" >/dev/null
