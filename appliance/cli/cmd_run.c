@@ -445,6 +445,7 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		(unsigned long long)st.ok_count,
 		(unsigned long long)p->wo.quantity, backend);
 	KJ_TRY_GOTO(rc, kj_checkpointer_start(&ctx.att), out);
+	kj_journal_job_state(j, &st); /* after withdrawals (EVIDENCE.md §2) */
 	kj_progress_init(&ctx.prog, st.ok_count);
 	rc = serve(o, p, j, &ctx, s);
 out:
