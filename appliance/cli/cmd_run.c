@@ -438,6 +438,11 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 	KJ_TRY_GOTO(rc, kj_journal_job_begin(j, &d, &st), out);
 	if (st.ended) {
 		rc = report_ended(&st, s);
+		/* The TPM lost right after job_end: its final checkpoint. */
+		if (!rc)
+			rc = kj_checkpointer_start(&ctx.att);
+		if (!rc)
+			rc = kj_checkpointer_finish(&ctx.att);
 		goto out;
 	}
 	kj_info("job %s: %s, %llu of %llu done, secret memory: %s", p->wo.id,
