@@ -70,8 +70,8 @@ int kj_checkpointer_open(struct kj_checkpointer *c,
 		 * leave a gap no bundle of this state could close. */
 		if (kj_journal_checkpoint_count(j)) {
 			kj_err("--tpm none: the state dir %s has attested history (%llu checkpoints): its records must stay attested; give the appliance's TPM with --tpm",
-			       args->state_dir,
-			       (unsigned long long)kj_journal_checkpoint_count(j));
+			       args->state_dir, (unsigned long long)
+			       kj_journal_checkpoint_count(j));
 			return -EPERM;
 		}
 		kj_warn("--tpm none: records are journaled but not attested; "

@@ -2,7 +2,8 @@
 /*
  * The TPM's NV indexes: kinject's ORDERLY monotonic counter (defined on
  * first use, checked to be ours, incremented with retry; the TPM property
- * and clock that bound its jumps) and the TCG EK certificate indexes.  Separate because NV is its own resource with its own failure
+ * and clock that bound its jumps) and the TCG EK certificate indexes.
+ * Separate because NV is its own resource with its own failure
  * modes (another owner of the index, NV rate limiting, unwritten indexes).
  */
 #include <limits.h>

@@ -72,7 +72,7 @@ enum kj_keeper_end {
 	KJ_KEEPER_MAX_FAILED,	 /* max_failed exceeded; job_end written */
 	KJ_KEEPER_STOPPED,	 /* *stop was set: resumable, no job_end */
 	KJ_KEEPER_EXHAUSTED,	 /* the credential batch ran out: no job_end */
-	KJ_KEEPER_TPM_LOST,	 /* hooks.committed returned KJ_KEEPER_ATTEST_LOST:
+	KJ_KEEPER_TPM_LOST,	 /* hooks.committed: KJ_KEEPER_ATTEST_LOST;
 				  * waiting COMMITs withdrawn, no job_end */
 };
 
