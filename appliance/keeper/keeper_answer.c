@@ -98,14 +98,41 @@ int kj_kp_inj_flush(struct keeper *k, struct inj *in)
 	return 0;
 }
 
-void kj_kp_opkt_free_all(struct inj *in)
+/* COMMITs in a packet that never left: withdrawn (EVIDENCE.md §2). */
+static void withdraw_unsent(struct keeper *k, const struct opkt *o)
+{
+	struct kj_ipc_verdict v;
+	struct kj_ipc_iter it;
+	const uint8_t *body;
+	const char *why;
+	unsigned type;
+	size_t len;
+	int rc;
+
+	kj_ipc_iter_init(&it, o->b.p, o->b.len);
+	while (kj_ipc_next(&it, &type, &body, &len, &why) > 0) {
+		if (type != KJ_IPC_VERDICT)
+			continue;
+		memcpy(&v, body, sizeof(v));
+		if (v.code)
+			continue;
+		rc = kj_kp_withdraw(k, v.attempt);
+		if (rc < 0)
+			k->err = rc;
+	}
+}
+
+void kj_kp_opkt_free_all(struct keeper *k, struct inj *in)
 {
 	struct opkt *o, *n;
 
 	for (o = in->qhead; o; o = n) {
 		n = o->next;
+		withdraw_unsent(k, o);
 		free(o);
 	}
+	if (in->cur)
+		withdraw_unsent(k, in->cur);
 	free(in->cur);
 	in->cur = NULL;
 	in->qhead = in->qtail = NULL;

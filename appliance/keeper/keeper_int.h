@@ -114,7 +114,8 @@ int kj_kp_rq_push(struct rqueue *q, const struct reply *r);
 int kj_kp_inj_put(struct inj *in, unsigned type, const void *a, size_t alen,
 		  const void *b, size_t blen);
 int kj_kp_inj_flush(struct keeper *k, struct inj *in);
-void kj_kp_opkt_free_all(struct inj *in);
+/* Free an injector's unsent packets; their COMMITs are withdrawn. */
+void kj_kp_opkt_free_all(struct keeper *k, struct inj *in);
 int kj_kp_commit(struct keeper *k);
 
 /* keeper_record.c: a device's records and its uid while in flight. */
