@@ -309,8 +309,10 @@ static int hook_record(void *ctx, uint64_t seq, const uint8_t *jcs,
 
 static int hook_committed(void *ctx, uint64_t tree_size, uint64_t *covered)
 {
-	return kj_checkpointer_committed(&((struct run_ctx *)ctx)->att,
-					 tree_size, covered);
+	int rc = kj_checkpointer_committed(&((struct run_ctx *)ctx)->att,
+					   tree_size, covered);
+
+	return rc == KJ_CHECKPOINT_LOST ? KJ_KEEPER_ATTEST_LOST : rc;
 }
 
 static void hook_progress(void *ctx, const struct kj_keeper_stats *st)
@@ -369,6 +371,8 @@ static void set_outcome(struct kj_run_summary *s, int end)
 		[KJ_KEEPER_STOPPED] = { "stopped (resumable)", KJ_EXIT_STOPPED },
 		[KJ_KEEPER_EXHAUSTED] = { "credential batch exhausted",
 					  KJ_EXIT_ERROR },
+		[KJ_KEEPER_TPM_LOST] = { "TPM lost (resumable)",
+					 KJ_EXIT_ERROR },
 	};
 
 	if (end < 0 || end >= (int)KJ_ARRAY_SIZE(map)) {
@@ -452,8 +456,9 @@ static int serve(struct run_opts *o, struct kj_preflight *p,
 	end = kj_keeper_run(&job, &ks);
 	kj_progress_finish(&ctx->prog);
 	/* A final checkpoint also after an error: what is durable gets
-	 * attested, and a resumed run starts from a quoted tree. */
-	rc = kj_checkpointer_finish(&ctx->att);
+	 * attested, and a resumed run starts from a quoted tree.  Not
+	 * without the TPM: the resumed run quotes it. */
+	rc = end == KJ_KEEPER_TPM_LOST ? 0 : kj_checkpointer_finish(&ctx->att);
 	if (end < 0 || rc < 0)
 		return end < 0 ? end : rc;
 	set_outcome(s, end);
@@ -474,12 +479,6 @@ static int run_job(struct run_opts *o, struct kj_preflight *p,
 		.work_order_len = p->wo.raw_len,
 		.product = p->pm.raw,
 		.product_len = p->pm.raw_len,
-		/*
-		 * Hook for the checkpointer's "allow a fresh journal on a TPM
-		 * whose NV counter is in use" flag: the officers' approval is
-		 * kj_ceremony_fresh_journal_approved(j) > 0 (ceremony/request.h,
-		 * an applied reset-journal request).
-		 */
 	};
 	struct kj_cred_ref *refs = NULL;
 	struct kj_job_state st;
@@ -499,6 +498,11 @@ static int run_job(struct run_opts *o, struct kj_preflight *p,
 	KJ_TRY_GOTO(rc, kj_journal_job_begin(j, &d, &st), out);
 	if (st.ended) {
 		rc = report_ended(&st, s);
+		/* The TPM lost right after job_end: its final checkpoint. */
+		if (!rc)
+			rc = kj_checkpointer_start(&ctx.att);
+		if (!rc)
+			rc = kj_checkpointer_finish(&ctx.att);
 		goto out;
 	}
 	kj_info("job %s: %s, %llu of %llu done, secret memory: %s", p->wo.id,
@@ -506,6 +510,7 @@ static int run_job(struct run_opts *o, struct kj_preflight *p,
 		(unsigned long long)st.ok_count,
 		(unsigned long long)p->wo.quantity, backend);
 	KJ_TRY_GOTO(rc, kj_checkpointer_start(&ctx.att), out);
+	kj_journal_job_state(j, &st); /* after withdrawals (EVIDENCE.md §2) */
 	kj_progress_init(&ctx.prog, o->progress, p->wo.id, p->wo.max_failed,
 			 st.ok_count);
 	rc = serve(o, p, j, &ctx, s);

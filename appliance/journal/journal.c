@@ -92,7 +92,10 @@ static const char *const stmt_sql[S_COUNT_] = {
 			" WHERE attempt = ?1 AND job = ?2 AND cred_index = ?3"
 			" AND serial = ?4 AND state = 'reserved'",
 	[S_UID_DONE] = "SELECT 1 FROM records WHERE uid = ?1 AND job = ?2"
-		       " AND kind = 'device' AND result = 'ok' LIMIT 1",
+		       " AND kind = 'device' AND result = 'ok' AND NOT EXISTS"
+		       " (SELECT 1 FROM records w WHERE w.seq > records.seq"
+		       " AND w.attempt = records.attempt"
+		       " AND w.result = 'withdrawn') LIMIT 1",
 	[S_INS_EVENT] = "INSERT INTO event_log(id, epoch, pcr, name, digest,"
 			" time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_VOID_EVENT] = "UPDATE event_log SET void = 1 WHERE id = ?1",

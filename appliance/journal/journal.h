@@ -164,6 +164,26 @@ KJ_MUST_CHECK int kj_journal_append_record(struct kj_journal *j,
 					   const uint8_t **jcs, size_t *len);
 
 /*
+ * `withdrawn` (EVIDENCE.md §2): append the second record of attempt, the
+ * current job's `ok` record with its fields and result `withdrawn`: its
+ * COMMIT was never sent.  -ENOENT (logged) if the attempt has no `ok`
+ * record in the job, -EALREADY (logged) if it is withdrawn already.
+ * *jcs / *len as kj_journal_append_record; out (may be NULL) gets seq.
+ */
+KJ_MUST_CHECK int kj_journal_withdraw(struct kj_journal *j, uint64_t attempt,
+				      uint64_t *seq, const uint8_t **jcs,
+				      size_t *len);
+
+/*
+ * Resume after a crash (§2): every `ok` record of the current job at a
+ * seq >= tree_size (beyond the last durable checkpoint) and not withdrawn
+ * yet was certainly never COMMITted: append its `withdrawn` record.  *n
+ * gets how many; committed before it returns.
+ */
+KJ_MUST_CHECK int kj_journal_withdraw_beyond(struct kj_journal *j,
+					     uint64_t tree_size, uint64_t *n);
+
+/*
  * Append the current job's job_end record: result completed when ok_count
  * equals the quantity, else failed; counts from the journal.  Call once
  * the last device record is appended; then commit.

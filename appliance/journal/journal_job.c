@@ -164,10 +164,14 @@ static int load_counts(struct kj_journal *j)
 			jb->end_result = r;
 			continue;
 		}
+		/* §2: a withdrawn attempt is failed, not ok (mod 2^64: the
+		 * ok rows may come after the withdrawn ones) */
 		if (r == KJ_RES_OK)
 			jb->ok_count += n;
 		else
 			jb->other_count += n;
+		if (r == KJ_RES_WITHDRAWN)
+			jb->ok_count -= n;
 		if (sqlite3_column_int(st, 1) && kj_result_after_offer(r))
 			jb->failed_after_offer += n;
 	}

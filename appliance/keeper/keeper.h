@@ -21,6 +21,7 @@
 #ifndef KINJECT_KEEPER_H
 #define KINJECT_KEEPER_H
 
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,7 +76,19 @@ enum kj_keeper_end {
 	KJ_KEEPER_MAX_FAILED,	 /* max_failed exceeded; job_end written */
 	KJ_KEEPER_STOPPED,	 /* *stop was set: resumable, no job_end */
 	KJ_KEEPER_EXHAUSTED,	 /* the credential batch ran out: no job_end */
+	KJ_KEEPER_TPM_LOST,	 /* hooks.committed: KJ_KEEPER_ATTEST_LOST;
+				  * waiting COMMITs withdrawn, no job_end */
 };
+
+/*
+ * hooks.committed returns this when the attestation is gone for good (the
+ * TPM stopped answering or failed; already logged, naming it).  The keeper
+ * then sends ABORT INTERNAL to every device whose `ok` record no
+ * checkpoint covers, appends their `withdrawn` records (EVIDENCE.md §2),
+ * issues no more, lets what is in flight end the same way and returns
+ * KJ_KEEPER_TPM_LOST.
+ */
+#define KJ_KEEPER_ATTEST_LOST (-ENODEV)
 
 struct kj_keeper_hooks {
 	void *ctx;
@@ -89,7 +102,8 @@ struct kj_keeper_hooks {
 	 * (commit_after_checkpoint, EVIDENCE.md §4); COMMITs are sent only
 	 * for records below it.  NULL: covered = tree_size.  Also called
 	 * with no new records when COMMITs are waiting, so the caller can
-	 * take its checkpoint on its own cadence.  < 0 stops the job.
+	 * take its checkpoint on its own cadence.  KJ_KEEPER_ATTEST_LOST:
+	 * see above; other < 0 stops the job at once.
 	 */
 	int (*committed)(void *ctx, uint64_t tree_size, uint64_t *covered);
 	/* Progress, every progress_interval_ms and once at the end. */

@@ -121,7 +121,7 @@ int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart)
 		;
 	close(in->fd);
 	in->fd = -1;
-	kj_kp_opkt_free_all(in);
+	kj_kp_opkt_free_all(k, in);
 	if (in->state == I_STOPPING && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0) {
 		restart = false;

@@ -124,6 +124,7 @@ struct keeper {
 	int end;		/* enum kj_keeper_end once decided */
 	uint64_t last_commit_ms, last_progress_ms, start_ms;
 	uint64_t covered;
+	bool tpm_lost;	      /* hooks.committed said so: no more COMMITs */
 	struct rqueue pend;   /* waiting for the next commit */
 	struct rqueue cover;  /* COMMITs waiting for a checkpoint */
 	struct kj_ipc_counters gone; /* counters of injectors that ended */
@@ -143,7 +144,8 @@ int kj_kp_rq_push(struct rqueue *q, const struct reply *r);
 int kj_kp_inj_put(struct inj *in, unsigned type, const void *a, size_t alen,
 		  const void *b, size_t blen);
 int kj_kp_inj_flush(struct keeper *k, struct inj *in);
-void kj_kp_opkt_free_all(struct inj *in);
+/* Free an injector's unsent packets; their COMMITs are withdrawn. */
+void kj_kp_opkt_free_all(struct keeper *k, struct inj *in);
 int kj_kp_commit(struct keeper *k);
 
 /* keeper_record.c: a device's records and its uid while in flight. */
@@ -154,6 +156,7 @@ void kj_kp_device_record(const struct kslot *s, struct kj_record *r,
 int kj_kp_append(struct keeper *k, struct kj_record *r);
 int kj_kp_close_attempt(struct keeper *k, struct kslot *s, enum kj_result res,
 			uint16_t site_code, const uint8_t *readback);
+int kj_kp_withdraw(struct keeper *k, uint64_t attempt);
 
 /* keeper_request.c: the policy and the dispatch table. */
 const struct kcred *kj_kp_cred_find(const struct keeper *k, uint64_t index);
