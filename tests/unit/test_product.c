@@ -187,7 +187,8 @@ static void test_device_ca(void **state)
 	assert_true(n > 0);
 	EVP_EncodeBlock(b64, der, n);
 #define PM(ca) "{\"kinject_product\": 1, \"product\": \"p\", "	\
-	"\"customer\": \"c\", \"min_firmware\": \"1.0.0\", "		\
+	"\"customer\": \"c\", \"version\": 1, "			\
+	"\"min_firmware\": \"1.0.0\", "				\
 	"\"hardware\": {\"B\": {\"firmware\": \">=1.0.0\"}}, "	\
 	"\"device_ca\": " ca "}"
 	snprintf(doc, sizeof(doc), PM("[\"%s\", \"%s\"]"), b64, b64);
