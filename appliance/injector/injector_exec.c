@@ -27,6 +27,9 @@ extern char **environ;
 static const char *const env_keep[] = {
 	"KINJECT_SANDBOX_FS=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=",
 	"LSAN_OPTIONS=", "TZ=", "LANG=", "LC_ALL=",
+	/* The injectors log in the keeper's format (JSON lines off a
+	 * terminal: one log collector reads both). */
+	KJ_LOG_FORMAT_ENV "=",
 };
 
 void kj_injector_env(char *env[KJ_INJECTOR_ENV_MAX])

@@ -11,8 +11,10 @@ N=5000
 seed=${KJ_SEED:-$(od -An -tu4 -N4 /dev/urandom | tr -d ' ')}
 echo "seed $seed"
 RANDOM=$((seed % 32768))
-# Each crash burns the credentials in flight: room for 20 of them.
-kj_job_setup $N 4096 $((N + 1500))
+# Each crash burns the credentials in flight and withdraws the ok records
+# no durable checkpoint covers (EVIDENCE.md §2: both count against
+# max_failed): room for 20 crashes.
+KJ_WO_MAX_FAILED=4000 kj_job_setup $N 4096 $((N + 4500))
 
 JOB=WO-2027-0315
 ok_count() { kj_sql "select count(*) from records where result='ok' and job='$JOB'" 2>/dev/null || echo 0; }
@@ -78,7 +80,7 @@ check_job WO-2027-0315
 echo "ok: keeper killed at 20 points, job complete and verified"
 
 # ---- an injector, 20 times, in a second job (its own batch) ----
-KJ_CREDS_DISTINCT=4 kj_creds "$T/in" $((N + 1500)) 100000 >/dev/null
+KJ_CREDS_DISTINCT=4 kj_creds "$T/in" $((N + 4500)) 100000 >/dev/null
 # Each crash fails the devices in flight (`internal'): room for 20.
 sed -i -e 's/"WO-2027-0315"/"WO-2027-0316"/' \
 	-e 's/"max_failed": 200/"max_failed": 2000/' "$T/in/WO.json"

@@ -4,12 +4,13 @@
 # each refused with exit 1 and a message naming the cause (and so is an
 # older product matrix than the one accepted before), and leave the
 # state dir byte for byte, the TPM's PCRs and its NV counter as they were:
-# on a state dir that already holds a job (resume) and on a new one (not
-# even created).
+# on a state dir that already holds a job (resume) and on a new one (the
+# appliance as the key ceremony left it, no job yet).
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/job.sh"
 KJ_PRODUCT_VERSION=5 kj_job_setup 20 4096
 TCTI=$KJ_SWTPM_TCTI
+cp -a "$KJ_STATE" "$T/state-new"
 
 # A state dir with a journal, an AK, checkpoints: the job stopped midway.
 kj_run_bg
@@ -71,7 +72,6 @@ for round in resume new; do
 		--tpm "swtpm:host=127.0.0.1,port=1"
 	KJ_STATE=$T/state-new
 done
-[ -e "$T/state-new" ] && fail "a refused run created the state dir"
 # An older signed matrix than the one the first run accepted (item 5).
 KJ_STATE=$T/state
 KJ_PRODUCT_VERSION=4 kj_product "$T/in" >/dev/null

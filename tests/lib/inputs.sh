@@ -109,7 +109,7 @@ kj_work_order() {
 	cat >"$dir/WO.json" <<-JSON
 	{"kinject_work_order": 1, "id": "WO-2027-0315", "customer": "acme",
 	 "product": "acme-sensor", "batch": "LOT-2027-0315", "quantity": $qty,
-	 "max_failed": 200, "hardware_revisions": [$hw],
+	 "max_failed": ${KJ_WO_MAX_FAILED:-200}, "hardware_revisions": [$hw],
 	 "firmware": {"version": "$version", "sha256": "$sha"},
 	 "serial": {"prefix": "AS", "start": 10000}${KJ_WO_EXTRA:+, $KJ_WO_EXTRA}}
 	JSON
