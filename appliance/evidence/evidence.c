@@ -18,6 +18,7 @@
 
 #include "evidence.h"
 #include "attest/attest.h"
+#include "attest/measure.h"
 #include "base/array.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -274,10 +275,10 @@ static json_t *file_text(const char *dir, const char *name, bool optional,
 static json_t *appliance(struct xport *x, int *rc)
 {
 	json_t *o = NULL, *smv = NULL, *pem = NULL, *ek = NULL, *tr = NULL;
-	json_t *cer = NULL;
-	uint8_t *pub = NULL, *sm = NULL;
+	json_t *cer = NULL, *cbv = NULL;
+	uint8_t *pub = NULL, *sm = NULL, *cb = NULL;
 	char path[PATH_MAX];
-	size_t len, sm_len;
+	size_t len, sm_len, cb_len;
 	struct kj_ak ak;
 
 	memset(&ak, 0, sizeof(ak));
@@ -290,6 +291,10 @@ static json_t *appliance(struct xport *x, int *rc)
 	if (*rc < 0 && *rc != -ENOENT)
 		goto out;
 	smv = *rc == -ENOENT ? json_null() : json_stringn((char *)sm, sm_len);
+	*rc = kj_journal_meta_get(x->j, KJ_META_CODE_BY, &cb, &cb_len);
+	if (*rc < 0 && *rc != -ENOENT)
+		goto out;
+	cbv = *rc == -ENOENT ? json_null() : json_stringn((char *)cb, cb_len);
 	*rc = 0;
 	if (!(pem = file_text(x->dir, "ak.pem", false, rc,
 			      KJ_EVIDENCE_PEM_MAX)) ||
@@ -301,13 +306,16 @@ static json_t *appliance(struct xport *x, int *rc)
 			      KJ_EVIDENCE_TRANSCRIPT_MAX)))
 		goto out;
 	/* "o" steals the references, also when json_pack fails. */
-	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,
-		      "ak_public", b64_json(pub, len),
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem",
+		      pem, "ak_public", b64_json(pub, len),
 		      "ak_name", hex_json(ak.name, KJ_TPM_NAME_LEN),
 		      "ek_certificate_pem", ek, "transport_cert_pem", tr,
-		      "secret_memory", smv, "ceremony_transcript", cer);
-	pem = ek = tr = smv = cer = NULL;
+		      "secret_memory", smv, "code_measured_by", cbv,
+		      "ceremony_transcript", cer);
+	pem = ek = tr = smv = cbv = cer = NULL;
 out:
+	json_decref(cbv);
+	free(cb);
 	json_decref(pem);
 	json_decref(ek);
 	json_decref(tr);

@@ -10,6 +10,10 @@
  *               transport_cert_pem (DIR/transport.pem or null),
  *               secret_memory (journal meta KJ_META_SECRET_MEMORY, which
  *               the keeper sets at run start; null if never set),
+ *               code_measured_by ("boot": the image's init measured the
+ *               code, the quotes cover PCRs 4 and 9 too; "self": the job
+ *               measured its own binary; journal meta KJ_META_CODE_BY,
+ *               null if never set),
  *               ceremony_transcript (DIR/ceremony/transcript.json as
  *               written, keys sorted and compact; null before a ceremony)
  *   event_log   every entry (all epochs; "void": true only when voided)
@@ -90,6 +94,7 @@ struct kj_evidence {
 	char *ek_cert_pem;                  /* NULL: null */
 	char *transport_cert_pem;           /* NULL: null */
 	char *secret_memory;                /* NULL: null */
+	char *code_measured_by;             /* "boot", "self"; NULL: null */
 	char *ceremony_transcript;          /* NULL: null (transcript text) */
 	struct kj_event *events;
 	size_t n_events;
