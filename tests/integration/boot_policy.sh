@@ -94,4 +94,13 @@ rc=0; wait "$KJ_RUN_PID" || rc=$?
 grep -q "TPM2_Quote (the AK's policy" "$T/run.err" ||
 	fail "no policy failure: $(tail -5 "$T/run.err")"
 echo "ok: with PCR 4 extended by hand the AK does not quote (run exit $rc)"
+# Init accepted a journal with only the boot measurement; one with a job
+# in it is an appliance already used: refused.
+mkdir -p "$T/s2"
+cp "$KJ_STATE/journal.db" "$T/s2/"
+expect_fail "journal.db: exists" "$KINJECT" ceremony init --state "$T/s2" \
+	--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
+	--tpm "$KJ_SWTPM_TCTI" --officer "$T/officers/o1.pem" \
+	--officer "$T/officers/o2.pem" --threshold 2
+echo "ok: ceremony init refuses a journal that holds more than the boot measurement"
 echo "boot_policy ok"
