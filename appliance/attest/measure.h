@@ -69,7 +69,7 @@ struct kj_measure_in {
 	const uint8_t *product;    /* NULL: skipped */
 	size_t product_len;
 	const char *state_dir;     /* for the officer set; NULL: skipped */
-	bool boot;                 /* the image's init: record KJ_META_BOOT_EPOCH */
+	bool boot;                 /* the image's init: KJ_META_BOOT_EPOCH */
 };
 
 struct kj_measure_out {
@@ -77,7 +77,7 @@ struct kj_measure_out {
 	uint32_t epoch;                  /* the epoch the entries carry */
 	uint64_t voided;                 /* entries voided: 0 or 1 */
 	uint64_t added;                  /* entries added and extended */
-	bool code_by_boot;               /* the init measured this epoch's code */
+	bool code_by_boot;               /* the init measured the code */
 };
 
 /*

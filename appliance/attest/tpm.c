@@ -267,9 +267,11 @@ int kj_tpm_quote(struct kj_tpm *t, uint32_t mask, const uint8_t qd[32],
 				&signature);
 		kj_tpm_flush(t, &ps);
 	} while (kj_tpm_retry_later(rc, &attempt));
+	if (rc != TSS2_RC_SUCCESS && t->ak_policy)
+		return kj_tpm_fail(t, "TPM2_Quote (the AK's policy: PCRs 4 and 9 are not those of the boot the ceremony ran in)",
+				   rc);
 	if (rc != TSS2_RC_SUCCESS)
-		return kj_tpm_fail(t, t->ak_policy ? "TPM2_Quote (the AK's policy: PCRs 4 and 9 are not those of the boot the ceremony ran in)"
-					       : "TPM2_Quote", rc);
+		return kj_tpm_fail(t, "TPM2_Quote", rc);
 	a = malloc(quoted->size ? quoted->size : 1);
 	s = malloc(sizeof(TPMT_SIGNATURE));
 	if (!a || !s) {

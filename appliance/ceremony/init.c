@@ -156,7 +156,7 @@ static int ak(struct init *c)
 
 	if (rc < 0)
 		return rc;
-	if (boot) { /* inside the image: the AK quotes only in this boot chain */
+	if (boot) { /* in the image: the AK quotes only in this boot chain */
 		kj_info("the image's init measured the code: the AK is bound to PCRs %u and %u",
 			KJ_PCR_BOOT_KERNEL, KJ_PCR_BOOT_INITRD);
 		kj_tpm_ak_bind_boot(c->tpm);

@@ -143,7 +143,8 @@ int kj_verify_golden_boot(const struct kj_evidence *ev, const json_t *g,
 		return 0;
 	}
 	snprintf(note, size,
-		 "; PCRs 4 and 9 golden in %zu checkpoints; %s", ev->n_checkpoints,
+		 "; PCRs 4 and 9 golden in %zu checkpoints; %s",
+		 ev->n_checkpoints,
 		 bound ? "the AK quotes only in that boot chain (its policy)"
 		       : "WARNING: the AK has no boot policy (its ceremony ran outside the image)");
 	return bound ? 0 : 1;
