@@ -546,6 +546,9 @@ int kj_quoted_checkpoint_verify(const struct kj_ak *ak,
 	if (kj_eventlog_replay(ev, (size_t)c->event_log_length, c->epoch,
 			       replay) < 0)
 		return q_fail(failed, KJ_QC_EVENT_LOG, -EBADMSG);
+	for (unsigned i = 0; c->boot_pcrs && i < KJ_TPM_PCR_COUNT; i++)
+		if (mask & KJ_PCR_BOOT_MASK & KJ_PCR_BIT(i))
+			memcpy(replay[i], c->boot_pcrs[i], 32);
 	if (pcrs)
 		memcpy(pcrs, replay, sizeof(replay));
 	kj_checkpoint_qd(c->tree_size, c->root, c->nv_counter, qd);

@@ -137,6 +137,13 @@ struct kj_quoted_checkpoint {
 	size_t attest_len;
 	const uint8_t *sig;      /* marshalled TPMT_SIGNATURE */
 	size_t sig_len;
+	/*
+	 * The values of the boot-chain PCRs (KJ_PCR_BOOT_MASK) in the mask,
+	 * as the checkpoint recorded them: the firmware measured them, the
+	 * event log has no entries for them; the pcrDigest binds them, and
+	 * golden.json names the expected ones.  NULL: none.
+	 */
+	const uint8_t (*boot_pcrs)[32];
 };
 
 struct kj_event;

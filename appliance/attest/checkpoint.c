@@ -82,6 +82,8 @@ int kj_checkpointer_open(struct kj_checkpointer *c,
 	/* Refuse a restored or foreign journal before extending anything. */
 	KJ_TRY(kj_checkpoint_check(c->tpm, j));
 	KJ_TRY(kj_measure_job_start(c->tpm, j, &in, &out));
+	if (out.code_by_boot) /* in the image: quote the boot chain too */
+		c->policy.pcr_mask = KJ_PCR_DEFAULT_MASK | KJ_PCR_BOOT_MASK;
 	kj_info("measured code and policy into PCRs (epoch %u, %s, %llu "
 		"entries added)", out.epoch,
 		kj_epoch_decision_name(out.decision),

@@ -217,15 +217,70 @@ static int measure_policy(struct kj_tpm *tpm, struct kj_journal *j,
 	return 0;
 }
 
+/* KJ_META_BOOT_EPOCH names this epoch (and it is not a new one). */
+static int boot_epoch_is(struct kj_journal *j,
+			 const struct kj_measure_out *out, bool *boot)
+{
+	uint8_t *v = NULL;
+	size_t len = 0;
+	char want[16];
+	int rc;
+
+	*boot = false;
+	if (out->decision == KJ_EPOCH_NEW)
+		return 0;
+	rc = kj_journal_meta_get(j, KJ_META_BOOT_EPOCH, &v, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	snprintf(want, sizeof(want), "%u", out->epoch);
+	*boot = len == strlen(want) && !memcmp(v, want, len);
+	free(v);
+	return 0;
+}
+
+int kj_measure_code_by_boot(struct kj_tpm *tpm, struct kj_journal *j,
+			    bool *boot)
+{
+	struct kj_measure_out out;
+
+	KJ_TRY(kj_measure_epoch(tpm, j, KJ_PCR_DEFAULT_MASK, &out));
+	return boot_epoch_is(j, &out, boot);
+}
+
+/* Who measured the code: the init (KJ_META_BOOT_EPOCH) or this job. */
+static int record_code_by(struct kj_journal *j, const struct kj_measure_in *in,
+			  const struct kj_measure_out *out)
+{
+	char v[16];
+	const char *key = in->boot ? KJ_META_BOOT_EPOCH : KJ_META_CODE_BY;
+
+	if (in->boot)
+		snprintf(v, sizeof(v), "%u", out->epoch);
+	else
+		strcpy(v, out->code_by_boot ? "boot" : "self");
+	KJ_TRY(kj_journal_meta_set(j, key, v, strlen(v)));
+	return kj_journal_commit(j);
+}
+
 int kj_measure_job_start(struct kj_tpm *tpm, struct kj_journal *j,
 			 const struct kj_measure_in *in,
 			 struct kj_measure_out *out)
 {
 	uint32_t mask = in->pcr_mask ? in->pcr_mask : KJ_PCR_DEFAULT_MASK;
 
-	KJ_TRY(kj_measure_epoch(tpm, j, mask, out));
-	if (mask & KJ_PCR_BIT(KJ_PCR_CODE))
+	/* The epoch is decided on both PCRs even when measuring one. */
+	KJ_TRY(kj_measure_epoch(tpm, j, mask | KJ_PCR_DEFAULT_MASK, out));
+	if (!in->boot)
+		KJ_TRY(boot_epoch_is(j, out, &out->code_by_boot));
+	if (out->code_by_boot)
+		kj_info("measure: the image's init measured the code in epoch %u: not measured again",
+			out->epoch);
+	else if (mask & KJ_PCR_BIT(KJ_PCR_CODE))
 		KJ_TRY(measure_code(tpm, j, in, out->epoch, &out->added));
+	if (mask & KJ_PCR_BIT(KJ_PCR_CODE))
+		KJ_TRY(record_code_by(j, in, out));
 	if (mask & KJ_PCR_BIT(KJ_PCR_POLICY))
 		KJ_TRY(measure_policy(tpm, j, in, out->epoch, &out->added));
 	return 0;

@@ -38,6 +38,15 @@
 /* Present while the kernel module is loaded. */
 #define KJ_MEASURE_KMOD_SYSFS "/sys/module/kinject"
 
+/*
+ * Journal meta: the epoch whose code the image's init measured (`kinject
+ * measure'), and who measured the code of the last job start: "boot" (the
+ * init, this epoch: the job does not measure it again) or "self" (the job
+ * itself, outside the image).  The bundle's appliance.code_measured_by.
+ */
+#define KJ_META_BOOT_EPOCH "code_boot_epoch"
+#define KJ_META_CODE_BY "code_measured_by"
+
 /* Event log entry names (golden.json lists "kinject" and "kinject.ko"). */
 #define KJ_EV_KINJECT "kinject"
 #define KJ_EV_KMOD "kinject.ko"
@@ -60,6 +69,7 @@ struct kj_measure_in {
 	const uint8_t *product;    /* NULL: skipped */
 	size_t product_len;
 	const char *state_dir;     /* for the officer set; NULL: skipped */
+	bool boot;                 /* the image's init: KJ_META_BOOT_EPOCH */
 };
 
 struct kj_measure_out {
@@ -67,6 +77,7 @@ struct kj_measure_out {
 	uint32_t epoch;                  /* the epoch the entries carry */
 	uint64_t voided;                 /* entries voided: 0 or 1 */
 	uint64_t added;                  /* entries added and extended */
+	bool code_by_boot;               /* the init measured the code */
 };
 
 /*
@@ -102,6 +113,14 @@ KJ_MUST_CHECK int kj_measure_extend(struct kj_tpm *tpm, struct kj_journal *j,
  */
 KJ_MUST_CHECK int kj_measure_boot(const char *tcti, const char *state_dir,
 				  struct kj_measure_out *out);
+
+/*
+ * Whether the image's init measured the code in the current epoch (the
+ * PCRs decide it as kj_measure_epoch does): the ceremony binds the AK to
+ * the boot chain then.
+ */
+KJ_MUST_CHECK int kj_measure_code_by_boot(struct kj_tpm *tpm,
+					  struct kj_journal *j, bool *boot);
 
 /* Load the journal's event log into a malloc'd array (*n entries). */
 KJ_MUST_CHECK int kj_measure_load_events(struct kj_journal *j,

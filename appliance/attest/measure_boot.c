@@ -15,7 +15,8 @@
 int kj_measure_boot(const char *tcti, const char *state_dir,
 		    struct kj_measure_out *out)
 {
-	struct kj_measure_in in = { .pcr_mask = KJ_PCR_BIT(KJ_PCR_CODE) };
+	struct kj_measure_in in = { .pcr_mask = KJ_PCR_BIT(KJ_PCR_CODE),
+				    .boot = true };
 	struct kj_journal *j = NULL;
 	struct kj_tpm *tpm = NULL;
 	int rc;

@@ -256,10 +256,20 @@ int kj_tpm_quote(struct kj_tpm *t, uint32_t mask, const uint8_t qd[32],
 	memcpy(data.buffer, qd, 32);
 	mask_to_selection(mask, &sel);
 	do {
-		rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+		ESYS_TR auth = ESYS_TR_PASSWORD, ps = ESYS_TR_NONE;
+
+		if (t->ak_policy) {
+			KJ_TRY(kj_tpm_boot_policy(t, TPM2_SE_POLICY, &ps));
+			auth = ps;
+		}
+		rc = Esys_Quote(t->esys, t->ak, auth, ESYS_TR_NONE,
 				ESYS_TR_NONE, &data, &scheme, &sel, &quoted,
 				&signature);
+		kj_tpm_flush(t, &ps);
 	} while (kj_tpm_retry_later(rc, &attempt));
+	if (rc != TSS2_RC_SUCCESS && t->ak_policy)
+		return kj_tpm_fail(t, "TPM2_Quote (the AK's policy: PCRs 4 and 9 are not those of the boot the ceremony ran in)",
+				   rc);
 	if (rc != TSS2_RC_SUCCESS)
 		return kj_tpm_fail(t, "TPM2_Quote", rc);
 	a = malloc(quoted->size ? quoted->size : 1);

@@ -40,6 +40,7 @@
 #ifndef KINJECT_TPM_H
 #define KINJECT_TPM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,17 @@ const char *kj_tpm_tcti(const struct kj_tpm *tpm);
  * ak.name are rewritten if missing.  Returns 1 if created, 0 if loaded.
  */
 KJ_MUST_CHECK int kj_tpm_ak_setup(struct kj_tpm *tpm, const char *state_dir);
+
+/*
+ * Before kj_tpm_ak_setup creates the AK (the ceremony, inside the image):
+ * give it the boot policy (tpm_int.h kj_tpm_boot_policy) over the current
+ * values of KJ_PCR_BOOT_MASK, without userWithAuth, so that it quotes only
+ * while the TPM holds the boot chain the ceremony ran in.  Without this
+ * call the AK is a plain one (a developer's machine, the tests).
+ */
+void kj_tpm_ak_bind_boot(struct kj_tpm *tpm);
+/* The loaded or created AK has that policy (quotes use the session). */
+bool kj_tpm_ak_bound_boot(const struct kj_tpm *tpm);
 
 /* After kj_tpm_ak_setup: the marshalled TPM2B_PUBLIC and the name. */
 KJ_MUST_CHECK int kj_tpm_ak_public(const struct kj_tpm *tpm,

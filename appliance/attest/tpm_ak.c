@@ -29,7 +29,7 @@
  * objects; a few of them lock quoting out (TPM_RC_LOCKOUT) on a line that
  * loses power.
  */
-static void ak_template(TPM2B_PUBLIC *p)
+static void ak_template(TPM2B_PUBLIC *p, const TPM2B_DIGEST *policy)
 {
 	TPMT_PUBLIC *a = &p->publicArea;
 
@@ -46,18 +46,75 @@ static void ak_template(TPM2B_PUBLIC *p)
 	a->parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
 	a->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
 	a->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	if (policy) { /* kj_tpm_boot_policy's digest, and no password use */
+		a->authPolicy = *policy;
+		a->objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+	}
+}
+
+int kj_tpm_boot_policy(struct kj_tpm *t, TPM2_SE type, ESYS_TR *sess)
+{
+	TPMT_SYM_DEF sym = { .algorithm = TPM2_ALG_NULL };
+	TPML_PCR_SELECTION sel = { .count = 1 };
+	TPM2B_DIGEST any = { .size = 0 }; /* the PCRs' current values */
+	TSS2_RC rc;
+
+	sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+	sel.pcrSelections[0].sizeofSelect = 3;
+	for (unsigned i = 0; i < 24; i++)
+		if (KJ_PCR_BOOT_MASK & KJ_PCR_BIT(i))
+			sel.pcrSelections[0].pcrSelect[i / 8] |= 1u << (i % 8);
+	rc = Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+				   ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				   NULL, type, &sym, TPM2_ALG_SHA256, sess);
+	if (rc != TSS2_RC_SUCCESS)
+		return kj_tpm_fail(t, "TPM2_StartAuthSession (AK policy)", rc);
+	rc = Esys_PolicyPCR(t->esys, *sess, ESYS_TR_NONE, ESYS_TR_NONE,
+			    ESYS_TR_NONE, &any, &sel);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_PolicyCommandCode(t->esys, *sess, ESYS_TR_NONE,
+					    ESYS_TR_NONE, ESYS_TR_NONE,
+					    TPM2_CC_Quote);
+	if (rc != TSS2_RC_SUCCESS) {
+		kj_tpm_flush(t, sess);
+		return kj_tpm_fail(t, "AK policy (PolicyPCR 4,9 + PolicyCommandCode Quote)",
+				   rc);
+	}
+	return 0;
+}
+
+/* The policy digest of the PCRs' values now: the AK's authPolicy. */
+static int boot_policy_digest(struct kj_tpm *t, TPM2B_DIGEST *out)
+{
+	ESYS_TR sess = ESYS_TR_NONE;
+	TPM2B_DIGEST *d = NULL;
+	TSS2_RC rc;
+
+	KJ_TRY(kj_tpm_boot_policy(t, TPM2_SE_TRIAL, &sess));
+	rc = Esys_PolicyGetDigest(t->esys, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+				  ESYS_TR_NONE, &d);
+	kj_tpm_flush(t, &sess);
+	if (rc != TSS2_RC_SUCCESS)
+		return kj_tpm_fail(t, "TPM2_PolicyGetDigest (AK policy)", rc);
+	*out = *d;
+	Esys_Free(d);
+	return 0;
 }
 
 static int ak_adopt_public(struct kj_tpm *t, const uint8_t *pub, size_t len)
 {
 	struct kj_ak ak;
-	int rc;
 
 	if (len > sizeof(t->ak_pub))
 		return -EFBIG;
-	rc = kj_ak_parse(pub, len, &ak, NULL);
+	TPM2B_PUBLIC p = { 0 };
+	size_t off = 0;
+	int rc = kj_ak_parse(pub, len, &ak, NULL);
+
 	if (rc < 0)
 		return rc;
+	(void)Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub, len, &off, &p);
+	t->ak_policy = p.publicArea.authPolicy.size != 0;
 	memcpy(t->ak_pub, pub, len);
 	t->ak_pub_len = len;
 	memcpy(t->ak_name, ak.name, sizeof(t->ak_name));
@@ -114,13 +171,16 @@ static int ak_create(struct kj_tpm *t, const char *dir)
 	TPML_PCR_SELECTION pcrs = { 0 };
 	TPM2B_PRIVATE *priv = NULL;
 	TPM2B_PUBLIC *pub = NULL, tmpl;
+	TPM2B_DIGEST policy = { 0 };
 	ESYS_TR ek = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	uint8_t pbuf[sizeof(TPM2B_PUBLIC)], vbuf[sizeof(TPM2B_PRIVATE)];
 	size_t plen = 0, vlen = 0;
 	TSS2_RC trc;
 	int rc;
 
-	ak_template(&tmpl);
+	if (t->want_ak_policy)
+		KJ_TRY(boot_policy_digest(t, &policy));
+	ak_template(&tmpl, t->want_ak_policy ? &policy : NULL);
 	KJ_TRY_GOTO(rc, kj_tpm_create_ek(t, &ek), out);
 	KJ_TRY_GOTO(rc, kj_tpm_ek_session(t, &sess), out);
 	trc = Esys_Create(t->esys, ek, sess, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -271,4 +331,14 @@ int kj_tpm_ak_name(const struct kj_tpm *t, uint8_t name[KJ_TPM_NAME_LEN])
 	}
 	memcpy(name, t->ak_name, KJ_TPM_NAME_LEN);
 	return 0;
+}
+
+void kj_tpm_ak_bind_boot(struct kj_tpm *t)
+{
+	t->want_ak_policy = true;
+}
+
+bool kj_tpm_ak_bound_boot(const struct kj_tpm *t)
+{
+	return t->ak_policy;
 }

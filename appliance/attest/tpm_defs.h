@@ -15,6 +15,18 @@
 #define KJ_PCR_CODE 13
 #define KJ_PCR_POLICY 14
 #define KJ_PCR_DEFAULT_MASK (KJ_PCR_BIT(KJ_PCR_CODE) | KJ_PCR_BIT(KJ_PCR_POLICY))
+/*
+ * The boot chain the image is booted by (docs/IMAGE.md): UEFI firmware
+ * measures the kernel into PCR 4, the kernel's EFI stub the initrd into
+ * PCR 9.  Quoted (and bound into the AK's policy) when the image's init
+ * measured the code; their values come from the firmware, not from
+ * kinject's event log, so a verifier takes them from the checkpoint and
+ * compares them with golden.json.
+ */
+#define KJ_PCR_BOOT_KERNEL 4
+#define KJ_PCR_BOOT_INITRD 9
+#define KJ_PCR_BOOT_MASK (KJ_PCR_BIT(KJ_PCR_BOOT_KERNEL) | \
+			  KJ_PCR_BIT(KJ_PCR_BOOT_INITRD))
 
 /* Marshalled TPM2B_PUBLIC of an ECC AK is ~90 bytes; a generous bound. */
 #define KJ_TPM_PUB_MAX 1024

@@ -25,6 +25,8 @@ struct kj_tpm {
 	uint8_t ak_pub[KJ_TPM_PUB_MAX];
 	size_t ak_pub_len;
 	uint8_t ak_name[KJ_TPM_NAME_LEN];
+	bool ak_policy;         /* the AK signs in a boot policy session only */
+	bool want_ak_policy;    /* kj_tpm_ak_bind_boot: create it so */
 	ESYS_TR nv;             /* KJ_TPM_NV_COUNTER once looked up */
 };
 
@@ -38,6 +40,13 @@ void kj_tpm_flush(struct kj_tpm *t, ESYS_TR *h);
 /* tpm_ek.c */
 KJ_MUST_CHECK int kj_tpm_create_ek(struct kj_tpm *t, ESYS_TR *ek);
 KJ_MUST_CHECK int kj_tpm_ek_session(struct kj_tpm *t, ESYS_TR *sess);
+/*
+ * A session of type TPM2_SE_TRIAL or TPM2_SE_POLICY that has run the AK's
+ * boot policy: PolicyPCR over KJ_PCR_BOOT_MASK (their current values),
+ * then PolicyCommandCode(TPM2_Quote).  Flush it with kj_tpm_flush.
+ */
+KJ_MUST_CHECK int kj_tpm_boot_policy(struct kj_tpm *t, TPM2_SE type,
+				     ESYS_TR *sess);
 void kj_tpm_choose_ek(struct kj_tpm *t);
 
 /* tpm_nv.c */

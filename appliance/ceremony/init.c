@@ -47,6 +47,38 @@ struct init {
 	uint8_t officers_sha[32];
 };
 
+static int any_ckpt(void *ctx, const struct kj_journal_checkpoint *c)
+{
+	(void)c;
+	*(bool *)ctx = true;
+	return 1;
+}
+
+/*
+ * A journal is allowed only when it holds nothing but the image's boot
+ * measurement (`kinject measure' ran before this first ceremony): no
+ * record, no checkpoint, no officer set.
+ */
+static int journal_is_boot_only(const char *state, bool *ok)
+{
+	struct kj_journal *j;
+	bool ck = false;
+	uint8_t *v = NULL;
+	size_t len;
+	int rc;
+
+	*ok = false;
+	KJ_TRY(kj_journal_open(state, KJ_JOURNAL_RDONLY, &j));
+	rc = kj_journal_meta_get(j, "ceremony.officers", &v, &len);
+	free(v);
+	if (rc == -ENOENT) { /* no officer set: any checkpoint, record? */
+		rc = kj_journal_foreach_checkpoint(j, 0, any_ckpt, &ck);
+		*ok = rc >= 0 && !ck && !kj_journal_record_count(j);
+	}
+	kj_journal_close(j);
+	return rc < 0 ? rc : 0;
+}
+
 static int refuse_existing(const char *state)
 {
 	static const char *const what[] = {
@@ -54,9 +86,16 @@ static int refuse_existing(const char *state)
 		"ak.priv", KJ_OFFICERS_JSON, KJ_JOURNAL_FILE,
 	};
 	char path[PATH_MAX];
+	bool boot_only;
 
 	for (size_t i = 0; i < KJ_ARRAY_SIZE(what); i++) {
 		KJ_TRY(kj_cer_path(path, state, what[i]));
+		if (!strcmp(what[i], KJ_JOURNAL_FILE) &&
+		    access(path, F_OK) == 0) {
+			KJ_TRY(journal_is_boot_only(state, &boot_only));
+			if (boot_only)
+				continue;
+		}
 		if (access(path, F_OK) == 0) {
 			kj_err("%s: exists: the appliance in %s is initialised "
 			       "already (or an init is pending); init runs "
@@ -112,8 +151,17 @@ static int transport(struct init *c)
 
 static int ak(struct init *c)
 {
-	int rc = kj_tpm_ak_setup(c->tpm, c->a->state);
+	bool boot;
+	int rc = kj_measure_code_by_boot(c->tpm, c->j, &boot);
 
+	if (rc < 0)
+		return rc;
+	if (boot) { /* in the image: the AK quotes only in this boot chain */
+		kj_info("the image's init measured the code: the AK is bound to PCRs %u and %u",
+			KJ_PCR_BOOT_KERNEL, KJ_PCR_BOOT_INITRD);
+		kj_tpm_ak_bind_boot(c->tpm);
+	}
+	rc = kj_tpm_ak_setup(c->tpm, c->a->state);
 	if (rc < 0)
 		return rc;
 	if (rc != 1) {
@@ -278,8 +326,8 @@ static int run(struct init *c)
 	KJ_TRY(kj_cer_path(path, a->state, "ceremony"));
 	KJ_TRY(kj_mkdir_p(path, 0700));
 	KJ_TRY(transport(c));
-	KJ_TRY(ak(c));
 	KJ_TRY(kj_journal_open(a->state, 0, &c->j));
+	KJ_TRY(ak(c));
 	KJ_TRY(officers(c));
 	if (a->restore)
 		KJ_TRY(kj_request_record(c->j, "restore",

@@ -197,8 +197,9 @@ static void print_text(const struct args *a, const struct kj_evidence *ev,
 	       a->bundle, r->job[0] ? r->job : "?", r->n_records,
 	       r->n_checkpoints);
 	/* Shown, not checked: what the appliance says about itself. */
-	printf("  appliance: secret memory %s, EK certificate %s, transport certificate %s\n",
+	printf("  appliance: secret memory %s, code measured by %s, EK certificate %s, transport certificate %s\n",
 	       ev->secret_memory ? ev->secret_memory : "not recorded",
+	       ev->code_measured_by ? ev->code_measured_by : "not recorded",
 	       ev->ek_cert_pem ? "included" : "none",
 	       ev->transport_cert_pem ? "included" : "none");
 	for (int c = 0; c < KJ_VC_COUNT_; c++)

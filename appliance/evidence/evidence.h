@@ -10,6 +10,10 @@
  *               transport_cert_pem (DIR/transport.pem or null),
  *               secret_memory (journal meta KJ_META_SECRET_MEMORY, which
  *               the keeper sets at run start; null if never set),
+ *               code_measured_by ("boot": the image's init measured the
+ *               code, the quotes cover PCRs 4 and 9 too; "self": the job
+ *               measured its own binary; journal meta KJ_META_CODE_BY,
+ *               null if never set),
  *               ceremony_transcript (DIR/ceremony/transcript.json as
  *               written, keys sorted and compact; null before a ceremony)
  *               tpm_orderly_count (journal meta KJ_META_TPM_ORDERLY, the
@@ -92,6 +96,7 @@ struct kj_evidence {
 	char *ek_cert_pem;                  /* NULL: null */
 	char *transport_cert_pem;           /* NULL: null */
 	char *secret_memory;                /* NULL: null */
+	char *code_measured_by;             /* "boot", "self"; NULL: null */
 	char *ceremony_transcript;          /* NULL: null (transcript text) */
 	uint64_t tpm_orderly_count;         /* §4: the counter's jump bound */
 	struct kj_event *events;

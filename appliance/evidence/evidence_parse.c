@@ -150,7 +150,8 @@ static int parse_appliance(const struct pc *p, const json_t *root,
 {
 	static const char *const keys[] = { "ak_public_pem", "ak_public",
 		"ak_name", "ek_certificate_pem", "transport_cert_pem",
-		"secret_memory", "ceremony_transcript", "tpm_orderly_count",
+		"secret_memory", "code_measured_by", "ceremony_transcript",
+		"tpm_orderly_count",
 		NULL };
 	const json_t *a = member(p, root, "", "appliance", JSON_OBJECT);
 
@@ -179,6 +180,12 @@ static int parse_appliance(const struct pc *p, const json_t *root,
 	    strcmp(ev->secret_memory, "mlock"))
 		return bad(p, "appliance.secret_memory",
 			   "expected memfd_secret, kmod or mlock");
+	KJ_TRY(text_of(p, a, "appliance", "code_measured_by", 8, true,
+		       &ev->code_measured_by));
+	if (ev->code_measured_by && strcmp(ev->code_measured_by, "boot") &&
+	    strcmp(ev->code_measured_by, "self"))
+		return bad(p, "appliance.code_measured_by",
+			   "expected boot or self");
 	return u64_of(p, a, "appliance", "tpm_orderly_count", UINT32_MAX,
 		      &ev->tpm_orderly_count);
 }
@@ -483,6 +490,7 @@ void kj_evidence_free(struct kj_evidence *ev)
 	free(ev->ceremony_transcript);
 	free(ev->transport_cert_pem);
 	free(ev->secret_memory);
+	free(ev->code_measured_by);
 	free(ev->events);
 	for (size_t i = 0; ev->checkpoints && i < ev->n_checkpoints; i++) {
 		free(ev->checkpoints[i].attest);

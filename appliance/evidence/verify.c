@@ -68,6 +68,7 @@ static void check_one_quote(const struct kj_evidence *ev, size_t i,
 		.epoch = e->epoch, .event_log_length = e->event_log_length,
 		.attest = e->attest, .attest_len = e->attest_len,
 		.sig = e->sig, .sig_len = e->sig_len,
+		.boot_pcrs = (const uint8_t(*)[32])e->pcrs,
 	};
 
 	memcpy(c.root, e->root, 32);
@@ -251,6 +252,11 @@ int kj_verify(const struct kj_evidence *ev, const struct kj_verify_opts *o,
 	struct kj_ak ak;
 	char name[2 * KJ_TPM_NAME_LEN + 1];
 	int rc;
+
+	/* Code measured by the image's init: the boot chain is quoted too. */
+	if (!o->pcr_mask && ev->code_measured_by &&
+	    !strcmp(ev->code_measured_by, "boot"))
+		mask |= KJ_PCR_BOOT_MASK;
 
 	memset(rep, 0, sizeof(*rep));
 	memset(&ak, 0, sizeof(ak));

@@ -6,6 +6,7 @@
 #ifndef KINJECT_VERIFY_INT_H
 #define KINJECT_VERIFY_INT_H
 
+#include <jansson.h>
 #include <openssl/pem.h>
 
 #include "verify.h"
@@ -35,6 +36,23 @@ void kj_vpass(struct kj_verify_report *rep, enum kj_vcheck c,
 KJ_MUST_CHECK int kj_verify_log(const struct kj_evidence *ev,
 				const struct kj_verify_opts *o,
 				struct kj_verify_report *rep);
+
+/* verify_log.c: the hex of digest is in the golden.json list. */
+bool kj_golden_has(const json_t *list, const uint8_t digest[32]);
+
+/*
+ * verify_boot.c, in check 8: golden.json's "pcrs" (PCRs 4 and 9 of the
+ * image's boot chain) against every checkpoint and the AK's policy.  A
+ * note for the pass line in note; 1 when the AK has no boot policy (a
+ * warning), 0, or -EINVAL (a malformed "pcrs", logged).
+ */
+KJ_MUST_CHECK int kj_verify_golden_boot(const struct kj_evidence *ev,
+					const json_t *g, const char *file,
+					struct kj_verify_report *rep,
+					char *note, size_t size);
+/* The AK's boot policy digest for PCR 4 = kernel, PCR 9 = initrd. */
+void kj_boot_policy_digest(const uint8_t kernel[32], const uint8_t initrd[32],
+			   uint8_t out[32]);
 
 /* verify_ceremony.c: check 9 (the outcome goes into rep only). */
 void kj_verify_ceremony(const struct kj_evidence *ev,

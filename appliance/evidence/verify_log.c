@@ -445,7 +445,7 @@ static int check_work_order(const struct kj_evidence *ev,
 
 /* ---- 8: golden measurements ------------------------------------------------- */
 
-static bool golden_has(const json_t *list, const uint8_t digest[32])
+bool kj_golden_has(const json_t *list, const uint8_t digest[32])
 {
 	char hex[65];
 	size_t i;
@@ -463,11 +463,13 @@ static int check_golden(const struct kj_evidence *ev,
 			struct kj_verify_report *rep)
 {
 	static const char *const top[] = { "kinject_golden", "measurements",
-					   NULL };
+					   "pcrs", NULL };
 	const char *file = o->golden_name ? o->golden_name : "golden.json";
 	const json_t *m;
 	json_t *g;
 	size_t n = 0;
+	char boot[160];
+	int warn;
 
 	if (!o->golden) {
 		rep->check[KJ_VC_GOLDEN].status = KJ_VS_SKIPPED;
@@ -492,7 +494,7 @@ static int check_golden(const struct kj_evidence *ev,
 			continue;
 		n++;
 		list = json_object_get(m, e->name);
-		if (!json_is_array(list) || !golden_has(list, e->digest)) {
+		if (!json_is_array(list) || !kj_golden_has(list, e->digest)) {
 			char hex[65];
 
 			kj_hex_encode(e->digest, 32, hex);
@@ -503,10 +505,15 @@ static int check_golden(const struct kj_evidence *ev,
 				 i, e->name, hex);
 		}
 	}
+	warn = kj_verify_golden_boot(ev, g, file, rep, boot, sizeof(boot));
 	json_decref(g);
+	if (warn < 0)
+		return warn;
 	kj_vpass(rep, KJ_VC_GOLDEN,
-		 "%zu PCR %d measurements, each listed in %s", n, KJ_PCR_CODE,
-		 file);
+		 "%zu PCR %d measurements, each listed in %s%s", n, KJ_PCR_CODE,
+		 file, boot);
+	if (warn && rep->check[KJ_VC_GOLDEN].status != KJ_VS_FAIL)
+		rep->check[KJ_VC_GOLDEN].status = KJ_VS_WARN;
 	return 0;
 }
 

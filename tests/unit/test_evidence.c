@@ -102,6 +102,8 @@ static void test_export_verify(void **st)
 	assert_true(ev.n_checkpoints >= 2);
 	assert_int_equal(ev.n_consistency, ev.n_checkpoints - 1);
 	assert_string_equal(ev.secret_memory, "mlock");
+	/* No image init measured the code: the job did, and says so. */
+	assert_string_equal(ev.code_measured_by, "self");
 	assert_null(ev.transport_cert_pem);
 	assert_non_null(ev.ek_cert_pem);
 	assert_non_null(strstr(ev.ek_cert_pem, "-----BEGIN CERTIFICATE-----"));
@@ -151,21 +153,28 @@ static int parse_str(const char *s)
 
 static void test_parse_strict(void **st)
 {
-	static const char app[] =
+	static const char app_f[] =
 		"\"appliance\":{\"ak_public_pem\":\"x\",\"ak_public\":\"AAEC\","
 		"\"ak_name\":\"000b0000000000000000000000000000000000000000000000000000000000000000\","
 		"\"ek_certificate_pem\":null,\"transport_cert_pem\":null,"
-		"\"secret_memory\":\"kmod\",\"ceremony_transcript\":null,"
-		"\"tpm_orderly_count\":255}";
+		"\"secret_memory\":\"kmod\",\"code_measured_by\":\"%s\","
+		"\"ceremony_transcript\":null,\"tpm_orderly_count\":255}";
 	static const char ck[] =
 		"\"checkpoints\":[{\"tree_size\":1,\"root\":\"%s\",\"nv_counter\":1,"
 		"\"epoch\":0,\"event_log_length\":0,\"quote_attest\":\"AAEC\","
 		"\"quote_signature\":\"AAEC\",\"pcrs\":{\"%s\":\"%s\"}}]";
 	const char *z = "0000000000000000000000000000000000000000000000000000000000000000";
-	char doc[4096], cks[1024];
+	char doc[4096], cks[1024], app[512];
 
 	(void)st;
+	snprintf(app, sizeof(app), app_f, "kernel");
 	snprintf(cks, sizeof(cks), ck, z, "13", z);
+	snprintf(doc, sizeof(doc),
+		 "{\"kinject_evidence\":1,%s,\"event_log\":[],%s,"
+		 "\"records\":[{\"leaf_index\":0,\"checkpoint\":0,\"record\":\"{}\",\"inclusion\":[]}],"
+		 "\"consistency\":[]}", app, cks);
+	assert_int_equal(parse_str(doc), -EBADMSG); /* neither boot nor self */
+	snprintf(app, sizeof(app), app_f, "boot");
 	snprintf(doc, sizeof(doc),
 		 "{\"kinject_evidence\":1,%s,\"event_log\":[],%s,"
 		 "\"records\":[{\"leaf_index\":0,\"checkpoint\":0,\"record\":\"{}\",\"inclusion\":[]}],"

@@ -3,6 +3,9 @@
 # The VM test's appliance service (/etc/kinject/service in the test's
 # overlay; tests/vm/run.sh writes /job/env and the inputs next to it).
 # Runs inside the booted image as root, under busybox sh:
+#   0. the key ceremony, after the init measured the code: the AK is bound
+#      to this boot's PCRs 4 and 9; officers sign with openssl here; the
+#      inputs are encrypted to the transport certificate it made
 #   1. arena_probe check: every promise of kinject.ko, against this kernel
 #   2. rmmod/insmod 100 times, an arena opened and closed each time, the
 #      counters back to zero after each
@@ -11,6 +14,8 @@
 #      held arena reads zeros, the running job stops (SIGTERM from the
 #      module), its summary records why
 #   5. the job resumed to its quantity; evidence exported
+#   6. root extends PCR 4 by hand (a raw TPM2_PCR_Extend): a second job
+#      cannot take a checkpoint, the AK's policy refuses to quote
 # Every result goes to the host as a base64 tar on the second serial port.
 . /job/env
 set -u
@@ -25,6 +30,35 @@ send_results() {
 	(cd /job && tar -cf - out) | base64 >/dev/ttyS1
 	echo "KJ-VM-END" >/dev/ttyS1
 }
+
+st=/job/state
+off=/job/officers
+# Officers 1 and 2 of 3 sign REQ, then it is applied.
+approve() {
+	for i in 1 2; do
+		openssl cms -sign -binary -in "$1" -signer $off/o$i.pem \
+			-inkey $off/o$i.key -outform DER -out "$1.$i.sig" ||
+			return 1
+	done
+	kinject ceremony apply --state $st "$1" "$1.1.sig" "$1.2.sig"
+}
+
+step "0 key ceremony inside the measured boot"
+{
+	kinject ceremony init --state $st --hsm "$KJ_HSM_URI" \
+		--pin-source file:/job/softhsm/pin --tpm device:/dev/tpmrm0 \
+		--officer $off/o1.pem --officer $off/o2.pem \
+		--officer $off/o3.pem --threshold 2 &&
+	cp $st/ceremony/init.req /job/init.req && approve /job/init.req &&
+	kinject ceremony request enrol-customer --state $st --name acme \
+		--cert /job/in/release.pem --out /job/enrol.req &&
+	approve /job/enrol.req
+} >"$out/ceremony.out" 2>&1 || bad "key ceremony"
+for f in FW CREDS; do
+	openssl cms -encrypt -binary -aes-256-gcm -recip $st/transport.pem \
+		-keyopt ecdh_kdf_md:sha256 -in /job/in/$f.cms.signed \
+		-outform DER -out /job/in/$f.cms || bad "encrypt $f"
+done
 
 step "1 arena_probe check"
 arena_probe check || bad "arena_probe check"
@@ -44,9 +78,11 @@ for c in arenas bytes; do
 	[ "$(cat $sysk/$c)" = 0 ] || bad "$c is $(cat $sysk/$c) after the loop"
 done
 
+wo=WO
 run() {
 	kinject run --state /job/state --operator vm-test \
-		--work-order /job/in/WO.json --work-order-sig /job/in/WO.json.sig \
+		--work-order /job/in/$wo.json \
+		--work-order-sig /job/in/$wo.json.sig \
 		--product /job/in/product.json \
 		--product-sig /job/in/product.json.sig \
 		--firmware /job/in/FW.cms --credentials /job/in/CREDS.cms \
@@ -112,9 +148,24 @@ cp /job/state/ak.pem "$out/ak.pem" 2>/dev/null || bad "no ak.pem"
 for c in arenas bytes; do
 	cat $sysk/$c >"$out/$c.after"
 done
-dmesg >"$out/dmesg.txt"
 for p in 4 9; do
 	cat /sys/class/tpm/tpm0/pcr-sha256/$p >"$out/pcr$p" 2>/dev/null
 done
+# The firmware's event log (UEFI only), for the host to show on failure.
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+cp /sys/kernel/security/tpm0/binary_bios_measurements "$out/bios.log" \
+	2>/dev/null
+
+step "6 root extends PCR 4 by hand: the AK must not quote"
+printf "$KJ_EXTEND4" >/dev/tpmrm0
+cat /sys/class/tpm/tpm0/pcr-sha256/4 >"$out/pcr4.extended"
+rm -f /run/line.sock
+wo=WO2
+run >"$out/run3.out" 2>"$out/run3.err" &
+rpid=$!
+wait_sock $rpid && sim 2 "$out/sim3.json" >"$out/sim3.out" 2>&1
+wait $rpid
+echo $? >"$out/run3.rc"
+dmesg >"$out/dmesg.txt"
 step "done"
 send_results

@@ -42,39 +42,74 @@ on_exit() {
 trap on_exit EXIT
 
 # ---- the job's parts, as the integration tests make them ----
-# The key ceremony runs on the host against the TPM state the VM will boot
-# with (the AK lives under that TPM's EK), then swtpm shuts down in order
-# and the same state becomes the VM's TPM; the appliance's state dir
-# travels into the VM with the job.
+# The key ceremony runs inside the VM (tests/vm/guest.sh), after the init
+# measured the code: the AK it makes is bound to this boot's PCRs 4 and 9,
+# which exist only once the VM booted.  So the officers' keys (files, as
+# tests/lib/ceremony.sh makes them) travel into the VM and sign there with
+# openssl, and the customer's inputs travel signed but not yet encrypted:
+# the guest encrypts them to the transport certificate its ceremony made.
+# Here: swtpm's state with EK certificates, an empty SoftHSM2 token.
 . "$KJ_TESTS/lib/swtpm.sh"
 . "$KJ_TESTS/lib/ceremony.sh"
-kj_swtpm_start "$T/tpm" --ek-cert || fail "swtpm for the ceremony"
-kj_appliance_setup "$T/state" "$T/in" || fail "key ceremony"
-KJ_FW_SIZE=8192 KJ_CREDS_N=$((4 * HALF)) KJ_CREDS_DISTINCT=4 \
-	KJ_WO_QTY=$((2 * HALF)) kj_inputs_all "$T/in" \
-	"$T/state/transport.pem" >/dev/null
-tpm2_shutdown -T "$KJ_SWTPM_TCTI" || fail "tpm2_shutdown after the ceremony"
+kj_swtpm_start "$T/tpm" --ek-cert || fail "swtpm for the VM's TPM state"
+tpm2_shutdown -T "$KJ_SWTPM_TCTI" || fail "tpm2_shutdown"
 kj_swtpm_stop "$T/tpm"
+KJ_SOFTHSM_NO_KEY=1 kj_softhsm_init "$T" >/dev/null || fail "SoftHSM2 token"
+kj_officers "$T/officers" 3 || fail "officers"
+mkdir -p "$T/in"
+kj_customer "$T/in" release || fail "customer key"
+# A stand-in transport key for kj_inputs_all; the guest re-encrypts.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	-out "$T/stand-in.key" 2>/dev/null &&
+openssl pkey -in "$T/stand-in.key" -pubout -out "$T/stand-in.pub" ||
+	fail "stand-in transport key"
+KJ_FW_SIZE=8192 KJ_CREDS_N=$((4 * HALF)) KJ_CREDS_DISTINCT=4 \
+	KJ_WO_QTY=$((2 * HALF)) kj_inputs_all "$T/in" "$T/stand-in.pub" \
+	>/dev/null || fail "inputs"
+for f in fw.bin:FW creds.jsonl:CREDS; do
+	openssl cms -sign -binary -nodetach -in "$T/in/${f%%:*}" \
+		-signer "$T/in/release.pem" -inkey "$T/in/release.key" \
+		-outform DER -out "$T/in/${f#*:}.cms.signed" || fail "sign $f"
+	rm -f "$T/in/${f#*:}.cms"
+done
+# A second job, started after PCR 4 is extended by hand: it must not quote.
+sed 's/"WO-2027-0315"/"WO-2027-0316"/' "$T/in/WO.json" >"$T/in/WO2.json"
+kj_sign_detached "$T/in/WO2.json" "$T/in/release.pem" "$T/in/release.key" ||
+	fail "WO2"
+rm -f "$T/in/release.key" "$T/in/test-ca.key"
 job=$(jq -r .id "$T/in/WO.json")
 
+# TPM2_PCR_Extend(PCR 4, SHA-256 0x01 * 32) as the bytes of the command
+# (password session), in printf's octal escapes: root's hand in the guest.
+pcr4_extend_cmd() {
+	printf '8002 00000041 00000182 00000004 00000009 40000009 0000 00 0000
+		00000001 000b %s' "$(printf '01%.0s' $(seq 32))" |
+		xxd -r -p | od -An -v -to1 | tr -s ' \n' ' ' |
+		sed 's/ \([0-7]\)/\\\1/g; s/ //g'
+}
+
 ov=$T/overlay
-mkdir -p "$ov/job" "$ov/etc/kinject" "$ov/usr/bin"
-cp -R "$T/state" "$ov/job/state"
+mkdir -p "$ov/job/state" "$ov/etc/kinject" "$ov/usr/bin" "$ov/usr/lib/ssl"
+cp -R "$T/officers" "$ov/job/officers"
 cp -R "$T/in" "$ov/job/in"
 cp -R "$T/softhsm" "$ov/job/softhsm"
 sed -i "s|^directories.tokendir = .*|directories.tokendir = /job/softhsm/tokens|" \
 	"$ov/job/softhsm/softhsm2.conf"
-for lib in "$KJ_HSM_MODULE" $(ldd "$KJ_HSM_MODULE" |
-	sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p'); do
+ossl=$(command -v openssl)
+for lib in "$KJ_HSM_MODULE" $(ldd "$KJ_HSM_MODULE" "$ossl" |
+	sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p' | sort -u); do
 	mkdir -p "$ov$(dirname "$lib")"
 	cp -L "$lib" "$ov$lib"
 done
+cp "$ossl" "$ov/usr/bin/openssl"
+cp -L /usr/lib/ssl/openssl.cnf "$ov/usr/lib/ssl/openssl.cnf"
 cat >"$ov/job/env" <<EOF
 export SOFTHSM2_CONF=/job/softhsm/softhsm2.conf
 KJ_HSM_URI='$KJ_HSM_URI_P11KIT?module-path=$KJ_HSM_MODULE'
 KJ_JOB='$job'
 KJ_HALF=$HALF
 KJ_QTY=$((2 * HALF))
+KJ_EXTEND4='$(pcr4_extend_cmd)'
 EOF
 echo "KJ_STATE=/job/state" >"$ov/etc/kinject/env"
 install -m 0755 "$KJ_TESTS/vm/guest.sh" "$ov/etc/kinject/service"
@@ -104,12 +139,13 @@ if [ "$KJ_VM_FIRMWARE" = ovmf ]; then
 		-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd"
 		-drive "if=pflash,format=raw,unit=1,file=$T/vars.fd")
 fi
+append="console=ttyS0 panic=-1 loglevel=6"
 echo "vm-test: booting $kernel (TCG, firmware $KJ_VM_FIRMWARE) with the image + the job overlay"
 start=$(date +%s)
 timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 "${machine[@]}" \
 	-accel tcg -m 1024 -smp 1 -no-reboot -display none -vga none \
 	-monitor none -kernel "$kernel" -initrd "$T/initrd" \
-	-append "console=ttyS0 panic=-1 loglevel=6" \
+	-append "$append" \
 	-serial "file:$T/console.log" -serial "file:$T/results.b64" \
 	-chardev socket,id=chrtpm,path="$T/swtpm.sock" \
 	-tpmdev emulator,id=tpm0,chardev=chrtpm \
@@ -152,16 +188,78 @@ jq -e '.appliance.secret_memory == "kmod"' "$R/evidence.json" >/dev/null ||
 	--golden "$IMAGE/golden.json" --work-order "$T/in/WO.json" \
 	>"$T/verify.out" 2>&1 || { cat "$T/verify.out"; fail "kinject verify --golden"; }
 echo "ok: evidence from the VM verified on the host with --golden (secret memory kmod)"
-# The init measured the code before any job: the VM's boot is the epoch
-# after the ceremony's (epoch 0, on the host), and its log starts with the
-# init's entries.
-[ "$(jq -r '[.event_log[] | select(.epoch == 1)][0,1] |
-	"\(.epoch)/\(.pcr)/\(.name)"' "$R/evidence.json" | paste -sd' ')" = \
-	"1/13/kinject 1/13/kinject.ko" ] ||
-	fail "the boot's epoch does not start with the init's measurement: $(jq -c '.event_log[0:3]' "$R/evidence.json")"
+# The init measured the code before anything else (epoch 0: the TPM is
+# fresh), the ceremony and the jobs continued that log, and the jobs did
+# not measure the code again: PCR 13 holds exactly the init's two entries.
+[ "$(jq -r '[.event_log[] | select(.pcr == 13) |
+	"\(.epoch)/\(.pcr)/\(.name)"] | join(" ")' "$R/evidence.json")" = \
+	"0/13/kinject 0/13/kinject.ko" ] ||
+	fail "PCR 13 entries are not the init's two: $(jq -c '[.event_log[] | select(.pcr == 13)]' "$R/evidence.json")"
+[ "$(jq -r '.event_log[0,1] | .name' "$R/evidence.json" | paste -sd' ')" = \
+	"kinject kinject.ko" ] ||
+	fail "the log does not start with the init's measurement: $(jq -c '.event_log[0:3]' "$R/evidence.json")"
 tr -d '\r' <"$T/console.log" | grep -q 'boot: measured code into PCR 13' ||
 	fail "no boot measurement on the console"
-echo "ok: the init measured kinject and kinject.ko into PCR 13 before the job (epoch 1), the jobs continued that log"
+grep -q 'measured the code in epoch 0: not measured again' "$R/run1.err" ||
+	fail "the job measured its code again: $(grep measure "$R/run1.err")"
+echo "ok: the init measured kinject and kinject.ko into PCR 13 before the ceremony and the jobs, which did not measure them again"
+
+# The ceremony ran after the boot measurement: the AK is bound to PCRs 4, 9.
+grep -q 'the AK is bound to PCRs 4 and 9' "$R/ceremony.out" ||
+	fail "the ceremony in the VM made a plain AK: $(cat "$R/ceremony.out")"
+jq -e '.appliance.code_measured_by == "boot"' "$R/evidence.json" \
+	>/dev/null || fail "code_measured_by: $(jq -c .appliance.code_measured_by "$R/evidence.json")"
+[ "$(jq -r '[.checkpoints[].pcrs | keys | join(",")] | unique | join(" ")' \
+	"$R/evidence.json")" = "13,14,4,9" ] ||
+	fail "quoted PCRs: $(jq -c '[.checkpoints[].pcrs | keys] | unique' "$R/evidence.json")"
+echo "ok: the ceremony in the VM bound the AK to PCRs 4 and 9; every quote covers PCRs 4, 9, 13, 14; code_measured_by boot"
+
+# golden.json with the boot chain (initramfs/golden-boot.sh): PCR 9
+# computed here from the load options and the initrd as the EFI stub
+# measures them, PCR 4 as the firmware left it in this boot (read in the
+# guest before step 6; not computed from the kernel file, see the script).
+gb=$KJ_TESTS/../initramfs/golden-boot.sh
+p4=$(cat "$R/pcr4")
+p9=$("$gb" "$IMAGE/golden.json" "$T/golden-boot.json" "$p4" \
+	"$append initrd=initrd" "$T/initrd") || fail "golden-boot.sh"
+if [ "$KJ_VM_FIRMWARE" = ovmf ]; then
+	[ "$p9" = "$(tr 'A-F' 'a-f' <"$R/pcr9")" ] || {
+		tpm2_eventlog "$R/bios.log" 2>&1 | grep -A8 'PCRIndex: 9' >&2
+		fail "PCR 9 in the guest $(cat "$R/pcr9") is not the one computed from the command line and the initrd ($p9)"
+	}
+	echo "ok: PCR 9 computed on the host from the command line and the initrd equals the guest's"
+else # no EFI stub measurement: golden is what the boot left
+	jq --arg p9 "$(tr 'A-F' 'a-f' <"$R/pcr9")" '.pcrs."9" = [$p9]' \
+		"$T/golden-boot.json" >"$T/g.json" && mv "$T/g.json" "$T/golden-boot.json"
+fi
+"$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
+	--golden "$T/golden-boot.json" --work-order "$T/in/WO.json" \
+	>"$T/verify-boot.out" 2>&1 ||
+	{ cat "$T/verify-boot.out"; fail "kinject verify --golden (boot chain)"; }
+grep -q 'PCRs 4 and 9 golden in .* the AK quotes only in that boot chain' \
+	"$T/verify-boot.out" || fail "$(cat "$T/verify-boot.out")"
+echo "ok: verify --golden checks PCRs 4 and 9 of every quote and the AK's policy against golden.json"
+# The image alone (without the site's archive) is another initrd: its PCR 9
+# is not this boot's, and verify says so.
+"$gb" "$IMAGE/golden.json" "$T/golden-other.json" "$p4" \
+	"$append initrd=initrd" "$IMAGE/initramfs.cpio.gz" >/dev/null ||
+	fail "golden-boot.sh (image only)"
+if "$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
+	--golden "$T/golden-other.json" >"$T/verify-other.out" 2>&1; then
+	fail "verify passed with another initrd's PCR 9"
+fi
+grep -q 'not quoted or not in' "$T/verify-other.out" ||
+	fail "$(cat "$T/verify-other.out")"
+echo "ok: another initrd's PCR 9 in golden.json fails verify"
+
+# Step 6: root extended PCR 4 by hand; the bound AK refused to quote.
+[ "$(cat "$R/pcr4.extended")" != "$(cat "$R/pcr4")" ] ||
+	fail "the hand-made TPM2_PCR_Extend did not change PCR 4"
+[ "$(cat "$R/run3.rc")" != 0 ] && [ "$(cat "$R/run3.rc")" != 3 ] ||
+	fail "a job ran with PCR 4 changed: exit $(cat "$R/run3.rc")"
+grep -q "TPM2_Quote (the AK's policy" "$R/run3.err" ||
+	fail "no policy refusal: $(tail -5 "$R/run3.err")"
+echo "ok: after PCR 4 was extended by hand the AK did not quote (the next job exit $(cat "$R/run3.rc"))"
 
 # A digest that is not golden must fail the same check.
 jq '.measurements.kinject = ["'"$(printf '0%.0s' $(seq 64))"'"]' \
