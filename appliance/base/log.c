@@ -42,17 +42,24 @@ bool kj_log_json(void)
 	return json;
 }
 
-/* "2026-12-03T10:00:00.123Z" into out[25]. */
+/*
+ * "2026-12-03T10:00:00.123Z" into out[25].  Not strftime: glibc's reads
+ * /etc/localtime on first use, a file the sandboxed injector may not open.
+ */
 void kj_log_time(char out[25])
 {
 	struct timespec ts;
 	struct tm tm;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	if (!strftime(out, 25, "%Y-%m-%dT%H:%M:%S", &tm))
+	if (!gmtime_r(&ts.tv_sec, &tm)) {
 		out[0] = '\0';
-	snprintf(out + strlen(out), 6, ".%03uZ",
+		return;
+	}
+	snprintf(out, 25, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+		 (unsigned)(tm.tm_year + 1900) % 10000, (unsigned)tm.tm_mon + 1,
+		 (unsigned)tm.tm_mday, (unsigned)tm.tm_hour,
+		 (unsigned)tm.tm_min, (unsigned)tm.tm_sec,
 		 (unsigned)(ts.tv_nsec / 1000000) % 1000);
 }
 

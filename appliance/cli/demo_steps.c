@@ -310,9 +310,10 @@ static int work_order(struct kj_demo *d, const uint8_t sha[32])
 			     "(SPEC.md §3.3)"));
 	KJ_TRY(sign_detached(d, d->wo, d->wo_sig, sizeof(d->wo_sig)));
 	snprintf(text, sizeof(text), "{\"kinject_product\": 1, \"product\": "
-		 "\"acme-sensor\", \"customer\": \"acme\",\n \"min_firmware\": "
-		 "\"3.0.0\",\n \"hardware\": {\"B\": {\"firmware\": \">=3.0.0 "
-		 "<4.0.0\"}, \"C\": {\"firmware\": \">=3.1.0\"}}}\n");
+		 "\"acme-sensor\", \"customer\": \"acme\", \"version\": 1,\n "
+		 "\"min_firmware\": \"3.0.0\",\n \"hardware\": {\"B\": "
+		 "{\"firmware\": \">=3.0.0 <4.0.0\"}, \"C\": {\"firmware\": "
+		 "\">=3.1.0\"}}}\n");
 	KJ_TRY(kj_demo_write(d, "customer/product.json", text, strlen(text),
 			     "the product matrix: which firmware each "
 			     "hardware revision takes (SPEC.md §3.4)"));

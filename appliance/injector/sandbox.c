@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/securebits.h>
 
@@ -408,6 +409,9 @@ out:
 
 int kj_sandbox_enter(void)
 {
+	/* glibc reads the zone file on the first gmtime_r (the JSON log
+	 * lines' timestamps): once here, never inside the sandbox. */
+	tzset();
 	KJ_TRY(step_rlimits());
 	KJ_TRY(step_privs());
 	KJ_TRY(step_filesystem());

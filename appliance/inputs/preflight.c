@@ -348,12 +348,17 @@ int kj_preflight_run(const struct kj_preflight_args *a, struct kj_preflight *p)
 	KJ_TRY_GOTO(rc, product(a, p), fail);
 	KJ_TRY_GOTO(rc, secrets(a, p), fail);
 	/*
-	 * The HSM was needed to unwrap the inputs only: close the session
-	 * and finalize the module now, so no logged-in session (nor, with
-	 * SoftHSM2, the unwrapped token key) lives on through the job.
+	 * In plain and inject modes the HSM was needed to unwrap the inputs
+	 * only: close the session and finalize the module now, so no
+	 * logged-in session (nor, with SoftHSM2, the unwrapped token key)
+	 * lives on through the job.  Issue mode signs every device's
+	 * certificate with the issuing CA's key in the HSM: its session
+	 * stays, in the keeper alone (injectors are exec'd without it).
 	 */
-	kj_hsm_close(p->hsm);
-	p->hsm = NULL;
+	if (p->wo.cred_mode != KJ_CRED_ISSUE) {
+		kj_hsm_close(p->hsm);
+		p->hsm = NULL;
+	}
 	return 0;
 fail:
 	kj_preflight_free(p);
