@@ -69,7 +69,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps test check-layout check-unit check-integration check-asan \
-	fuzz bench demo clean kmod image vm-test check-image sbom install
+	fuzz bench demo clean kmod image vm-test check-image sbom install \
+	check-sbom-image
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/kinject
@@ -176,6 +177,7 @@ test: deps
 	@$(MAKE) --no-print-directory check-unit check-integration
 	@$(MAKE) --no-print-directory check-asan
 	@$(MAKE) --no-print-directory vm-test
+	@$(MAKE) --no-print-directory check-sbom-image
 	@echo "make test: all tests passed"
 
 FUZZ_SECONDS ?= 60
@@ -211,13 +213,18 @@ bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
 # CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema
 # of the CycloneDX npm package and the BSI TR-03183-2 fields.
 SBOM := $(BUILD)/kinject.cdx.json
-sbom: $(BUILD)/kinject
+sbom: $(BUILD)/kinject $(IMAGE)/initramfs.cpio.gz
 	/usr/bin/python3 tools/sbom.py --binary $(BUILD)/kinject \
 		--version "$$($(BUILD)/kinject version | sed -n 's/^kinject //p')" \
-		--package busybox-static --out $(SBOM)
+		--image $(IMAGE)/initramfs.cpio.gz --out $(SBOM)
 	tools/cyclonedx-schema.sh $(BUILD)/cyclonedx-schema
 	/usr/bin/python3 tools/sbom_check.py --schema-dir \
 		$(BUILD)/cyclonedx-schema $(SBOM)
+
+# Every packaged file the image ships is in its SBOM (tests/vm/).
+check-sbom-image: $(BUILD)/kinject $(IMAGE)/initramfs.cpio.gz
+	@KINJECT=$(abspath $(BUILD)/kinject) IMAGE=$(abspath $(IMAGE)) \
+		tests/vm/sbom_image.sh
 
 PREFIX ?= /usr/local
 install: $(BUILD)/kinject

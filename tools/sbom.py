@@ -4,7 +4,10 @@
 
 What ships: the kinject binary, every shared object it loads (ldd) and
 the Debian packages those files come from, plus the packages the image
-adds when installed (--package, e.g. busybox-static).  For each: name,
+adds when installed (--package, e.g. busybox-static), or, with --image,
+every regular file of the appliance initramfs that a Debian package
+installed (the TPM's TCTI library the binary loads by name, busybox) and
+kinject.ko.  For each: name,
 version, supplier, licence (the Debian copyright file's `Files: *'
 stanza), SHA-512 (and SHA-256) of the file that ships, the package URL,
 and the properties BSI TR-03183-2 asks for (filename, executable, archive,
@@ -64,8 +67,8 @@ def needed(path):
 
 
 def package_of(path):
-    """The Debian package owning path (tries the /usr-merged twin)."""
-    for p in (path, re.sub(r"^/usr/lib/", "/lib/", path)):
+    """The Debian package owning path (tries the /usr-merged twins)."""
+    for p in (path, re.sub(r"^/usr/", "/", path), "/usr" + path):
         try:
             return run("dpkg-query", "-S", p).split(":")[0]
         except subprocess.CalledProcessError:
@@ -78,6 +81,26 @@ def package_programs(pkg):
     return [f for f in run("dpkg-query", "-L", pkg).splitlines()
             if re.search(r"/s?bin/[^/]+$", f) and os.path.isfile(f)
             and not os.path.islink(f)]
+
+
+def image_files(cpio_gz):
+    """Regular files of a gzip'd newc archive, as absolute paths."""
+    listing = subprocess.run(
+        "gzip -dc '%s' | cpio -itv --quiet" % cpio_gz.replace("'", ""),
+        shell=True, check=True, capture_output=True, text=True).stdout
+    out = []
+    for line in listing.splitlines():
+        if line.startswith("-"):
+            out.append("/" + line.split()[-1].lstrip("./"))
+    return out
+
+
+def image_extract(cpio_gz, name, dest):
+    """One member of the archive into dest (for its hashes)."""
+    subprocess.run("gzip -dc '%s' | (cd '%s' && cpio -id --quiet '%s')" %
+                   (cpio_gz, dest, name.lstrip("/")), shell=True,
+                   check=True)
+    return os.path.join(dest, name.lstrip("/"))
 
 
 def purl(name, version, arch):
@@ -172,8 +195,36 @@ def kinject_component(binary, version):
                  "value": "unstructured"}]}
 
 
-def build(binary, extra_pkgs, version):
+def kmod_component(image, name, version):
+    """kinject.ko as the image ships it (built for one kernel)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        h = hashes(image_extract(image, name, d))
+    ref = "pkg:generic/kinject.ko@%s" % version
+    return {"type": "library", "bom-ref": ref, "name": "kinject.ko",
+            "version": version, "purl": ref,
+            "supplier": {"name": "the kinject project"},
+            "licenses": [{"license": {"id": "GPL-2.0-only"}}],
+            "hashes": h,
+            "properties": [
+                {"name": "bsi:component:filename", "value": "kinject.ko"},
+                {"name": "bsi:component:executable", "value": "executable"},
+                {"name": "bsi:component:archive", "value": "no archive"},
+                {"name": "bsi:component:structured",
+                 "value": "unstructured"}]}
+
+
+def build(binary, extra_pkgs, version, image=None):
     objs = shared_objects(binary)
+    extra = []
+    if image:
+        for f in image_files(image):
+            if f.endswith("/kinject.ko"):
+                extra.append(f)
+            elif os.path.isfile(f):
+                real = os.path.realpath(f)
+                if real not in objs and package_of(real):
+                    objs.append(real)
     by_pkg, soname_pkg = {}, {}
     for o in objs:
         pkg = package_of(o)
@@ -189,6 +240,8 @@ def build(binary, extra_pkgs, version):
             by_pkg.setdefault(pkg, []).extend(package_programs(pkg))
     top = kinject_component(binary, version)
     comps = [deb_component(p, f) for p, f in sorted(by_pkg.items())]
+    for f in extra:
+        comps.append(kmod_component(image, f, version))
     refs = {}
     for c, (pkg, files) in zip(comps, sorted(by_pkg.items())):
         for f in files:
@@ -212,6 +265,8 @@ def build(binary, extra_pkgs, version):
             d.update(deps_of(f))
         d.discard(c["bom-ref"])
         deps.append({"ref": c["bom-ref"], "dependsOn": sorted(d)})
+    for c in comps[len(by_pkg):]:
+        deps.append({"ref": c["bom-ref"], "dependsOn": []})
     now = datetime.datetime.now(datetime.timezone.utc)
     return {
         "bomFormat": "CycloneDX", "specVersion": "1.6",
@@ -238,9 +293,11 @@ def main():
     ap.add_argument("--version", required=True)
     ap.add_argument("--package", action="append", default=[],
                     help="a Debian package the image adds, if installed")
+    ap.add_argument("--image", help="the appliance initramfs (make image): "
+                    "every packaged file in it is listed")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    bom = build(a.binary, a.package, a.version)
+    bom = build(a.binary, a.package, a.version, a.image)
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(bom, f, indent=1, sort_keys=False)
