@@ -18,6 +18,7 @@
 #include "inputs/sites.h"
 #include "journal/journal.h"
 #include "keeper/keeper.h"
+#include "secret/arena_kmod.h"
 #include "commands.h"
 #include "progress.h"
 
@@ -447,12 +448,14 @@ static int serve(struct run_opts *o, struct kj_preflight *p,
 {
 	struct kj_keeper_stats ks = { 0 };
 	struct kj_job job;
+	long long zeroized;
 	int end, rc;
 
 	fill_job(o, p, j, ctx, &job);
 	if (o->sites)
 		job.sites = &o->site_list;
 	o->lfds_taken = true;
+	zeroized = kj_arena_kmod_zeroize_events();
 	end = kj_keeper_run(&job, &ks);
 	kj_progress_finish(&ctx->prog);
 	/* A final checkpoint also after an error: what is durable gets
@@ -462,6 +465,15 @@ static int serve(struct run_opts *o, struct kj_preflight *p,
 	if (end < 0 || rc < 0)
 		return end < 0 ? end : rc;
 	set_outcome(s, end);
+	if (end == KJ_KEEPER_STOPPED && zeroized >= 0 &&
+	    kj_arena_kmod_zeroize_events() > zeroized) {
+		/* kinject.ko's SIGTERM, not an operator's: say which. */
+		s->outcome = "stopped: tamper response, kinject.ko zeroized "
+			     "the secret arenas (resumable)";
+		kj_err("run: kinject.ko zeroized every secret arena (tamper "
+		       "response): issuing stopped; check the appliance "
+		       "before running the same command again");
+	}
 	summarise(o, j, ctx, s, &ks);
 	return 0;
 }

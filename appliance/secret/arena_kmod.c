@@ -7,6 +7,7 @@
  * memfd_secret; without it the order stays memfd_secret, then mlock.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "arena_kmod.h"
@@ -16,6 +17,19 @@ bool kj_arena_kmod_present(void)
 	struct stat sb;
 
 	return stat(KJ_ARENA_KMOD_DEV, &sb) == 0 && S_ISCHR(sb.st_mode);
+}
+
+long long kj_arena_kmod_zeroize_events(void)
+{
+	FILE *f = fopen(KJ_ARENA_KMOD_ZEROIZE_EVENTS, "re");
+	long long n = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &n) != 1)
+		n = -1;
+	fclose(f);
+	return n;
 }
 
 size_t kj_arena_auto_order(bool kmod_present,

@@ -14,10 +14,19 @@
 #include "arena.h"
 
 #define KJ_ARENA_KMOD_DEV "/dev/kinject"
+#define KJ_ARENA_KMOD_ZEROIZE_EVENTS \
+	"/sys/class/misc/kinject/zeroize_events"
 #define KJ_ARENA_N_BACKENDS 3
 
 /* /dev/kinject exists and is a character device (kinject.ko is loaded). */
 bool kj_arena_kmod_present(void);
+
+/*
+ * How many times kinject.ko zeroized every arena since it was loaded (its
+ * tamper response), or -1 without the module.  A run compares it before
+ * and after a stop to say why it stopped.
+ */
+long long kj_arena_kmod_zeroize_events(void);
 
 /*
  * Fill order[] with the backends KJ_ARENA_AUTO tries, first to last, and
