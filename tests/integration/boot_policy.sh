@@ -66,7 +66,8 @@ golden() {
 		  pcrs: {"4": [$p4], "9": [$p9]}}' >"$3"
 }
 golden "$p4" "$p9" "$T/golden.json"
-"$KINJECT" verify "$T/ev.json" --ak "$KJ_STATE/ak.pem" \
+# The job was stopped, not ended: its bundle is partial.
+"$KINJECT" verify "$T/ev.json" --ak "$KJ_STATE/ak.pem" --partial \
 	--golden "$T/golden.json" >"$T/v.out" 2>&1 ||
 	fail "verify --golden: $(cat "$T/v.out")"
 grep -q 'code measured by boot' "$T/v.out" || fail "$(cat "$T/v.out")"
@@ -75,7 +76,7 @@ grep -q 'PCRs 4 and 9 golden in .* the AK quotes only in that boot chain' \
 echo "ok: verify --golden: PCRs 4 and 9 and the AK's policy match golden.json"
 other=$(printf '%064d' 1)
 golden "$other" "$p9" "$T/g4.json"
-if "$KINJECT" verify "$T/ev.json" --ak "$KJ_STATE/ak.pem" \
+if "$KINJECT" verify "$T/ev.json" --ak "$KJ_STATE/ak.pem" --partial \
 	--golden "$T/g4.json" >"$T/v4.out" 2>&1; then
 	fail "verify passed with another golden PCR 4"
 fi

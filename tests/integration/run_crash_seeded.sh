@@ -40,9 +40,14 @@ wait_ok() {
 }
 check_job() {
 	local job=$1 dups
-	[ "$(kj_sql "select count(*) from records where result='ok' and job='$job'")" = $N ] ||
-		fail "$job: not every device ok"
+	# ok records not withdrawn (EVIDENCE.md §2) are the devices done.
+	local ok wd
+	ok=$(kj_sql "select count(*) from records where result='ok' and job='$job'")
+	wd=$(kj_sql "select count(*) from records where result='withdrawn' and job='$job'")
+	[ $((ok - wd)) = $N ] ||
+		fail "$job: $ok ok records, $wd withdrawn: not $N devices"
 	dups=$(kj_sql "select cred_index from records where cred_index is not null
+		and result != 'withdrawn'
 		group by job, cred_index having count(*) > 1")
 	[ -z "$dups" ] || fail "$job: credential indexes used twice: $dups"
 	"$KINJECT" audit verify --state "$KJ_STATE" >"$T/audit.out" 2>&1 ||
