@@ -380,6 +380,14 @@ int kj_quote_parse(const uint8_t *attest, size_t len,
 	info->restart_count = a.clockInfo.restartCount;
 	info->safe = a.clockInfo.safe;
 	info->firmware_version = a.firmwareVersion;
+	/* TPM2B_DATA holds up to 66 bytes (sizeof(TPMT_HA)): bound it by
+	 * the destination, never by the source. */
+	if (a.extraData.size > sizeof(info->extra_data)) {
+		kj_err("quote: extraData: %u bytes, more than the %zu a "
+		       "qualifying data can have", a.extraData.size,
+		       sizeof(info->extra_data));
+		return q_fail(failed, KJ_QC_EXTRA_DATA, -EBADMSG);
+	}
 	info->extra_len = a.extraData.size;
 	memcpy(info->extra_data, a.extraData.buffer, a.extraData.size);
 	q = &a.attested.quote;
@@ -549,26 +557,46 @@ int kj_quoted_checkpoint_verify(const struct kj_ak *ak,
 int kj_quote_order(struct kj_clock_run *run, uint64_t nv_counter,
 		   const struct kj_quote_info *qi, unsigned *flags)
 {
+	bool new_run = !run->started ||
+		       qi->reset_count != run->reset_count ||
+		       qi->restart_count != run->restart_count;
+	uint64_t d = nv_counter - run->nv_counter;
+
 	*flags = qi->safe ? 0 : KJ_ORDER_UNSAFE;
-	if (!run->started) {
+	run->jump = 0;
+	if (run->started && nv_counter <= run->nv_counter) {
+		kj_err("checkpoint: nv_counter %llu does not exceed the previous %llu: an old or a second journal",
+		       (unsigned long long)nv_counter,
+		       (unsigned long long)run->nv_counter);
+		return -EBADMSG;
+	}
+	if (run->started && !new_run && d != 1) {
+		kj_err("checkpoint: nv_counter %llu after %llu within one TPM clock run (resetCount %u, restartCount %u): +1 expected (checkpoints missing, or a second journal on the TPM)",
+		       (unsigned long long)nv_counter,
+		       (unsigned long long)run->nv_counter, qi->reset_count,
+		       qi->restart_count);
+		return -EBADMSG;
+	}
+	if (run->started && new_run && d > run->orderly + 1) {
+		kj_err("checkpoint: nv_counter %llu after %llu into a new TPM clock run: at most +%llu (tpm_orderly_count + 1) expected",
+		       (unsigned long long)nv_counter,
+		       (unsigned long long)run->nv_counter,
+		       (unsigned long long)run->orderly + 1);
+		return -EBADMSG;
+	}
+	if (run->started && !new_run && qi->clock <= run->clock) {
+		kj_err("checkpoint: TPM clock %llu does not exceed the previous %llu within resetCount %u, restartCount %u",
+		       (unsigned long long)qi->clock,
+		       (unsigned long long)run->clock, qi->reset_count,
+		       qi->restart_count);
+		return -EBADMSG;
+	}
+	if (new_run)
 		*flags |= KJ_ORDER_NEW_RUN;
-	} else {
-		if (nv_counter <= run->nv_counter) {
-			kj_err("checkpoint: nv_counter %llu does not exceed the previous %llu: an old or a second journal",
-			       (unsigned long long)nv_counter,
-			       (unsigned long long)run->nv_counter);
-			return -EBADMSG;
-		}
-		if (qi->reset_count != run->reset_count ||
-		    qi->restart_count != run->restart_count) {
-			*flags |= KJ_ORDER_NEW_RUN;
-		} else if (qi->clock <= run->clock) {
-			kj_err("checkpoint: TPM clock %llu does not exceed the previous %llu within resetCount %u, restartCount %u",
-			       (unsigned long long)qi->clock,
-			       (unsigned long long)run->clock,
-			       qi->reset_count, qi->restart_count);
-			return -EBADMSG;
-		}
+	if (run->started) {
+		run->jump = d;
+		if (d > 1)
+			*flags |= KJ_ORDER_JUMP;
 	}
 	run->started = true;
 	run->nv_counter = nv_counter;

@@ -158,22 +158,30 @@ kj_quoted_checkpoint_verify(const struct kj_ak *ak,
 
 /*
  * §6.3 order and clock over consecutive checkpoints.  Start with a zeroed
- * run; call once per checkpoint, in order, with its verified quote.
- * Fails (-EBADMSG, logged) when nv_counter does not strictly increase, or
- * clock does not strictly increase within one (resetCount, restartCount)
- * pair.  Otherwise 0 with *flags: KJ_ORDER_NEW_RUN when the pair changed
- * (a new clock run: show it, with the firmware version), KJ_ORDER_UNSAFE
- * when clockInfo.safe is 0 (a warning; a failure with --strict-clock).
+ * run and its orderly count (the bundle's tpm_orderly_count); call once per
+ * checkpoint, in order, with its verified quote.  Fails (-EBADMSG, logged)
+ * when, within one (resetCount, restartCount) pair, nv_counter is not the
+ * previous + 1 or the clock does not strictly increase, or when into a new
+ * pair nv_counter is not the previous + 1 ... + orderly + 1 (§4: an
+ * ORDERLY counter jumps at most that far at a power loss).  Otherwise 0
+ * with *flags: KJ_ORDER_NEW_RUN when the pair changed (a new clock run:
+ * show it, with the firmware version), KJ_ORDER_UNSAFE when clockInfo.safe
+ * is 0, KJ_ORDER_JUMP when nv_counter moved by run->jump > 1 (up to
+ * jump - 1 checkpoints not seen); the last two are warnings, failures
+ * with --strict-clock.
  */
 struct kj_clock_run {
+	uint64_t orderly;   /* in: TPM_PT_ORDERLY_COUNT of the appliance */
 	bool started;
 	uint64_t nv_counter;
 	uint32_t reset_count;
 	uint32_t restart_count;
 	uint64_t clock;
+	uint64_t jump;      /* out: nv_counter - the previous (0 at first) */
 };
 #define KJ_ORDER_NEW_RUN 0x1u
 #define KJ_ORDER_UNSAFE 0x2u
+#define KJ_ORDER_JUMP 0x4u
 KJ_MUST_CHECK int kj_quote_order(struct kj_clock_run *run,
 				 uint64_t nv_counter,
 				 const struct kj_quote_info *qi,

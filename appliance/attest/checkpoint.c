@@ -66,6 +66,14 @@ int kj_checkpointer_open(struct kj_checkpointer *c,
 	c->policy.interval_ms = args->interval_ms;
 	c->commit_after_checkpoint = args->commit_after_checkpoint;
 	if (!strcmp(args->tcti, "none")) {
+		/* SPEC §4: unattested records after attested ones would
+		 * leave a gap no bundle of this state could close. */
+		if (kj_journal_checkpoint_count(j)) {
+			kj_err("--tpm none: the state dir %s has attested history (%llu checkpoints): its records must stay attested; give the appliance's TPM with --tpm",
+			       args->state_dir, (unsigned long long)
+			       kj_journal_checkpoint_count(j));
+			return -EPERM;
+		}
 		kj_warn("--tpm none: records are journaled but not attested; "
 			"this run's evidence will not verify");
 		return 0;
@@ -131,24 +139,41 @@ static int start_worker(struct kj_checkpointer *c, struct kj_tpm *tpm)
 {
 	struct last_ckpt last = { 0 };
 	uint64_t n = kj_journal_checkpoint_count(c->journal);
-	int rc;
+	int repair, rc;
 
 	if (!c->policy.interval_ms)
 		c->policy.interval_ms = KJ_CHECKPOINT_INTERVAL_MS;
 	c->t = kj_mtree_new();
 	if (!c->t)
 		return -ENOMEM;
-	KJ_TRY_GOTO(rc, kj_checkpoint_check(tpm, c->journal), err);
+	KJ_TRY_GOTO(repair, kj_checkpoint_check(tpm, c->journal), err_rc);
 	KJ_TRY_GOTO(rc, catch_up(c), err);
 	if (n)
 		KJ_TRY_GOTO(rc, kj_journal_foreach_checkpoint(c->journal, n - 1,
 							      last_cb, &last),
 			    err);
+	if (c->commit_after_checkpoint) {
+		uint64_t w = 0;
+
+		KJ_TRY_GOTO(rc, kj_journal_withdraw_beyond(c->journal,
+							   last.tree_size, &w),
+			    err);
+		if (w)
+			KJ_TRY_GOTO(rc, catch_up(c), err);
+	}
+	if (repair) {
+		KJ_TRY_GOTO(rc, kj_checkpoint_requote(tpm, c->journal, c->t,
+						      &c->policy),
+			    err);
+		last.tree_size = kj_mtree_size(c->t);
+	}
 	KJ_TRY_GOTO(rc, kj_ckpt_worker_start(tpm, &c->policy, last.tree_size,
 					     &c->w),
 		    err);
 	c->last_ms = kj_now_ms();
 	return 0;
+err_rc:
+	rc = repair;
 err:
 	stop_worker(c);
 	return rc;
@@ -205,8 +230,11 @@ int kj_checkpointer_committed(void *ctx, uint64_t tree_size,
 	}
 	now = kj_now_ms();
 	KJ_TRY(catch_up(c));
-	KJ_TRY(kj_ckpt_worker_collect(c->w, c->journal));
-	KJ_TRY(kj_ckpt_worker_stuck(c->w));
+	rc = kj_ckpt_worker_collect(c->w, c->journal);
+	if (rc < 0)
+		return kj_ckpt_worker_failed(c->w) ? KJ_CHECKPOINT_LOST : rc;
+	if (kj_ckpt_worker_stuck(c->w) < 0)
+		return KJ_CHECKPOINT_LOST;
 	if (kj_checkpoint_due(now, c->last_ms, c->policy.interval_ms,
 			      kj_mtree_size(c->t) >
 				      kj_ckpt_worker_covered(c->w))) {

@@ -21,6 +21,7 @@
 #ifndef KINJECT_CHECKPOINT_H
 #define KINJECT_CHECKPOINT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,16 @@
 
 #define KJ_CHECKPOINT_INTERVAL_MS 200 /* EVIDENCE.md §4 default */
 #define KJ_CHECKPOINT_STUCK_MS 30000
+/* kj_checkpointer_committed: the TPM failed or stopped answering (logged,
+ * naming it); no checkpoint will come.  The run's hook passes it on as
+ * the keeper's KJ_KEEPER_ATTEST_LOST. */
+#define KJ_CHECKPOINT_LOST (-ENODEV)
+/* journal meta key: the TPM's TPM_PT_ORDERLY_COUNT, decimal, set at every
+ * start (the evidence bundle's appliance.tpm_orderly_count). */
+#define KJ_META_TPM_ORDERLY "tpm_orderly_count"
+/* journal meta key: the officers' approval of a fresh journal on a TPM
+ * whose NV counter is in use (kj_checkpoint_allow_fresh). */
+#define KJ_META_NV_FRESH "checkpoint_fresh_approval"
 
 struct kj_journal;
 struct kj_mtree;
@@ -82,8 +93,10 @@ KJ_MUST_CHECK int kj_checkpointer_open(struct kj_checkpointer *c,
 				       const struct kj_checkpointer_args *args,
 				       struct kj_journal *j);
 
-/* After kj_journal_job_begin (commits it): rebuild the tree, start the
- * checkpoint thread. */
+/* After kj_journal_job_begin (commits it): rebuild the tree, append
+ * `withdrawn` for every ok record of the job beyond the last durable
+ * checkpoint (EVIDENCE.md §2: a crash left their COMMITs unsent), start
+ * the checkpoint thread. */
 KJ_MUST_CHECK int kj_checkpointer_start(struct kj_checkpointer *c);
 
 /*
@@ -105,6 +118,7 @@ KJ_MUST_CHECK int kj_checkpointer_attach(struct kj_checkpointer *c,
  * order).  committed: after a journal commit (records [0, tree_size)
  * durable), or on the keeper's timer: store a finished quote, submit the
  * next when due, and set *covered (COMMITs may go for leaves below it).
+ * KJ_CHECKPOINT_LOST when the TPM failed; other < 0: the journal's.
  * Records appended without the record hook (job_start of
  * kj_journal_job_begin) are read back from the journal first.
  */
@@ -117,6 +131,17 @@ int kj_checkpointer_committed(void *ctx, uint64_t tree_size,
  * the quote in flight, then one checkpoint over the whole tree, waited for
  * (everything is covered afterwards). */
 KJ_MUST_CHECK int kj_checkpointer_finish(struct kj_checkpointer *c);
+
+/*
+ * The `reset-journal' ceremony request, once applied with the officers'
+ * signatures: let this journal (which must have no checkpoint) start on a
+ * TPM whose NV counter is already in use.  approval: what to record (e.g.
+ * the applied request's SHA-256, hex); kept in the journal
+ * (KJ_META_NV_FRESH) and committed.  Without it kinject run refuses such
+ * a journal, naming the request.
+ */
+KJ_MUST_CHECK int kj_checkpoint_allow_fresh(struct kj_journal *j,
+					    const char *approval);
 
 void kj_checkpointer_stats(const struct kj_checkpointer *c,
 			   struct kj_ckpt_stats *st);

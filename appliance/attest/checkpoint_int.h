@@ -5,18 +5,28 @@
  * (checkpoint_store.c) share.  Not for other modules; white-box tests
  * build states with it.
  *
- * Counter discipline (an old journal restored, or a second journal on the
- * same TPM, must be refused):  the journal keeps in its meta table
- * KJ_META_NV_ALLOW, the highest counter value this journal may have seen.
- * Before every increment it is raised by one and committed, so a crash
- * between the increment and the store leaves the TPM at most that far
- * ahead.  kj_checkpoint_check() on start refuses, saying which:
- *   TPM counter > allow   another journal took checkpoints on this TPM, or
- *                         this journal is an old copy;
+ * Counter discipline (EVIDENCE.md §4: an old journal restored, or a second
+ * journal on the same TPM, must be refused):  the journal keeps in its
+ * meta table KJ_META_NV_ALLOW, the highest counter value this journal may
+ * have seen.  Before every increment it is raised by one and committed,
+ * so a crash between the increment and the store leaves the TPM at most
+ * that far ahead.  kj_checkpoint_check() on start refuses, saying which
+ * value it expected:
+ *   no checkpoint yet     the counter exists and the journal never started
+ *                         one (KJ_META_NV_START absent): a second journal,
+ *                         unless the officers approved a fresh one
+ *                         (KJ_META_NV_FRESH, kj_checkpoint_allow_fresh);
+ *                         the start value is recorded in KJ_META_NV_START
+ *   same clock run        TPM counter in [last, allow];
+ *   new clock run         TPM counter in [last, allow + orderly + 1] (an
+ *                         ORDERLY counter's jump at a power loss);
  *   TPM counter < last    the journal's last checkpoint is ahead of the
- *                         TPM: a journal of another TPM, or the counter was
- *                         redefined.
- * and otherwise resynchronises allow to the TPM's value.
+ *                         TPM: a journal of another TPM, or the counter
+ *                         was redefined.
+ * and otherwise resynchronises allow to the TPM's value.  When the TPM
+ * holds last + 1 (a quote taken but not stored before a crash), the next
+ * checkpoint re-quotes that value without an increment, so the sequence
+ * stays +1 (kj_checkpoint_take with reuse_nv).
  *
  * Two ways to take checkpoints:
  *  - kj_checkpoint_take(): synchronous (job end, tests, `kinject demo`).
@@ -40,8 +50,9 @@
 #include "mtree.h"
 #include "tpm.h"
 
-/* journal meta key: decimal u64, see above. */
+/* journal meta keys: decimal u64, see above. */
 #define KJ_META_NV_ALLOW "checkpoint_nv_allow"
+#define KJ_META_NV_START "checkpoint_nv_start"
 
 /* One quoted checkpoint, before it is stored.  attest/sig malloc'd. */
 struct kj_ckpt {
@@ -57,6 +68,7 @@ struct kj_ckpt {
 	uint8_t *sig;
 	size_t sig_len;
 	uint64_t quote_ms;     /* increment + quote + PCR read, monotonic */
+	bool reuse_nv;         /* quote nv_counter as it is: no increment */
 };
 void kj_checkpoint_release(struct kj_ckpt *c);
 
@@ -69,9 +81,12 @@ bool kj_checkpoint_due(uint64_t now_ms, uint64_t last_ms,
 
 /*
  * On start, before any checkpoint: compare the TPM's NV counter with the
- * journal (rules above).  -EPERM (logged, saying which) to refuse; on
- * success KJ_META_NV_ALLOW is set and committed (the journal must have
- * nothing pending: -EINVAL).
+ * journal (rules above) and record the TPM's TPM_PT_ORDERLY_COUNT
+ * (KJ_META_TPM_ORDERLY).  -EPERM (logged, saying which value was
+ * expected) to refuse, nothing committed; else KJ_META_NV_ALLOW is set and
+ * committed (the journal must have nothing pending: -EINVAL), and the
+ * result is 1 when the TPM holds the last checkpoint's value + 1 (re-quote
+ * it: reuse_nv), else 0.
  */
 KJ_MUST_CHECK int kj_checkpoint_check(struct kj_tpm *tpm,
 				      struct kj_journal *j);
@@ -111,6 +126,12 @@ KJ_MUST_CHECK int kj_checkpoint_take(struct kj_tpm *tpm, struct kj_journal *j,
 				     const struct kj_mtree *t,
 				     const struct kj_checkpoint_policy *pol,
 				     struct kj_ckpt *out);
+/* The same without the increment: quote the TPM's current value (the
+ * repair after kj_checkpoint_check returned 1). */
+KJ_MUST_CHECK int kj_checkpoint_requote(struct kj_tpm *tpm,
+					struct kj_journal *j,
+					const struct kj_mtree *t,
+					const struct kj_checkpoint_policy *pol);
 
 /* ---- pipelined ------------------------------------------------------------ */
 
@@ -162,6 +183,10 @@ KJ_MUST_CHECK int kj_ckpt_worker_submit(struct kj_ckpt_worker *w,
  */
 KJ_MUST_CHECK int kj_ckpt_worker_collect(struct kj_ckpt_worker *w,
 					 struct kj_journal *j);
+
+/* True once the TPM side of a checkpoint failed (its error was logged):
+ * the error kj_ckpt_worker_collect returned is the TPM's. */
+bool kj_ckpt_worker_failed(const struct kj_ckpt_worker *w);
 
 /* Blocking: wait for the quote in flight (if any) and collect it. */
 KJ_MUST_CHECK int kj_ckpt_worker_drain(struct kj_ckpt_worker *w,

@@ -43,6 +43,7 @@ struct kj_ckpt_worker {
 	uint64_t submit_ms;      /* when the request in flight was made */
 	bool stuck;              /* detach, never join (see stop) */
 	bool orphan;             /* detached: the thread frees w at its end */
+	bool failed;             /* a quote failed on the TPM side */
 	struct kj_ckpt_stats st;
 };
 
@@ -212,6 +213,8 @@ static int store_result(struct kj_ckpt_worker *w, struct kj_journal *j)
 	w->state = W_IDLE;
 	pthread_mutex_unlock(&w->mu);
 	(void)eventfd_read(w->efd, &v); /* non-blocking: clears it */
+	if (rc < 0)
+		w->failed = true;
 	if (rc >= 0)
 		rc = kj_checkpoint_store(j, &c);
 	if (rc >= 0) {
@@ -267,6 +270,11 @@ int kj_ckpt_worker_drain(struct kj_ckpt_worker *w, struct kj_journal *j)
 	}
 	pthread_mutex_unlock(&w->mu);
 	return kj_ckpt_worker_collect(w, j);
+}
+
+bool kj_ckpt_worker_failed(const struct kj_ckpt_worker *w)
+{
+	return w->failed;
 }
 
 uint64_t kj_ckpt_worker_covered(const struct kj_ckpt_worker *w)

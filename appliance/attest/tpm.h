@@ -26,9 +26,13 @@
  * defined with owner authorization at first use.  An existing index with
  * other attributes is refused (someone else owns it).  Its first value is
  * not 1: a TPM starts a new counter at the highest count it ever had.
- * Not ORDERLY: every increment is written to NV, so no power cut can make
- * it jump; on real TPMs that costs NV wear and may hit TPM_RC_NV_RATE,
- * which is retried (as are RETRY, YIELDED and TESTING) with back-off.
+ * ORDERLY (TPMA_NV_ORDERLY, EVIDENCE.md §4): the TPM keeps it in RAM and
+ * writes it to NV every TPM_PT_ORDERLY_COUNT + 1 increments and at an
+ * orderly shutdown; after a power loss it moves the counter past every
+ * value it may have reached, so the counter jumps by at most that much
+ * into a new clock run.  The older plain counter is refused, saying how
+ * to start afresh.  TPM_RC_NV_RATE, RETRY, YIELDED and TESTING are retried
+ * with back-off; if one persists the error names it.
  *
  * Every transient handle is flushed before the function that created it
  * returns, except the loaded AK, flushed by kj_tpm_close().
@@ -132,6 +136,14 @@ KJ_MUST_CHECK int kj_tpm_pcr_extend(struct kj_tpm *tpm, unsigned pcr,
 KJ_MUST_CHECK int kj_tpm_nv_increment(struct kj_tpm *tpm, uint64_t *value);
 /* Read the counter; -ENOENT (not logged) if not defined yet. */
 KJ_MUST_CHECK int kj_tpm_nv_read(struct kj_tpm *tpm, uint64_t *value);
+/* 1 if KJ_TPM_NV_COUNTER is defined (by anyone), 0 if not. */
+KJ_MUST_CHECK int kj_tpm_nv_defined(struct kj_tpm *tpm);
+/* TPM_PT_ORDERLY_COUNT: an ORDERLY counter is written to NV every
+ * count + 1 increments. */
+KJ_MUST_CHECK int kj_tpm_orderly_count(struct kj_tpm *tpm, uint32_t *count);
+/* TPM2_ReadClock: the current clock run (resetCount, restartCount). */
+KJ_MUST_CHECK int kj_tpm_clock_run(struct kj_tpm *tpm, uint32_t *reset_count,
+				   uint32_t *restart_count);
 
 /*
  * TPM2_Quote with the AK over the SHA-256 PCRs in mask (sizeofSelect 3)

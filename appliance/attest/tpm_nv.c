@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The TPM's NV indexes: kinject's monotonic counter (defined on first use,
- * checked to be ours, incremented with retry) and the TCG EK certificate
- * indexes.  Separate because NV is its own resource with its own failure
+ * The TPM's NV indexes: kinject's ORDERLY monotonic counter (defined on
+ * first use, checked to be ours, incremented with retry; the TPM property
+ * and clock that bound its jumps) and the TCG EK certificate indexes.
+ * Separate because NV is its own resource with its own failure
  * modes (another owner of the index, NV rate limiting, unwritten indexes).
  */
 #include <limits.h>
@@ -22,10 +23,14 @@
 #include "tpm.h"
 #include "tpm_int.h"
 
-#define NV_ATTRS                                                            \
+/* The counter before it was ORDERLY: refused with a way out. */
+#define NV_ATTRS_PLAIN                                                      \
 	((TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) | TPMA_NV_OWNERWRITE |  \
 	 TPMA_NV_OWNERREAD | TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD |         \
 	 TPMA_NV_NO_DA)
+/* EVIDENCE.md §4: a hybrid index, written to NV every
+ * TPM_PT_ORDERLY_COUNT + 1 increments and at an orderly shutdown. */
+#define NV_ATTRS (NV_ATTRS_PLAIN | TPMA_NV_ORDERLY)
 
 /* Is the NV index defined?  Asked with GetCapability, not a failing
  * NV_ReadPublic, so that absence is a plain answer and not a logged error. */
@@ -189,6 +194,12 @@ static int nv_check_public(struct kj_tpm *t, ESYS_TR h)
 		return kj_tpm_fail(t, "TPM2_NV_ReadPublic (NV counter)", rc);
 	got = pub->nvPublic.attributes & ~(TPMA_NV_WRITTEN | TPMA_NV_READLOCKED |
 					   TPMA_NV_WRITELOCKED);
+	if (got == NV_ATTRS_PLAIN && pub->nvPublic.dataSize == 8) {
+		kj_err("TPM %s: NV index 0x%08x is the plain (not ORDERLY) counter of an older kinject, one NV write per checkpoint: this appliance state cannot go on. Start afresh: keep the old state dir (its evidence stays verifiable), remove the index (tpm2_nvundefine 0x%08x -C o) and run with a new --state dir",
+		       t->tcti_conf, KJ_TPM_NV_COUNTER, KJ_TPM_NV_COUNTER);
+		Esys_Free(pub);
+		return -EEXIST;
+	}
 	if (got != want || pub->nvPublic.dataSize != 8 ||
 	    pub->nvPublic.nameAlg != TPM2_ALG_SHA256) {
 		kj_err("TPM %s: NV index 0x%08x: attributes 0x%08x size %u are not kinject's counter (0x%08x, 8): another user owns the index",
@@ -279,6 +290,54 @@ int kj_tpm_nv_increment(struct kj_tpm *t, uint64_t *value)
 		       t->tcti_conf);
 		return -EIO;
 	}
+	return 0;
+}
+
+int kj_tpm_nv_defined(struct kj_tpm *t)
+{
+	bool yes = false;
+
+	KJ_TRY(nv_defined(t, KJ_TPM_NV_COUNTER, &yes));
+	return yes;
+}
+
+int kj_tpm_orderly_count(struct kj_tpm *t, uint32_t *count)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPML_TAGGED_TPM_PROPERTY *p;
+	TSS2_RC rc;
+
+	rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+				ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
+				TPM2_PT_ORDERLY_COUNT, 1, NULL, &cap);
+	if (rc != TSS2_RC_SUCCESS)
+		return kj_tpm_fail(t, "TPM2_GetCapability (TPM_PT_ORDERLY_COUNT)",
+				   rc);
+	p = &cap->data.tpmProperties;
+	if (!p->count || p->tpmProperty[0].property != TPM2_PT_ORDERLY_COUNT) {
+		Esys_Free(cap);
+		kj_err("TPM %s: no TPM_PT_ORDERLY_COUNT property: the TPM cannot keep an ORDERLY NV counter",
+		       t->tcti_conf);
+		return -ENOTSUP;
+	}
+	*count = p->tpmProperty[0].value;
+	Esys_Free(cap);
+	return 0;
+}
+
+int kj_tpm_clock_run(struct kj_tpm *t, uint32_t *reset_count,
+		     uint32_t *restart_count)
+{
+	TPMS_TIME_INFO *ti = NULL;
+	TSS2_RC rc;
+
+	rc = Esys_ReadClock(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+			    &ti);
+	if (rc != TSS2_RC_SUCCESS)
+		return kj_tpm_fail(t, "TPM2_ReadClock", rc);
+	*reset_count = ti->clockInfo.resetCount;
+	*restart_count = ti->clockInfo.restartCount;
+	Esys_Free(ti);
 	return 0;
 }
 

@@ -88,9 +88,16 @@ static void log_json(enum kj_log_level lvl, const char *line)
 		"\"message\":\"%s\"}\n", ts, name[lvl], esc);
 }
 
+static bool muted;
+
 void kj_log_set_level(enum kj_log_level max)
 {
 	max_level = max;
+}
+
+void kj_log_mute(bool on)
+{
+	muted = on;
 }
 
 void kj_log_use_syslog(const char *ident)
@@ -104,7 +111,7 @@ void kj_vlog(enum kj_log_level lvl, const char *fmt, va_list ap)
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	static const char *const tag[] = { "", "warning: ", "", "debug: " };
 
-	if (lvl > max_level)
+	if (lvl > max_level || muted)
 		return;
 	if (to_syslog) {
 		vsyslog(prio[lvl], fmt, ap);

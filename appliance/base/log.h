@@ -36,6 +36,9 @@ void kj_log_time(char out[25]);
 /* s as the inside of a JSON string (", \, controls escaped), truncated to
  * fit cap; returns its length. */
 size_t kj_json_escape(const char *s, char *out, size_t cap);
+/* Drop every message while on: a checker that already told a fault once
+ * (the verifier: one broken event log fails every checkpoint alike). */
+void kj_log_mute(bool on);
 void kj_log_use_syslog(const char *ident);
 void kj_log(enum kj_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -106,6 +106,11 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
+/*
+ * A fresh, unpredictable temp name in the target's directory, created with
+ * O_EXCL (mkostemp): a link or file planted there in advance is never
+ * followed or truncated, and rename() makes the result appear at once.
+ */
 int kj_write_file_atomic(const char *path, const void *data, size_t len,
 			 unsigned mode)
 {
@@ -113,17 +118,20 @@ int kj_write_file_atomic(const char *path, const void *data, size_t len,
 	const uint8_t *p = data;
 	int fd, rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
 	    (int)sizeof(tmp)) {
 		kj_err("%s: path too long", path);
 		return -ENAMETOOLONG;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		kj_err("%s: cannot create: %s", tmp, strerror(errno));
+		kj_err("%s: cannot create a temporary file next to it: %s",
+		       path, strerror(errno));
 		return rc;
 	}
+	if (fchmod(fd, (mode_t)mode) < 0)
+		goto fail;
 	while (len) {
 		ssize_t n = write(fd, p, len);
 

@@ -27,8 +27,9 @@ KJ_MUST_CHECK int kj_read_file(const char *path, size_t max_size,
 			       uint8_t **buf, size_t *len);
 
 /*
- * Durably replace path with data: write a temporary file in the same
- * directory, fsync it, rename over path, fsync the directory.
+ * Durably replace path with data: write a temporary file of an
+ * unpredictable name in the same directory (created O_EXCL, mode set with
+ * fchmod), fsync it, rename over path, fsync the directory.
  */
 KJ_MUST_CHECK int kj_write_file_atomic(const char *path, const void *data,
 				       size_t len, unsigned mode);

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "request.h"
+#include "attest/checkpoint.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -144,8 +145,11 @@ static int act(struct apply *a, struct kj_journal *j,
 	if (!strcmp(a->kind, "reset-journal")) {
 		snprintf(a->what, sizeof(a->what), "reset-journal: %s",
 			 str(a, "reason") ? str(a, "reason") : "?");
-		return kj_journal_meta_set(j, KJ_CEREMONY_META_RESET_JOURNAL,
-					   a->sha, 64);
+		KJ_TRY(kj_journal_meta_set(j, KJ_CEREMONY_META_RESET_JOURNAL,
+					   a->sha, 64));
+		/* The checkpointer's own record of the approval: it refuses a
+		 * journal that has checkpoints already (docs/CEREMONY.md). */
+		return kj_checkpoint_allow_fresh(j, a->sha);
 	}
 	if (!strcmp(a->kind, "restore")) {
 		kj_err("%s: a restore request is applied by `kinject ceremony "

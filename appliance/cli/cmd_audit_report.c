@@ -241,7 +241,7 @@ static void results_table(FILE *f, const struct report *r)
 	      "apart from failures after the offer (bytes were sent; these "
 	      "count against the work order's failure budget).</p>\n<table>"
 	      "<tr><th>Reason</th><th>When</th><th>Devices</th></tr>\n", f);
-	for (int res = KJ_RES_OK; res <= KJ_RES_DEVICE_LAST_; res++) {
+	for (int res = KJ_RES_OK; res <= KJ_RES_DEVICE_LAST; res++) {
 		if (!r->results[res])
 			continue;
 		fprintf(f, "<tr><td class=\"%s\">%s</td><td>%s</td>"

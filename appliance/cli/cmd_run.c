@@ -5,16 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
 #include "attest/checkpoint.h"
+#include "attest/tpm.h"
 #include "base/kinject.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "ceremony/ceremony.h"
 #include "injector/listen.h"
 #include "inputs/preflight.h"
+#include "inputs/product.h"
 #include "inputs/sites.h"
 #include "journal/journal.h"
 #include "keeper/keeper.h"
@@ -61,6 +61,10 @@ struct run_opts {
 	struct kj_keeper_limits limits;
 	uint64_t checkpoint_ms;
 	bool commit_after_checkpoint;
+	/* What the checks before the first write produced. */
+	struct kj_sites site_list;	/* when sites != NULL */
+	int lfds[KJ_RUN_MAX_LISTEN];	/* bound; the keeper takes them */
+	bool lfds_taken;
 };
 
 enum {
@@ -202,28 +206,6 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
  * ptrace by ordinary users.  The arena is charged to RLIMIT_MEMLOCK, whose
  * distribution default (8 MiB) is far below a credential batch.
  */
-static int harden_keeper(void)
-{
-	struct rlimit core0 = { 0, 0 }, memlock;
-	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
-
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
-	    setrlimit(RLIMIT_CORE, &core0) < 0) {
-		kj_err("run: cannot make the keeper non-dumpable: %s",
-		       strerror(errno));
-		return -errno;
-	}
-	/* Without CAP_SYS_RESOURCE only the soft limit can move (up to the
-	 * hard one); with CAP_IPC_LOCK the limit does not apply at all. */
-	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0 &&
-	    (getrlimit(RLIMIT_MEMLOCK, &memlock) < 0 ||
-	     (memlock.rlim_cur = memlock.rlim_max,
-	      setrlimit(RLIMIT_MEMLOCK, &memlock) < 0)))
-		kj_warn("run: cannot raise RLIMIT_MEMLOCK (%s): large inputs "
-			"may not fit in secret memory", strerror(errno));
-	return 0;
-}
-
 static volatile sig_atomic_t stop_flag;
 
 static void on_stop(int sig)
@@ -232,15 +214,82 @@ static void on_stop(int sig)
 	stop_flag = 1;
 }
 
+/*
+ * Every signal whose default action ends the process without a core
+ * (fatal faults are the arena's: kj_arena_install_signal_wipe) stops the
+ * job as SIGTERM does: finish what is in flight, final checkpoint, wipe.
+ * SIGHUP included: a closed terminal must not lose the final checkpoint.
+ */
+static const int kj_stop_signals[] = {
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
+	SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGPWR, SIGSTKFLT, SIGIO,
+};
+
 static int install_stop_handlers(void)
 {
 	struct sigaction sa = { .sa_handler = on_stop };
 
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, NULL) < 0 ||
-	    sigaction(SIGTERM, &sa, NULL) < 0)
-		return -errno;
+	for (size_t i = 0; i < KJ_ARRAY_SIZE(kj_stop_signals); i++)
+		if (sigaction(kj_stop_signals[i], &sa, NULL) < 0)
+			return -errno;
 	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/*
+ * SPEC.md §4: nothing is written before every check passed.  The TPM is
+ * probed read-only (PCRs 13/14, the NV counter if defined): a TPM that is
+ * not there is found before the journal, the PCRs or the counter change.
+ */
+static int probe_tpm(const char *tcti)
+{
+	uint8_t pcrs[KJ_TPM_PCR_COUNT][32];
+	struct kj_tpm *t;
+	uint64_t v;
+	int rc;
+
+	if (!strcmp(tcti, "none"))
+		return 0;
+	rc = kj_tpm_open(tcti, &t);
+	if (rc == 0) {
+		rc = kj_tpm_pcr_read(t, (1u << 13) | (1u << 14), pcrs);
+		if (rc == 0) {
+			rc = kj_tpm_nv_read(t, &v);
+			rc = rc == -ENOENT ? 0 : rc;
+		}
+		kj_tpm_close(t);
+	}
+	if (rc < 0)
+		kj_err("run: the TPM at --tpm %s does not answer (is the TPM "
+		       "service running? see the error above); nothing was "
+		       "written", tcti);
+	return rc;
+}
+
+static void close_listeners(const struct run_opts *o, int *fds)
+{
+	for (size_t i = 0; i < o->n_listen; i++)
+		if (fds[i] >= 0)
+			kj_listen_close(&o->listen[i], fds[i]);
+}
+
+/* Bind every --listen before the first write; the keeper takes them. */
+static int bind_listeners(const struct run_opts *o, int *fds)
+{
+	for (size_t i = 0; i < o->n_listen; i++)
+		fds[i] = -1;
+	for (size_t i = 0; i < o->n_listen; i++) {
+		fds[i] = kj_listen_open(&o->listen[i], KJ_LISTEN_BACKLOG);
+		if (fds[i] < 0) {
+			int rc = fds[i];
+
+			close_listeners(o, fds);
+			kj_err("run: --listen %s cannot be used; nothing was "
+			       "written", o->listen[i].spec);
+			return rc;
+		}
+	}
 	return 0;
 }
 
@@ -260,8 +309,10 @@ static int hook_record(void *ctx, uint64_t seq, const uint8_t *jcs,
 
 static int hook_committed(void *ctx, uint64_t tree_size, uint64_t *covered)
 {
-	return kj_checkpointer_committed(&((struct run_ctx *)ctx)->att,
-					 tree_size, covered);
+	int rc = kj_checkpointer_committed(&((struct run_ctx *)ctx)->att,
+					   tree_size, covered);
+
+	return rc == KJ_CHECKPOINT_LOST ? KJ_KEEPER_ATTEST_LOST : rc;
 }
 
 static void hook_progress(void *ctx, const struct kj_keeper_stats *st)
@@ -306,6 +357,7 @@ static void job_desc(const struct run_opts *o, const struct kj_preflight *p,
 	memcpy(d->fw_sha256, wo->fw_sha256, 32);
 	d->serial_prefix = wo->serial_prefix;
 	d->serial_start = wo->serial_start;
+	memcpy(d->creds_sha256, p->creds_sha256, 32);
 	d->creds = refs;
 	d->n_creds = p->creds.count;
 }
@@ -319,6 +371,8 @@ static void set_outcome(struct kj_run_summary *s, int end)
 		[KJ_KEEPER_STOPPED] = { "stopped (resumable)", KJ_EXIT_STOPPED },
 		[KJ_KEEPER_EXHAUSTED] = { "credential batch exhausted",
 					  KJ_EXIT_ERROR },
+		[KJ_KEEPER_TPM_LOST] = { "TPM lost (resumable)",
+					 KJ_EXIT_ERROR },
 	};
 
 	if (end < 0 || end >= (int)KJ_ARRAY_SIZE(map)) {
@@ -344,7 +398,7 @@ static int report_ended(const struct kj_job_state *st,
 	return 0;
 }
 
-static void fill_job(const struct run_opts *o, struct kj_preflight *p,
+static void fill_job(struct run_opts *o, struct kj_preflight *p,
 		     struct kj_journal *j, struct run_ctx *ctx,
 		     struct kj_job *job)
 {
@@ -358,6 +412,7 @@ static void fill_job(const struct run_opts *o, struct kj_preflight *p,
 	job->issuer = p->issuer.ca ? &p->issuer : NULL;
 	job->journal = j;
 	job->listen = o->listen;
+	job->listen_fds = o->lfds;
 	job->n_listen = o->n_listen;
 	job->limits = o->limits;
 	job->hooks.ctx = ctx;
@@ -386,27 +441,24 @@ static void summarise(const struct run_opts *o, struct kj_journal *j,
 		s->exit_code = KJ_EXIT_ERROR;
 }
 
-static int serve(const struct run_opts *o, struct kj_preflight *p,
+static int serve(struct run_opts *o, struct kj_preflight *p,
 		 struct kj_journal *j, struct run_ctx *ctx,
 		 struct kj_run_summary *s)
 {
 	struct kj_keeper_stats ks = { 0 };
-	struct kj_sites sites;
 	struct kj_job job;
 	int end, rc;
 
 	fill_job(o, p, j, ctx, &job);
-	if (o->sites) {
-		KJ_TRY(kj_sites_load(o->sites, &sites));
-		job.sites = &sites;
-	}
+	if (o->sites)
+		job.sites = &o->site_list;
+	o->lfds_taken = true;
 	end = kj_keeper_run(&job, &ks);
 	kj_progress_finish(&ctx->prog);
 	/* A final checkpoint also after an error: what is durable gets
-	 * attested, and a resumed run starts from a quoted tree. */
-	rc = kj_checkpointer_finish(&ctx->att);
-	if (o->sites)
-		kj_sites_free(&sites);
+	 * attested, and a resumed run starts from a quoted tree.  Not
+	 * without the TPM: the resumed run quotes it. */
+	rc = end == KJ_KEEPER_TPM_LOST ? 0 : kj_checkpointer_finish(&ctx->att);
 	if (end < 0 || rc < 0)
 		return end < 0 ? end : rc;
 	set_outcome(s, end);
@@ -414,7 +466,7 @@ static int serve(const struct run_opts *o, struct kj_preflight *p,
 	return 0;
 }
 
-static int run_job(const struct run_opts *o, struct kj_preflight *p,
+static int run_job(struct run_opts *o, struct kj_preflight *p,
 		   struct kj_journal *j, struct kj_run_summary *s)
 {
 	const char *backend = kj_arena_backend_name(p->arena.backend);
@@ -427,12 +479,6 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		.work_order_len = p->wo.raw_len,
 		.product = p->pm.raw,
 		.product_len = p->pm.raw_len,
-		/*
-		 * Hook for the checkpointer's "allow a fresh journal on a TPM
-		 * whose NV counter is in use" flag: the officers' approval is
-		 * kj_ceremony_fresh_journal_approved(j) > 0 (ceremony/request.h,
-		 * an applied reset-journal request).
-		 */
 	};
 	struct kj_cred_ref *refs = NULL;
 	struct kj_job_state st;
@@ -452,6 +498,11 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 	KJ_TRY_GOTO(rc, kj_journal_job_begin(j, &d, &st), out);
 	if (st.ended) {
 		rc = report_ended(&st, s);
+		/* The TPM lost right after job_end: its final checkpoint. */
+		if (!rc)
+			rc = kj_checkpointer_start(&ctx.att);
+		if (!rc)
+			rc = kj_checkpointer_finish(&ctx.att);
 		goto out;
 	}
 	kj_info("job %s: %s, %llu of %llu done, secret memory: %s", p->wo.id,
@@ -459,6 +510,7 @@ static int run_job(const struct run_opts *o, struct kj_preflight *p,
 		(unsigned long long)st.ok_count,
 		(unsigned long long)p->wo.quantity, backend);
 	KJ_TRY_GOTO(rc, kj_checkpointer_start(&ctx.att), out);
+	kj_journal_job_state(j, &st); /* after withdrawals (EVIDENCE.md §2) */
 	kj_progress_init(&ctx.prog, o->progress, p->wo.id, p->wo.max_failed,
 			 st.ok_count);
 	rc = serve(o, p, j, &ctx, s);
@@ -467,6 +519,33 @@ out:
 	free(refs);
 	return rc;
 out_nothing:
+	return rc;
+}
+
+/*
+ * SPEC.md §4: every check before the first write.  The inputs and the HSM
+ * (pre-flight), the sites file, the TPM, every listener; only then the
+ * state dir, the journal, the PCRs and the NV counter.  A refusal here
+ * leaves all of them as they were.
+ */
+static int checks(struct run_opts *o, struct kj_preflight *p)
+{
+	int rc;
+
+	KJ_TRY(kj_preflight_run(&o->in, p));
+	if (o->sites) {
+		rc = kj_sites_load(o->sites, &o->site_list);
+		if (rc < 0)
+			goto err;
+	}
+	KJ_TRY_GOTO(rc, probe_tpm(o->tpm), err_sites);
+	KJ_TRY_GOTO(rc, bind_listeners(o, o->lfds), err_sites);
+	return 0;
+err_sites:
+	if (o->sites)
+		kj_sites_free(&o->site_list);
+err:
+	kj_preflight_free(p);
 	return rc;
 }
 
@@ -482,24 +561,28 @@ int cmd_run_main(int argc, char **argv)
 	    kj_progress_mode_parse(o.log_format, &o.progress) < 0)
 		return KJ_EXIT_USAGE;
 	kj_log_set_json(o.progress == KJ_PROGRESS_JSON);
-	if (harden_keeper() < 0)
-		return KJ_EXIT_ERROR;
-	if (kj_arena_install_signal_wipe() < 0 || install_stop_handlers() < 0) {
+	if (install_stop_handlers() < 0) {
 		kj_err("run: cannot install signal handlers");
 		return KJ_EXIT_ERROR;
 	}
 	if (kj_ceremony_check_initialised(o.in.state_dir, "run") < 0)
 		return KJ_EXIT_ERROR;
 	o.in.max_connections = o.limits.max_connections;
-	if (kj_preflight_run(&o.in, &p) < 0)
+	if (checks(&o, &p) < 0)
 		return KJ_EXIT_ERROR;
-	rc = kj_journal_open(o.in.state_dir, 0, &j);
+	rc = kj_product_version_record(o.in.state_dir, &p.pm);
+	if (rc == 0)
+		rc = kj_journal_open(o.in.state_dir, 0, &j);
 	if (rc == 0)
 		rc = run_job(&o, &p, j, &sum);
 	if (rc < 0 && j)
 		kj_err("job %s stopped on the error above; what was journaled "
 		       "is kept: fix the cause and run the same command again "
 		       "to resume", p.wo.id);
+	if (!o.lfds_taken)
+		close_listeners(&o, o.lfds);
+	if (o.sites)
+		kj_sites_free(&o.site_list);
 	kj_journal_close(j);
 	kj_preflight_free(&p);
 	return rc < 0 ? KJ_EXIT_ERROR : sum.exit_code;

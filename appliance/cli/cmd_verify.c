@@ -25,7 +25,7 @@ const char cmd_verify_usage[] =
 	"                      [--work-order WO.json] [--ek-ca CA.pem]\n"
 	"                      [--strict-clock]\n"
 	"                      [--tpm-firmware-allow V[,V...]] [--pcrs N[,N...]]\n"
-	"                      [--json]\n\n"
+	"                      [--partial] [--json]\n\n"
 	"Check an evidence bundle offline (EVIDENCE.md §6), trusting only the\n"
 	"appliance's attestation key:\n"
 	"  1 quotes        every TPM quote strict, signed by the AK, over the\n"
@@ -33,10 +33,15 @@ const char cmd_verify_usage[] =
 	"                  hashes to ak_name, is --ak, is a restricted key\n"
 	"  2 pcrs          the quoted PCR selection is the policy's; the event\n"
 	"                  log replays to the quoted PCR digest\n"
-	"  3 clock         nv_counter increases; TPM clock increases per run\n"
+	"  3 clock         nv_counter +1 per checkpoint within a TPM clock run,\n"
+	"                  +1 ... +tpm_orderly_count+1 into a new one (a jump J\n"
+	"                  is a warning: up to J-1 checkpoints not seen); TPM\n"
+	"                  clock increases per run\n"
 	"  4 consistency   each checkpoint's log extends the previous one\n"
 	"  5 inclusion     each record is in its checkpoint's tree\n"
-	"  6 completeness  job_seq 0, 1, 2, ... without gap; job_end counts\n"
+	"  6 completeness  job_seq 0, 1, 2, ... without gap; each withdrawn\n"
+	"                  record after its ok record; job_end present, its\n"
+	"                  counts right\n"
 	"  7 work-order    (--work-order) hash, job, firmware, quantity,\n"
 	"                  unique uids and serials\n"
 	"  8 golden        (--golden) every PCR 13 measurement is golden\n"
@@ -50,14 +55,18 @@ const char cmd_verify_usage[] =
 	"  --golden FILE             golden.json written by `make image'\n"
 	"  --work-order FILE         the work order you signed\n"
 	"  --ek-ca FILE              the TPM vendor's CA certificate(s), PEM\n"
-	"  --strict-clock            a quote with clockInfo.safe = 0 fails\n"
+	"  --strict-clock            a quote with clockInfo.safe = 0, or an\n"
+	"                            nv_counter jump, fails\n"
+	"  --partial                 a job still running: no job_end is fine\n"
+	"                            (the verdict says \"job not ended\")\n"
 	"  --tpm-firmware-allow LIST firmwareVersion values (decimal or 0x hex)\n"
 	"  --pcrs LIST               the policy's PCRs (SHA-256 bank), default\n"
 	"                            13,14 (EVIDENCE.md §4)\n"
-	"  --json                    machine-readable verdict on stdout\n";
+	"  --json                    machine-readable verdict on stdout, each\n"
+	"                            check with structured details\n";
 
 enum { OPT_AK = 1, OPT_GOLDEN, OPT_WO, OPT_STRICT, OPT_FW, OPT_JSON,
-       OPT_PCRS, OPT_EK_CA };
+       OPT_PCRS, OPT_EK_CA, OPT_PARTIAL };
 
 static const struct option options[] = {
 	{ "ak", required_argument, NULL, OPT_AK },
@@ -68,6 +77,7 @@ static const struct option options[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "pcrs", required_argument, NULL, OPT_PCRS },
 	{ "ek-ca", required_argument, NULL, OPT_EK_CA },
+	{ "partial", no_argument, NULL, OPT_PARTIAL },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -75,7 +85,7 @@ static const struct option options[] = {
 
 struct args {
 	const char *bundle, *ak, *golden, *wo, *ek_ca;
-	bool json, strict;
+	bool json, strict, partial;
 	uint64_t fw[FW_ALLOW_MAX];
 	size_t n_fw;
 	uint32_t pcr_mask;
@@ -153,6 +163,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_EK_CA: a->ek_ca = optarg; break;
 		case OPT_STRICT: a->strict = true; break;
 		case OPT_JSON: a->json = true; break;
+		case OPT_PARTIAL: a->partial = true; break;
 		case OPT_FW: KJ_TRY(parse_fw(a, optarg)); break;
 		case OPT_PCRS: KJ_TRY(parse_pcrs(a, optarg)); break;
 		default: return -EINVAL;
@@ -194,7 +205,11 @@ static void print_text(const struct args *a, const struct kj_evidence *ev,
 		printf("  [%-7s] %d %-12s %s\n",
 		       kj_vstatus_name(r->check[c].status), c + 1,
 		       kj_vcheck_name((enum kj_vcheck)c), r->check[c].detail);
-	printf("verdict: %s\n", all_pass(r) ? "PASS" : "FAIL");
+	if (all_pass(r) && !r->ended)
+		printf("verdict: PASS, job not ended: the bundle shows %" PRIu64 " devices (%" PRIu64 " ok)\n",
+		       r->n_devices, r->n_ok);
+	else
+		printf("verdict: %s\n", all_pass(r) ? "PASS" : "FAIL");
 }
 
 static int print_json(const struct kj_verify_report *r)
@@ -203,17 +218,21 @@ static int print_json(const struct kj_verify_report *r)
 	char *s;
 
 	for (int c = 0; checks && c < KJ_VC_COUNT_; c++)
-		json_array_append_new(checks, json_pack("{s:i,s:s,s:s,s:s}",
+		json_array_append_new(checks, json_pack("{s:i,s:s,s:s,s:s,s:O}",
 			"check", c + 1, "name",
 			kj_vcheck_name((enum kj_vcheck)c), "status",
 			r->check[c].status == KJ_VS_FAIL ? "fail" :
 			kj_vstatus_name(r->check[c].status),
-			"detail", r->check[c].detail));
-	doc = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "verdict",
+			"detail", r->check[c].detail, "details",
+			r->check[c].json ? r->check[c].json : json_null()));
+	doc = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:o}", "verdict",
 			all_pass(r) ? "pass" : "fail", "job", r->job,
 			"records", (json_int_t)r->n_records, "checkpoints",
 			(json_int_t)r->n_checkpoints, "ok",
-			(json_int_t)r->n_ok, "checks", checks);
+			(json_int_t)r->n_ok, "devices",
+			(json_int_t)r->n_devices, "withdrawn",
+			(json_int_t)r->n_withdrawn, "job_ended", r->ended,
+			"checks", checks);
 	s = doc ? json_dumps(doc, JSON_INDENT(1)) : NULL;
 	json_decref(doc);
 	if (!s)
@@ -226,7 +245,7 @@ static int print_json(const struct kj_verify_report *r)
 int cmd_verify_main(int argc, char **argv)
 {
 	struct kj_verify_opts o = { 0 };
-	struct kj_verify_report rep;
+	struct kj_verify_report rep = { 0 };
 	struct kj_work_order wo;
 	struct kj_evidence ev;
 	struct args a = { 0 };
@@ -258,6 +277,7 @@ int cmd_verify_main(int argc, char **argv)
 	o.n_fw_allow = a.n_fw;
 	o.pcr_mask = a.pcr_mask;
 	o.ek_ca = a.ek_ca;
+	o.partial = a.partial;
 	rc = kj_verify(&ev, &o, &rep);
 	if (rc < 0 && rc != -EBADMSG)
 		goto out;
@@ -265,6 +285,7 @@ int cmd_verify_main(int argc, char **argv)
 		goto out;
 	ret = rc == 0 ? KJ_EXIT_OK : KJ_EXIT_ERROR;
 out:
+	kj_verify_report_free(&rep);
 	EVP_PKEY_free(o.ak);
 	if (have_wo)
 		kj_work_order_free(&wo);

@@ -78,7 +78,7 @@ void kj_progress_reasons(const struct kj_keeper_stats *st, bool after_offer,
 	size_t n = 0;
 
 	out[0] = 0;
-	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_DEVICE_LAST_; r++) {
+	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_DEVICE_LAST; r++) {
 		if (!st->results[r] || n >= cap ||
 		    kj_result_after_offer(r) != after_offer)
 			continue;
@@ -133,7 +133,7 @@ static void json_reasons(FILE *f, const struct kj_keeper_stats *st,
 	bool first = true;
 
 	fputc('{', f);
-	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_DEVICE_LAST_; r++) {
+	for (int r = KJ_RES_LOCKED_OUT; r <= KJ_RES_DEVICE_LAST; r++) {
 		if (!st->results[r] || kj_result_after_offer(r) != after_offer)
 			continue;
 		fprintf(f, "%s\"%s\":%llu", first ? "" : ",", kj_result_name(r),
@@ -257,6 +257,7 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     "\"fsyncs\":%llu,\"journal_commits\":%llu,"
 		     "\"checkpoints\":%llu,\"quote_ms_max\":%llu,"
 		     "\"tree_size\":%llu,\"injector_restarts\":%llu,"
+		     "\"sandbox_violations\":%llu,\"refusal_closed\":%llu,"
 		     "\"connections\":%llu,\"pre_hello_failures\":%llu,"
 		     "\"bytes_sent\":%llu,\"secret_memory\":\"%s\","
 		     "\"results\":{",
@@ -273,10 +274,12 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     (unsigned long long)s->quote_ms_max,
 		     (unsigned long long)s->tree_size,
 		     (unsigned long long)st->injector_restarts,
+		     (unsigned long long)st->sandbox_violations,
+		     (unsigned long long)st->refusal_closed,
 		     (unsigned long long)st->conns_accepted,
 		     (unsigned long long)st->pre_hello_failures,
 		     (unsigned long long)st->bytes_sent, s->secret_memory);
-	for (int r = KJ_RES_OK; r <= KJ_RES_DEVICE_LAST_ &&
+	for (int r = KJ_RES_OK; r <= KJ_RES_DEVICE_LAST &&
 	     n > 0 && (size_t)n < sizeof(buf); r++)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s\"%s\":%llu",
 			      r == KJ_RES_OK ? "" : ",", kj_result_name(r),

@@ -35,6 +35,7 @@ static const char *const uniq_names[U_COUNT_] = {
 struct uniq {
 	uint32_t job;    /* index into walk.jobs; all jobs for attempts */
 	uint8_t kind;
+	bool minus;      /* a withdrawn record: takes its ok uid back */
 	uint8_t h[16];   /* SHA-256 of the value, truncated */
 	uint64_t seq;    /* the record, for the message */
 };
@@ -51,7 +52,7 @@ struct walk {
 };
 
 static int add_uniq(struct walk *w, uint32_t job, enum uniq_kind k,
-		    const void *v, size_t len, uint64_t seq)
+		    const void *v, size_t len, uint64_t seq, bool minus)
 {
 	uint8_t h[32];
 
@@ -64,6 +65,7 @@ static int add_uniq(struct walk *w, uint32_t job, enum uniq_kind k,
 	w->u[w->n_u].kind = (uint8_t)k;
 	memcpy(w->u[w->n_u].h, h, sizeof(w->u[w->n_u].h));
 	w->u[w->n_u].seq = seq;
+	w->u[w->n_u].minus = minus;
 	w->n_u++;
 	return 0;
 }
@@ -74,19 +76,24 @@ static int track_device(struct walk *w, uint32_t job,
 {
 	uint8_t be[8];
 
+	/* §2: a withdrawn record repeats its ok attempt and frees the uid */
+	if (r->result == KJ_RES_WITHDRAWN)
+		return add_uniq(w, job, U_OK_UID, r->uid, r->uid_len, r->seq,
+				true);
 	if (r->has_cred) {
 		kj_put_u64be(be, r->cred_index);
-		KJ_TRY(add_uniq(w, job, U_CRED, be, 8, r->seq));
+		KJ_TRY(add_uniq(w, job, U_CRED, be, 8, r->seq, false));
 	}
 	if (r->has_attempt) {
 		kj_put_u64be(be, r->attempt);
-		KJ_TRY(add_uniq(w, job, U_ATTEMPT, be, 8, r->seq));
+		KJ_TRY(add_uniq(w, job, U_ATTEMPT, be, 8, r->seq, false));
 	}
 	if (r->serial)
 		KJ_TRY(add_uniq(w, job, U_SERIAL, r->serial,
-				strlen(r->serial), r->seq));
+				strlen(r->serial), r->seq, false));
 	if (r->result == KJ_RES_OK)
-		KJ_TRY(add_uniq(w, job, U_OK_UID, r->uid, r->uid_len, r->seq));
+		KJ_TRY(add_uniq(w, job, U_OK_UID, r->uid, r->uid_len, r->seq,
+				false));
 	return 0;
 }
 
@@ -107,17 +114,26 @@ static int cmp_uniq(const void *a, const void *b)
 
 static bool report(FILE *out, const char *check, bool ok, const char *detail);
 
+static bool same_value(const struct uniq *a, const struct uniq *b)
+{
+	return a->kind == b->kind && a->job == b->job &&
+	       !memcmp(a->h, b->h, sizeof(a->h));
+}
+
 static bool check_uniq(struct walk *w)
 {
 	unsigned dups = 0;
 
 	if (w->n_u)
 		qsort(w->u, w->n_u, sizeof(*w->u), cmp_uniq);
-	for (size_t i = 1; i < w->n_u; i++) {
+	for (size_t i = 1, live = 0; i < w->n_u; i++) {
 		const struct uniq *a = &w->u[i - 1], *b = &w->u[i];
 
-		if (a->kind != b->kind || a->job != b->job ||
-		    memcmp(a->h, b->h, sizeof(a->h)))
+		/* live: the group's values not withdrawn, up to a */
+		if (i == 1 || !same_value(&w->u[i - 2], a))
+			live = 0;
+		live = a->minus ? live - 1 : live + 1;
+		if (!same_value(a, b) || b->minus || !live)
 			continue;
 		if (dups++ < 5)
 			fprintf(w->out, "  records %llu and %llu%s%s%s share "
@@ -170,6 +186,8 @@ static void check_job_order(struct walk *w, struct job_run *jr,
 			jr->ok++;
 		else
 			jr->other++;
+		if (r->result == KJ_RES_WITHDRAWN)
+			jr->ok--; /* §2: each attempt once */
 		break;
 	case KJ_REC_JOB_END:
 		jr->ended = true;
@@ -348,6 +366,18 @@ static int check_checkpoints(struct kj_journal *j, struct walk *w,
 	snprintf(d, sizeof(d), "%llu checkpoints, roots equal the rebuilt "
 		 "tree", (unsigned long long)c.n);
 	*all_ok &= report(w->out, "checkpoint roots", !c.bad_root, d);
+	/* SPEC §4: a record no quote covers is a failure, not a pass */
+	if (w->n > c.last_size)
+		snprintf(d, sizeof(d), "%llu record(s) from seq %llu are not "
+			 "covered by any checkpoint%s",
+			 (unsigned long long)(w->n - c.last_size),
+			 (unsigned long long)c.last_size,
+			 c.n ? "" : " (no checkpoint at all: a --tpm none run)");
+	else
+		snprintf(d, sizeof(d), "all %llu records",
+			 (unsigned long long)w->n);
+	*all_ok &= report(w->out, "records covered by a checkpoint",
+			  w->n <= c.last_size, d);
 	*all_ok &= report(w->out, "nv_counter strictly increasing",
 			  !c.bad_nv, NULL);
 	if (ak)

@@ -18,6 +18,7 @@
 
 #include "evidence.h"
 #include "attest/attest.h"
+#include "attest/checkpoint.h"
 #include "base/array.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -271,6 +272,27 @@ static json_t *file_text(const char *dir, const char *name, bool optional,
 	return v;
 }
 
+/* §5 appliance.tpm_orderly_count, as kinject run recorded it. */
+static int orderly_count(struct kj_journal *j, uint64_t *v)
+{
+	uint8_t *val;
+	size_t len;
+	int rc;
+
+	rc = kj_journal_meta_get(j, KJ_META_TPM_ORDERLY, &val, &len);
+	if (rc == -ENOENT) {
+		kj_err("journal: no %s recorded (a state made before the ORDERLY NV counter): its evidence cannot be exported in this format",
+		       KJ_META_TPM_ORDERLY);
+		return -EBADMSG;
+	}
+	if (rc < 0)
+		return rc;
+	rc = kj_parse_u64((const char *)val, 0, UINT32_MAX,
+			  "journal meta " KJ_META_TPM_ORDERLY, v);
+	free(val);
+	return rc < 0 ? -EBADMSG : 0;
+}
+
 static json_t *appliance(struct xport *x, int *rc)
 {
 	json_t *o = NULL, *smv = NULL, *pem = NULL, *ek = NULL, *tr = NULL;
@@ -278,6 +300,7 @@ static json_t *appliance(struct xport *x, int *rc)
 	uint8_t *pub = NULL, *sm = NULL;
 	char path[PATH_MAX];
 	size_t len, sm_len;
+	uint64_t orderly = 0;
 	struct kj_ak ak;
 
 	memset(&ak, 0, sizeof(ak));
@@ -290,7 +313,9 @@ static json_t *appliance(struct xport *x, int *rc)
 	if (*rc < 0 && *rc != -ENOENT)
 		goto out;
 	smv = *rc == -ENOENT ? json_null() : json_stringn((char *)sm, sm_len);
-	*rc = 0;
+	*rc = orderly_count(x->j, &orderly);
+	if (*rc < 0)
+		goto out;
 	if (!(pem = file_text(x->dir, "ak.pem", false, rc,
 			      KJ_EVIDENCE_PEM_MAX)) ||
 	    !(ek = file_text(x->dir, "ek.pem", true, rc,
@@ -301,11 +326,12 @@ static json_t *appliance(struct xport *x, int *rc)
 			      KJ_EVIDENCE_TRANSCRIPT_MAX)))
 		goto out;
 	/* "o" steals the references, also when json_pack fails. */
-	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "ak_public_pem", pem,
-		      "ak_public", b64_json(pub, len),
+	o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "ak_public_pem",
+		      pem, "ak_public", b64_json(pub, len),
 		      "ak_name", hex_json(ak.name, KJ_TPM_NAME_LEN),
 		      "ek_certificate_pem", ek, "transport_cert_pem", tr,
-		      "secret_memory", smv, "ceremony_transcript", cer);
+		      "secret_memory", smv, "ceremony_transcript", cer,
+		      "tpm_orderly_count", (json_int_t)orderly);
 	pem = ek = tr = smv = cer = NULL;
 out:
 	json_decref(pem);

@@ -12,6 +12,8 @@
  *               the keeper sets at run start; null if never set),
  *               ceremony_transcript (DIR/ceremony/transcript.json as
  *               written, keys sorted and compact; null before a ceremony)
+ *               tpm_orderly_count (journal meta KJ_META_TPM_ORDERLY, the
+ *               TPM's TPM_PT_ORDERLY_COUNT read at run start; required)
  *   event_log   every entry (all epochs; "void": true only when voided)
  *   checkpoints the consecutive checkpoints from the first whose tree
  *               covers the job's first record (tree_size > its seq) to the
@@ -91,6 +93,7 @@ struct kj_evidence {
 	char *transport_cert_pem;           /* NULL: null */
 	char *secret_memory;                /* NULL: null */
 	char *ceremony_transcript;          /* NULL: null (transcript text) */
+	uint64_t tpm_orderly_count;         /* §4: the counter's jump bound */
 	struct kj_event *events;
 	size_t n_events;
 	struct kj_ev_checkpoint *checkpoints;

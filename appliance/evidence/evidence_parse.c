@@ -150,7 +150,8 @@ static int parse_appliance(const struct pc *p, const json_t *root,
 {
 	static const char *const keys[] = { "ak_public_pem", "ak_public",
 		"ak_name", "ek_certificate_pem", "transport_cert_pem",
-		"secret_memory", "ceremony_transcript", NULL };
+		"secret_memory", "ceremony_transcript", "tpm_orderly_count",
+		NULL };
 	const json_t *a = member(p, root, "", "appliance", JSON_OBJECT);
 
 	if (!a)
@@ -178,7 +179,8 @@ static int parse_appliance(const struct pc *p, const json_t *root,
 	    strcmp(ev->secret_memory, "mlock"))
 		return bad(p, "appliance.secret_memory",
 			   "expected memfd_secret, kmod or mlock");
-	return 0;
+	return u64_of(p, a, "appliance", "tpm_orderly_count", UINT32_MAX,
+		      &ev->tpm_orderly_count);
 }
 
 /* A top-level array of at most max elements; *n its size. */

@@ -74,18 +74,19 @@ static void check_one_quote(const struct kj_evidence *ev, size_t i,
 	memset(replay, 0, sizeof(replay));
 	if (kj_quoted_checkpoint_verify(ak, &c, ev->events, ev->n_events, mask,
 				 replay, NULL, &failed) < 0) {
-		kj_vfail(rep, is_pcr_check(failed) ? KJ_VC_PCRS : KJ_VC_QUOTES,
-			 "checkpoint %zu: %s", i, kj_quote_check_name(failed));
-		if (failed == KJ_QC_EVENT_LOG)
-			return;
+		kj_vfail_ckpt(rep, is_pcr_check(failed) ? KJ_VC_PCRS :
+							   KJ_VC_QUOTES, i,
+			      "checkpoint %zu: %s", i,
+			      kj_quote_check_name(failed));
+		return; /* the values shown are not checked again */
 	}
 	/* The values the bundle shows must be the replayed ones. */
 	if (e->pcr_mask != mask) {
 		kj_err("checkpoints[%zu].pcrs: PCRs 0x%06x, the policy is 0x%06x",
 		       i, e->pcr_mask, mask);
-		kj_vfail(rep, KJ_VC_PCRS,
-			 "checkpoint %zu: pcrs lists other PCRs than the policy's",
-			 i);
+		kj_vfail_ckpt(rep, KJ_VC_PCRS, i,
+			      "checkpoint %zu: pcrs lists other PCRs than the policy's",
+			      i);
 		return;
 	}
 	for (unsigned p = 0; p < KJ_TPM_PCR_COUNT; p++) {
@@ -93,9 +94,9 @@ static void check_one_quote(const struct kj_evidence *ev, size_t i,
 			continue;
 		kj_err("checkpoints[%zu].pcrs.%u: does not equal the replay of the event log (epoch %u, %" PRIu64 " entries)",
 		       i, p, e->epoch, e->event_log_length);
-		kj_vfail(rep, KJ_VC_PCRS,
-			 "checkpoint %zu: PCR %u does not replay from the event log",
-			 i, p);
+		kj_vfail_ckpt(rep, KJ_VC_PCRS, i,
+			      "checkpoint %zu: PCR %u does not replay from the event log",
+			      i, p);
 		return;
 	}
 }
@@ -138,12 +139,59 @@ static int check_epoch(const struct kj_evidence *ev, size_t i, bool new_run,
 	return 0;
 }
 
+/* One checkpoint's §6.3 flags: shown once each kind, details for --json. */
+static void clock_note(const struct kj_evidence *ev, size_t i,
+		       const struct kj_quote_info *qi,
+		       const struct kj_clock_run *run, unsigned flags,
+		       uint64_t *jumps, uint64_t *unseen, uint64_t *unsafe,
+		       struct kj_verify_report *rep)
+{
+	if (flags & KJ_ORDER_NEW_RUN) {
+		char fw[24];
+
+		rep->clock_runs++;
+		kj_info("checkpoint %zu: clock run %" PRIu64 ": resetCount %u, restartCount %u, TPM firmware 0x%016" PRIx64,
+			i, rep->clock_runs, qi->reset_count,
+			qi->restart_count, qi->firmware_version);
+		snprintf(fw, sizeof(fw), "0x%016" PRIx64, qi->firmware_version);
+		kj_vdetail_push(rep, KJ_VC_CLOCK, "clock_runs",
+			json_pack("{s:I,s:I,s:I,s:s}", "checkpoint",
+				  (json_int_t)i, "reset_count",
+				  (json_int_t)qi->reset_count, "restart_count",
+				  (json_int_t)qi->restart_count, "firmware", fw));
+	}
+	if (flags & KJ_ORDER_JUMP) {
+		if (!(*jumps)++)
+			kj_warn("checkpoint %zu: nv_counter %" PRIu64 " after %" PRIu64 " (a TPM power loss): up to %" PRIu64 " checkpoints not seen",
+				i, ev->checkpoints[i].nv_counter,
+				ev->checkpoints[i].nv_counter - run->jump,
+				run->jump - 1);
+		*unseen += run->jump - 1;
+		kj_vdetail_push(rep, KJ_VC_CLOCK, "counter_jumps",
+			json_pack("{s:I,s:I,s:I,s:I,s:I}", "checkpoint",
+				  (json_int_t)i, "from",
+				  (json_int_t)(ev->checkpoints[i].nv_counter -
+					       run->jump),
+				  "to", (json_int_t)ev->checkpoints[i].nv_counter,
+				  "jump", (json_int_t)run->jump,
+				  "not_seen_max", (json_int_t)(run->jump - 1)));
+	}
+	if (flags & KJ_ORDER_UNSAFE) {
+		if (!(*unsafe)++)
+			kj_warn("checkpoint %zu: clockInfo.safe = 0: the TPM was stopped without an orderly shutdown, its clock may have gone back",
+				i);
+		kj_vdetail_push(rep, KJ_VC_CLOCK, "unsafe_quotes",
+				json_integer((json_int_t)i));
+	}
+}
+
 static void check_clock(const struct kj_evidence *ev,
 			const struct kj_verify_opts *o,
 			struct kj_verify_report *rep)
 {
-	struct kj_clock_run run = { 0 };
-	uint64_t unsafe = 0;
+	struct kj_clock_run run = { .orderly = ev->tpm_orderly_count };
+	uint64_t unsafe = 0, jumps = 0, unseen = 0;
+	char warn[200] = "";
 	size_t i;
 
 	for (i = 0; i < ev->n_checkpoints; i++) {
@@ -159,29 +207,14 @@ static void check_clock(const struct kj_evidence *ev,
 		}
 		if (kj_quote_order(&run, e->nv_counter, &qi, &flags) < 0) {
 			kj_vfail(rep, KJ_VC_CLOCK,
-				 "checkpoint %zu: nv_counter or clock does not increase",
-				 i);
+				 "checkpoint %zu: nv_counter %" PRIu64 " or the TPM clock breaks the order of §4 (tpm_orderly_count %" PRIu64 ")",
+				 i, e->nv_counter, ev->tpm_orderly_count);
 			return;
 		}
 		if (check_epoch(ev, i, flags & KJ_ORDER_NEW_RUN, rep) < 0)
 			return;
-		if (flags & KJ_ORDER_NEW_RUN) {
-			rep->clock_runs++;
-			kj_info("checkpoint %zu: clock run %" PRIu64 ": resetCount %u, restartCount %u, TPM firmware 0x%016" PRIx64,
-				i, rep->clock_runs, qi.reset_count,
-				qi.restart_count, qi.firmware_version);
-		}
-		if (flags & KJ_ORDER_UNSAFE) {
-			unsafe++;
-			kj_warn("checkpoint %zu: clockInfo.safe = 0: the TPM was stopped without an orderly shutdown, its clock may have gone back",
-				i);
-			if (o->strict_clock) {
-				kj_vfail(rep, KJ_VC_CLOCK,
-					 "checkpoint %zu: clockInfo.safe = 0 (--strict-clock)",
-					 i);
-				return;
-			}
-		}
+		clock_note(ev, i, &qi, &run, flags, &jumps, &unseen, &unsafe,
+			   rep);
 		rep->tpm_firmware = qi.firmware_version;
 		if (o->n_fw_allow && !fw_allowed(o, qi.firmware_version)) {
 			kj_err("checkpoint %zu: TPM firmwareVersion 0x%016" PRIx64 " is not in --tpm-firmware-allow",
@@ -192,12 +225,23 @@ static void check_clock(const struct kj_evidence *ev,
 			return;
 		}
 	}
+	if (jumps)
+		snprintf(warn, sizeof(warn),
+			 "; WARNING: %" PRIu64 " nv_counter jump(s): up to %" PRIu64 " checkpoints not seen",
+			 jumps, unseen);
 	if (unsafe)
+		snprintf(warn + strlen(warn), sizeof(warn) - strlen(warn),
+			 "; WARNING: %" PRIu64 " quote(s) with clockInfo.safe = 0",
+			 unsafe);
+	if ((jumps || unsafe) && o->strict_clock) {
+		kj_vfail(rep, KJ_VC_CLOCK, "--strict-clock%s", warn);
+		return;
+	}
+	if (jumps || unsafe)
 		rep->check[KJ_VC_CLOCK].status = KJ_VS_WARN;
 	kj_vpass(rep, KJ_VC_CLOCK,
-		 "nv_counter strictly increases over %zu checkpoints; %" PRIu64 " clock run(s); TPM firmware 0x%016" PRIx64 "%s",
-		 ev->n_checkpoints, rep->clock_runs, rep->tpm_firmware,
-		 unsafe ? "; WARNING: a quote has clockInfo.safe = 0" : "");
+		 "nv_counter +1 per checkpoint within a clock run over %zu checkpoints; %" PRIu64 " clock run(s); TPM firmware 0x%016" PRIx64 "%s",
+		 ev->n_checkpoints, rep->clock_runs, rep->tpm_firmware, warn);
 }
 
 int kj_verify(const struct kj_evidence *ev, const struct kj_verify_opts *o,
@@ -212,8 +256,16 @@ int kj_verify(const struct kj_evidence *ev, const struct kj_verify_opts *o,
 	memset(&ak, 0, sizeof(ak));
 	rep->n_checkpoints = ev->n_checkpoints;
 	if (check_ak(ev, o, &ak, rep) == 0) {
-		for (size_t i = 0; i < ev->n_checkpoints; i++)
+		/* One message per fault: once a quote failed, the rest are
+		 * checked and listed in the details, but not told again. */
+		for (size_t i = 0; i < ev->n_checkpoints; i++) {
+			kj_log_mute(rep->check[KJ_VC_QUOTES].status ==
+					    KJ_VS_FAIL ||
+				    rep->check[KJ_VC_PCRS].status ==
+					    KJ_VS_FAIL);
 			check_one_quote(ev, i, &ak, mask, rep);
+		}
+		kj_log_mute(false);
 	} else {
 		kj_vfail(rep, KJ_VC_PCRS, "not checked: the AK is not valid");
 	}

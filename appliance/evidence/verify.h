@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "base/kinject.h"
@@ -41,7 +42,12 @@ enum kj_vstatus {
 struct kj_vresult {
 	enum kj_vstatus status;
 	char detail[512];   /* what was checked / the failing item and why */
+	/* Structured details for --json, NULL if none: "failing_records"
+	 * (record indexes, the first KJ_VDETAIL_MAX), "clock_runs",
+	 * "counter_jumps", "unsafe_quotes", "job_ended", ... */
+	json_t *json;
 };
+#define KJ_VDETAIL_MAX 100
 
 struct kj_verify_opts {
 	EVP_PKEY *ak;                        /* --ak: required */
@@ -54,12 +60,15 @@ struct kj_verify_opts {
 	size_t n_fw_allow;
 	uint32_t pcr_mask;                   /* 0: KJ_PCR_DEFAULT_MASK */
 	const char *ek_ca;                   /* --ek-ca, or NULL */
+	bool partial;                        /* --partial: no job_end is fine */
 };
 
 struct kj_verify_report {
 	struct kj_vresult check[KJ_VC_COUNT_];
 	char job[256];                       /* from the job_start record */
 	uint64_t n_records, n_ok, n_checkpoints;
+	uint64_t n_devices, n_withdrawn;     /* attempts; withdrawn of them */
+	bool ended;                          /* the bundle has job_end */
 	/* Clock runs (§6.3): a (resetCount, restartCount) change each. */
 	uint64_t clock_runs;
 	uint64_t tpm_firmware;               /* of the last quote */
@@ -78,5 +87,7 @@ const char *kj_vstatus_name(enum kj_vstatus s);
 KJ_MUST_CHECK int kj_verify(const struct kj_evidence *ev,
 			    const struct kj_verify_opts *o,
 			    struct kj_verify_report *rep);
+/* Free the structured details of rep (after kj_verify). */
+void kj_verify_report_free(struct kj_verify_report *rep);
 
 #endif

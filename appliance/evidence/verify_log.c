@@ -78,13 +78,13 @@ static void check_inclusion(const struct kj_evidence *ev,
 		       ev->checkpoints[first].tree_size <= r->leaf_index)
 			first++;
 		if (first != r->checkpoint) {
-			kj_vfail(rep, KJ_VC_INCLUSION,
+			kj_vfail_rec(rep, KJ_VC_INCLUSION, i,
 				 "record %zu (leaf %" PRIu64 "): proved against checkpoint %" PRIu64 ", not the first covering it",
 				 i, r->leaf_index, r->checkpoint);
 			continue;
 		}
 		if (recs[i].owned_ && recs[i].seq != r->leaf_index) {
-			kj_vfail(rep, KJ_VC_INCLUSION,
+			kj_vfail_rec(rep, KJ_VC_INCLUSION, i,
 				 "record %zu (leaf %" PRIu64 "): its seq is %" PRIu64,
 				 i, r->leaf_index, recs[i].seq);
 			continue;
@@ -95,7 +95,7 @@ static void check_inclusion(const struct kj_evidence *ev,
 					      r->proof_len, c->root) < 0) {
 			kj_err("records[%zu]: the inclusion proof of leaf %" PRIu64 " does not lead to checkpoint %" PRIu64 "'s root",
 			       i, r->leaf_index, r->checkpoint);
-			kj_vfail(rep, KJ_VC_INCLUSION,
+			kj_vfail_rec(rep, KJ_VC_INCLUSION, i,
 				 "record %zu (leaf %" PRIu64 "): not in checkpoint %" PRIu64 "'s tree",
 				 i, r->leaf_index, r->checkpoint);
 		}
@@ -106,54 +106,149 @@ static void check_inclusion(const struct kj_evidence *ev,
 
 /* ---- 6: completeness ---------------------------------------------------------- */
 
+/* An `ok` record's attempt and its index, sorted by attempt. */
+struct okref {
+	uint64_t attempt;
+	size_t i;
+	bool withdrawn;
+};
+
+static int cmp_okref(const void *a, const void *b)
+{
+	const struct okref *x = a, *y = b;
+
+	return x->attempt < y->attempt ? -1 : x->attempt > y->attempt;
+}
+
+static struct okref *ok_index(const struct kj_evidence *ev,
+			      const struct kj_record *recs, size_t *n)
+{
+	struct okref *v = calloc(ev->n_records + 1, sizeof(*v));
+
+	*n = 0;
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < ev->n_records; i++)
+		if (recs[i].kind == KJ_REC_DEVICE &&
+		    recs[i].result == KJ_RES_OK && recs[i].has_attempt)
+			v[(*n)++] = (struct okref){ recs[i].attempt, i, false };
+	qsort(v, *n, sizeof(*v), cmp_okref);
+	return v;
+}
+
+static bool same_attempt(const struct kj_record *a, const struct kj_record *b)
+{
+	return a->uid_len == b->uid_len && !memcmp(a->uid, b->uid, a->uid_len) &&
+	       a->serial && b->serial && !strcmp(a->serial, b->serial) &&
+	       a->has_cred == b->has_cred && a->cred_index == b->cred_index &&
+	       !memcmp(a->cert_sha256, b->cert_sha256, 32) &&
+	       a->has_readback == b->has_readback &&
+	       !memcmp(a->readback, b->readback, 32);
+}
+
+/*
+ * §2/§6.6: a `withdrawn` record follows an `ok` record of the same attempt
+ * with the same fields, at most one per attempt.  0, or -EBADMSG with the
+ * check failed.
+ */
+static int check_withdrawn(const struct kj_evidence *ev,
+			   const struct kj_record *recs, size_t i,
+			   struct okref *oks, size_t n_ok,
+			   struct kj_verify_report *rep)
+{
+	const struct kj_record *r = &recs[i];
+	struct okref key = { .attempt = r->attempt }, *o;
+	uint64_t leaf = ev->records[i].leaf_index;
+
+	o = r->has_attempt ? bsearch(&key, oks, n_ok, sizeof(*oks),
+				     cmp_okref) : NULL;
+	if (!o || o->i > i) {
+		kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
+			     "record %zu (leaf %" PRIu64 "): withdrawn without an earlier ok record of its attempt",
+			     i, leaf);
+		return -EBADMSG;
+	}
+	if (o->withdrawn) {
+		kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
+			     "record %zu (leaf %" PRIu64 "): attempt %" PRIu64 " withdrawn a second time",
+			     i, leaf, r->attempt);
+		return -EBADMSG;
+	}
+	if (!same_attempt(r, &recs[o->i])) {
+		kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
+			     "record %zu (leaf %" PRIu64 "): withdrawn record differs from the ok record %zu of attempt %" PRIu64 " (uid, serial, credential or readback)",
+			     i, leaf, o->i, r->attempt);
+		return -EBADMSG;
+	}
+	o->withdrawn = true;
+	return 0;
+}
+
 static void check_completeness(const struct kj_evidence *ev,
 			       const struct kj_record *recs, bool parsed,
+			       const struct kj_verify_opts *opt,
 			       struct kj_verify_report *rep)
 {
-	uint64_t ok = 0, other = 0;
+	uint64_t ok = 0, other = 0, wd = 0;
+	struct okref *oks;
 	bool ended = false;
+	size_t n_ok;
 
 	if (!parsed)
 		return; /* named by the parse failure already */
+	oks = ok_index(ev, recs, &n_ok);
+	if (!oks) {
+		kj_vfail(rep, KJ_VC_COMPLETENESS, "out of memory");
+		return;
+	}
 	for (size_t i = 0; i < ev->n_records; i++) {
 		const struct kj_record *r = &recs[i];
 		uint64_t leaf = ev->records[i].leaf_index;
 
 		if (i && leaf <= ev->records[i - 1].leaf_index) {
-			kj_vfail(rep, KJ_VC_COMPLETENESS,
+			kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 				 "record %zu (leaf %" PRIu64 "): out of log order",
 				 i, leaf);
-			return;
+			goto out;
 		}
 		if (r->job_seq != i) {
-			kj_vfail(rep, KJ_VC_COMPLETENESS,
+			kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 				 "record %zu (leaf %" PRIu64 "): job_seq %" PRIu64 " where %zu was expected (a record is missing, repeated or out of order)",
 				 i, leaf, r->job_seq, i);
-			return;
+			goto out;
 		}
 		if ((i == 0) != (r->kind == KJ_REC_JOB_START)) {
-			kj_vfail(rep, KJ_VC_COMPLETENESS,
+			kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 				 "record %zu (leaf %" PRIu64 "): %s where the job_start record belongs only at job_seq 0",
 				 i, leaf, kj_record_kind_name(r->kind));
-			return;
+			goto out;
 		}
 		if (strcmp(r->job, recs[0].job)) {
-			kj_vfail(rep, KJ_VC_COMPLETENESS,
+			kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 				 "record %zu (leaf %" PRIu64 "): of another job",
 				 i, leaf);
-			return;
+			goto out;
 		}
 		if (ended) {
-			kj_vfail(rep, KJ_VC_COMPLETENESS,
+			kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 				 "record %zu (leaf %" PRIu64 "): follows the job_end record",
 				 i, leaf);
-			return;
+			goto out;
 		}
 		if (r->kind == KJ_REC_DEVICE) {
-			if (r->result == KJ_RES_OK)
+			/* §2: each attempt once, a withdrawn one as failed */
+			if (r->result == KJ_RES_OK) {
 				ok++;
-			else
+			} else if (r->result == KJ_RES_WITHDRAWN) {
+				if (check_withdrawn(ev, recs, i, oks, n_ok,
+						    rep) < 0)
+					goto out;
+				ok--;
+				wd++;
 				other++;
+			} else {
+				other++;
+			}
 		} else if (r->kind == KJ_REC_JOB_END) {
 			bool done = ok >= recs[0].quantity;
 
@@ -161,26 +256,41 @@ static void check_completeness(const struct kj_evidence *ev,
 			/* §2: completed when the quantity was reached (more ok
 			 * records than the quantity fail check 7). */
 			if ((r->result == KJ_RES_COMPLETED) != done) {
-				kj_vfail(rep, KJ_VC_COMPLETENESS,
+				kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 					 "record %zu (job_end): result %s with %" PRIu64 " ok of quantity %" PRIu64,
 					 i, kj_result_name(r->result), ok,
 					 recs[0].quantity);
-				return;
+				goto out;
 			}
 			if (r->ok_count != ok || r->failed_count != other) {
-				kj_vfail(rep, KJ_VC_COMPLETENESS,
+				kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 					 "record %zu (job_end): ok_count %" PRIu64 " / failed_count %" PRIu64 ", the records have %" PRIu64 " / %" PRIu64,
 					 i, r->ok_count, r->failed_count, ok,
 					 other);
-				return;
+				goto out;
 			}
 		}
 	}
 	rep->n_ok = ok;
+	rep->n_devices = ok + other;
+	rep->n_withdrawn = wd;
+	rep->ended = ended;
+	if (kj_vdetail(rep, KJ_VC_COMPLETENESS))
+		json_object_update_new(kj_vdetail(rep, KJ_VC_COMPLETENESS),
+			json_pack("{s:b,s:I,s:I,s:I}", "job_ended", ended,
+				  "devices", (json_int_t)(ok + other), "ok",
+				  (json_int_t)ok, "withdrawn", (json_int_t)wd));
+	/* §6.6: a bundle cut short could hide the last devices */
+	if (!ended && !opt->partial)
+		kj_vfail(rep, KJ_VC_COMPLETENESS,
+			 "no job_end record: the job has not ended, or the bundle was cut short (it shows %" PRIu64 " devices); --partial verifies a job that is still running",
+			 ok + other);
 	kj_vpass(rep, KJ_VC_COMPLETENESS,
-		 "job_seq 0..%zu without gap; %" PRIu64 " ok, %" PRIu64 " other device records; %s",
-		 ev->n_records - 1, ok, other,
-		 ended ? "job_end counts match" : "no job_end (job not ended)");
+		 "job_seq 0..%zu without gap; %" PRIu64 " ok, %" PRIu64 " other device attempts (%" PRIu64 " withdrawn, each after its ok record); %s",
+		 ev->n_records - 1, ok, other, wd,
+		 ended ? "job_end counts match" : "job not ended (--partial)");
+out:
+	free(oks);
 }
 
 /* ---- 7: work order ---------------------------------------------------------- */
@@ -215,8 +325,36 @@ static bool same_fw(const struct kj_record *r, const struct kj_work_order *wo)
 	       !memcmp(r->fw_sha256, wo->fw_sha256, 32);
 }
 
+/* gone[i]: record i is an ok record a later record withdrew (NULL: out
+ * of memory). */
+static bool *withdrawn_oks(const struct kj_evidence *ev,
+			   const struct kj_record *recs)
+{
+	bool *gone = calloc(ev->n_records + 1, sizeof(*gone));
+	struct okref *oks, key, *o;
+	size_t n;
+
+	oks = ok_index(ev, recs, &n);
+	if (!gone || !oks) {
+		free(gone);
+		free(oks);
+		return NULL;
+	}
+	for (size_t i = 0; i < ev->n_records; i++) {
+		if (recs[i].kind != KJ_REC_DEVICE ||
+		    recs[i].result != KJ_RES_WITHDRAWN)
+			continue;
+		key.attempt = recs[i].attempt;
+		o = bsearch(&key, oks, n, sizeof(*oks), cmp_okref);
+		if (o && o->i < i)
+			gone[o->i] = true;
+	}
+	free(oks);
+	return gone;
+}
+
 static int uniq_ok(const struct kj_evidence *ev, const struct kj_record *recs,
-		   struct kj_verify_report *rep)
+		   const bool *gone, struct kj_verify_report *rep)
 {
 	const char **uids = calloc(ev->n_records + 1, sizeof(*uids));
 	const char **ser = calloc(ev->n_records + 1, sizeof(*ser));
@@ -233,7 +371,8 @@ static int uniq_ok(const struct kj_evidence *ev, const struct kj_record *recs,
 		const struct kj_record *r = &recs[i];
 		char *h = hex + n * (2 * KJ_RECORD_UID_MAX + 1);
 
-		if (r->kind != KJ_REC_DEVICE || r->result != KJ_RES_OK)
+		if (r->kind != KJ_REC_DEVICE || r->result != KJ_RES_OK ||
+		    gone[i])
 			continue;
 		kj_hex_encode(r->uid, r->uid_len, h);
 		uids[n++] = h;
@@ -259,6 +398,8 @@ static int check_work_order(const struct kj_evidence *ev,
 			    struct kj_verify_report *rep)
 {
 	uint64_t ok = 0;
+	bool *gone;
+	int rc;
 
 	if (!wo) {
 		rep->check[KJ_VC_WORK_ORDER].status = KJ_VS_SKIPPED;
@@ -275,23 +416,29 @@ static int check_work_order(const struct kj_evidence *ev,
 	    memcmp(recs[0].work_order_sha256, wo->sha256, 32))
 		kj_vfail(rep, KJ_VC_WORK_ORDER,
 			 "record 0: work_order_sha256 is not the SHA-256 of the work order given");
+	gone = withdrawn_oks(ev, recs);
+	if (!gone)
+		return -ENOMEM;
 	for (size_t i = 0; i < ev->n_records; i++) {
 		const struct kj_record *r = &recs[i];
 
 		if (!same_job(r, wo) || !same_fw(r, wo))
-			kj_vfail(rep, KJ_VC_WORK_ORDER,
+			kj_vfail_rec(rep, KJ_VC_WORK_ORDER, i,
 				 "record %zu (leaf %" PRIu64 "): job, customer, product, batch or firmware differ from the work order",
 				 i, ev->records[i].leaf_index);
-		if (r->kind == KJ_REC_DEVICE && r->result == KJ_RES_OK)
+		if (r->kind == KJ_REC_DEVICE && r->result == KJ_RES_OK &&
+		    !gone[i])
 			ok++;
 	}
 	if (ok > wo->quantity)
 		kj_vfail(rep, KJ_VC_WORK_ORDER,
-			 "%" PRIu64 " ok records exceed the work order quantity %" PRIu64,
+			 "%" PRIu64 " ok records (not withdrawn) exceed the work order quantity %" PRIu64,
 			 ok, wo->quantity);
-	KJ_TRY(uniq_ok(ev, recs, rep));
+	rc = uniq_ok(ev, recs, gone, rep);
+	free(gone);
+	KJ_TRY(rc);
 	kj_vpass(rep, KJ_VC_WORK_ORDER,
-		 "work order %s: hash, customer, job and firmware match; %" PRIu64 " ok <= quantity %" PRIu64 "; uids and serials unique",
+		 "work order %s: hash, customer, job and firmware match; %" PRIu64 " ok (not withdrawn) <= quantity %" PRIu64 "; uids and serials unique",
 		 wo->id, ok, wo->quantity);
 	return 0;
 }
@@ -379,7 +526,7 @@ int kj_verify_log(const struct kj_evidence *ev, const struct kj_verify_opts *o,
 		if (kj_record_parse(ev->records[i].jcs, ev->records[i].jcs_len,
 				    &recs[i]) < 0) {
 			parsed = false;
-			kj_vfail(rep, KJ_VC_COMPLETENESS,
+			kj_vfail_rec(rep, KJ_VC_COMPLETENESS, i,
 				 "record %zu (leaf %" PRIu64 "): not a valid record",
 				 i, ev->records[i].leaf_index);
 		}
@@ -388,7 +535,7 @@ int kj_verify_log(const struct kj_evidence *ev, const struct kj_verify_opts *o,
 		snprintf(rep->job, sizeof(rep->job), "%s", recs[0].job);
 	check_consistency(ev, rep);
 	check_inclusion(ev, recs, rep);
-	check_completeness(ev, recs, parsed, rep);
+	check_completeness(ev, recs, parsed, o, rep);
 	KJ_TRY_GOTO(rc, check_work_order(ev, recs, parsed, o->wo, rep), out);
 	rc = check_golden(ev, o, rep);
 out:

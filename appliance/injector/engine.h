@@ -27,6 +27,10 @@
 
 struct kj_engine;
 
+/* Refusals (ABORT before OFFER) in a row after which a connection is
+ * closed: each one is a journal record (docs/ENGINE.md). */
+#define KJ_REFUSAL_BUDGET 32
+
 struct kj_engine_cfg {
 	unsigned worker;
 	/* The arena as this process sees it (read-only). */

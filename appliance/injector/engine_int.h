@@ -83,6 +83,7 @@ struct conn {
 	bool after_refuse_close; /* no usable PROOF: close after the ABORT */
 	bool after_refuse_quiet; /* the site ABORTed the CHALLENGE: no frame */
 	uint16_t stash_len;   /* bytes received after the last frame */
+	uint16_t refusals;    /* REFUSEs since the last OFFER (budget) */
 	uint32_t next_free;
 	uint64_t attempt;
 	uint64_t blob_off;

@@ -183,6 +183,7 @@ static int on_offer(struct kj_engine *e, const uint8_t *body, size_t len)
 		return -EPROTO;
 	c->attempt = m.attempt;
 	c->attempt_open = true;
+	c->refusals = 0;
 	if (c->state == S_CLOSING) {
 		/* The site left while the keeper reserved: burned. */
 		kj_eng_outcome(e, c, KJ_OUT_DISCONNECTED, 0, NULL);
@@ -239,6 +240,23 @@ static int on_refuse(struct kj_engine *e, const uint8_t *body)
 		kj_eng_send_frame(e, c, kj_abort_build(c->hbuf,
 				  sizeof(c->hbuf), m.code,
 				  "no usable PROOF"), true);
+		return 0;
+	}
+	/*
+	 * Every refusal is a journal record: one site must not append them
+	 * without end.  PROTOCOL.md lets the connection go on after an
+	 * ABORT, up to KJ_REFUSAL_BUDGET in a row; then it is closed.
+	 */
+	if (++c->refusals >= KJ_REFUSAL_BUDGET) {
+		e->cnt.refusal_closed++;
+		kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
+				   "injector %u: connection %u: %u refusals "
+				   "in a row (last %s): closing it",
+				   e->cfg.worker, m.tag, c->refusals,
+				   kj_abort_name(m.code));
+		kj_eng_send_frame(e, c, kj_abort_build(c->hbuf,
+			sizeof(c->hbuf), m.code,
+			"too many refusals on this connection"), true);
 		return 0;
 	}
 	/* The keeper refuses a HELLO with PROTOCOL for one reason only. */

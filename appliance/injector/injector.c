@@ -6,43 +6,27 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include <linux/close_range.h>
-#include <sys/syscall.h>
 
 #include "injector.h"
 #include "base/log.h"
 #include "secret/arena.h"
 #include "sandbox.h"
 
-static int cmp_int(const void *a, const void *b)
-{
-	int x = *(const int *)a, y = *(const int *)b;
-
-	return (x > y) - (x < y);
-}
-
 /*
- * Close every fd the keeper had open (journal, HSM session, TPM, the other
- * injectors' channels) except the ones this process needs.
+ * Close every fd we were not given on purpose (the exec left only those,
+ * but this does not depend on it).
  */
 static void close_others(const struct kj_injector_args *a)
 {
-	int keep[64 + 3], n = 0, lo = 3;
+	int keep[KJ_INJECTOR_MAX_LISTEN + 2];
+	size_t n = 0;
 
 	keep[n++] = a->arena_fd;
 	keep[n++] = a->cfg.ipc_fd;
-	for (unsigned i = 0; i < a->cfg.n_listen && n < 64; i++)
+	for (unsigned i = 0; i < a->cfg.n_listen && i < KJ_INJECTOR_MAX_LISTEN;
+	     i++)
 		keep[n++] = a->cfg.listen_fds[i];
-	qsort(keep, (size_t)n, sizeof(int), cmp_int);
-	for (int i = 0; i < n; i++) {
-		if (keep[i] < lo)
-			continue;
-		if (keep[i] > lo)
-			syscall(SYS_close_range, (unsigned)lo,
-				(unsigned)keep[i] - 1, 0u);
-		lo = keep[i] + 1;
-	}
-	syscall(SYS_close_range, (unsigned)lo, ~0u, 0u);
+	kj_injector_close_except(keep, n);
 }
 
 static void raise_nofile(unsigned worker, unsigned want)
@@ -68,8 +52,12 @@ void kj_injector_main(struct kj_injector_args *a)
 
 	/* The keeper decides when to stop; its death ends us too. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A terminal's INT/QUIT/HUP reach the whole process group: the
+	 * keeper handles them and drains the job (cmd_run.c). */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	close_others(a);
@@ -78,6 +66,12 @@ void kj_injector_main(struct kj_injector_args *a)
 	rc = kj_arena_map_ro(a->arena_fd, a->arena_size, &arena);
 	if (rc < 0)
 		goto out;
+	/*
+	 * Where mseal(2) is missing (before 6.10) the mapping stays read-only
+	 * all the same: the fd is read-only where the backend allows, and
+	 * the seccomp filter kills mprotect(PROT_WRITE) and a writable
+	 * shared mmap, and refuses mremap (docs/SANDBOX.md).
+	 */
 	rc = kj_arena_seal_ro(arena, a->arena_size);
 	if (rc < 0 && rc != -ENOSYS)
 		goto out;

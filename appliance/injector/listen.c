@@ -167,7 +167,9 @@ int kj_listen_open(const struct kj_listen *l, int backlog)
 	}
 	if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0) {
 		rc = -errno;
-		kj_err("--listen `%s': bind: %s", l->spec, strerror(-rc));
+		kj_err("--listen `%s': bind: %s%s", l->spec, strerror(-rc),
+		       rc == -EADDRINUSE ? " (another process listens there: "
+		       "stop it or choose another address)" : "");
 		goto err;
 	}
 	if (l->is_unix && chmod(sun->sun_path, 0660) < 0) {

@@ -44,6 +44,7 @@ KJ_MUST_CHECK int kj_listen_parse(const char *spec, struct kj_listen *out);
  * there is an error), mode 0660.  Returns the fd or -errno (logged).
  */
 KJ_MUST_CHECK int kj_listen_open(const struct kj_listen *l, int backlog);
+#define KJ_LISTEN_BACKLOG 4096
 
 /* Close fd; for unix listeners also unlink the path. */
 void kj_listen_close(const struct kj_listen *l, int fd);

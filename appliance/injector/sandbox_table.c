@@ -9,15 +9,17 @@
  * is no filesystem, and a path is how secrets would leave), socket/connect/
  * bind/listen (sockets come from the keeper or from the ring's ACCEPT),
  * fork/clone/execve, ptrace/process_vm_*, io_uring_setup (a new ring would
- * have no restrictions), mmap with PROT_EXEC, writable MAP_SHARED mappings
- * (the arena fd must stay read-only here), kill of other processes.
+ * have no restrictions), io_uring_register (the rings are set up; with fd
+ * -1 it reaches "blind" ops no ring restriction covers), mmap with
+ * PROT_EXEC, writable MAP_SHARED mappings and mprotect(PROT_WRITE) (the
+ * arena mapping must stay read-only on every backend, mseal or not),
+ * setsockopt (the engine sets no option; SO_ATTACH_FILTER and friends
+ * stay out), kill of other processes.
  */
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 
 #include "sandbox_table.h"
 #include "base/kinject.h"
@@ -31,25 +33,28 @@
 
 const struct kj_seccomp_rule kj_seccomp_table[] = {
 	/*
-	 * The event loop: submit and reap on rings created before the
-	 * sandbox; register for provided-buffer rings.  Which register ops
-	 * work is limited by the ring's own restrictions (below).
+	 * The event loop: submit and reap on rings created, restricted,
+	 * enabled and given their buffer rings before the sandbox.
 	 */
 	ALLOW(io_uring_enter),
-	ALLOW(io_uring_register),
 
 	/*
-	 * Memory for glibc malloc and liburing buffer rings.  Never
-	 * executable.  Writable mappings only private: a read-write
-	 * MAP_SHARED mapping of the arena fd is refused here, read-only
-	 * shared mappings (the arena, again) are fine.
+	 * Memory for glibc malloc (single-threaded: brk, and mmap for large
+	 * chunks; never mprotect to writable, which only its per-thread
+	 * arenas do).  Never executable.  Writable mappings only private: a
+	 * read-write MAP_SHARED mapping of the arena fd is refused here,
+	 * read-only shared mappings are fine.  No mprotect can add
+	 * PROT_WRITE (or PROT_EXEC): the arena mapping stays read-only even
+	 * where mseal(2) is missing and the fd could not be made read-only
+	 * (memfd_secret).  mremap is refused softly: glibc's realloc then
+	 * copies, and no mapping moves or grows.
 	 */
 	ALLOW(brk),
 	ALLOW2(mmap, ARG_MASK0(2, PROT_EXEC), ARG_MASK0(3, MAP_SHARED)),
 	ALLOW1(mmap, ARG_MASK0(2, PROT_EXEC | PROT_WRITE)),
-	ALLOW1(mprotect, ARG_MASK0(2, PROT_EXEC)),
+	ALLOW1(mprotect, ARG_MASK0(2, PROT_EXEC | PROT_WRITE)),
 	ALLOW(munmap),
-	ALLOW(mremap),
+	DENY(mremap, EPERM),
 	/* malloc trimming and THP hints; not DODUMP/DOFORK on the arena. */
 	ALLOW1(madvise, ARG_EQ(2, MADV_DONTNEED)),
 	ALLOW1(madvise, ARG_EQ(2, MADV_FREE)),
@@ -107,9 +112,7 @@ const struct kj_seccomp_rule kj_seccomp_table[] = {
 	/* glibc's fstat() on stderr at first stdio use: fd only, no path. */
 	ALLOW(fstat),
 	ALLOW1(newfstatat, ARG_EQ(3, AT_EMPTY_PATH)),
-	/* TCP_NODELAY and friends on accepted sockets. */
-	ALLOW1(setsockopt, ARG_EQ(1, SOL_SOCKET)),
-	ALLOW1(setsockopt, ARG_EQ(1, IPPROTO_TCP)),
+	/* Reading socket state only; setsockopt is not here at all. */
 	ALLOW(getsockopt),
 	ALLOW(getsockname),
 	ALLOW(getpeername),
@@ -123,7 +126,8 @@ const struct kj_seccomp_rule kj_seccomp_table[] = {
 
 	/*
 	 * Soft denials: harmless probes by libc, answered with an error
-	 * instead of a kill.  glibc's qsort asks sysinfo for the RAM size.
+	 * instead of a kill.  glibc's qsort asks sysinfo for the RAM size;
+	 * mremap is above.
 	 */
 	DENY(sysinfo, EPERM),
 };

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -109,6 +111,10 @@ static int product(const struct kj_preflight_args *a, struct kj_preflight *p)
 	KJ_TRY(check_sig(a->product, pm->raw, pm->raw_len, a->product_sig,
 			 p->release_cert));
 	fact(a, "product matrix %s: signature OK", a->product);
+	KJ_TRY(kj_product_version_check(a->state_dir ? a->state_dir :
+					"./kinject-state", pm));
+	fact(a, "product matrix: version %llu, not older than any accepted",
+	     (unsigned long long)pm->version);
 	KJ_TRY(kj_order_check(&p->wo, pm));
 	fact(a, "product matrix: firmware %s >= min_firmware %s",
 	     p->wo.fw_version_str, pm->min_firmware_str);
@@ -282,6 +288,7 @@ static int secrets(const struct kj_preflight_args *a, struct kj_preflight *p)
 				     &fw_len), out);
 	KJ_TRY_GOTO(rc, kj_read_file(a->credentials, KJ_CMS_FILE_MAX, &cr_der,
 				     &cr_len), out);
+	kj_sha256(cr_der, cr_len, p->creds_sha256);
 	KJ_TRY_GOTO(rc, kj_hsm_open(&p->hsm, a->hsm_uri, a->pin_source), out);
 	KJ_TRY_GOTO(rc, kj_hsm_check_key(p->hsm), out);
 	fact(a, "hsm %s: token found, logged in, transport key present",
@@ -302,15 +309,51 @@ out:
 	return rc;
 }
 
+/*
+ * Before anything is decrypted, in every command that decrypts (run and
+ * check alike): not dumpable (no core, no ptrace by same-uid processes),
+ * fatal signals wipe the arena, RLIMIT_MEMLOCK as high as allowed.
+ */
+static int harden(void)
+{
+	struct rlimit core0 = { 0, 0 }, memlock;
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+	    setrlimit(RLIMIT_CORE, &core0) < 0) {
+		kj_err("pre-flight: cannot make this process non-dumpable: %s",
+		       strerror(errno));
+		return -errno;
+	}
+	KJ_TRY(kj_arena_install_signal_wipe());
+	/* Without CAP_SYS_RESOURCE only the soft limit can move (up to the
+	 * hard one); with CAP_IPC_LOCK the limit does not apply at all. */
+	if (setrlimit(RLIMIT_MEMLOCK, &unlimited) < 0 &&
+	    (getrlimit(RLIMIT_MEMLOCK, &memlock) < 0 ||
+	     (memlock.rlim_cur = memlock.rlim_max,
+	      setrlimit(RLIMIT_MEMLOCK, &memlock) < 0)))
+		kj_warn("pre-flight: cannot raise RLIMIT_MEMLOCK (%s): large "
+			"inputs may not fit in secret memory", strerror(errno));
+	return 0;
+}
+
 int kj_preflight_run(const struct kj_preflight_args *a, struct kj_preflight *p)
 {
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	p->arena.fd = -1;
+	KJ_TRY(harden());
 	KJ_TRY_GOTO(rc, work_order(a, p), fail);
 	KJ_TRY_GOTO(rc, product(a, p), fail);
 	KJ_TRY_GOTO(rc, secrets(a, p), fail);
+	/*
+	 * The HSM was needed to unwrap the inputs only: close the session
+	 * and finalize the module now, so no logged-in session (nor, with
+	 * SoftHSM2, the unwrapped token key) lives on through the job.
+	 */
+	kj_hsm_close(p->hsm);
+	p->hsm = NULL;
 	return 0;
 fail:
 	kj_preflight_free(p);

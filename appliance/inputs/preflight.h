@@ -46,17 +46,19 @@ struct kj_preflight {
 	struct kj_product pm;
 	X509 *release_cert;	/* STATE/customers/<customer>/release.pem */
 	X509 *transport_cert;	/* NULL when none was found */
-	struct kj_hsm *hsm;	/* open and logged in */
+	struct kj_hsm *hsm;	/* during the checks; NULL (closed) after */
 	struct kj_arena arena;	/* firmware + credential table */
 	const uint8_t *fw;	/* the verified image, in the arena */
 	size_t fw_len;
 	struct kj_creds creds;	/* parsed into the arena */
 	struct kj_issuer issuer; /* credential_mode issue; else ca == NULL */
+	uint8_t creds_sha256[32]; /* of the --credentials file as read */
 	uint64_t first_index, last_index;
 };
 
 /*
- * Run every check; on success p holds everything (free with
+ * Harden this process first (not dumpable, no core, the arena wiped on
+ * fatal signals, RLIMIT_MEMLOCK raised), then run every check; on success p holds everything (free with
  * kj_preflight_free).  On failure the error was logged, everything
  * decrypted so far is wiped and released, and p needs no freeing.
  * -EINVAL/-EBADMSG/-EPERM/-ENOKEY: bad input; other: the HSM/system.

@@ -4,11 +4,13 @@
  * whose firmware is not allowed for every listed revision does not start.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
 #include "product.h"
 #include "base/json.h"
@@ -16,10 +18,12 @@
 #include "base/util.h"
 
 static const char *const top_keys[] = {
-	"kinject_product", "product", "customer", "min_firmware", "hardware",
-	"device_ca", NULL
+	"kinject_product", "product", "customer", "version", "min_firmware",
+	"hardware", "device_ca", NULL
 };
 static const char *const hw_keys[] = { "firmware", NULL };
+
+#define KJ_PRODUCT_VERSION_MAX ((1ULL << 53) - 1) /* exact in JSON */
 
 static int parse_hw_entry(const char *file, const char *rev,
 			  const json_t *entry, struct kj_product_hw *hw)
@@ -148,6 +152,8 @@ static int parse_root(const json_t *root, const char *file,
 	snprintf(what, sizeof(what), "%s: field \"min_firmware\"", file);
 	KJ_TRY(kj_semver_parse(pm->min_firmware_str, what, &pm->min_firmware));
 	KJ_TRY(parse_hardware(root, file, pm));
+	KJ_TRY(kj_json_u64(root, file, "", "version", 1,
+			   KJ_PRODUCT_VERSION_MAX, &pm->version));
 	return parse_device_cas(root, file, pm);
 }
 
@@ -250,4 +256,81 @@ int kj_order_check(const struct kj_work_order *wo, const struct kj_product *pm)
 		}
 	}
 	return 0;
+}
+
+/* ---- the matrix's own anti-rollback (SPEC.md §3.4) ---- */
+
+static int version_path(const char *state_dir, const struct kj_product *pm,
+			char *out, size_t cap, bool dir_only)
+{
+	int n = dir_only ? snprintf(out, cap, "%s/products", state_dir) :
+		snprintf(out, cap, "%s/products/%s.version", state_dir,
+			 pm->product);
+
+	if (n < 0 || (size_t)n >= cap) {
+		kj_err("%s: state dir path too long", state_dir);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* The kept version, 0 if none. */
+static int kept_version(const char *path, uint64_t *out)
+{
+	uint8_t *buf;
+	size_t len;
+	char *end;
+	int rc;
+
+	*out = 0;
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		return 0; /* no matrix of this product accepted yet */
+	KJ_TRY(kj_read_file(path, 64, &buf, &len));
+	errno = 0;
+	*out = strtoull((const char *)buf, &end, 10);
+	rc = errno || end == (char *)buf || (*end != '\n' && *end) ||
+	     *out > KJ_PRODUCT_VERSION_MAX ? -EBADMSG : 0;
+	free(buf);
+	if (rc < 0)
+		kj_err("%s: not a matrix version: restore it from a backup of "
+		       "the state dir", path);
+	return rc;
+}
+
+int kj_product_version_check(const char *state_dir,
+			     const struct kj_product *pm)
+{
+	char path[4096];
+	uint64_t kept;
+
+	KJ_TRY(version_path(state_dir, pm, path, sizeof(path), false));
+	KJ_TRY(kept_version(path, &kept));
+	if (pm->version < kept) {
+		kj_err("product matrix of `%s': version %llu is older than "
+		       "version %llu, which this appliance already accepted "
+		       "(%s): an old matrix could bring back firmware it "
+		       "locked out; ask the customer for the current one",
+		       pm->product, (unsigned long long)pm->version,
+		       (unsigned long long)kept, path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int kj_product_version_record(const char *state_dir,
+			      const struct kj_product *pm)
+{
+	char path[4096], text[32];
+	uint64_t kept;
+	int n;
+
+	KJ_TRY(version_path(state_dir, pm, path, sizeof(path), true));
+	KJ_TRY(kj_mkdir_p(path, 0700));
+	KJ_TRY(version_path(state_dir, pm, path, sizeof(path), false));
+	KJ_TRY(kept_version(path, &kept));
+	if (pm->version <= kept)
+		return 0;
+	n = snprintf(text, sizeof(text), "%llu\n",
+		     (unsigned long long)pm->version);
+	return kj_write_file_atomic(path, text, (size_t)n, 0600);
 }

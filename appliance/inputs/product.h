@@ -30,6 +30,7 @@ struct kj_product_hw {
 struct kj_product {
 	char product[KJ_NAME_MAX + 1];
 	char customer[KJ_NAME_MAX + 1];
+	uint64_t version;		/* only grows (SPEC.md §3.4) */
 	struct kj_semver min_firmware;
 	char min_firmware_str[KJ_SEMVER_STR_MAX];
 	unsigned n_hw;			/* 1..KJ_PRODUCT_MAX_HW */
@@ -48,6 +49,18 @@ KJ_MUST_CHECK int kj_product_parse(const uint8_t *buf, size_t len,
 				   const char *name, struct kj_product *pm);
 KJ_MUST_CHECK int kj_product_load(const char *path, struct kj_product *pm);
 void kj_product_free(struct kj_product *pm);
+
+/*
+ * Anti-rollback of the matrix itself: the newest version this appliance
+ * accepted for the product is kept in STATE/products/<product>.version.
+ * check: 0 when pm->version is at least that (or none is kept), -EPERM
+ * naming both versions otherwise; reads only.  record: keep pm->version
+ * if it is newer (after every check passed: it is a write).
+ */
+KJ_MUST_CHECK int kj_product_version_check(const char *state_dir,
+					   const struct kj_product *pm);
+KJ_MUST_CHECK int kj_product_version_record(const char *state_dir,
+					    const struct kj_product *pm);
 
 /* The matrix entry for a hardware revision, or NULL. */
 const struct kj_product_hw *kj_product_find_hw(const struct kj_product *pm,

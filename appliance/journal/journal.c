@@ -32,7 +32,7 @@
 static const char schema_sql[] =
 	"CREATE TABLE jobs("
 	" job TEXT PRIMARY KEY,"
-	" work_order_sha256 BLOB NOT NULL,"
+	" work_order_sha256 BLOB NOT NULL, creds_sha256 BLOB NOT NULL,"
 	" customer TEXT NOT NULL, product TEXT NOT NULL, batch TEXT NOT NULL,"
 	" operator TEXT NOT NULL,"
 	" quantity INTEGER NOT NULL,"
@@ -61,6 +61,7 @@ static const char schema_sql[] =
 	" hwrev TEXT NOT NULL, time_ms INTEGER NOT NULL,"
 	" state TEXT NOT NULL CHECK(state IN ('reserved', 'done')),"
 	" UNIQUE(job, cred_index), UNIQUE(job, serial_no));"
+	"CREATE INDEX reservations_cert ON reservations(cert_sha256);"
 	"CREATE INDEX reservations_open ON reservations(state)"
 	" WHERE state = 'reserved';"
 	"CREATE TABLE event_log("
@@ -91,7 +92,10 @@ static const char *const stmt_sql[S_COUNT_] = {
 			" WHERE attempt = ?1 AND job = ?2 AND cred_index = ?3"
 			" AND serial = ?4 AND state = 'reserved'",
 	[S_UID_DONE] = "SELECT 1 FROM records WHERE uid = ?1 AND job = ?2"
-		       " AND kind = 'device' AND result = 'ok' LIMIT 1",
+		       " AND kind = 'device' AND result = 'ok' AND NOT EXISTS"
+		       " (SELECT 1 FROM records w WHERE w.seq > records.seq"
+		       " AND w.attempt = records.attempt"
+		       " AND w.result = 'withdrawn') LIMIT 1",
 	[S_INS_EVENT] = "INSERT INTO event_log(id, epoch, pcr, name, digest,"
 			" time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_VOID_EVENT] = "UPDATE event_log SET void = 1 WHERE id = ?1",
@@ -299,6 +303,7 @@ fail:
 static void job_clear(struct job *jb)
 {
 	free(jb->used);
+	free(jb->elsewhere);
 	for (size_t i = 0; i < KJ_ARRAY_SIZE(jb->strs); i++)
 		free(jb->strs[i]);
 	memset(jb, 0, sizeof(*jb));

@@ -78,7 +78,12 @@ struct kj_job_desc {
 	uint8_t fw_sha256[32];
 	const char *serial_prefix;
 	uint64_t serial_start;
-	/* The batch in file order; borrowed until kj_journal_close. */
+	/* SHA-256 of the batch as brought (CREDS.cms): a resumed job must
+	 * bring the same one. */
+	uint8_t creds_sha256[32];
+	/* The batch in file order; borrowed until kj_journal_close.  A
+	 * credential whose cert_sha256 any other job of this journal has
+	 * reserved is skipped: a credential is used once, ever. */
 	const struct kj_cred_ref *creds;
 	size_t n_creds;
 };
@@ -157,6 +162,26 @@ void kj_record_set_reservation(struct kj_record *r,
 KJ_MUST_CHECK int kj_journal_append_record(struct kj_journal *j,
 					   struct kj_record *r,
 					   const uint8_t **jcs, size_t *len);
+
+/*
+ * `withdrawn` (EVIDENCE.md §2): append the second record of attempt, the
+ * current job's `ok` record with its fields and result `withdrawn`: its
+ * COMMIT was never sent.  -ENOENT (logged) if the attempt has no `ok`
+ * record in the job, -EALREADY (logged) if it is withdrawn already.
+ * *jcs / *len as kj_journal_append_record; out (may be NULL) gets seq.
+ */
+KJ_MUST_CHECK int kj_journal_withdraw(struct kj_journal *j, uint64_t attempt,
+				      uint64_t *seq, const uint8_t **jcs,
+				      size_t *len);
+
+/*
+ * Resume after a crash (§2): every `ok` record of the current job at a
+ * seq >= tree_size (beyond the last durable checkpoint) and not withdrawn
+ * yet was certainly never COMMITted: append its `withdrawn` record.  *n
+ * gets how many; committed before it returns.
+ */
+KJ_MUST_CHECK int kj_journal_withdraw_beyond(struct kj_journal *j,
+					     uint64_t tree_size, uint64_t *n);
 
 /*
  * Append the current job's job_end record: result completed when ok_count

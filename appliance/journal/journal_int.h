@@ -41,6 +41,10 @@ struct job {
 	size_t cursor;        /* next batch position to try */
 	uint64_t *used;       /* indexes used before this run, sorted */
 	size_t n_used;
+	uint8_t (*elsewhere)[32]; /* cert_sha256 reserved by other jobs,
+				   * sorted */
+	size_t n_elsewhere;
+	size_t skipped;       /* batch entries skipped for that */
 	uint64_t next_serial;
 	uint64_t next_job_seq;
 	uint64_t ok_count, other_count, failed_after_offer;
@@ -105,6 +109,8 @@ int kj_jnl_close_reservation(struct kj_journal *j, const struct kj_record *r);
 
 /* journal_resv.c: load the job's used credential indexes (resume). */
 int kj_jnl_load_used(struct kj_journal *j);
+/* journal_resv.c: the certificates other jobs reserved (every begin). */
+int kj_jnl_load_elsewhere(struct kj_journal *j);
 
 /* journal_stale.c: burn the reservations a crash left open, then commit. */
 int kj_jnl_burn_stale(struct kj_journal *j);

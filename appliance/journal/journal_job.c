@@ -52,9 +52,9 @@ static int insert_job(struct kj_journal *j, const struct kj_job_desc *d)
 	static const char sql[] =
 		"INSERT INTO jobs(job, work_order_sha256, customer, product,"
 		" batch, operator, quantity, fw_version, fw_sha256,"
-		" serial_prefix, serial_start, created_ms, state)"
+		" serial_prefix, serial_start, created_ms, creds_sha256, state)"
 		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-		" 'running')";
+		" ?13, 'running')";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -74,6 +74,7 @@ static int insert_job(struct kj_journal *j, const struct kj_job_desc *d)
 	bind_text(st, 10, d->serial_prefix);
 	bind_u64(st, 11, d->serial_start);
 	bind_u64(st, 12, kj_record_now_ms());
+	sqlite3_bind_blob(st, 13, d->creds_sha256, 32, SQLITE_STATIC);
 	rc = kj_jnl_step_write(j, st, "insert job");
 	sqlite3_finalize(st);
 	return rc;
@@ -108,21 +109,23 @@ static int start_new(struct kj_journal *j)
 	return append_job_record(j, &r) < 0 ? -EIO : 0;
 }
 
-/* The stored work order hash of job, or 0 if the job is unknown. */
+/* The stored work order and batch hashes of job; 0 if the job is unknown. */
 static int stored_hash(struct kj_journal *j, const char *job,
-		       uint8_t out[32])
+		       uint8_t out[32], uint8_t creds[32])
 {
 	sqlite3_stmt *st;
 	int rc, found = 0;
 
-	rc = sqlite3_prepare_v2(j->db, "SELECT work_order_sha256 FROM jobs "
-				"WHERE job = ?1", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(j->db, "SELECT work_order_sha256, creds_sha256"
+				" FROM jobs WHERE job = ?1", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return kj_jnl_sql_err(j, rc, "look up job");
 	bind_text(st, 1, job);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32 &&
+	    sqlite3_column_bytes(st, 1) == 32) {
 		memcpy(out, sqlite3_column_blob(st, 0), 32);
+		memcpy(creds, sqlite3_column_blob(st, 1), 32);
 		found = 1;
 	} else if (rc != SQLITE_DONE) {
 		found = rc == SQLITE_ROW ? -EBADMSG
@@ -161,10 +164,14 @@ static int load_counts(struct kj_journal *j)
 			jb->end_result = r;
 			continue;
 		}
+		/* §2: a withdrawn attempt is failed, not ok (mod 2^64: the
+		 * ok rows may come after the withdrawn ones) */
 		if (r == KJ_RES_OK)
 			jb->ok_count += n;
 		else
 			jb->other_count += n;
+		if (r == KJ_RES_WITHDRAWN)
+			jb->ok_count -= n;
 		if (sqlite3_column_int(st, 1) && kj_result_after_offer(r))
 			jb->failed_after_offer += n;
 	}
@@ -214,7 +221,7 @@ static int resume(struct kj_journal *j)
 int kj_journal_job_begin(struct kj_journal *j, const struct kj_job_desc *d,
 			 struct kj_job_state *st)
 {
-	uint8_t have[32];
+	uint8_t have[32], have_creds[32];
 	char a[65], b[65];
 	bool resumed = false;
 	int rc;
@@ -226,8 +233,9 @@ int kj_journal_job_begin(struct kj_journal *j, const struct kj_job_desc *d,
 		return -EINVAL;
 	}
 	KJ_TRY_GOTO(rc, copy_desc(&j->job, d), fail);
-	KJ_TRY_GOTO(rc, stored_hash(j, d->job, have), fail);
+	KJ_TRY_GOTO(rc, stored_hash(j, d->job, have, have_creds), fail);
 	if (rc == 0) {
+		KJ_TRY_GOTO(rc, kj_jnl_load_elsewhere(j), fail);
 		KJ_TRY_GOTO(rc, start_new(j), fail);
 	} else if (memcmp(have, d->work_order_sha256, 32)) {
 		kj_hex_encode(have, 32, a);
@@ -237,7 +245,16 @@ int kj_journal_job_begin(struct kj_journal *j, const struct kj_job_desc *d,
 		       "for another work order", d->job, a, b);
 		rc = -EEXIST;
 		goto fail;
+	} else if (memcmp(have_creds, d->creds_sha256, 32)) {
+		kj_hex_encode(have_creds, 32, a);
+		kj_hex_encode(d->creds_sha256, 32, b);
+		kj_err("job `%s': it was started with the credential batch of "
+		       "sha256 %s, --credentials has sha256 %s: a job resumes "
+		       "only with its own batch", d->job, a, b);
+		rc = -EEXIST;
+		goto fail;
 	} else {
+		KJ_TRY_GOTO(rc, kj_jnl_load_elsewhere(j), fail);
 		KJ_TRY_GOTO(rc, resume(j), fail);
 		resumed = true;
 		j->job.end_result = j->job.ended ? j->job.end_result
@@ -253,6 +270,7 @@ fail:
 	for (size_t i = 0; i < KJ_ARRAY_SIZE(j->job.strs); i++)
 		free(j->job.strs[i]);
 	free(j->job.used);
+	free(j->job.elsewhere);
 	memset(&j->job, 0, sizeof(j->job));
 	return rc;
 }

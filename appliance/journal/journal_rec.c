@@ -51,12 +51,15 @@ int kj_jnl_insert_record(struct kj_journal *j, const struct kj_record *r,
 	return 0;
 }
 
+/* EVIDENCE.md §2: each attempt counted once, a withdrawn one as failed. */
 static void count_device(struct job *jb, const struct kj_record *r)
 {
 	if (r->result == KJ_RES_OK)
 		jb->ok_count++;
 	else
 		jb->other_count++;
+	if (r->result == KJ_RES_WITHDRAWN)
+		jb->ok_count--;
 	if (r->has_attempt && kj_result_after_offer(r->result))
 		jb->failed_after_offer++;
 }
@@ -137,10 +140,12 @@ int kj_journal_append_record(struct kj_journal *j, struct kj_record *r,
 	n = kj_jnl_serialize(j, r);
 	if (n < 0)
 		return n;
-	if (r->has_attempt)
+	/* A withdrawn record repeats an attempt whose reservation its ok
+	 * record closed (journal_withdraw.c). */
+	if (r->has_attempt && r->result != KJ_RES_WITHDRAWN)
 		KJ_TRY(kj_jnl_close_reservation(j, r));
 	KJ_TRY(kj_jnl_insert_record(j, r, n));
-	if (r->has_attempt)
+	if (r->has_attempt && r->result != KJ_RES_WITHDRAWN)
 		j->job.open_reservations--;
 	j->job.next_job_seq++;
 	count_device(&j->job, r);

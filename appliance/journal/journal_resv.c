@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Reservations, docs/JOURNAL.md "Reservation before bytes": the next
- * credential never reserved in the job and the next serial, as a row the
- * keeper commits before it sends OFFER.  Apart from the records because
- * they own the used-credential set and the batch cursor.
+ * credential never reserved in the job, nor (by its certificate's hash) in
+ * any other job of this journal, and the next serial, as a row the keeper
+ * commits before it sends OFFER.  Apart from the records because they own
+ * the used-credential sets and the batch cursor.
  */
 #include <errno.h>
 #include <sqlite3.h>
@@ -61,20 +62,72 @@ int kj_jnl_load_used(struct kj_journal *j)
 	return 0;
 }
 
-/* The next batch position never reserved in this job, or -ENOBUFS. */
+static int cmp_hash(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+int kj_jnl_load_elsewhere(struct kj_journal *j)
+{
+	struct job *jb = &j->job;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc;
+
+	rc = sqlite3_prepare_v2(j->db, "SELECT DISTINCT cert_sha256 FROM "
+				"reservations WHERE job != ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return kj_jnl_sql_err(j, rc, "list other jobs' credentials");
+	bind_text(st, 1, jb->d.job);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != 32) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		if (kj_grow(&jb->elsewhere, &cap, jb->n_elsewhere + 1, 64)) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		memcpy(jb->elsewhere[jb->n_elsewhere++],
+		       sqlite3_column_blob(st, 0), 32);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return kj_jnl_sql_err(j, rc, "list other jobs' credentials");
+	if (jb->n_elsewhere)
+		qsort(jb->elsewhere, jb->n_elsewhere, 32, cmp_hash);
+	return 0;
+}
+
+static bool cert_used_elsewhere(const struct job *jb, const uint8_t h[32])
+{
+	return jb->n_elsewhere &&
+	       bsearch(h, jb->elsewhere, jb->n_elsewhere, 32, cmp_hash);
+}
+
+/*
+ * The next batch position never reserved in this job and whose
+ * certificate no other job reserved, or -ENOBUFS.
+ */
 static int next_cred(struct kj_journal *j, size_t *pos)
 {
 	struct job *jb = &j->job;
 
 	while (jb->cursor < jb->d.n_creds) {
-		if (!cred_used_before(jb, jb->d.creds[jb->cursor].index)) {
+		const struct kj_cred_ref *c = &jb->d.creds[jb->cursor];
+
+		if (cert_used_elsewhere(jb, c->cert_sha256)) {
+			jb->skipped++;
+		} else if (!cred_used_before(jb, c->index)) {
 			*pos = jb->cursor++;
 			return 0;
 		}
 		jb->cursor++;
 	}
 	kj_err("job `%s': credential batch exhausted: all %zu credentials "
-	       "are used", jb->d.job, jb->d.n_creds);
+	       "are used (%zu of them by other jobs of this appliance: a "
+	       "credential is used once, ever)", jb->d.job, jb->d.n_creds,
+	       jb->skipped);
 	return -ENOBUFS;
 }
 

@@ -43,6 +43,7 @@ static const char *const result_names[KJ_RES_COUNT_] = {
 	[KJ_RES_SITE_ABORT] = "site_abort",
 	[KJ_RES_INTERRUPTED] = "interrupted",
 	[KJ_RES_COUNTERFEIT] = "counterfeit",
+	[KJ_RES_WITHDRAWN] = "withdrawn",
 	[KJ_RES_COMPLETED] = "completed",
 	[KJ_RES_FAILED] = "failed",
 };
@@ -82,6 +83,7 @@ bool kj_result_after_offer(enum kj_result r)
 	case KJ_RES_INTERNAL:
 	case KJ_RES_SITE_ABORT:
 	case KJ_RES_INTERRUPTED:
+	case KJ_RES_WITHDRAWN:
 		return true;
 	default:
 		return false;
@@ -94,7 +96,7 @@ bool kj_rec_result_fits_kind(enum kj_record_kind k, enum kj_result r)
 	case KJ_REC_JOB_START:
 		return r == KJ_RES_NONE;
 	case KJ_REC_DEVICE:
-		return r >= KJ_RES_OK && r <= KJ_RES_DEVICE_LAST_;
+		return r >= KJ_RES_OK && r <= KJ_RES_DEVICE_LAST;
 	case KJ_REC_JOB_END:
 		return r == KJ_RES_COMPLETED || r == KJ_RES_FAILED;
 	default:

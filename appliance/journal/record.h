@@ -30,6 +30,8 @@
 #define KJ_RECORD_INT_MAX ((1ull << 53) - 1)
 #define KJ_RECORD_UID_MAX 64     /* PROTOCOL.md HELLO: bytes16 uid 1..64 */
 #define KJ_RECORD_VERSION 1      /* "v" */
+/* The last device result (device results are KJ_RES_OK..this). */
+#define KJ_RES_DEVICE_LAST KJ_RES_WITHDRAWN
 
 enum kj_record_kind {
 	KJ_REC_JOB_START = 0,
@@ -54,12 +56,11 @@ enum kj_result {
 	KJ_RES_SITE_ABORT,
 	KJ_RES_INTERRUPTED,
 	KJ_RES_COUNTERFEIT, /* refused before OFFER: no factory key proven */
+	KJ_RES_WITHDRAWN,  /* repeats an ok attempt: COMMIT never sent */
 	KJ_RES_COMPLETED, /* job_end: quantity reached */
 	KJ_RES_FAILED,    /* job_end: max_failed exceeded */
 	KJ_RES_COUNT_,
 };
-/* Device results are KJ_RES_OK..KJ_RES_DEVICE_LAST_. */
-#define KJ_RES_DEVICE_LAST_ KJ_RES_COUNTERFEIT
 
 /*
  * One record.  Strings are NUL-terminated UTF-8 (checked on serialising);

@@ -18,6 +18,7 @@
  * injector processes in keeper_inj.c; this file holds the loop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "injector/listen.h"
+#include "inputs/creds.h"
 #include "journal/journal.h"
 #include "journal/record.h"
 #include "secret/arena.h"
@@ -53,6 +55,7 @@ static void stats_snapshot(struct keeper *k)
 				 k->gone.pre_hello_timeout +
 				 k->gone.pre_hello_eof;
 	st->over_limit = k->gone.over_limit;
+	st->refusal_closed = k->gone.refusal_closed;
 	st->bytes_sent = k->gone.bytes_sent;
 	st->conns_open = 0;
 	for (unsigned i = 0; i < k->n_inj; i++) {
@@ -64,6 +67,7 @@ static void stats_snapshot(struct keeper *k)
 					  c->pre_hello_timeout +
 					  c->pre_hello_eof;
 		st->over_limit += c->over_limit;
+		st->refusal_closed += c->refusal_closed;
 		st->bytes_sent += c->bytes_sent;
 	}
 }
@@ -188,6 +192,68 @@ static void limits_default(struct kj_keeper_limits *l)
 		l->workers = l->max_connections;
 }
 
+/*
+ * What the keeper decides with, copied out of the shared arena while no
+ * injector exists yet: each credential's blob place (bounds-checked
+ * against the arena) and the firmware's readback midstate (secret: up to
+ * 63 firmware bytes, so in owner-only locked memory).
+ */
+static int private_copies(struct keeper *k)
+{
+	const struct kj_job *job = k->job;
+	const struct kj_cred_table *t = job->creds->table;
+	struct kj_readback *rb;
+	size_t asz = job->arena->size;
+
+	if (job->fw_off > asz || job->fw_size > asz - job->fw_off) {
+		kj_err("keeper: firmware at %zu+%u outside the %zu-byte arena",
+		       job->fw_off, job->fw_size, asz);
+		return -EINVAL;
+	}
+	k->n_creds = job->creds->count;
+	k->creds = calloc(k->n_creds ? k->n_creds : 1, sizeof(*k->creds));
+	if (!k->creds) {
+		kj_err("keeper: out of memory for %zu credentials", k->n_creds);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < k->n_creds; i++) {
+		const struct kj_cred *c = &t->cred[i];
+
+		if (c->blob_off > asz || c->blob_len > asz - c->blob_off ||
+		    (i && c->index <= k->creds[i - 1].index)) {
+			kj_err("keeper: credential table entry %zu (line %u) "
+			       "is inconsistent", i, c->line);
+			return -EINVAL;
+		}
+		k->creds[i].index = c->index;
+		k->creds[i].blob_off = c->blob_off;
+		k->creds[i].blob_len = c->blob_len;
+	}
+	KJ_TRY(kj_arena_create_private(&k->priv, sizeof(*rb)));
+	rb = kj_arena_alloc(&k->priv, sizeof(*rb));
+	if (!rb)
+		return -ENOMEM;
+	kj_readback_begin(rb);
+	kj_readback_update(rb, job->arena->base + job->fw_off, job->fw_size);
+	k->fw_rb = rb;
+	return 0;
+}
+
+/* What an injector is started from: the binary, the arena's shared fd. */
+static int injector_handles(struct keeper *k)
+{
+	k->exe_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	if (k->exe_fd < 0) {
+		kj_err("keeper: /proc/self/exe: %s (injectors are exec'd from "
+		       "it: is /proc mounted?)", strerror(errno));
+		return -errno;
+	}
+	k->share_fd = kj_arena_share_fd(k->job->arena);
+	if (k->share_fd < 0)
+		return k->share_fd;
+	return 0;
+}
+
 static int keeper_setup(struct keeper *k, struct kj_job *job)
 {
 	struct kj_job_state js;
@@ -202,22 +268,21 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 	kj_journal_job_state(job->journal, &js);
 	k->ok_total = js.ok_count;
 	k->failed_total = js.failed_after_offer;
-	k->fw_rb = job->fw_readback;
-	if (!k->fw_rb) {
-		k->fw_rb_own = kj_arena_alloc(job->arena, sizeof(*k->fw_rb_own));
-		if (!k->fw_rb_own)
-			return -ENOMEM;
-		kj_readback_begin(k->fw_rb_own);
-		kj_readback_update(k->fw_rb_own, job->arena->base + job->fw_off,
-				   job->fw_size);
-		k->fw_rb = k->fw_rb_own;
+	/* First: from here on the listeners are ours to close. */
+	k->lfds = calloc(job->n_listen + 1, sizeof(int));
+	if (!k->lfds) {
+		kj_err("keeper: out of memory");
+		return -ENOMEM;
 	}
+	for (size_t i = 0; i < job->n_listen; i++)
+		k->lfds[i] = job->listen_fds ? job->listen_fds[i] : -1;
+	KJ_TRY(private_copies(k));
+	KJ_TRY(injector_handles(k));
 	k->n_inj = job->limits.workers;
 	per = (job->limits.max_connections + k->n_inj - 1) / k->n_inj;
 	k->uid_tab_n = (size_t)job->limits.max_connections * 2 + 1;
 	k->uid_tab = calloc(k->uid_tab_n, sizeof(*k->uid_tab));
-	k->lfds = calloc(job->n_listen + 1, sizeof(int));
-	if (!k->uid_tab || !k->lfds) {
+	if (!k->uid_tab) {
 		kj_err("keeper: out of memory");
 		return -ENOMEM;
 	}
@@ -235,10 +300,8 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 	}
 	KJ_TRY(kj_kp_auth_setup(k));
 	KJ_TRY(kj_kp_cred_setup(k, per * k->n_inj));
-	for (size_t i = 0; i < job->n_listen; i++)
-		k->lfds[i] = -1;
-	for (size_t i = 0; i < job->n_listen; i++) {
-		int fd = kj_listen_open(&job->listen[i], 4096);
+	for (size_t i = 0; i < job->n_listen && !job->listen_fds; i++) {
+		int fd = kj_listen_open(&job->listen[i], KJ_LISTEN_BACKLOG);
 
 		if (fd < 0)
 			return fd;
@@ -254,12 +317,19 @@ static void keeper_teardown(struct keeper *k)
 			(void)kj_kp_inj_dead(k, &k->inj[i], false);
 		free(k->inj[i].slots);
 	}
-	if (k->lfds)
-		for (size_t i = 0; i < k->job->n_listen; i++)
-			if (k->lfds[i] >= 0)
-				kj_listen_close(&k->job->listen[i], k->lfds[i]);
-	if (k->fw_rb_own)
-		kj_readback_wipe(k->fw_rb_own);
+	for (size_t i = 0; i < k->job->n_listen; i++) {
+		int fd = k->lfds ? k->lfds[i] : k->job->listen_fds ?
+			 k->job->listen_fds[i] : -1;
+
+		if (fd >= 0)
+			kj_listen_close(&k->job->listen[i], fd);
+	}
+	kj_arena_destroy(&k->priv); /* wipes the midstate */
+	free(k->creds);
+	if (k->exe_fd >= 0)
+		close(k->exe_fd);
+	if (k->share_fd >= 0)
+		close(k->share_fd);
 	kj_kp_auth_teardown(k);
 	kj_kp_cred_teardown(k);
 	free(k->lfds);
@@ -297,6 +367,8 @@ int kj_keeper_run(struct kj_job *job, struct kj_keeper_stats *st)
 		free(buf);
 		return -ENOMEM;
 	}
+	k->exe_fd = k->share_fd = -1;
+	k->priv.fd = -1;
 	KJ_TRY_GOTO(rc, keeper_setup(k, job), out);
 	kj_kp_update_issuing(k);
 	for (unsigned i = 0; i < k->n_inj; i++)

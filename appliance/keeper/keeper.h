@@ -21,6 +21,7 @@
 #ifndef KINJECT_KEEPER_H
 #define KINJECT_KEEPER_H
 
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,8 +61,10 @@ struct kj_keeper_stats {
 	uint64_t hellos;	     /* admit requests this run */
 	uint64_t commits;	     /* journal commits this run */
 	uint64_t injector_restarts;
+	uint64_t sandbox_violations; /* injectors killed by seccomp (SIGSYS) */
 	/* summed over the injectors' last COUNTERS */
 	uint64_t conns_accepted, conns_open, pre_hello_failures, over_limit;
+	uint64_t refusal_closed;     /* connections closed: refusal budget */
 	uint64_t bytes_sent;
 	uint64_t elapsed_ms;
 	bool issuing;		     /* false once stop/quantity/max_failed */
@@ -73,7 +76,19 @@ enum kj_keeper_end {
 	KJ_KEEPER_MAX_FAILED,	 /* max_failed exceeded; job_end written */
 	KJ_KEEPER_STOPPED,	 /* *stop was set: resumable, no job_end */
 	KJ_KEEPER_EXHAUSTED,	 /* the credential batch ran out: no job_end */
+	KJ_KEEPER_TPM_LOST,	 /* hooks.committed: KJ_KEEPER_ATTEST_LOST;
+				  * waiting COMMITs withdrawn, no job_end */
 };
+
+/*
+ * hooks.committed returns this when the attestation is gone for good (the
+ * TPM stopped answering or failed; already logged, naming it).  The keeper
+ * then sends ABORT INTERNAL to every device whose `ok` record no
+ * checkpoint covers, appends their `withdrawn` records (EVIDENCE.md §2),
+ * issues no more, lets what is in flight end the same way and returns
+ * KJ_KEEPER_TPM_LOST.
+ */
+#define KJ_KEEPER_ATTEST_LOST (-ENODEV)
 
 struct kj_keeper_hooks {
 	void *ctx;
@@ -87,7 +102,8 @@ struct kj_keeper_hooks {
 	 * (commit_after_checkpoint, EVIDENCE.md §4); COMMITs are sent only
 	 * for records below it.  NULL: covered = tree_size.  Also called
 	 * with no new records when COMMITs are waiting, so the caller can
-	 * take its checkpoint on its own cadence.  < 0 stops the job.
+	 * take its checkpoint on its own cadence.  KJ_KEEPER_ATTEST_LOST:
+	 * see above; other < 0 stops the job at once.
 	 */
 	int (*committed)(void *ctx, uint64_t tree_size, uint64_t *covered);
 	/* Progress, every progress_interval_ms and once at the end. */
@@ -102,10 +118,10 @@ struct kj_job {
 	struct kj_arena *arena;
 	size_t fw_off;
 	uint32_t fw_size;
+	/* Read once, before the first injector starts: the keeper copies
+	 * each credential's place and the firmware's readback midstate into
+	 * its private memory and decides with those only. */
 	const struct kj_creds *creds;
-	/* Firmware part of the readback digest, in the arena; NULL: the
-	 * keeper computes it into the arena (needs sizeof + 64 bytes). */
-	const struct kj_readback *fw_readback;
 
 	/* Policy. */
 	const struct kj_work_order *wo;
@@ -114,8 +130,12 @@ struct kj_job {
 	const struct kj_sites *sites; /* NULL: no --sites, any site */
 	struct kj_journal *journal;   /* open, job begun */
 
-	/* Network: parsed --listen values (the keeper opens them). */
+	/* Network: parsed --listen values.  listen_fds: already bound and
+	 * listening, one per value (the caller binds them before its first
+	 * write, SPEC.md §4); the keeper takes them over and closes them.
+	 * NULL: the keeper opens them itself. */
 	const struct kj_listen *listen;
+	const int *listen_fds;
 	size_t n_listen;
 
 	struct kj_keeper_limits limits;

@@ -98,14 +98,41 @@ int kj_kp_inj_flush(struct keeper *k, struct inj *in)
 	return 0;
 }
 
-void kj_kp_opkt_free_all(struct inj *in)
+/* COMMITs in a packet that never left: withdrawn (EVIDENCE.md §2). */
+static void withdraw_unsent(struct keeper *k, const struct opkt *o)
+{
+	struct kj_ipc_verdict v;
+	struct kj_ipc_iter it;
+	const uint8_t *body;
+	const char *why;
+	unsigned type;
+	size_t len;
+	int rc;
+
+	kj_ipc_iter_init(&it, o->b.p, o->b.len);
+	while (kj_ipc_next(&it, &type, &body, &len, &why) > 0) {
+		if (type != KJ_IPC_VERDICT)
+			continue;
+		memcpy(&v, body, sizeof(v));
+		if (v.code)
+			continue;
+		rc = kj_kp_withdraw(k, v.attempt);
+		if (rc < 0)
+			k->err = rc;
+	}
+}
+
+void kj_kp_opkt_free_all(struct keeper *k, struct inj *in)
 {
 	struct opkt *o, *n;
 
 	for (o = in->qhead; o; o = n) {
 		n = o->next;
+		withdraw_unsent(k, o);
 		free(o);
 	}
+	if (in->cur)
+		withdraw_unsent(k, in->cur);
 	free(in->cur);
 	in->cur = NULL;
 	in->qhead = in->qtail = NULL;
@@ -117,8 +144,16 @@ static void send_reply(struct keeper *k, const struct reply *r)
 	struct kslot *s;
 	int rc = 0;
 
-	if (in->state == I_DEAD || in->gen != r->gen)
-		return; /* that injector died: handled in kj_kp_inj_dead */
+	if (in->state == I_DEAD || in->gen != r->gen) {
+		/* That injector died (kj_kp_inj_dead recorded its devices in
+		 * flight); a COMMIT it can no longer pass on is withdrawn. */
+		if (r->type == KJ_IPC_VERDICT && r->u.verdict.code == 0) {
+			rc = kj_kp_withdraw(k, r->u.verdict.attempt);
+			if (rc < 0)
+				k->err = rc;
+		}
+		return;
+	}
 	s = &in->slots[r->tag];
 	switch (r->type) {
 	case KJ_IPC_OFFER:
@@ -144,6 +179,29 @@ static void send_reply(struct keeper *k, const struct reply *r)
 		k->err = rc;
 }
 
+/*
+ * The attestation is lost: a COMMIT no checkpoint covers can never go.
+ * The device gets ABORT INTERNAL and its ok record a `withdrawn` one.
+ */
+static void withdraw_commit(struct keeper *k, const struct reply *r)
+{
+	struct reply a = *r;
+	struct inj *in = &k->inj[r->inj];
+	int rc;
+
+	if (in->state == I_DEAD || in->gen != r->gen) {
+		send_reply(k, r); /* withdraws it */
+		return;
+	}
+	rc = kj_kp_withdraw(k, r->u.verdict.attempt);
+	if (rc < 0) {
+		k->err = rc;
+		return;
+	}
+	a.u.verdict.code = KJ_ABORT_INTERNAL;
+	send_reply(k, &a);
+}
+
 /* After a commit: everything in pend is durable. */
 static void release_pend(struct keeper *k)
 {
@@ -152,7 +210,9 @@ static void release_pend(struct keeper *k)
 
 		if (r->type == KJ_IPC_VERDICT && r->u.verdict.code == 0 &&
 		    r->cover > k->covered) {
-			if (kj_kp_rq_push(&k->cover, r) < 0)
+			if (k->tpm_lost)
+				withdraw_commit(k, r);
+			else if (kj_kp_rq_push(&k->cover, r) < 0)
 				k->err = -ENOMEM;
 			continue;
 		}
@@ -163,13 +223,33 @@ static void release_pend(struct keeper *k)
 
 static void release_cover(struct keeper *k)
 {
-	while (k->cover.n && k->cover.v[k->cover.head].cover <= k->covered) {
-		send_reply(k, &k->cover.v[k->cover.head]);
+	while (k->cover.n && (k->tpm_lost ||
+			      k->cover.v[k->cover.head].cover <= k->covered)) {
+		if (k->tpm_lost)
+			withdraw_commit(k, &k->cover.v[k->cover.head]);
+		else
+			send_reply(k, &k->cover.v[k->cover.head]);
 		k->cover.head++;
 		k->cover.n--;
 	}
 	if (!k->cover.n)
 		k->cover.head = 0;
+}
+
+/* hooks.committed said KJ_KEEPER_ATTEST_LOST (keeper.h). */
+static void attest_lost(struct keeper *k)
+{
+	if (k->tpm_lost)
+		return;
+	k->tpm_lost = true;
+	k->issuing = false;
+	k->refuse_reason = KJ_ABORT_INTERNAL;
+	k->end = KJ_KEEPER_TPM_LOST;
+	kj_err("keeper: the TPM is lost (see above): %zu device(s) waiting "
+	       "for a checkpoint get ABORT INTERNAL and are recorded "
+	       "withdrawn, the job stops; bring the TPM back (is its "
+	       "service running?) and run the same command again to resume",
+	       k->cover.n);
 }
 
 int kj_kp_commit(struct keeper *k)
@@ -185,14 +265,28 @@ int kj_kp_commit(struct keeper *k)
 	}
 	k->last_commit_ms = kj_now_ms();
 	size = kj_journal_record_count(k->job->journal);
-	k->covered = size;
-	if (k->job->hooks.committed) {
+	if (!k->job->hooks.committed) {
+		k->covered = size;
+	} else if (!k->tpm_lost) {
+		uint64_t covered = k->covered;
+
 		rc = k->job->hooks.committed(k->job->hooks.ctx, size,
-					     &k->covered);
-		if (rc < 0)
+					     &covered);
+		if (rc == KJ_KEEPER_ATTEST_LOST)
+			attest_lost(k);
+		else if (rc < 0)
 			return rc;
+		else
+			k->covered = covered;
 	}
 	release_pend(k);
 	release_cover(k);
+	/* withdrawn records made durable now, not at the next turn */
+	if (k->tpm_lost && kj_journal_pending(k->job->journal)) {
+		rc = kj_journal_commit(k->job->journal);
+		if (rc < 0)
+			return rc;
+		k->st.commits++;
+	}
 	return k->err;
 }

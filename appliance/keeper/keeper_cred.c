@@ -102,7 +102,7 @@ static int issue(struct keeper *k, struct kslot *s)
 }
 
 int kj_kp_cred_blob(struct keeper *k, struct kslot *s,
-		    const struct kj_cred *c)
+		    const struct kcred *c)
 {
 	uint8_t *base = k->job->arena->base;
 	int n;

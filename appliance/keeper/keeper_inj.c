@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * An injector process's life as the keeper sees it: fork it onto its end
- * of a socketpair, read its packets, and when it dies record its devices
- * in flight `internal` and start a fresh one.  Apart from the loop because
+ * An injector process's life as the keeper sees it: fork and exec it
+ * (injector.h) onto its end of a socketpair, read its packets, and when it
+ * dies record its devices in flight `internal` and start a fresh one.  Apart from the loop because
  * this is the only place that forks, waits for or kills a child.
  */
 #include <errno.h>
@@ -22,13 +22,46 @@
 #define PACKETS_PER_TURN 64
 #define IPC_SOCKBUF (4 * 1024 * 1024)
 
-int kj_kp_inj_start(struct keeper *k, struct inj *in)
+static void boot_fill(const struct keeper *k, const struct inj *in,
+		      struct kj_injector_boot *b)
 {
 	const struct kj_job *job = k->job;
-	struct kj_injector_args a = { 0 };
+
+	memset(b, 0, sizeof(*b));
+	b->magic = KJ_INJECTOR_BOOT_MAGIC;
+	b->size = sizeof(*b);
+	b->worker = in->worker;
+	b->arena_fd = k->share_fd;
+	b->arena_size = job->arena->size;
+	b->n_listen = (uint32_t)job->n_listen;
+	for (size_t i = 0; i < job->n_listen; i++)
+		b->listen_fds[i] = k->lfds[i];
+	b->fw_off = job->fw_off;
+	b->fw_size = job->fw_size;
+	b->max_conns = in->max_conns;
+	b->accept_limit = in->share;
+	b->hello_timeout_ms = job->limits.hello_timeout_ms;
+	b->program_timeout_ms = job->limits.program_timeout_ms;
+	b->keeper_pid = (int32_t)getpid();
+	snprintf(b->fw_version, sizeof(b->fw_version), "%s",
+		 job->wo->fw_version_str);
+	memcpy(b->fw_sha256, job->wo->fw_sha256, 32);
+}
+
+int kj_kp_inj_start(struct keeper *k, struct inj *in)
+{
+	struct kj_injector_boot boot;
+	char *env[KJ_INJECTOR_ENV_MAX];
+	int keep[KJ_INJECTOR_MAX_LISTEN + 1];
 	int sv[2], buf = IPC_SOCKBUF;
+	size_t n = 0;
 	pid_t pid;
 
+	if (k->job->n_listen > KJ_INJECTOR_MAX_LISTEN) {
+		kj_err("keeper: %zu --listen addresses: at most %d",
+		       k->job->n_listen, KJ_INJECTOR_MAX_LISTEN);
+		return -EINVAL;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		kj_err("keeper: socketpair: %s", strerror(errno));
 		return -errno;
@@ -37,6 +70,11 @@ int kj_kp_inj_start(struct keeper *k, struct inj *in)
 	(void)setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	(void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	(void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	boot_fill(k, in, &boot);
+	keep[n++] = k->share_fd;
+	for (size_t i = 0; i < k->job->n_listen; i++)
+		keep[n++] = k->lfds[i];
+	kj_injector_env(env);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -45,26 +83,20 @@ int kj_kp_inj_start(struct keeper *k, struct inj *in)
 		close(sv[1]);
 		return -errno;
 	}
-	if (pid == 0) {
-		close(sv[0]);
-		a.arena_fd = job->arena->fd;
-		a.arena_size = job->arena->size;
-		a.cfg.worker = in->worker;
-		a.cfg.fw_off = job->fw_off;
-		a.cfg.fw_size = job->fw_size;
-		snprintf(a.cfg.fw_version, sizeof(a.cfg.fw_version), "%s",
-			 job->wo->fw_version_str);
-		memcpy(a.cfg.fw_sha256, job->wo->fw_sha256, 32);
-		a.cfg.listen_fds = k->lfds;
-		a.cfg.n_listen = (unsigned)job->n_listen;
-		a.cfg.ipc_fd = sv[1];
-		a.cfg.max_conns = in->max_conns;
-		a.cfg.accept_limit = in->share;
-		a.cfg.hello_timeout_ms = job->limits.hello_timeout_ms;
-		a.cfg.program_timeout_ms = job->limits.program_timeout_ms;
-		kj_injector_main(&a);
-	}
+	if (pid == 0)
+		kj_injector_exec(k->exe_fd, sv[1], keep, n, env);
 	close(sv[1]);
+	/* One packet into an empty socket buffer: cannot block long. */
+	if (send(sv[0], &boot, sizeof(boot), MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(boot)) {
+		kj_err("keeper: injector %u: sending its boot packet: %s",
+		       in->worker, strerror(errno));
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(sv[0]);
+		return -EIO;
+	}
 	in->fd = sv[0];
 	in->pid = pid;
 	in->gen++;
@@ -89,18 +121,23 @@ int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart)
 		;
 	close(in->fd);
 	in->fd = -1;
-	kj_kp_opkt_free_all(in);
+	kj_kp_opkt_free_all(k, in);
 	if (in->state == I_STOPPING && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0) {
 		restart = false;
+	} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+		/* Not our SIGKILL: the filter killed it (docs/SANDBOX.md). */
+		k->st.sandbox_violations++;
+		kj_err("keeper: injector %u (pid %d) killed by its seccomp "
+		       "filter: a sandbox violation (%llu this run); its devices "
+		       "in flight are recorded `internal', a fresh injector "
+		       "takes over (docs/SANDBOX.md)", in->worker, in->pid,
+		       (unsigned long long)k->st.sandbox_violations);
 	} else if (restart) {
 		if (WIFSIGNALED(status))
 			kj_warn("keeper: injector %u (pid %d) died by signal "
-				"%d (%s)%s", in->worker, in->pid,
-				WTERMSIG(status), strsignal(WTERMSIG(status)),
-				WTERMSIG(status) == SIGSYS ?
-				": a sandbox violation (seccomp), see "
-				"docs/SANDBOX.md" : "");
+				"%d (%s)", in->worker, in->pid,
+				WTERMSIG(status), strsignal(WTERMSIG(status)));
 		else
 			kj_warn("keeper: injector %u (pid %d) exited with "
 				"status %d", in->worker, in->pid,
@@ -141,6 +178,7 @@ int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart)
 	k->gone.pre_hello_timeout += in->cnt.pre_hello_timeout;
 	k->gone.pre_hello_eof += in->cnt.pre_hello_eof;
 	k->gone.over_limit += in->cnt.over_limit;
+	k->gone.refusal_closed += in->cnt.refusal_closed;
 	k->gone.bytes_sent += in->cnt.bytes_sent;
 	memset(&in->cnt, 0, sizeof(in->cnt));
 	if (!restart)

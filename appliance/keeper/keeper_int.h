@@ -16,6 +16,7 @@
 #include "inputs/creds.h"
 #include "journal/journal.h"
 #include "journal/record.h"
+#include "secret/arena.h"
 #include "wire/ipc.h"
 #include "wire/proto.h"
 #include "keeper.h"
@@ -91,14 +92,30 @@ struct rqueue {
 	size_t head, n, cap;
 };
 
+/*
+ * The keeper's own copy of one credential's place in the arena, taken
+ * before any injector exists: what it decides with never comes from
+ * memory an injector can map.
+ */
+struct kcred {
+	uint64_t index;
+	uint64_t blob_off;
+	uint32_t blob_len;
+};
+
 struct keeper {
 	struct kj_job *job;
+	/* Keeper-private: credential places, the firmware midstate. */
+	struct kcred *creds;
+	size_t n_creds;
+	struct kj_arena priv;	/* owner-only locked memory, fd closed */
+	int exe_fd;		/* O_PATH /proc/self/exe: what injectors exec */
+	int share_fd;		/* the arena as injectors get it */
 	struct kj_keeper_stats st;
 	struct inj inj[MAX_WORKERS];
 	unsigned n_inj;
 	int *lfds;
-	const struct kj_readback *fw_rb;
-	struct kj_readback *fw_rb_own;
+	const struct kj_readback *fw_rb; /* in priv */
 	uint64_t quantity, max_failed;
 	uint64_t ok_total, failed_total;
 	uint64_t in_flight;
@@ -107,6 +124,7 @@ struct keeper {
 	int end;		/* enum kj_keeper_end once decided */
 	uint64_t last_commit_ms, last_progress_ms, start_ms;
 	uint64_t covered;
+	bool tpm_lost;	      /* hooks.committed said so: no more COMMITs */
 	struct rqueue pend;   /* waiting for the next commit */
 	struct rqueue cover;  /* COMMITs waiting for a checkpoint */
 	struct kj_ipc_counters gone; /* counters of injectors that ended */
@@ -126,7 +144,8 @@ int kj_kp_rq_push(struct rqueue *q, const struct reply *r);
 int kj_kp_inj_put(struct inj *in, unsigned type, const void *a, size_t alen,
 		  const void *b, size_t blen);
 int kj_kp_inj_flush(struct keeper *k, struct inj *in);
-void kj_kp_opkt_free_all(struct inj *in);
+/* Free an injector's unsent packets; their COMMITs are withdrawn. */
+void kj_kp_opkt_free_all(struct keeper *k, struct inj *in);
 int kj_kp_commit(struct keeper *k);
 
 /* keeper_record.c: a device's records and its uid while in flight. */
@@ -137,8 +156,10 @@ void kj_kp_device_record(const struct kslot *s, struct kj_record *r,
 int kj_kp_append(struct keeper *k, struct kj_record *r);
 int kj_kp_close_attempt(struct keeper *k, struct kslot *s, enum kj_result res,
 			uint16_t site_code, const uint8_t *readback);
+int kj_kp_withdraw(struct keeper *k, uint64_t attempt);
 
 /* keeper_request.c: the policy and the dispatch table. */
+const struct kcred *kj_kp_cred_find(const struct keeper *k, uint64_t index);
 void kj_kp_update_issuing(struct keeper *k);
 int kj_kp_on_packet(struct keeper *k, struct inj *in, const uint8_t *p,
 		    size_t len);
@@ -156,7 +177,7 @@ int kj_kp_proof_check(struct keeper *k, const struct kslot *s,
 int kj_kp_cred_setup(struct keeper *k, unsigned slots);
 void kj_kp_cred_teardown(struct keeper *k);
 int kj_kp_cred_blob(struct keeper *k, struct kslot *s,
-		    const struct kj_cred *c);
+		    const struct kcred *c);
 void kj_kp_cred_release(struct keeper *k, struct kslot *s);
 
 /* keeper_inj.c: an injector process's start and end. */

@@ -94,6 +94,29 @@ int kj_kp_append(struct keeper *k, struct kj_record *r)
 	return 0;
 }
 
+/*
+ * EVIDENCE.md §2: the COMMIT of attempt's `ok` record will never be sent
+ * (its injector is gone, or no checkpoint can cover it any more): append
+ * its `withdrawn` record.  The unit of quantity is free again; the
+ * attempt counts against max_failed.
+ */
+int kj_kp_withdraw(struct keeper *k, uint64_t attempt)
+{
+	const uint8_t *jcs;
+	uint64_t seq;
+	size_t len;
+
+	KJ_TRY(kj_journal_withdraw(k->job->journal, attempt, &seq, &jcs,
+				   &len));
+	k->st.results[KJ_RES_WITHDRAWN]++;
+	k->ok_total--;
+	k->st.run_ok--;
+	k->failed_total++;
+	if (k->job->hooks.record)
+		KJ_TRY(k->job->hooks.record(k->job->hooks.ctx, seq, jcs, len));
+	return 0;
+}
+
 /* An attempt ended after OFFER: record it; the unit of quantity is free. */
 int kj_kp_close_attempt(struct keeper *k, struct kslot *s, enum kj_result res,
 			uint16_t site_code, const uint8_t *readback)

@@ -10,7 +10,6 @@
 
 #include "base/kinject.h"
 #include "base/log.h"
-#include "inputs/creds.h"
 #include "inputs/sites.h"
 #include "inputs/workorder.h"
 #include "journal/journal.h"
@@ -22,6 +21,23 @@
 #include "keeper_int.h"
 
 /* ---- policy ------------------------------------------------------------- */
+
+const struct kcred *kj_kp_cred_find(const struct keeper *k, uint64_t index)
+{
+	size_t lo = 0, hi = k->n_creds;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (k->creds[mid].index == index)
+			return &k->creds[mid];
+		if (k->creds[mid].index < index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
 
 void kj_kp_update_issuing(struct keeper *k)
 {
@@ -137,7 +153,7 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 {
 	struct reply r = { .inj = (unsigned)(in - k->inj), .gen = in->gen,
 			   .type = KJ_IPC_OFFER, .tag = tag };
-	const struct kj_cred *c;
+	const struct kcred *c;
 	struct kj_record hello;
 	size_t slen;
 	int rc;
@@ -152,7 +168,7 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 	}
 	if (rc < 0)
 		return rc;
-	c = kj_creds_find(k->job->creds->table, s->res.cred_index);
+	c = kj_kp_cred_find(k, s->res.cred_index);
 	if (!c) {
 		kj_err("keeper: credential index %llu reserved but not in the "
 		       "batch table", (unsigned long long)s->res.cred_index);

@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -476,6 +477,43 @@ void kj_arena_destroy(struct kj_arena *a)
 		close(a->fd);
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+}
+
+int kj_arena_share_fd(const struct kj_arena *a)
+{
+	char path[40];
+	int fd;
+
+	if (!a->base || a->fd < 0) {
+		kj_err("arena: share: this arena has no fd to share");
+		return -EBADF;
+	}
+	if (a->backend != KJ_ARENA_MLOCK) {
+		fd = fcntl(a->fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			kj_err("arena: share: dup of the %s fd: %s",
+			       kj_arena_backend_name(a->backend),
+			       strerror(errno));
+			return -errno;
+		}
+		return fd;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", a->fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		kj_err("arena: share: reopening the memfd read-only (%s): %s "
+		       "(is /proc mounted?)", path, strerror(errno));
+		return -errno;
+	}
+	return fd;
+}
+
+int kj_arena_create_private(struct kj_arena *a, size_t size)
+{
+	KJ_TRY(kj_arena_create(a, size, KJ_ARENA_AUTO));
+	close(a->fd);
+	a->fd = -1;
+	return 0;
 }
 
 int kj_arena_map_ro(int fd, size_t size, const uint8_t **out)

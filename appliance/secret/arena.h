@@ -49,6 +49,25 @@ void kj_arena_wipe(struct kj_arena *a);
 /* Wipe, unmap, close.  Safe on a zeroed or already destroyed arena. */
 void kj_arena_destroy(struct kj_arena *a);
 
+/*
+ * In the owner: a new fd (O_CLOEXEC) to hand to another process, as weak as
+ * the backend allows.  mlock: the memfd reopened O_RDONLY (and it carries
+ * F_SEAL_FUTURE_WRITE), so a mapping of it can never be made writable.
+ * memfd_secret: cannot be reopened (ENXIO), so a dup; the receiver's
+ * mapping is kept read-only by mseal and its seccomp filter (no
+ * mprotect(PROT_WRITE), no mremap, no writable shared mmap).  kmod: a dup;
+ * the device refuses to make a read-only mapping writable.  -errno, logged.
+ */
+KJ_MUST_CHECK int kj_arena_share_fd(const struct kj_arena *a);
+
+/*
+ * Owner-only memory for secrets that must never be shared: an arena whose
+ * fd is closed at once (so it cannot be passed on), with the same locking,
+ * no-dump and wipe-on-fatal-signal as a shared one.  Destroy it with
+ * kj_arena_destroy().
+ */
+KJ_MUST_CHECK int kj_arena_create_private(struct kj_arena *a, size_t size);
+
 /* In the receiving process: map an arena fd read-only. */
 KJ_MUST_CHECK int kj_arena_map_ro(int fd, size_t size, const uint8_t **out);
 void kj_arena_unmap_ro(const uint8_t *p, size_t size);

@@ -103,6 +103,7 @@ struct kj_ipc_counters {
 	uint64_t pre_hello_timeout;
 	uint64_t pre_hello_eof;	     /* closed with a partial frame */
 	uint64_t over_limit;	     /* refused: --max-connections */
+	uint64_t refusal_closed;     /* closed: refusal budget spent */
 	uint64_t open;		     /* connections now */
 	uint64_t bytes_sent;
 };

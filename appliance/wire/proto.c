@@ -159,6 +159,27 @@ static const uint8_t *gather(struct kj_frame_parser *p, const uint8_t *in,
 	return p->buf;
 }
 
+/*
+ * PROTOCOL.md "Framing": the length is judged as soon as its 4 bytes are
+ * in, before the type byte: a peer that sends a bad length and then
+ * nothing gets ABORT PROTOCOL at once, not a TIMEOUT much later.
+ */
+static int check_len_early(struct kj_frame_parser *p, const uint8_t *in,
+			   size_t n, size_t pos)
+{
+	uint8_t l[4];
+	uint32_t len;
+
+	if (p->have >= 4 || p->have + (n - pos) < 4)
+		return 0; /* already judged, or not yet in */
+	for (uint32_t i = 0; i < 4; i++)
+		l[i] = i < p->have ? p->buf[i] : in[pos + i - p->have];
+	len = kj_get_u32be(l);
+	if (len < 1 || len > KJ_FRAME_LEN_MAX)
+		return parser_fail(p, "frame length out of range 1..262144");
+	return 0;
+}
+
 /* PROTOCOL.md "Framing": range, type, direction, order, per-type size. */
 static int check_header(struct kj_frame_parser *p, const uint8_t *h)
 {
@@ -240,6 +261,11 @@ int kj_frame_feed(struct kj_frame_parser *p, const uint8_t *in, size_t n,
 			return rc;
 		}
 		if (p->need == 0) {
+			rc = check_len_early(p, in, n, pos);
+			if (rc < 0) {
+				*used = pos;
+				return rc;
+			}
 			b = gather(p, in, n, &pos, KJ_FRAME_HDR_LEN);
 			if (!b)
 				break;

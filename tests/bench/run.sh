@@ -91,11 +91,19 @@ scenario() {
 	wait
 	read -r krss irss <"$B/$name.rss"
 	/usr/bin/python3 - "$name" "$size" "$sockets" "$B/$name-run.json" \
-		"$B/$name-sim.json" "$krss" "$irss" <<'PY' | tee -a "$out"
-import json, sys
-name, size, sockets, runf, simf, krss, irss = sys.argv[1:]
+		"$B/$name-sim.json" "$krss" "$irss" "$S" <<'PY' | tee -a "$out"
+import json, sqlite3, sys
+name, size, sockets, runf, simf, krss, irss, state = sys.argv[1:]
 r = json.load(open(runf)); s = json.load(open(simf))
 secs = r["elapsed_ms"] / 1000.0
+# EVIDENCE.md §4: the ORDERLY counter reaches NV every orderly + 1
+# increments; one increment per checkpoint.
+db = sqlite3.connect("file:%s/journal.db?mode=ro" % state, uri=True)
+orderly = int(db.execute("select value from meta where key ="
+	" 'tpm_orderly_count'").fetchone()[0])
+lo, hi, n = db.execute("select min(nv_counter), max(nv_counter), count(*)"
+	" from checkpoints").fetchone()
+nv_writes = hi // (orderly + 1) - (lo - 1) // (orderly + 1)
 print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"firmware_bytes": int(size), "devices": r["run_ok"],
 	"seconds": round(secs, 3), "devices_per_s": round(r["devices_per_s"]),
@@ -105,6 +113,8 @@ print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"p99_ms": s.get("latency_ms", {}).get("p99"),
 	"fsyncs_per_s": round(r["fsyncs"] / secs, 1) if secs else None,
 	"quotes_per_s": round(r["checkpoints"] / secs, 1) if secs else None,
+	"nv_increments": hi - lo + 1, "checkpoints": n, "nv_writes": nv_writes,
+	"nv_writes_per_h": round(n / secs * 3600 / (orderly + 1)) if secs else None,
 	"keeper_peak_rss_kib": int(krss), "injector_peak_rss_kib": int(irss)}))
 PY
 }
@@ -126,16 +136,18 @@ echo
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 pump = {r["firmware_bytes"]: r for r in rows if r["scenario"] == "pump"}
-print("%-20s %7s %9s %10s %7s %7s %7s %8s %8s" % ("scenario", "sockets",
-      "fw_bytes", "devices/s", "% pump", "p50ms", "p99ms", "fsync/s", "quote/s"))
+print("%-20s %7s %9s %10s %7s %7s %7s %8s %8s %7s" % ("scenario", "sockets",
+      "fw_bytes", "devices/s", "% pump", "p50ms", "p99ms", "fsync/s", "quote/s",
+      "NVwr/h"))
 for r in rows:
 	p = pump.get(r["firmware_bytes"])
 	frac = "" if r["scenario"] == "pump" or not p else "%.0f" % (
 		100.0 * r["devices_per_s"] / p["devices_per_s"])
-	print("%-20s %7d %9d %10d %7s %7s %7s %8s %8s" % (r["scenario"],
+	print("%-20s %7d %9d %10d %7s %7s %7s %8s %8s %7s" % (r["scenario"],
 	      r["sockets"], r["firmware_bytes"], r["devices_per_s"], frac,
 	      r.get("p50_ms", ""), r.get("p99_ms", ""),
-	      r.get("fsyncs_per_s", ""), r.get("quotes_per_s", "")))
+	      r.get("fsyncs_per_s", ""), r.get("quotes_per_s", ""),
+	      r.get("nv_writes_per_h", "")))
 PY
 echo
 /usr/bin/python3 - "$B/recall.jsonl" <<'PY'

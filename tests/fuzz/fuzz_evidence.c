@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (rep->check[c].status == KJ_VS_FAIL)
 					abort();
 		}
+		kj_verify_report_free(rep);
 		kj_evidence_free(&ev);
 	}
 	free(rep);

@@ -22,6 +22,12 @@ rm -f "$T/in/creds.jsonl" "$T/in/fw.bin"   # the plaintext inputs, customer side
 
 kj_run_bg
 kj_wait_listen
+# The listener is bound before the job starts (every check before the
+# first write): wait for the line that names the arena backend.
+for i in $(seq 200); do
+	grep -q 'secret memory: ' "$T/run.err" && break
+	sleep 0.05
+done
 grep -q 'secret memory: memfd_secret' "$T/run.err" || {
 	echo "arena backend is not memfd_secret: $(grep -o 'secret memory: [a-z_]*' "$T/run.err")"
 	exit 77; }

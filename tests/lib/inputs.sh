@@ -116,12 +116,12 @@ kj_work_order() {
 	kj_sign_detached "$dir/WO.json" "$dir/release.pem" "$dir/release.key"
 }
 
-# SPEC.md §3.4.
+# SPEC.md §3.4.  KJ_PRODUCT_VERSION: the matrix "version" (default 1).
 kj_product() {
 	local dir=$1 min=${2:-3.0.0} rb=${3:-'>=3.0.0 <4.0.0'} rc=${4:-'>=3.1.0'}
 	cat >"$dir/product.json" <<-JSON
 	{"kinject_product": 1, "product": "acme-sensor", "customer": "acme",
-	 "min_firmware": "$min",
+	 "version": ${KJ_PRODUCT_VERSION:-1}, "min_firmware": "$min",
 	 "hardware": {"B": {"firmware": "$rb"}, "C": {"firmware": "$rc"}}${KJ_PRODUCT_EXTRA:+, $KJ_PRODUCT_EXTRA}}
 	JSON
 	kj_sign_detached "$dir/product.json" "$dir/release.pem" \

@@ -12,6 +12,7 @@
 # Writes DIR/softhsm/transport.pub.pem (the public key, read from the token).
 # KJ_SOFTHSM_NO_KEY=1: an empty token (the key ceremony generates the
 # transport key: `kinject ceremony init', tests/lib/ceremony.sh).
+# KJ_SOFTHSM_PIN: the user PIN (default 123456).
 
 kj_softhsm_module() {
 	local m

@@ -31,6 +31,9 @@ struct ej_opts {
 	uint32_t pcr_mask;     /* checkpoint quotes; 0: default */
 	unsigned every;        /* records between checkpoint submissions */
 	const char *job;       /* work order id; NULL: "WO-2027-0315" */
+	/* The officers approved a fresh journal (reset-journal) on a TPM
+	 * whose NV counter is in use: kj_checkpoint_allow_fresh first. */
+	bool officers_fresh;
 };
 
 struct ej_result {
@@ -120,6 +123,8 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 	EJ_CHECK(kj_journal_open(o->dir, 0, &j));
 	EJ_CHECK(kj_journal_meta_set(j, "secret_memory", "mlock", 5));
 	EJ_CHECK(kj_journal_commit(j));
+	if (o->officers_fresh && !kj_journal_checkpoint_count(j))
+		EJ_CHECK(kj_checkpoint_allow_fresh(j, "test: reset-journal"));
 	EJ_CHECK(kj_checkpoint_check(tpm, j));
 	min.pcr_mask = o->pcr_mask;
 	min.work_order = (const uint8_t *)wo;
@@ -129,10 +134,13 @@ static inline int ej_make_job(const struct ej_opts *o, struct ej_result *res)
 	min.state_dir = o->dir;
 	EJ_CHECK(kj_measure_job_start(tpm, j, &min, &mout));
 
+	/* Each job its own certificates: a journal never reuses one. */
 	for (size_t i = 0; i < n_creds; i++) {
+		char cert[96];
+
 		creds[i].index = 5000 + i;
-		kj_sha256(&creds[i].index, sizeof(creds[i].index),
-			  creds[i].cert_sha256);
+		snprintf(cert, sizeof(cert), "%s/%zu", job, i);
+		kj_sha256(cert, strlen(cert), creds[i].cert_sha256);
 	}
 	memset(&d, 0, sizeof(d));
 	d.job = job;

@@ -117,12 +117,14 @@ static inline int kj_gen_journal(const char *dir, uint64_t n_records,
 	struct kj_journal *j;
 	int rc = creds ? 0 : -1;
 
-	for (uint64_t i = 0; i < per && creds; i++) {
-		creds[i].index = i;
-		kj_put_u64be(creds[i].cert_sha256, i);
-	}
-	/* One job per handle, as the keeper runs them. */
+	/* One job per handle, as the keeper runs them; each its own batch
+	 * (a certificate is used once, ever: SPEC.md §3.2). */
 	for (unsigned k = 0; k < n_jobs && !rc; k++) {
+		for (uint64_t i = 0; i < per; i++) {
+			creds[i].index = i;
+			kj_put_u64be(creds[i].cert_sha256, k);
+			kj_put_u64be(creds[i].cert_sha256 + 8, i);
+		}
 		rc = kj_journal_open(dir, 0, &j);
 		if (!rc)
 			rc = kj_gen_job(j, k, per, creds, &jobs[k]);

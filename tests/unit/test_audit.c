@@ -66,10 +66,11 @@ static void add_checkpoint(struct kj_journal *j, uint64_t nv)
 	kj_mtree_free(l.t);
 }
 
-static void device(struct kj_journal *j, unsigned n, enum kj_result res)
+/* One device record; returns its attempt (0 for a refusal). */
+static uint64_t device(struct kj_journal *j, unsigned n, enum kj_result res)
 {
 	struct kj_record r = { .kind = KJ_REC_DEVICE };
-	struct kj_reservation rv;
+	struct kj_reservation rv = { 0 };
 
 	r.site = n == 2 ? "=HYPERLINK(\"x\")" : "line1";
 	r.socket = (uint16_t)n;
@@ -85,6 +86,7 @@ static void device(struct kj_journal *j, unsigned n, enum kj_result res)
 	r.result = res;
 	r.has_readback = res == KJ_RES_OK;
 	assert_int_equal(kj_journal_append_record(j, &r, NULL, NULL), 0);
+	return rv.attempt;
 }
 
 static int setup(void **state)
@@ -425,6 +427,63 @@ static void test_cli_verify_quotes(void **state)
 	*strrchr(dir, '/') = '\0'; /* teardown removes the parent */
 }
 
+/* SPEC §4: records no quote covers fail audit verify, saying how many and
+ * from which seq. */
+static void test_verify_uncovered(void **state)
+{
+	char buf[4096] = "";
+
+	(void)state;
+	sql("DELETE FROM checkpoints WHERE id = 1");
+	assert_int_equal(verify(buf, sizeof(buf)), -EBADMSG);
+	assert_non_null(strstr(buf, "FAIL records covered by a checkpoint: "
+				    "2 record(s) from seq 4 are not covered"));
+	sql("DELETE FROM checkpoints WHERE id = 0");
+	assert_int_equal(verify(buf, sizeof(buf)), -EBADMSG);
+	assert_non_null(strstr(buf, "no checkpoint at all"));
+}
+
+/* EVIDENCE.md §2: an ok withdrawn, the device done again: the uid is not a
+ * duplicate, the attempt counts once (as failed), job_end agrees. */
+static void test_verify_withdrawn(void **state)
+{
+	struct kj_job_desc d = {
+		.job = "WO-W", .customer = "acme", .product = "acme-sensor",
+		.batch = "LOT-8", .operator_id = "op1", .quantity = 2,
+		.fw_version = "3.1.5", .serial_prefix = "AS",
+		.serial_start = 500, .creds = creds, .n_creds = 16,
+	};
+	struct kj_job_state js;
+	struct kj_journal *j;
+	char buf[4096] = "";
+	uint64_t a;
+
+	(void)state;
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	assert_int_equal(kj_journal_job_begin(j, &d, NULL), 0);
+	a = device(j, 1, KJ_RES_OK);
+	assert_int_equal(kj_journal_uid_done(j, (const uint8_t *)"\xa0\x01",
+					     2), 1);
+	assert_int_equal(kj_journal_withdraw(j, a, NULL, NULL, NULL), 0);
+	assert_int_equal(kj_journal_withdraw(j, a, NULL, NULL, NULL),
+			 -EALREADY);
+	/* The uid may come again; the unit of quantity is free. */
+	assert_int_equal(kj_journal_uid_done(j, (const uint8_t *)"\xa0\x01",
+					     2), 0);
+	kj_journal_job_state(j, &js);
+	assert_int_equal(js.ok_count, 0);
+	assert_int_equal(js.failed_after_offer, 1);
+	device(j, 1, KJ_RES_OK);
+	device(j, 2, KJ_RES_OK);
+	assert_int_equal(kj_journal_job_end(j, NULL, NULL, NULL), 0);
+	assert_int_equal(kj_journal_commit(j), 0);
+	add_checkpoint(j, 11);
+	assert_int_equal(kj_journal_commit(j), 0);
+	kj_journal_close(j);
+	assert_int_equal(verify(buf, sizeof(buf)), 0);
+	assert_null(strstr(buf, "FAIL"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +506,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cli_recall, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_verify_quotes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verify_uncovered, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verify_withdrawn, setup,
 						teardown),
 	};
 

@@ -27,7 +27,7 @@
 #include "swtpm_helper.h"
 
 static struct test_swtpm sw;
-static char dir1[128], dir2[128];
+static char dir1[128], dir2[128], dir3[128];
 
 static int setup(void **st)
 {
@@ -38,6 +38,7 @@ static int setup(void **st)
 	}
 	snprintf(dir1, sizeof(dir1), "%s/s1", sw.dir);
 	snprintf(dir2, sizeof(dir2), "%s/s2", sw.dir);
+	snprintf(dir3, sizeof(dir3), "%s/s3", sw.dir);
 	return 0;
 }
 
@@ -73,7 +74,8 @@ static int verify_cb(void *ctx, const struct kj_journal_checkpoint *c)
 	enum kj_quote_check failed;
 
 	assert_true(c->nv_counter > v->last_nv);
-	assert_true(c->tree_size > v->last_size);
+	/* a re-quote (test_requote) may cover the same tree again */
+	assert_true(c->tree_size >= v->last_size);
 	assert_true(c->event_log_length <= v->n_ev);
 	assert_int_equal(kj_eventlog_replay(v->ev, c->event_log_length,
 					    c->epoch, pcrs), 0);
@@ -153,6 +155,13 @@ static int check_dir(const char *dir)
 
 static void tpm_reset(void);
 
+/* Another journal's checkpoint on this TPM, in the same clock run. */
+static void nv_increment_outside(void)
+{
+	assert_int_equal(test_sh("tpm2_nvincrement -T '%s' 0x%x >/dev/null",
+				 sw.tcti, KJ_TPM_NV_COUNTER), 0);
+}
+
 static void test_second_journal(void **st)
 {
 	struct ej_opts o = { .dir = dir2, .tcti = sw.tcti, .n_devices = 20,
@@ -162,30 +171,143 @@ static void test_second_journal(void **st)
 	(void)st;
 	assert_int_equal(check_dir(dir1), 0);
 	/* A second state on the same TPM (after a reset: its PCRs are the
-	 * first state's otherwise) takes a checkpoint... */
+	 * first state's otherwise) is refused: the counter is in use... */
 	tpm_reset();
+	assert_true(ej_make_job(&o, &r) < 0);
+	/* ...unless the officers approved a fresh journal. */
+	o.officers_fresh = true;
 	assert_int_equal(ej_make_job(&o, &r), 0);
-	/* ...so the first can no longer continue: it misses one. */
-	assert_int_equal(check_dir(dir1), -EPERM);
 	assert_int_equal(check_dir(dir2), 0);
+	/* A checkpoint it does not hold, in the same clock run: refused. */
+	nv_increment_outside();
+	assert_int_equal(check_dir(dir2), -EPERM);
+}
+
+/* The journal's checkpoint nv_counters, in order, into v (n of them). */
+static int nv_cb(void *ctx, const struct kj_journal_checkpoint *c)
+{
+	uint64_t *v = ctx;
+
+	v[++v[0]] = c->nv_counter;
+	return 0;
+}
+
+/* The last checkpoint's nv_counter; *after (may be NULL): the one that
+ * followed nv in the journal (0 if none). */
+static uint64_t last_nv(const char *dir, uint64_t nv, uint64_t *after)
+{
+	uint64_t v[4096] = { 0 };
+	struct kj_journal *j;
+
+	assert_int_equal(kj_journal_open(dir, KJ_JOURNAL_RDONLY, &j), 0);
+	assert_true(kj_journal_checkpoint_count(j) < 4095);
+	assert_int_equal(kj_journal_foreach_checkpoint(j, 0, nv_cb, v), 0);
+	kj_journal_close(j);
+	if (after) {
+		*after = 0;
+		for (uint64_t i = 1; i < v[0]; i++)
+			if (v[i] == nv)
+				*after = v[i + 1];
+	}
+	return v[v[0]];
 }
 
 static void test_restored_journal(void **st)
 {
-	struct ej_opts o = { .dir = dir2, .tcti = sw.tcti, .n_devices = 10,
-			     .every = 0, .job = "WO-C" };
+	struct ej_opts o = { .dir = dir3, .tcti = sw.tcti, .n_devices = 10,
+			     .every = 0, .job = "WO-C",
+			     .officers_fresh = true };
 	struct ej_result r;
+	uint64_t nv, next;
 
 	(void)st;
-	/* Keep a copy of dir2's journal (closed: WAL checkpointed). */
-	assert_int_equal(test_sh("cp %s/journal.db %s/journal.old", dir2,
-				 dir2), 0);
 	tpm_reset();
 	assert_int_equal(ej_make_job(&o, &r), 0);
-	assert_int_equal(check_dir(dir2), 0);
-	assert_int_equal(test_sh("cp %s/journal.old %s/journal.db && rm -f %s/journal.db-wal %s/journal.db-shm",
-				 dir2, dir2, dir2, dir2), 0);
-	assert_int_equal(check_dir(dir2), -EPERM);
+	nv = last_nv(dir3, 0, NULL);
+	/* An orderly restart: the next checkpoint is exactly + 1. */
+	tpm_reset();
+	o.job = "WO-C2";
+	assert_int_equal(ej_make_job(&o, &r), 0);
+	assert_true(last_nv(dir3, nv, &next) > nv);
+	assert_int_equal(next, nv + 1);
+	assert_int_equal(check_dir(dir3), 0);
+	/* Keep a copy of dir3's journal (closed: WAL checkpointed). */
+	assert_int_equal(test_sh("cp %s/journal.db %s/journal.old", dir3,
+				 dir3), 0);
+	o.job = "WO-C3";
+	assert_int_equal(ej_make_job(&o, &r), 0);
+	assert_true(last_nv(dir3, 0, NULL) > nv + 1);
+	/* The old copy back, same clock run: refused. */
+	assert_int_equal(test_sh("cp %s/journal.db %s/journal.new && cp %s/journal.old %s/journal.db && rm -f %s/journal.db-wal %s/journal.db-shm",
+				 dir3, dir3, dir3, dir3, dir3, dir3), 0);
+	assert_int_equal(check_dir(dir3), -EPERM);
+	/* After an orderly restart the counter may have moved by up to
+	 * tpm_orderly_count + 1 (§4): an old copy further behind is
+	 * refused too. */
+	assert_int_equal(test_sh("cp %s/journal.new %s/journal.db && rm -f %s/journal.db-wal %s/journal.db-shm",
+				 dir3, dir3, dir3, dir3), 0);
+	assert_int_equal(check_dir(dir3), 0);
+	/* the live journal's next 300 checkpoints, as the TPM sees them */
+	assert_int_equal(test_sh("for i in $(seq 300); do tpm2_nvincrement -T '%s' 0x%x >/dev/null || exit 1; done",
+				 sw.tcti, KJ_TPM_NV_COUNTER), 0);
+	tpm_reset();
+	assert_int_equal(check_dir(dir3), -EPERM);
+}
+
+/*
+ * A quote taken but not stored (the keeper died between the increment and
+ * the store): the TPM is at last + 1 in the same clock run.  The next start
+ * re-quotes that value without an increment, so the journal's sequence
+ * stays +1 (§4) and its quote verifies.
+ */
+static void test_requote(void **st)
+{
+	char dir[160];
+	struct ej_opts o = { .dir = dir, .tcti = sw.tcti, .n_devices = 10,
+			     .every = 0, .job = "WO-RQ",
+			     .officers_fresh = true };
+	struct kj_checkpointer k;
+	struct kj_journal *j;
+	struct kj_tpm *tpm;
+	struct ej_result r;
+	uint64_t nv, n;
+
+	(void)st;
+	snprintf(dir, sizeof(dir), "%s/requote", sw.dir);
+	tpm_reset();
+	assert_int_equal(ej_make_job(&o, &r), 0);
+	nv = last_nv(dir, 0, NULL);
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	assert_int_equal(kj_checkpoint_announce(j), 0);
+	assert_int_equal(kj_journal_commit(j), 0);
+	n = kj_journal_checkpoint_count(j);
+	kj_journal_close(j);
+	nv_increment_outside(); /* the lost quote's increment */
+	assert_int_equal(check_dir(dir), 1);
+	assert_int_equal(kj_tpm_open(sw.tcti, &tpm), 0);
+	assert_int_equal(kj_tpm_ak_setup(tpm, dir), 0);
+	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	assert_int_equal(kj_checkpointer_attach(&k, tpm, j, NULL, true), 0);
+	assert_int_equal(kj_journal_checkpoint_count(j), n + 1);
+	kj_checkpointer_close(&k);
+	kj_journal_close(j);
+	kj_tpm_close(tpm);
+	assert_int_equal(last_nv(dir, 0, NULL), nv + 1);
+	verify_state(dir, r.records);
+	assert_int_equal(check_dir(dir), 0);
+}
+
+/* SPEC §4: --tpm none on a state dir with attested history is refused. */
+static void test_tpm_none_refused(void **st)
+{
+	struct kj_checkpointer_args a = { .tcti = "none", .state_dir = dir1 };
+	struct kj_checkpointer c;
+	struct kj_journal *j;
+
+	(void)st;
+	assert_int_equal(kj_journal_open(dir1, 0, &j), 0);
+	assert_int_equal(kj_checkpointer_open(&c, &a, j), -EPERM);
+	kj_journal_close(j);
 }
 
 static void test_journal_ahead(void **st)
@@ -341,6 +463,8 @@ static void test_cadence(void **st)
 	assert_int_equal(kj_tpm_open(sw.tcti, &tpm), 0);
 	assert_int_equal(kj_tpm_ak_setup(tpm, dir), 1);
 	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
+	/* A third journal on this TPM, as the officers approved. */
+	assert_int_equal(kj_checkpoint_allow_fresh(j, "test"), 0);
 	/* The glue before job_begin: job_start reaches the tree read back. */
 	assert_int_equal(kj_checkpointer_attach(&k, tpm, j, &pol, true), 0);
 	memset(&d, 0, sizeof(d));
@@ -422,6 +546,7 @@ static void glue_state(const char *name, struct kj_tpm **tpm,
 	assert_int_equal(kj_tpm_open(sw.tcti, tpm), 0);
 	assert_int_equal(kj_tpm_ak_setup(*tpm, dir), 1);
 	assert_int_equal(kj_journal_open(dir, 0, j), 0);
+	assert_int_equal(kj_checkpoint_allow_fresh(*j, "test"), 0);
 	assert_int_equal(kj_checkpointer_attach(k, *tpm, *j, &pol, true), 0);
 	memset(&d, 0, sizeof(d));
 	d.job = name;
@@ -461,7 +586,7 @@ static void test_tpm_stuck(void **st)
 	glue_state("stuck", &stuck_tpm, &j, &k);
 	assert_int_equal(test_sh("kill -STOP $(cat %s/swtpm.pid)", sw.dir), 0);
 	t0 = kj_now_ms();
-	assert_int_equal(committed_until_error(&k, 5000), -ETIMEDOUT);
+	assert_int_equal(committed_until_error(&k, 5000), KJ_CHECKPOINT_LOST);
 	assert_true(kj_now_ms() - t0 < 2000);
 	t0 = kj_now_ms();
 	kj_checkpointer_close(&k); /* detaches the blocked thread */
@@ -484,7 +609,7 @@ static void test_tpm_gone(void **st)
 	glue_state("gone", &tpm, &j, &k);
 	assert_int_equal(test_sh("kill -KILL $(cat %s/swtpm.pid)", sw.dir), 0);
 	rc = committed_until_error(&k, 5000);
-	assert_true(rc < 0 && rc != -ETIMEDOUT);
+	assert_int_equal(rc, KJ_CHECKPOINT_LOST);
 	kj_checkpointer_close(&k);
 	kj_journal_close(j);
 	kj_tpm_close(tpm);
@@ -497,6 +622,8 @@ int main(void)
 		cmocka_unit_test(test_job),
 		cmocka_unit_test(test_second_journal),
 		cmocka_unit_test(test_restored_journal),
+		cmocka_unit_test(test_requote),
+		cmocka_unit_test(test_tpm_none_refused),
 		cmocka_unit_test(test_journal_ahead),
 		cmocka_unit_test(test_epochs),
 		cmocka_unit_test(test_kmod),

@@ -79,6 +79,8 @@ static int parse(struct kj_arena *a, const char *text, struct kj_creds *c)
 }
 
 /* Expect text to be refused with a message containing want. */
+static char refused_log[16384]; /* what the last refused() logged */
+
 static void refused(const char *text, const char *want)
 {
 	struct kj_arena a;
@@ -92,6 +94,7 @@ static void refused(const char *text, const char *want)
 	if (rc != -EINVAL)
 		fail_msg("accepted (rc %d): %.200s", rc, text);
 	assert_logged(err, want);
+	snprintf(refused_log, sizeof(refused_log), "%s", err);
 	/* Secret content is never printed. */
 	if (strstr(err, key_b64 + 40) ||
 	    strstr(err, cert_b64 + 40))
@@ -266,10 +269,16 @@ static void test_bad_lines(void **state)
 	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
 		 "\"key\":\"%.40s\"}\n", cert_b64, key_b64);
 	refused(text, "CREDS: line 1: field \"key\": not a DER PKCS#8");
-	/* Unknown field, after the secret: named, nothing else echoed. */
+	/* Unknown field, after the secret: decrypted bytes, never echoed,
+	 * not even a short plain name (it could be a piece of a key). */
 	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
 		 "\"key\":\"%s\",\"color\":1}\n", cert_b64, key_b64);
-	refused(text, "CREDS: line 1: field \"color\": unknown field");
+	refused(text, "CREDS: line 1: unknown field (a name of 5 bytes;");
+	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
+		 "\"%.20s\":1}\n", cert_b64, key_b64 + 8);
+	refused(text, "CREDS: line 1: unknown field (a name of 20 bytes;");
+	snprintf(text, sizeof(text), "%.20s", key_b64 + 8);
+	assert_null(strstr(refused_log, text));
 	/* Duplicate field. */
 	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\","
 		 "\"cert\":\"%s\"}\n", cert_b64, cert_b64);

@@ -29,6 +29,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "injector/injector.h"
 #include "injector/listen.h"
 #include "inputs/creds.h"
 #include "inputs/sites.h"
@@ -62,6 +63,9 @@ struct fx {
 	/* kill test */
 	bool kill_done;
 	uint64_t kill_at_ok;
+	int kill_sig; /* 0: SIGKILL */
+	uint64_t scribble_at_ok;  /* overwrite the arena's cred table */
+	bool scribbled;
 	uint64_t stop_at_ok;
 	bool stop_when_sim_exits;
 	bool hostiles_ended;	  /* sims[1..] stopped before the job ends */
@@ -712,7 +716,7 @@ static void kill_one_injector(void)
 			for (unsigned i = 0; i < FX->n_sims; i++)
 				sim |= FX->sims[i] == p;
 			if (!sim) {
-				kill(p, SIGKILL);
+				kill(p, FX->kill_sig ? FX->kill_sig : SIGKILL);
 				FX->kill_done = true;
 				break;
 			}
@@ -741,6 +745,18 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 	}
 	if (FX->stop_at_ok && st->ok >= FX->stop_at_ok)
 		FX->stop = 1;
+	if (FX->scribble_at_ok && !FX->scribbled &&
+	    st->ok >= FX->scribble_at_ok) {
+		/* What an injector with a writable arena would do. */
+		struct kj_cred_table *t = (struct kj_cred_table *)
+			(FX->arena.base + FX->creds.table_off);
+
+		for (uint64_t i = 0; i < t->count; i++) {
+			t->cred[i].blob_off = FX->job.fw_off;
+			t->cred[i].blob_len = 8;
+		}
+		FX->scribbled = true;
+	}
 	/* The line stopped (its faults ended sockets for good): so do we. */
 	if (FX->stop_when_sim_exits &&
 	    waitpid(FX->sims[0], NULL, WNOHANG) == FX->sims[0])
@@ -758,7 +774,13 @@ static void on_progress(void *ctx, const struct kj_keeper_stats *st)
 	}
 }
 
-static void test_injector_killed(void **state)
+/*
+ * Issue 11 item 1: the keeper decides from its private copies.  Midway the
+ * credential table in the shared arena is overwritten (every blob pointing
+ * into the firmware); the keeper's OFFERs and readback checks go on with
+ * the places it copied at the start, so every device still commits.
+ */
+static void test_keeper_private_copies(void **state)
 {
 	struct kj_keeper_stats st;
 	struct kj_sim_opts o;
@@ -768,7 +790,42 @@ static void test_injector_killed(void **state)
 	int rfd;
 
 	(void)state;
+	uint32_t min_blob = UINT32_MAX;
+
+	fx_init(&f, 400, 300, 10);
+	for (size_t i = 0; i < f.creds.count; i++)
+		if (f.creds.table->cred[i].blob_len < min_blob)
+			min_blob = f.creds.table->cred[i].blob_len;
+	assert_true(min_blob > 64);
+	f.job.hooks.progress = on_progress;
+	f.job.limits.progress_interval_ms = 10;
+	f.scribble_at_ok = 50;
+	sim_opts(&f, &o, 16, 300, 1);
+	sim_start(&f, &o, &rfd);
+	assert_int_equal(kj_keeper_run(&f.job, &st), KJ_KEEPER_COMPLETED);
+	sim_wait(rfd, &sr);
+	assert_true(f.scribbled);
+	assert_int_equal(sr.r.unexpected, 0);
+	/* Every device got a whole credential, not 8 bytes of firmware. */
+	assert_true(sr.r.bytes_received >=
+		    300ull * ((uint64_t)FW_SIZE + min_blob));
+	scan_journal(&f, &sc, 1000);
+	assert_int_equal(sc.ok, 300);
+	assert_int_equal(sc.other, 0);
+	fx_free(&f);
+}
+
+static void injector_killed(int sig)
+{
+	struct kj_keeper_stats st;
+	struct kj_sim_opts o;
+	struct simres sr;
+	struct scan sc;
+	struct fx f;
+	int rfd;
+
 	fx_init(&f, 1000, 500, 500);
+	f.kill_sig = sig;
 	f.job.hooks.progress = on_progress;
 	f.job.limits.progress_interval_ms = 10;
 	f.job.limits.workers = 1;
@@ -794,6 +851,7 @@ static void test_injector_killed(void **state)
 	print_stats("killed", &st);
 	assert_true(f.kill_done);
 	assert_int_equal(st.injector_restarts, 1);
+	assert_int_equal(st.sandbox_violations, sig == SIGSYS ? 1 : 0);
 	assert_true(f.later_started);
 	sim_wait(f.later_fd, &sr);
 	assert_int_equal(sr.r.unexpected, 0);
@@ -826,6 +884,24 @@ static void test_injector_cannot_start(void **state)
 	assert_int_equal(st.injector_restarts, 0);
 	assert_true(kj_now_ms() - t0 < 5000);
 	fx_free(&f);
+}
+
+static void test_injector_killed(void **state)
+{
+	(void)state;
+	injector_killed(SIGKILL);
+}
+
+/*
+ * An injector the seccomp filter killed (SIGSYS: the status the keeper
+ * sees is the same as for a real violation, which test_sandbox_walk.c
+ * causes): counted and logged as a violation, its devices `internal', a
+ * fresh injector serves the rest of the job.
+ */
+static void test_injector_violation(void **state)
+{
+	(void)state;
+	injector_killed(SIGSYS);
 }
 
 /* ---- SIGINT/SIGTERM: finish in flight, resumable ----------------------- */
@@ -1062,17 +1138,22 @@ static void test_listen_parse(void **state)
 	assert_int_equal(kj_listen_parse("unix:", &l), -EINVAL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* The keeper execs /proc/self/exe as its injectors: this binary. */
+	if (argc >= 2 && !strcmp(argv[1], KJ_INJECTOR_ARGV1))
+		kj_injector_exec_main(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_listen_parse),
 		cmocka_unit_test(test_ipc),
 		cmocka_unit_test(test_thousand),
+		cmocka_unit_test(test_keeper_private_copies),
 		cmocka_unit_test(test_big_firmware),
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_exhausted),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_injector_killed),
+		cmocka_unit_test(test_injector_violation),
 		cmocka_unit_test(test_injector_cannot_start),
 		cmocka_unit_test(test_stop),
 		cmocka_unit_test(test_idle_rss),

@@ -115,12 +115,18 @@ static void test_export_verify(void **st)
 		assert_int_equal(rep.check[c].status, KJ_VS_PASS);
 	assert_int_equal(rep.check[KJ_VC_GOLDEN].status, KJ_VS_SKIPPED);
 	assert_int_equal(rep.n_ok, 490);
-	/* One flipped bit of one record: inclusion names it. */
+	assert_true(rep.ended);
+	kj_verify_report_free(&rep);
+	/* One flipped bit of one record: inclusion names it, and --json
+	 * lists it. */
 	ev.records[7].jcs[20] ^= 1;
 	assert_int_equal(kj_verify(&ev, &o, &rep), -EBADMSG);
 	assert_int_equal(rep.check[KJ_VC_INCLUSION].status, KJ_VS_FAIL);
 	assert_non_null(strstr(rep.check[KJ_VC_INCLUSION].detail,
 			       "record 7 "));
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(
+		rep.check[KJ_VC_INCLUSION].json, "failing_records"), 0)), 7);
+	kj_verify_report_free(&rep);
 	kj_work_order_free(&wo);
 	EVP_PKEY_free(o.ak);
 	kj_evidence_free(&ev);
@@ -149,7 +155,8 @@ static void test_parse_strict(void **st)
 		"\"appliance\":{\"ak_public_pem\":\"x\",\"ak_public\":\"AAEC\","
 		"\"ak_name\":\"000b0000000000000000000000000000000000000000000000000000000000000000\","
 		"\"ek_certificate_pem\":null,\"transport_cert_pem\":null,"
-		"\"secret_memory\":\"kmod\",\"ceremony_transcript\":null}";
+		"\"secret_memory\":\"kmod\",\"ceremony_transcript\":null,"
+		"\"tpm_orderly_count\":255}";
 	static const char ck[] =
 		"\"checkpoints\":[{\"tree_size\":1,\"root\":\"%s\",\"nv_counter\":1,"
 		"\"epoch\":0,\"event_log_length\":0,\"quote_attest\":\"AAEC\","
@@ -223,6 +230,8 @@ static int make_state(int argc, char **argv)
 	o.pcr_mask = (uint32_t)mask;
 	o.quantity = qty;
 	o.job = argc > 8 ? argv[8] : NULL;
+	/* Integration tests make several states on one TPM. */
+	o.officers_fresh = true;
 	if (ej_make_job(&o, &r) < 0)
 		return 1;
 	printf("%llu %llu %llu %llu\n", (unsigned long long)r.records,

@@ -19,7 +19,7 @@
 
 static const char pm_example[] =
 	"{\"kinject_product\": 1, \"product\": \"acme-sensor\", "
-	"\"customer\": \"acme\", \"min_firmware\": \"3.0.0\", "
+	"\"customer\": \"acme\", \"version\": 7, \"min_firmware\": \"3.0.0\", "
 	"\"hardware\": {\"B\": {\"firmware\": \">=3.0.0 <4.0.0\"}, "
 	"\"C\": {\"firmware\": \">=3.1.0\"}}}";
 
@@ -119,6 +119,14 @@ static void test_malformed(void **state)
 		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
 		  "{\"B\": {\"firmware\": \"1.0.0\"}, \"B\": {}}}",
 		  "duplicate object key" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"min_firmware\": \"1.0.0\", \"hardware\": "
+		  "{\"B\": {\"firmware\": \"1.0.0\"}}}",
+		  "P.json: field \"version\": missing" },
+		{ "{\"kinject_product\": 1, \"product\": \"p\", \"customer\": "
+		  "\"c\", \"version\": 0, \"min_firmware\": \"1.0.0\", "
+		  "\"hardware\": {\"B\": {\"firmware\": \"1.0.0\"}}}",
+		  "P.json: field \"version\"" },
 	};
 	struct kj_product pm;
 
@@ -179,7 +187,8 @@ static void test_device_ca(void **state)
 	assert_true(n > 0);
 	EVP_EncodeBlock(b64, der, n);
 #define PM(ca) "{\"kinject_product\": 1, \"product\": \"p\", "	\
-	"\"customer\": \"c\", \"min_firmware\": \"1.0.0\", "		\
+	"\"customer\": \"c\", \"version\": 1, "			\
+	"\"min_firmware\": \"1.0.0\", "				\
 	"\"hardware\": {\"B\": {\"firmware\": \">=1.0.0\"}}, "	\
 	"\"device_ca\": " ca "}"
 	snprintf(doc, sizeof(doc), PM("[\"%s\", \"%s\"]"), b64, b64);
@@ -253,6 +262,42 @@ static void test_identity_must_match(void **state)
 	      "customer \"evil\" does not match");
 }
 
+/*
+ * Issue 11 item 5: the matrix's version only grows.  Nothing kept: any
+ * version passes; once 7 is recorded, 6 is refused naming both, 7 and 8
+ * pass; recording an older one never lowers what is kept.
+ */
+static void test_matrix_version_lock(void **state)
+{
+	char dir[] = "/tmp/kj-product-XXXXXX", cmd[64];
+	struct kj_product pm;
+	const char *err;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(parse_pm(pm_example, &pm), 0);
+	assert_int_equal(pm.version, 7);
+	pm.version = 1;
+	assert_int_equal(kj_product_version_check(dir, &pm), 0);
+	pm.version = 7;
+	assert_int_equal(kj_product_version_record(dir, &pm), 0);
+	pm.version = 6;
+	cap_start();
+	assert_int_equal(kj_product_version_check(dir, &pm), -EPERM);
+	err = cap_end();
+	assert_logged(err, "product matrix of `acme-sensor': version 6 is "
+		      "older than version 7");
+	assert_int_equal(kj_product_version_record(dir, &pm), 0);
+	assert_int_equal(kj_product_version_check(dir, &pm), -EPERM);
+	pm.version = 7;
+	assert_int_equal(kj_product_version_check(dir, &pm), 0);
+	pm.version = 8;
+	assert_int_equal(kj_product_version_check(dir, &pm), 0);
+	kj_product_free(&pm);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -263,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_anti_rollback),
 		cmocka_unit_test(test_lockout_names_revision_and_rule),
 		cmocka_unit_test(test_identity_must_match),
+		cmocka_unit_test(test_matrix_version_lock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -222,11 +222,46 @@ static void test_4gib_consumes_only_header(void **state)
 	kj_frame_parser_init(&p, KJ_ROLE_APPLIANCE);
 	assert_int_equal(kj_frame_feed(&p, b, sizeof(b), &used, &f),
 			 -EBADMSG);
-	assert_int_equal(used, 5);
+	/* judged on the 4 length bytes, before the type byte is taken */
+	assert_int_equal(used, 0);
 	/* sticky: a broken stream never resynchronises */
 	assert_int_equal(kj_frame_feed(&p, b + 5, 1, &used, &f), -EBADMSG);
 	assert_int_equal(used, 0);
 	assert_false(kj_frame_parser_idle(&p));
+}
+
+/*
+ * Issue 11 item 7: a bad length is refused once its 4 bytes are in, even
+ * when the type byte never comes (no wait for a TIMEOUT), and whether the
+ * 4 bytes come at once or in pieces; a good length waits for the rest.
+ */
+static void test_length_judged_at_4_bytes(void **state)
+{
+	static const uint8_t bad[][4] = { { 0, 0, 0, 0 },
+					  { 0x00, 0x04, 0x00, 0x01 },
+					  { 0xff, 0xff, 0xff, 0xff } };
+	const uint8_t good[4] = { 0, 0, 0, 0x40 };
+	struct kj_frame_parser p;
+	struct kj_frame f;
+	size_t used;
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		kj_frame_parser_init(&p, KJ_ROLE_APPLIANCE);
+		assert_int_equal(kj_frame_feed(&p, bad[i], 4, &used, &f),
+				 -EBADMSG);
+		assert_string_equal(p.why,
+				    "frame length out of range 1..262144");
+		/* in pieces: 3 bytes wait, the 4th decides */
+		kj_frame_parser_init(&p, KJ_ROLE_APPLIANCE);
+		assert_int_equal(kj_frame_feed(&p, bad[i], 3, &used, &f),
+				 KJ_FEED_MORE);
+		assert_int_equal(kj_frame_feed(&p, bad[i] + 3, 1, &used, &f),
+				 -EBADMSG);
+	}
+	kj_frame_parser_init(&p, KJ_ROLE_APPLIANCE);
+	assert_int_equal(kj_frame_feed(&p, good, 4, &used, &f), KJ_FEED_MORE);
+	assert_int_equal(used, 4);
 }
 
 static void test_types(void **state)
@@ -954,6 +989,7 @@ int main(void)
 		cmocka_unit_test(test_abort_names),
 		cmocka_unit_test(test_length_bounds),
 		cmocka_unit_test(test_4gib_consumes_only_header),
+		cmocka_unit_test(test_length_judged_at_4_bytes),
 		cmocka_unit_test(test_types),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_type_bounds),

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# EVIDENCE.md §2, the injector's side: an injector dies with OUTCOMEs still
+# queued for the keeper.  The keeper drains them (the devices' `ok' records
+# are journaled) but their COMMITs have nowhere to go: each gets its
+# `withdrawn' record, so the sites' COMMITs are exactly the ok records not
+# withdrawn (the "76 ok vs 72 COMMITs" found before), and the job completes.
+. "$(dirname "$0")/../lib/common.sh"
+. "$KJ_TESTS/lib/job.sh"
+kj_job_setup 200 4096
+
+kj_run_bg --workers 1
+kj_wait_listen
+kj_sim --hwrev B --sockets 16 --devices 0 --program-delay-ms 200 --timeout 10 \
+	--device-log "$T/dev1.jsonl" >/dev/null 2>&1 &
+sim=$!
+kj_track_pid $sim
+until [ "$(kj_sql "select count(*) from records where result='ok'" 2>/dev/null || echo 0)" -ge 30 ]; do
+	sleep 0.05
+done
+# Devices being programmed: their OFFERs went out after this commit.
+until [ "$(kj_sql "select count(*) from reservations where state='reserved'" 2>/dev/null || echo 0)" -ge 4 ]; do
+	sleep 0.01
+done
+inj=$(pgrep -P "$KJ_RUN_PID" | head -1)
+[ -n "$inj" ] || fail "no injector process under the keeper"
+# The keeper stops reading; the devices finish programming and the
+# injector queues their OUTCOMEs on its channel to the keeper.
+kill -STOP "$KJ_RUN_PID"
+queued=0
+for i in $(seq 400); do
+	queued=$(ss -xpn 2>/dev/null | grep "pid=$KJ_RUN_PID," |
+		awk '$1 == "u_seq" && $3 > 0 { n++ } END { print n + 0 }')
+	[ "$queued" -ge 1 ] && break
+	sleep 0.02
+done
+[ "$queued" -ge 1 ] || { kill -CONT "$KJ_RUN_PID"; fail "no OUTCOME queued for the keeper"; }
+sleep 0.3 # let a few more devices finish (more OUTCOMEs, not needed for sync)
+kill -9 "$inj"
+# Dead (a zombie: its end of the channel closed) before the keeper goes on.
+for i in $(seq 400); do
+	[ "$(awk '{ print $3 }' "/proc/$inj/stat" 2>/dev/null)" = Z ] && break
+	sleep 0.01
+done
+kill -CONT "$KJ_RUN_PID"
+for i in $(seq 200); do kill -0 "$sim" 2>/dev/null || break; sleep 0.05; done
+kill -INT "$sim" 2>/dev/null || true
+wait "$sim" 2>/dev/null || true
+kj_sim --hwrev B --sockets 16 --devices 0 --timeout 10 --device-log "$T/dev2.jsonl" \
+	>/dev/null 2>&1 || true
+wait "$KJ_RUN_PID" || fail "run exit $?: $(tail -5 "$T/run.err")"
+
+wd=$(kj_sql "select count(*) from records where result='withdrawn'")
+[ "$wd" -ge 1 ] || fail "no drained OUTCOME was withdrawn: the test proves nothing: $(kj_sql "select result, count(*) from records group by 1" | tr "\n" " "); $(grep -v "measured\|clock run" "$T/run.err" | tail -5)"
+ok=$(kj_sql "select count(*) from records where result='ok'")
+[ $((ok - wd)) = 200 ] || fail "job did not complete: $ok ok, $wd withdrawn"
+kj_sql "select seq from records r where result='ok' and not exists
+	(select 1 from records w where w.attempt = r.attempt and
+	 w.result = 'withdrawn') order by seq" >"$T/ok.txt"
+cat "$T/dev1.jsonl" "$T/dev2.jsonl" | grep '"outcome":"committed"' |
+	grep -o '"leaf_index":[0-9]*' | cut -d: -f2 | sort -n >"$T/commit.txt"
+cmp -s "$T/ok.txt" "$T/commit.txt" ||
+	fail "sites saw $(wc -l <"$T/commit.txt") COMMITs, $(wc -l <"$T/ok.txt") ok records not withdrawn: $(diff "$T/ok.txt" "$T/commit.txt" | head -5)"
+echo "run_injector_drain ok ($wd withdrawn, $(wc -l <"$T/commit.txt") COMMITs)"
