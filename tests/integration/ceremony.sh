@@ -73,6 +73,23 @@ pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --login \
 grep -q "never extractable" "$T/objs" && grep -q "sensitive" "$T/objs" ||
 	fail "transport key not sensitive/never extractable: $(cat "$T/objs")"
 echo "ok: transport key sensitive, never extractable"
+# The TLS key (PROTOCOL.md "TLS"): its own object, never extractable even
+# where the transport key is wrappable; tls.pem signed by it.
+[ -s "$S/tls.pem" ] || fail "init did not write tls.pem"
+pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --login \
+	--pin "$pin" --list-objects --type privkey --label kinject-tls \
+	>"$T/tlsobj" 2>&1
+grep -q "never extractable" "$T/tlsobj" &&
+	grep -q "Access: *sensitive" "$T/tlsobj" ||
+	fail "TLS key not sensitive/never extractable: $(cat "$T/tlsobj")"
+openssl verify -CAfile "$S/tls.pem" -purpose sslserver "$S/tls.pem" \
+	>/dev/null || fail "tls.pem is not self-signed by its key for TLS"
+openssl x509 -in "$S/tls.pem" -noout -pubkey >"$T/tls.pub"
+pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --read-object \
+	--type pubkey --label kinject-tls -o "$T/tls.pub.der" >/dev/null 2>&1
+cmp -s <(openssl pkey -pubin -inform DER -in "$T/tls.pub.der") "$T/tls.pub" ||
+	fail "tls.pem does not carry the HSM's TLS key"
+echo "ok: TLS key in the HSM, sensitive, never extractable; tls.pem signed by it"
 # The quote over the init request's hash, checked by tpm2-tools alone.
 jq -r .quote.attest "$S/ceremony/transcript.json" | base64 -d >"$T/q.msg"
 jq -r .quote.signature "$S/ceremony/transcript.json" | base64 -d >"$T/q.sig"
@@ -91,6 +108,7 @@ r=$(jq -r .request "$S/ceremony/transcript.json")
 [ "$(jq -r .residency.ak_name <<<"$r")" = "$(cat "$S/ak.name")" ] ||
 	fail "residency proof for another AK name"
 [ "$(jq -r .transport.extractable <<<"$r")" = false ] || fail "extractable"
+[ "$(jq -r .tls.extractable <<<"$r")" = false ] || fail "TLS key extractable"
 jq -e '.ek.certificate | startswith("-----BEGIN CERTIFICATE")' <<<"$r" \
 	>/dev/null || fail "no EK certificate in the transcript"
 # PCR 14 = extend(0, SHA-256(officers.pem)).
