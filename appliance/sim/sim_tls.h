@@ -34,4 +34,6 @@ KJ_MUST_CHECK int kj_sim_tls_ctx(const struct kj_sim_tls_opts *o,
  */
 KJ_MUST_CHECK int kj_sim_tls_connect(SSL_CTX *ctx, int fd, SSL **out);
 
+void kj_sim_tls_ctx_free(SSL_CTX *ctx);
+
 #endif
