@@ -181,13 +181,14 @@ sqlite3 "$S/journal.db" "select value from meta where key='ceremony.reset_journa
 	fail "reset-journal approval not recorded"
 "$KINJECT" ceremony status --state "$S" >"$T/status.txt" || fail "status"
 for want in "appliance: initialised" "officers: 3 of 5" "acme " "line1 " \
-	"enrol-customer acme" "reset-journal: TPM replaced"; do
+	"enrol-customer acme" "reset-journal: TPM replaced" "TLS key (tls.pem): "; do
 	grep -qF -- "$want" "$T/status.txt" || fail "status lacks '$want': $(cat "$T/status.txt")"
 done
 "$KINJECT" ceremony status --state "$S" --json >"$T/status.json" || fail "status --json"
 jq -e '.threshold == 3 and .officer_count == 5 and .customers[0].name == "acme"
 	and .approvals_total == 5 and (.approvals[1].officers | length) == 3
-	and .keys.transport.sha256 != null and .keys.ak_name != null' \
+	and .keys.transport.sha256 != null and .keys.ak_name != null
+	and .keys.tls.sha256 != null' \
 	"$T/status.json" >/dev/null || fail "status --json: $(cat "$T/status.json")"
 echo "ok: requests take effect; status shows them"
 
