@@ -19,6 +19,8 @@
 
 #define KJ_CEREMONY_INIT_REQ "ceremony/init.req"
 #define KJ_CEREMONY_TRANSCRIPT "ceremony/transcript.json"
+/* The appliance's TLS certificate (its key in the HSM), PROTOCOL.md "TLS". */
+#define KJ_CEREMONY_TLS_CERT "tls.pem"
 
 /* What a restore (backup.c) hands to init instead of a new key. */
 struct kj_restore {

@@ -43,7 +43,7 @@ struct init {
 	struct kj_tpm *tpm;
 	struct kj_journal *j;
 	struct kj_tpm_residency res;
-	char *transport_pem, *ek_pem, *officers_pem;
+	char *transport_pem, *ek_pem, *officers_pem, *tls_pem;
 	uint8_t officers_sha[32];
 };
 
@@ -83,6 +83,7 @@ static int refuse_existing(const char *state)
 {
 	static const char *const what[] = {
 		KJ_CEREMONY_TRANSCRIPT, KJ_CEREMONY_INIT_REQ, "transport.pem",
+		KJ_CEREMONY_TLS_CERT,
 		"ak.priv", KJ_OFFICERS_JSON, KJ_JOURNAL_FILE,
 	};
 	char path[PATH_MAX];
@@ -147,6 +148,29 @@ static int transport(struct init *c)
 	KJ_TRY(kj_cer_path(path, c->a->state, "transport.pem"));
 	return kj_write_file_atomic(path, c->transport_pem,
 				    strlen(c->transport_pem), 0644);
+}
+
+/* The TLS server key (PROTOCOL.md "TLS"): new on every init and restore. */
+static int tls(struct init *c)
+{
+	char path[PATH_MAX];
+	unsigned long key;
+	uint8_t pt[65];
+	X509 *x = NULL;
+	int rc;
+
+	rc = kj_hsm_generate_tls_key(c->hsm, pt, &key);
+	if (rc >= 0)
+		rc = kj_hsm_tls_cert(c->hsm, key, pt, "kinject appliance",
+				     3650, &x);
+	if (rc >= 0)
+		rc = kj_cer_cert_pem(x, &c->tls_pem);
+	X509_free(x);
+	if (rc < 0)
+		return rc;
+	KJ_TRY(kj_cer_path(path, c->a->state, KJ_CEREMONY_TLS_CERT));
+	return kj_write_file_atomic(path, c->tls_pem, strlen(c->tls_pem),
+				    0644);
 }
 
 static int ak(struct init *c)
@@ -220,10 +244,11 @@ static json_t *body(struct init *c)
 		json_array_append_new(set, json_pack("{s:s,s:s}", "sha256",
 						     c->set.fp[i], "subject",
 						     c->set.subject[i]));
-	json_object_set_new(req, "actions", json_pack("[s,s,s,s,s]",
+	json_object_set_new(req, "actions", json_pack("[s,s,s,s,s,s]",
 		c->a->restore ? "transport key unwrapped into the HSM from a "
 		"backup" : "transport key generated in the HSM",
 		"transport.pem signed by the transport key in the HSM",
+		"TLS key generated in the HSM, tls.pem signed by it",
 		"AK created under the EK", "AK residency proven with "
 		"MakeCredential/ActivateCredential",
 		"officer set journalled and measured into PCR 14"));
@@ -235,6 +260,9 @@ static json_t *body(struct init *c)
 		c->transport_pem, "key", "EC P-256", "extractable",
 		c->a->backup_capable || c->a->restore,
 		"sensitive", 1, "hsm", kj_hsm_uri(c->hsm)));
+	json_object_set_new(req, "tls", json_pack(
+		"{s:s,s:s,s:b,s:b}", "cert", c->tls_pem, "key", "EC P-256",
+		"extractable", 0, "sensitive", 1));
 	json_object_set_new(req, "ak", json_pack("{s:o,s:o}", "name",
 		kj_cer_hex(name, sizeof(name)), "public",
 		kj_cer_b64(pub, plen)));
@@ -326,6 +354,7 @@ static int run(struct init *c)
 	KJ_TRY(kj_cer_path(path, a->state, "ceremony"));
 	KJ_TRY(kj_mkdir_p(path, 0700));
 	KJ_TRY(transport(c));
+	KJ_TRY(tls(c));
 	KJ_TRY(kj_journal_open(a->state, 0, &c->j));
 	KJ_TRY(ak(c));
 	KJ_TRY(officers(c));
@@ -347,6 +376,9 @@ int kj_ceremony_init(const struct kj_ceremony_init_args *a)
 		printf("transport key generated in %s (EC P-256, sensitive, "
 		       "never extractable): %s/transport.pem\n",
 		       kj_hsm_uri(c.hsm), a->state);
+		printf("TLS key generated in %s (EC P-256, sensitive, "
+		       "never extractable): %s/%s\n", kj_hsm_uri(c.hsm),
+		       a->state, KJ_CEREMONY_TLS_CERT);
 		printf("AK created under the EK, residency proven "
 		       "(MakeCredential/ActivateCredential): %s/ak.pem\n",
 		       a->state);
@@ -367,6 +399,7 @@ int kj_ceremony_init(const struct kj_ceremony_init_args *a)
 	kj_tpm_close(c.tpm);
 	kj_officers_free(&c.set);
 	free(c.transport_pem);
+	free(c.tls_pem);
 	free(c.ek_pem);
 	free(c.officers_pem);
 	return rc;

@@ -91,6 +91,9 @@ static json_t *keys(const char *state)
 	snprintf(path, sizeof(path), "%s/transport.pem", state);
 	t = cert_info(path, "transport");
 	json_object_set_new(k, "transport", t ? t : json_null());
+	snprintf(path, sizeof(path), "%s/tls.pem", state);
+	t = cert_info(path, "tls");
+	json_object_set_new(k, "tls", t ? t : json_null());
 	snprintf(path, sizeof(path), "%s/ek.pem", state);
 	t = cert_info(path, "ek");
 	json_object_set_new(k, "ek_certificate", t ? t : json_null());
@@ -178,6 +181,9 @@ static void print_text(const json_t *s)
 	t = json_object_get(k, "transport");
 	printf("transport key: %s\n", json_is_object(t) ? json_string_value(
 		json_object_get(t, "sha256")) : "none");
+	t = json_object_get(k, "tls");
+	printf("TLS key (tls.pem): %s\n", json_is_object(t) ?
+	       json_string_value(json_object_get(t, "sha256")) : "none");
 	printf("AK name: %s\n", json_is_string(json_object_get(k, "ak_name")) ?
 	       json_string_value(json_object_get(k, "ak_name")) : "none");
 	t = json_object_get(k, "ek_certificate");

@@ -21,7 +21,11 @@ const char cmd_sim_usage[] =
 	"unique uid, OFFER + DATA, readback digest over the bytes received,\n"
 	"READBACK, COMMIT or ABORT, next device.  Stops after M COMMITs (or when\n"
 	"every socket ended), prints devices/s and HELLO->COMMIT latency.\n\n"
-	"  --connect ADDR         unix:PATH, or tcp:HOST:PORT (loopback only)\n"
+	"  --connect ADDR         unix:PATH, tcp:HOST:PORT (loopback only), or\n"
+	"                         tls:HOST:PORT with --cert, --key, --ca\n"
+	"  --cert PEM --key PEM   tls: the site's certificate (its CN is the\n"
+	"                         site id) and key\n"
+	"  --ca PEM               tls: the appliance's tls.pem (pinned)\n"
 	"  --hwrev REV            hardware revision sent in HELLO\n"
 	"  --sockets N            concurrent sockets (default 1, max 100000)\n"
 	"  --devices M            COMMITs to reach (default 1; 0 = until SIGINT)\n"
@@ -91,6 +95,9 @@ enum {
 	OPT_HOSTILE_SOCKETS, OPT_LORIS_MS, OPT_RECONNECT, OPT_DEVICE_KEYS,
 	OPT_DEVICE_CA, OPT_DEVICE_CA_KEY, OPT_COUNTERFEIT, OPT_CRED_MODE,
 	OPT_ISSUING_CA,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 };
 
 static const struct option sim_options[] = {
@@ -129,6 +136,9 @@ static const struct option sim_options[] = {
 	{ "counterfeit-rate", required_argument, NULL, OPT_COUNTERFEIT },
 	{ "cred-mode", required_argument, NULL, OPT_CRED_MODE },
 	{ "issuing-ca", required_argument, NULL, OPT_ISSUING_CA },
+	{ "cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "key", required_argument, NULL, OPT_TLS_KEY },
+	{ "ca", required_argument, NULL, OPT_TLS_CA },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -312,6 +322,15 @@ static int parse_opt(struct sim_args *a, int opt, const char *arg)
 	case OPT_ISSUING_CA:
 		o->issuing_ca = arg;
 		return 0;
+	case OPT_TLS_CERT:
+		o->tls_cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		o->tls_key = arg;
+		return 0;
+	case OPT_TLS_CA:
+		o->tls_ca = arg;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -339,6 +358,16 @@ static int check_args(struct sim_args *a)
 	}
 	if (a->issue != !!o->issuing_ca) {
 		kj_err("--cred-mode issue and --issuing-ca go together");
+		return -EINVAL;
+	}
+	if (o->tls != (o->tls_cert && o->tls_key && o->tls_ca) ||
+	    (!o->tls && (o->tls_cert || o->tls_key || o->tls_ca))) {
+		kj_err("--connect tls: and --cert, --key, --ca go together");
+		return -EINVAL;
+	}
+	if (o->tls && o->slow_read_ms) {
+		kj_err("--slow-read-ms: not with tls: (a TLS record read in "
+		       "part would wait where epoll cannot see it)");
 		return -EINVAL;
 	}
 	if (o->counterfeit_rate > 0 && !o->device_ca_cert) {
@@ -405,6 +434,7 @@ static int sim_exit_code(const struct sim_args *a,
 			 const struct kj_sim_result *r)
 {
 	if (r->unexpected || r->hostile_unexpected || r->err_connect ||
+	    r->err_tls ||
 	    (r->err_closed && !a->o.reconnect) || r->err_appliance ||
 	    r->err_stalled || r->sockets_failed)
 		return KJ_EXIT_ERROR;
@@ -459,12 +489,13 @@ static void write_json(FILE *f, const struct sim_args *a,
 		(unsigned long long)r->hostile_attempts,
 		(unsigned long long)r->hostile_intended,
 		(unsigned long long)r->hostile_unexpected);
-	fprintf(f, "\"errors\":{\"connect\":%llu,\"closed\":%llu,"
-		   "\"appliance\":%llu,\"stalled\":%llu},"
+	fprintf(f, "\"errors\":{\"connect\":%llu,\"tls\":%llu,"
+		   "\"closed\":%llu,\"appliance\":%llu,\"stalled\":%llu},"
 		   "\"sockets_ended\":%u,\"sockets_failed\":%u,"
 		   "\"interrupted\":%s,\"uid_seed\":%llu,\"seed\":%llu,"
 		   "\"exit\":%d}\n",
 		(unsigned long long)r->err_connect,
+		(unsigned long long)r->err_tls,
 		(unsigned long long)r->err_closed,
 		(unsigned long long)r->err_appliance,
 		(unsigned long long)r->err_stalled, r->sockets_ended,
@@ -523,11 +554,12 @@ static void print_human(const struct sim_args *a, struct kj_sim_result *r)
 		       (unsigned long long)r->hostile_attempts,
 		       (unsigned long long)r->hostile_intended,
 		       (unsigned long long)r->hostile_unexpected);
-	if (r->err_connect + r->err_closed + r->err_appliance +
+	if (r->err_connect + r->err_tls + r->err_closed + r->err_appliance +
 	    r->err_stalled)
-		printf("sim: errors: connect %llu, closed mid-device %llu, "
-		       "appliance protocol %llu, stalled %llu\n",
-		       (unsigned long long)r->err_connect,
+		printf("sim: errors: connect %llu, TLS handshake %llu, closed "
+		       "mid-device %llu, appliance protocol %llu, stalled "
+		       "%llu\n", (unsigned long long)r->err_connect,
+		       (unsigned long long)r->err_tls,
 		       (unsigned long long)r->err_closed,
 		       (unsigned long long)r->err_appliance,
 		       (unsigned long long)r->err_stalled);

@@ -456,10 +456,6 @@ int kj_hsm_public_point(struct kj_hsm *h, uint8_t *out, size_t cap,
 			size_t *len)
 {
 	CK_OBJECT_HANDLE pub;
-	uint8_t buf[160];
-	CK_ATTRIBUTE a = { CKA_EC_POINT, buf, sizeof(buf) };
-	size_t off = 0, n;
-	CK_RV rv;
 	int rc;
 
 	rc = kj_hsm_find(h, CKO_PUBLIC_KEY, &pub);
@@ -470,6 +466,17 @@ int kj_hsm_public_point(struct kj_hsm *h, uint8_t *out, size_t cap,
 		       h->uri_text);
 		return -ENOKEY;
 	}
+	return kj_hsm_point_of(h, pub, out, cap, len);
+}
+
+int kj_hsm_point_of(struct kj_hsm *h, CK_OBJECT_HANDLE pub, uint8_t *out,
+		    size_t cap, size_t *len)
+{
+	uint8_t buf[160];
+	CK_ATTRIBUTE a = { CKA_EC_POINT, buf, sizeof(buf) };
+	size_t off = 0, n;
+	CK_RV rv;
+
 	rv = h->f->C_GetAttributeValue(h->session, pub, &a, 1);
 	if (rv != CKR_OK)
 		return kj_hsm_fail(h, "C_GetAttributeValue(CKA_EC_POINT)", rv);

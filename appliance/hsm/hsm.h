@@ -141,6 +141,26 @@ KJ_MUST_CHECK int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn,
 					unsigned days, X509 **out);
 
 /*
+ * Ceremony (hsm_tls.c): the appliance's TLS server key, EC P-256, in the
+ * token with label "kinject-tls" and a random CKA_ID: sign only,
+ * sensitive, never extractable (it is not backed up: a restored appliance
+ * gets a new one).  pt receives its public point 04||X||Y; the keeper
+ * finds the private key again with kj_hsm_find_key_by_point.
+ */
+KJ_MUST_CHECK int kj_hsm_generate_tls_key(struct kj_hsm *h, uint8_t pt[65],
+					  unsigned long *key);
+
+/*
+ * The appliance's TLS certificate (tls.pem, PROTOCOL.md "TLS"):
+ * self-signed in the HSM by the TLS key, subject CN=cn, keyUsage
+ * digitalSignature (critical), extendedKeyUsage serverAuth, CA:FALSE.
+ * Sites pin it (kinject sim --ca).  The caller frees *out.
+ */
+KJ_MUST_CHECK int kj_hsm_tls_cert(struct kj_hsm *h, unsigned long key,
+				  const uint8_t pt[65], const char *cn,
+				  unsigned days, X509 **out);
+
+/*
  * A key-agreement handle for kj_cms_open_envelope() backed by this HSM.
  * cert is the transport certificate (used to pick the recipient; may be
  * NULL: then every key-agreement recipient is tried).

@@ -61,8 +61,12 @@ int kj_x509_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	return ok ? 0 : -1;
 }
 
-/* Everything but the signature; algorithm ids set by a throw-away key. */
-static X509 *draft(EVP_PKEY *pub, const char *cn, unsigned days)
+/*
+ * Everything but the signature; algorithm ids set by a throw-away key.
+ * ku: the keyUsage; eku: an extendedKeyUsage or NULL.
+ */
+static X509 *draft(EVP_PKEY *pub, const char *cn, unsigned days,
+		   const char *ku, const char *eku)
 {
 	X509 *x = X509_new();
 	EVP_PKEY *tmp = EVP_EC_gen("P-256");
@@ -87,8 +91,9 @@ static X509 *draft(EVP_PKEY *pub, const char *cn, unsigned days)
 				     (long)days * 86400) &&
 		     X509_set_pubkey(x, pub) &&
 		     !kj_x509_add_ext(x, NULL, NID_basic_constraints, "critical,CA:FALSE") &&
-		     !kj_x509_add_ext(x, NULL, NID_key_usage,
-			      "critical,digitalSignature,keyAgreement") &&
+		     !kj_x509_add_ext(x, NULL, NID_key_usage, ku) &&
+		     (!eku || !kj_x509_add_ext(x, NULL, NID_ext_key_usage,
+					       eku)) &&
 		     !kj_x509_add_ext(x, NULL, NID_subject_key_identifier, "hash") &&
 		     X509_sign(x, tmp, EVP_sha256()) > 0;
 	}
@@ -186,7 +191,8 @@ int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
 	*out = NULL;
 	KJ_TRY(kj_hsm_public_point(h, point, sizeof(point), &plen));
 	pub = point_to_pkey(point, plen);
-	x = pub ? draft(pub, cn, days) : NULL;
+	x = pub ? draft(pub, cn, days,
+			"critical,digitalSignature,keyAgreement", NULL) : NULL;
 	if (!x) {
 		rc = kj_err_ssl("%s: building the transport certificate",
 				kj_hsm_uri(h));
@@ -195,6 +201,27 @@ int kj_hsm_transport_cert(struct kj_hsm *h, const char *cn, unsigned days,
 	KJ_TRY_GOTO(rc, kj_hsm_uri_key(h, &key), out);
 	rc = kj_hsm_sign_cert(h, key, x, pub, out);
 out:
+	X509_free(x);
+	EVP_PKEY_free(pub);
+	return rc;
+}
+
+int kj_hsm_tls_cert(struct kj_hsm *h, unsigned long key, const uint8_t pt[65],
+		    const char *cn, unsigned days, X509 **out)
+{
+	EVP_PKEY *pub = point_to_pkey(pt, 65);
+	X509 *x = NULL;
+	int rc = -EIO;
+
+	*out = NULL;
+	/* A TLS 1.3 server key only signs (RFC 8446 §4.4.3): no keyAgreement. */
+	x = pub ? draft(pub, cn, days, "critical,digitalSignature",
+			"serverAuth") : NULL;
+	if (!x)
+		rc = kj_err_ssl("%s: building the TLS certificate",
+				kj_hsm_uri(h));
+	else
+		rc = kj_hsm_sign_cert(h, key, x, pub, out);
 	X509_free(x);
 	EVP_PKEY_free(pub);
 	return rc;

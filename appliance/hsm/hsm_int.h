@@ -33,6 +33,9 @@ int kj_hsm_find(struct kj_hsm *h, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *obj);
 /* 0 if the token has no private key with the URI's label/id; else
  * -EEXIST, logged with what (what to do instead). */
 int kj_hsm_no_key_yet(struct kj_hsm *h, const char *what);
+/* The uncompressed point of EC public key object pub (CKA_EC_POINT). */
+int kj_hsm_point_of(struct kj_hsm *h, CK_OBJECT_HANDLE pub, uint8_t *out,
+		    size_t cap, size_t *len);
 /* Look up the private key (h->priv); -ENOKEY (logged) when absent. */
 int kj_hsm_priv(struct kj_hsm *h);
 

@@ -28,6 +28,7 @@
 #include "base/kinject.h"
 #include "base/log.h"
 #include "sim_int.h"
+#include "sim_tls.h"
 
 static volatile sig_atomic_t sim_signalled;
 
@@ -74,6 +75,15 @@ static void on_connected(struct sim *s, struct conn *c)
 	c->closed_unanswered = false;
 	if (s->o->addr.ss_family != AF_UNIX)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (s->tls) {
+		c->state = C_TLS;
+		return kj_sim_tls_step(s, c);
+	}
+	kj_sim_ready(s, c);
+}
+
+void kj_sim_ready(struct sim *s, struct conn *c)
+{
 	if (c->hostile && (s->o->hostile == KJ_SIM_GARBAGE ||
 			   s->o->hostile == KJ_SIM_HUGE_LENGTH)) {
 		c->state = C_HOSTILE;
@@ -267,6 +277,8 @@ static void handle(struct sim *s, struct conn *c, uint32_t ev)
 			connect_done(s, c);
 		return;
 	}
+	if (c->state == C_TLS)
+		return kj_sim_tls_step(s, c);
 	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		kj_sim_do_read(s, c);
 	if (c->fd >= 0 && (ev & EPOLLOUT))
@@ -389,6 +401,13 @@ int kj_sim_run(const struct kj_sim_opts *o, struct kj_sim_result *r)
 	memset(r, 0, sizeof(*r));
 	sim_signalled = 0;
 	KJ_TRY_GOTO(rc, kj_sim_dev_load(o), out);
+	if (o->tls) {
+		struct kj_sim_tls_opts t = { .cert = o->tls_cert,
+					     .key = o->tls_key,
+					     .ca = o->tls_ca };
+
+		KJ_TRY_GOTO(rc, kj_sim_tls_ctx(&t, &s.tls), out);
+	}
 	KJ_TRY_GOTO(rc, sim_setup(&s), out);
 	rc = loop(&s);
 	r->seconds = (double)(kj_sim_now_us() - s.t0_us) / 1e6;
@@ -403,6 +422,7 @@ out:
 		kj_sim_dev_end(&s.conns[i]);
 	}
 	kj_sim_dev_unload();
+	kj_sim_tls_ctx_free(s.tls);
 	if (s.ep >= 0)
 		close(s.ep);
 	free(s.conns);
@@ -467,7 +487,10 @@ int kj_sim_parse_addr(const char *spec, struct kj_sim_opts *o)
 						   sun_path) + n + 1);
 		return 0;
 	}
-	if (strncmp(spec, "tcp:", 4) || strlen(spec + 4) >= sizeof(host))
+	/* tls:HOST:PORT: any address (PROTOCOL.md "TLS"). */
+	o->tls = !strncmp(spec, "tls:", 4);
+	if ((strncmp(spec, "tcp:", 4) && !o->tls) ||
+	    strlen(spec + 4) >= sizeof(host))
 		goto usage;
 	strcpy(host, spec + 4);
 	port = strrchr(host, ':');
@@ -486,19 +509,20 @@ int kj_sim_parse_addr(const char *spec, struct kj_sim_opts *o)
 	memcpy(&o->addr, ai->ai_addr, ai->ai_addrlen);
 	o->addr_len = ai->ai_addrlen;
 	freeaddrinfo(ai);
-	if (!(o->addr.ss_family == AF_INET &&
+	if (!o->tls && !(o->addr.ss_family == AF_INET &&
 	      (ntohl(((struct sockaddr_in *)&o->addr)->sin_addr.s_addr) >>
 	       24) == 127) &&
 	    !(o->addr.ss_family == AF_INET6 &&
 	      IN6_IS_ADDR_LOOPBACK(
 		      &((struct sockaddr_in6 *)&o->addr)->sin6_addr))) {
 		kj_err("--connect: `%s': plain TCP is only for loopback; "
-		       "other addresses need TLS 1.3 (PROTOCOL.md), which "
-		       "kinject does not implement yet", spec);
+		       "other addresses need TLS 1.3: --connect tls:HOST:PORT "
+		       "with --cert, --key, --ca (PROTOCOL.md)", spec);
 		return -EINVAL;
 	}
 	return 0;
 usage:
-	kj_err("--connect: `%s': expected unix:PATH or tcp:HOST:PORT", spec);
+	kj_err("--connect: `%s': expected unix:PATH, tcp:HOST:PORT or "
+	       "tls:HOST:PORT", spec);
 	return -EINVAL;
 }

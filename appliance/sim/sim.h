@@ -69,6 +69,13 @@ struct kj_sim_opts {
 	 * also gets a factory certificate and answers CHALLENGE with PROOF.
 	 */
 	bool device_keys;
+	/*
+	 * tls:HOST:PORT (sim_tls.h): TLS 1.3 with the site certificate and
+	 * key, the appliance's tls.pem pinned.  Not with --slow-sockets
+	 * (OpenSSL holds a read record the poll cannot see).
+	 */
+	bool tls;
+	const char *tls_cert, *tls_key, *tls_ca;
 	const char *device_ca_cert, *device_ca_key;
 	double counterfeit_rate;  /* fault: a proof that must be refused */
 	/* "inject": open every cred_blob with the device key and check it */
@@ -94,6 +101,7 @@ struct kj_sim_result {
 	uint64_t hostile_attempts, hostile_intended, hostile_unexpected;
 	/* errors, each also counted in unexpected where it ended a device */
 	uint64_t err_connect;	 /* refused, reset before HELLO, ... */
+	uint64_t err_tls;	 /* TLS handshakes that failed */
 	uint64_t err_closed;	 /* appliance closed mid-device */
 	uint64_t err_appliance;	 /* appliance broke PROTOCOL.md */
 	uint64_t err_stalled;	 /* no progress within --timeout */

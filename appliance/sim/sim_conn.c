@@ -132,6 +132,8 @@ void kj_sim_update_events(struct sim *s, struct conn *c)
 		return;
 	if (c->state == C_CONNECTING)
 		ev = EPOLLOUT;
+	else if (c->state == C_TLS)
+		ev = c->tls_want;
 	else if (c->timer_kind == T_SLOW_READ)
 		ev = 0;
 	if (c->out_off < c->out_len && c->timer_kind != T_DRIBBLE)
@@ -150,6 +152,7 @@ void kj_sim_close_fd(struct sim *s, struct conn *c, bool reset)
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
+	kj_sim_tls_end(c);
 	close(c->fd);
 	c->fd = -1;
 	c->registered = false;

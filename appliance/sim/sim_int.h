@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "base/log.h"
 #include "wire/proto.h"
@@ -28,6 +29,7 @@
 enum conn_state {
 	C_IDLE,	       /* no connection; a T_CONNECT timer is pending */
 	C_CONNECTING,  /* non-blocking connect in progress */
+	C_TLS,	       /* TLS handshake in progress (sim_tls.c) */
 	C_PARKED,      /* connected, no device: the COMMIT budget is taken */
 	C_WAIT_OFFER,  /* HELLO sent */
 	C_DATA,	       /* receiving DATA */
@@ -96,6 +98,8 @@ struct conn {
 	struct kj_frame_parser parser;
 	/* sim_dev.c: this device's key and, inject mode, its cred_blob */
 	struct evp_pkey_st *dev_key;
+	struct ssl_st *ssl; /* tls: the connection's TLS, else NULL */
+	uint32_t tls_want;  /* C_TLS: the epoll event the handshake waits for */
 	uint8_t *cred;
 	uint32_t cred_cap;
 };
@@ -130,6 +134,7 @@ struct sim {
 	uint8_t last_uid_len;
 	uint8_t last_uid[KJ_UID_MAX];
 	struct kj_ratelimit rl;
+	struct ssl_ctx_st *tls; /* o->tls: the client context */
 };
 
 /* sim_conn.c: clock, randomness, timers, connection plumbing */
@@ -170,5 +175,20 @@ void kj_sim_do_read(struct sim *s, struct conn *c);
 void kj_sim_send_readback(struct sim *s, struct conn *c);
 /* Write what is pending; slow-loris sockets dribble one byte per tick. */
 void kj_sim_flush(struct sim *s, struct conn *c);
+
+/* sim.c: connected (and, with TLS, handshaken): park or attack. */
+void kj_sim_ready(struct sim *s, struct conn *c);
+
+/* sim_tls.c: the socket's bytes, through TLS when c->ssl (recv/send
+ * semantics: -1 with errno EAGAIN when it would block). */
+ssize_t kj_sim_recv(struct conn *c, void *buf, size_t len);
+ssize_t kj_sim_send(struct conn *c, const void *buf, size_t len);
+/* C_TLS: drive the handshake; on success kj_sim_ready. */
+void kj_sim_tls_step(struct sim *s, struct conn *c);
+/* A handshake the appliance refused (or we did): counted in err_tls,
+ * logged, the device (if one was open) fails, the socket ends. */
+void kj_sim_tls_failed(struct sim *s, struct conn *c);
+/* Free the connection's TLS (before its fd closes). */
+void kj_sim_tls_end(struct conn *c);
 
 #endif

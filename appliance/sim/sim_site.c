@@ -127,7 +127,7 @@ static void appliance_bad(struct sim *s, struct conn *c, const char *why)
 			   s->o->socket_base + c->idx, why);
 	s->r->err_appliance++;
 	if (n > 0 && c->fd >= 0)
-		(void)!send(c->fd, b, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)!kj_sim_send(c, b, (size_t)n);
 	if (c->hostile && !c->in_device)
 		s->r->hostile_unexpected++;
 	kj_sim_fail_device(s, c, "appliance_protocol_error");
@@ -530,6 +530,8 @@ static void on_frame(struct sim *s, struct conn *c, const struct kj_frame *f)
 /* The appliance closed (err 0) or reset (err = errno) the connection. */
 void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 {
+	if (c->ssl && err == EPROTO)
+		return kj_sim_tls_failed(s, c);
 	/* --reconnect: wait for the appliance to come back */
 	if (s->o->reconnect)
 		c->retry_until_ms = kj_now_ms() +
@@ -588,7 +590,7 @@ void kj_sim_do_read(struct sim *s, struct conn *c)
 {
 	size_t cap = c->slow ? SLOW_READ_BYTES : RX_BUF, pos = 0;
 	int fd = c->fd;
-	ssize_t n = recv(fd, s->rx, cap, 0);
+	ssize_t n = kj_sim_recv(c, s->rx, cap);
 
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -627,7 +629,7 @@ void kj_sim_flush(struct sim *s, struct conn *c)
 
 	while (c->fd >= 0 && c->out_off < c->out_len) {
 		size_t n = dribble ? 1 : (size_t)(c->out_len - c->out_off);
-		ssize_t w = send(c->fd, c->out + c->out_off, n, MSG_NOSIGNAL);
+		ssize_t w = kj_sim_send(c, c->out + c->out_off, n);
 
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)

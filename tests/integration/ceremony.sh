@@ -73,6 +73,23 @@ pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --login \
 grep -q "never extractable" "$T/objs" && grep -q "sensitive" "$T/objs" ||
 	fail "transport key not sensitive/never extractable: $(cat "$T/objs")"
 echo "ok: transport key sensitive, never extractable"
+# The TLS key (PROTOCOL.md "TLS"): its own object, never extractable even
+# where the transport key is wrappable; tls.pem signed by it.
+[ -s "$S/tls.pem" ] || fail "init did not write tls.pem"
+pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --login \
+	--pin "$pin" --list-objects --type privkey --label kinject-tls \
+	>"$T/tlsobj" 2>&1
+grep -q "never extractable" "$T/tlsobj" &&
+	grep -q "Access: *sensitive" "$T/tlsobj" ||
+	fail "TLS key not sensitive/never extractable: $(cat "$T/tlsobj")"
+openssl verify -CAfile "$S/tls.pem" -purpose sslserver "$S/tls.pem" \
+	>/dev/null || fail "tls.pem is not self-signed by its key for TLS"
+openssl x509 -in "$S/tls.pem" -noout -pubkey >"$T/tls.pub"
+pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --read-object \
+	--type pubkey --label kinject-tls -o "$T/tls.pub.der" >/dev/null 2>&1
+cmp -s <(openssl pkey -pubin -inform DER -in "$T/tls.pub.der") "$T/tls.pub" ||
+	fail "tls.pem does not carry the HSM's TLS key"
+echo "ok: TLS key in the HSM, sensitive, never extractable; tls.pem signed by it"
 # The quote over the init request's hash, checked by tpm2-tools alone.
 jq -r .quote.attest "$S/ceremony/transcript.json" | base64 -d >"$T/q.msg"
 jq -r .quote.signature "$S/ceremony/transcript.json" | base64 -d >"$T/q.sig"
@@ -91,6 +108,7 @@ r=$(jq -r .request "$S/ceremony/transcript.json")
 [ "$(jq -r .residency.ak_name <<<"$r")" = "$(cat "$S/ak.name")" ] ||
 	fail "residency proof for another AK name"
 [ "$(jq -r .transport.extractable <<<"$r")" = false ] || fail "extractable"
+[ "$(jq -r .tls.extractable <<<"$r")" = false ] || fail "TLS key extractable"
 jq -e '.ek.certificate | startswith("-----BEGIN CERTIFICATE")' <<<"$r" \
 	>/dev/null || fail "no EK certificate in the transcript"
 # PCR 14 = extend(0, SHA-256(officers.pem)).
@@ -163,13 +181,14 @@ sqlite3 "$S/journal.db" "select value from meta where key='ceremony.reset_journa
 	fail "reset-journal approval not recorded"
 "$KINJECT" ceremony status --state "$S" >"$T/status.txt" || fail "status"
 for want in "appliance: initialised" "officers: 3 of 5" "acme " "line1 " \
-	"enrol-customer acme" "reset-journal: TPM replaced"; do
+	"enrol-customer acme" "reset-journal: TPM replaced" "TLS key (tls.pem): "; do
 	grep -qF -- "$want" "$T/status.txt" || fail "status lacks '$want': $(cat "$T/status.txt")"
 done
 "$KINJECT" ceremony status --state "$S" --json >"$T/status.json" || fail "status --json"
 jq -e '.threshold == 3 and .officer_count == 5 and .customers[0].name == "acme"
 	and .approvals_total == 5 and (.approvals[1].officers | length) == 3
-	and .keys.transport.sha256 != null and .keys.ak_name != null' \
+	and .keys.transport.sha256 != null and .keys.ak_name != null
+	and .keys.tls.sha256 != null' \
 	"$T/status.json" >/dev/null || fail "status --json: $(cat "$T/status.json")"
 echo "ok: requests take effect; status shows them"
 

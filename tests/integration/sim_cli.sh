@@ -12,7 +12,7 @@ usage() {
 	grep -qF -- "$want" "$T/err" || fail "sim $*: stderr lacks '$want': $(cat "$T/err")"
 }
 usage "--connect and --hwrev are required" --connect unix:$T/s
-usage "--connect: \`udp:1': expected unix:PATH or tcp:HOST:PORT" --connect udp:1 --hwrev B
+usage "--connect: \`udp:1': expected unix:PATH, tcp:HOST:PORT or tls:HOST:PORT" --connect udp:1 --hwrev B
 usage "plain TCP is only for loopback" --connect tcp:192.0.2.1:1 --hwrev B
 usage "--sockets: \`many' is not a decimal number" --connect unix:$T/s --hwrev B --sockets many
 usage "--bad-readback-rate: \`1.5' is not a rate 0..1" --connect unix:$T/s --hwrev B --bad-readback-rate 1.5
