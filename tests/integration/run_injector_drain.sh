@@ -22,8 +22,12 @@ done
 until [ "$(kj_sql "select count(*) from reservations where state='reserved'" 2>/dev/null || echo 0)" -ge 4 ]; do
 	sleep 0.01
 done
-inj=$(pgrep -P "$KJ_RUN_PID" | head -1)
-[ -n "$inj" ] || fail "no injector process under the keeper"
+# The injector by its entry point: no other child of the keeper may be
+# taken for it (the kill below must land on the process holding the
+# devices in flight).
+inj=$(pgrep -P "$KJ_RUN_PID" -f ' __injector ')
+[ -n "$inj" ] && [ "$(wc -w <<<"$inj")" = 1 ] ||
+	fail "not one injector process under the keeper: '$inj' (children: $(pgrep -a -P "$KJ_RUN_PID" | tr '\n' ';'))"
 # The keeper stops reading; the devices finish programming and the
 # injector queues their OUTCOMEs on its channel to the keeper.
 kill -STOP "$KJ_RUN_PID"
@@ -36,7 +40,7 @@ for i in $(seq 400); do
 done
 [ "$queued" -ge 1 ] || { kill -CONT "$KJ_RUN_PID"; fail "no OUTCOME queued for the keeper"; }
 sleep 0.3 # let a few more devices finish (more OUTCOMEs, not needed for sync)
-kill -9 "$inj"
+kill -9 "$inj" || fail "kill -9 of injector $inj failed"
 # Dead (a zombie: its end of the channel closed) before the keeper goes on.
 for i in $(seq 400); do
 	[ "$(awk '{ print $3 }' "/proc/$inj/stat" 2>/dev/null)" = Z ] && break
@@ -51,7 +55,7 @@ kj_sim --hwrev B --sockets 16 --devices 0 --timeout 10 --device-log "$T/dev2.jso
 wait "$KJ_RUN_PID" || fail "run exit $?: $(tail -5 "$T/run.err")"
 
 wd=$(kj_sql "select count(*) from records where result='withdrawn'")
-[ "$wd" -ge 1 ] || fail "no drained OUTCOME was withdrawn: the test proves nothing: $(kj_sql "select result, count(*) from records group by 1" | tr "\n" " "); $(grep -v "measured\|clock run" "$T/run.err" | tail -5)"
+[ "$wd" -ge 1 ] || fail "no drained OUTCOME was withdrawn: the test proves nothing: $(kj_sql "select result, count(*) from records group by 1" | tr "\n" " "); injector $inj, queued $queued; $(grep -v "measured\|clock run\|progress" "$T/run.err" | tail -8)"
 ok=$(kj_sql "select count(*) from records where result='ok'")
 [ $((ok - wd)) = 200 ] || fail "job did not complete: $ok ok, $wd withdrawn"
 kj_sql "select seq from records r where result='ok' and not exists
