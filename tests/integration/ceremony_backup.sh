@@ -112,7 +112,7 @@ expect_fail "initialisation pending" check_inputs "$N"
 cp "$N/ceremony/init.req" "$T/init2.req"
 "$KINJECT" ceremony apply --state "$N" "$T/init2.req" \
 	$(sigs "$T/init2.req" 1 3 5) >/dev/null || fail "restored init apply"
-"$KINJECT" ceremony status --state "$N" | grep -q "restore: transport key from a backup" ||
+"$KINJECT" ceremony status --state "$N" | grep "restore: transport key from a backup" >/dev/null ||
 	fail "the restore approval is not in the journal"
 jq -r .request "$N/ceremony/transcript.json" | jq -e '.restored_from.backup_manifest_sha256' \
 	>/dev/null || fail "transcript does not say it was restored"

@@ -2,10 +2,10 @@
 # The dispatcher: help, unknown commands, exit codes.
 . "$(dirname "$0")/../lib/common.sh"
 
-"$KINJECT" --help | grep -q '^Usage: kinject' || fail "--help"
-"$KINJECT" help version | grep -q '^Usage: kinject version' || fail "help version"
-"$KINJECT" version --help | grep -q '^Usage: kinject version' || fail "version --help"
-"$KINJECT" version | grep -q '^kinject ' || fail "version"
+"$KINJECT" --help | grep '^Usage: kinject' >/dev/null || fail "--help"
+"$KINJECT" help version | grep '^Usage: kinject version' >/dev/null || fail "help version"
+"$KINJECT" version --help | grep '^Usage: kinject version' >/dev/null || fail "version --help"
+"$KINJECT" version | grep '^kinject ' >/dev/null || fail "version"
 
 rc=0; "$KINJECT" frobnicate 2>"$T/err" || rc=$?
 [ "$rc" -eq 2 ] || fail "unknown command exit $rc, want 2"

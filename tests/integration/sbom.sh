@@ -32,10 +32,10 @@ echo "ok: kinject $ver with the binary's SHA-512"
 for p in openssl tss2-esys tss2-mu tss2-tctildr tss2-rc p11-kit-1 \
 	libseccomp liburing sqlite3 jansson; do
 	v=$(pkg-config --modversion $p)
-	"$KINJECT" version | grep -Eq "^  $p +[^ ]+ +$v\$" ||
+	"$KINJECT" version | grep -E >/dev/null "^  $p +[^ ]+ +$v\$" ||
 		fail "kinject version lacks $p $v: $("$KINJECT" version)"
 done
-"$KINJECT" version | grep -Eq '^  sqlite3 +3\.[0-9.]+ ' || fail "no runtime sqlite version"
+"$KINJECT" version | grep -E >/dev/null '^  sqlite3 +3\.[0-9.]+ ' || fail "no runtime sqlite version"
 echo "ok: kinject version lists the 10 libraries with their versions"
 
 # Every shared object `kinject version' lists is hashed in the SBOM, in

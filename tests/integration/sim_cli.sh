@@ -3,7 +3,7 @@
 # and its JSON summary.  The runs against the appliance are sim_run_*.sh.
 . "$(dirname "$0")/../lib/common.sh"
 
-"$KINJECT" sim --help | grep -q '^Usage: kinject sim' || fail "sim --help"
+"$KINJECT" sim --help | grep '^Usage: kinject sim' >/dev/null || fail "sim --help"
 
 usage() {
 	local want=$1 rc=0; shift
