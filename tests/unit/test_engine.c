@@ -285,7 +285,21 @@ static int scan_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 	(void)seq;
 	if (kj_record_parse(jcs, len, &r) < 0)
 		return -1;
-	if (r.kind == KJ_REC_DEVICE) {
+	if (r.kind == KJ_REC_DEVICE && r.result == KJ_RES_WITHDRAWN) {
+		/* It repeats an ok attempt whose COMMIT never went (EVIDENCE.md
+		 * §2): the same credential, and that ok no longer counts. */
+		s->by[r.result]++;
+		s->other++;
+		for (uint64_t i = 0; i < s->ok; i++) {
+			if (strcmp(s->serials[i], r.serial))
+				continue;
+			free(s->serials[i]);
+			s->ok--;
+			s->serials[i] = s->serials[s->ok];
+			memcpy(s->uids[i], s->uids[s->ok], sizeof(s->uids[i]));
+			break;
+		}
+	} else if (r.kind == KJ_REC_DEVICE) {
 		s->by[r.result]++;
 		if (r.has_cred)
 			s->idx[s->n_idx++] = r.cred_index;
