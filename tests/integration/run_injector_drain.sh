@@ -25,7 +25,7 @@ done
 # The injector by its entry point: no other child of the keeper may be
 # taken for it (the kill below must land on the process holding the
 # devices in flight).
-inj=$(pgrep -P "$KJ_RUN_PID" -f ' __injector ')
+inj=$(pgrep -P "$KJ_RUN_PID" -f " __injector " || true)
 [ -n "$inj" ] && [ "$(wc -w <<<"$inj")" = 1 ] ||
 	fail "not one injector process under the keeper: '$inj' (children: $(pgrep -a -P "$KJ_RUN_PID" | tr '\n' ';'))"
 # The keeper stops reading; the devices finish programming and the

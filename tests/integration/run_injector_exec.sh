@@ -20,7 +20,7 @@ kj_sim --hwrev B --sockets 4 --devices 0 --program-delay-ms 100 \
 kj_track_pid $!
 inj=""
 for i in $(seq 200); do
-	inj=$(pgrep -P "$KJ_RUN_PID" | tr '\n' ' ')
+	inj=$(pgrep -P "$KJ_RUN_PID" | tr "\n" " " || true)
 	[ -n "$inj" ] && grep -q 'sandbox: entered' "$T/run.err" && break
 	sleep 0.05
 done
