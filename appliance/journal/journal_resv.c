@@ -35,68 +35,72 @@ static bool cred_used_before(const struct job *jb, uint64_t index)
 				     sizeof(*jb->used), cmp_u64);
 }
 
-int kj_jnl_load_used(struct kj_journal *j)
-{
-	struct job *jb = &j->job;
-	sqlite3_stmt *st;
-	size_t cap = 0;
-	int rc;
-
-	rc = sqlite3_prepare_v2(j->db, "SELECT cred_index FROM reservations "
-				"WHERE job = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return kj_jnl_sql_err(j, rc, "list used credentials");
-	bind_text(st, 1, jb->d.job);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (kj_grow(&jb->used, &cap, jb->n_used + 1, 64)) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		jb->used[jb->n_used++] = (uint64_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return kj_jnl_sql_err(j, rc, "list used credentials");
-	if (jb->n_used)
-		qsort(jb->used, jb->n_used, sizeof(*jb->used), cmp_u64);
-	return 0;
-}
-
 static int cmp_hash(const void *a, const void *b)
 {
 	return memcmp(a, b, 32);
 }
 
-int kj_jnl_load_elsewhere(struct kj_journal *j)
+/*
+ * One column of the reservations (sql binds the job as ?1) into a sorted
+ * array of size-byte elements: an 8-byte column is an integer, any other
+ * a blob of exactly that size.
+ */
+static int load_sorted(struct kj_journal *j, const char *sql,
+		       const char *what, void *arrayp, size_t *n, size_t size,
+		       int (*cmp)(const void *, const void *))
 {
-	struct job *jb = &j->job;
 	sqlite3_stmt *st;
 	size_t cap = 0;
 	int rc;
 
-	rc = sqlite3_prepare_v2(j->db, "SELECT DISTINCT cert_sha256 FROM "
-				"reservations WHERE job != ?1", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return kj_jnl_sql_err(j, rc, "list other jobs' credentials");
-	bind_text(st, 1, jb->d.job);
+		return kj_jnl_sql_err(j, rc, what);
+	bind_text(st, 1, j->job.d.job);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != 32) {
+		uint8_t *slot;
+
+		if (size != sizeof(uint64_t) &&
+		    sqlite3_column_bytes(st, 0) != (int)size) {
 			rc = SQLITE_CORRUPT;
 			break;
 		}
-		if (kj_grow(&jb->elsewhere, &cap, jb->n_elsewhere + 1, 64)) {
+		if (kj_grow_(arrayp, &cap, *n + 1, size, 64)) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		memcpy(jb->elsewhere[jb->n_elsewhere++],
-		       sqlite3_column_blob(st, 0), 32);
+		slot = *(uint8_t **)arrayp + *n * size;
+		if (size == sizeof(uint64_t)) {
+			uint64_t v = (uint64_t)sqlite3_column_int64(st, 0);
+
+			memcpy(slot, &v, sizeof(v));
+		} else {
+			memcpy(slot, sqlite3_column_blob(st, 0), size);
+		}
+		(*n)++;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return kj_jnl_sql_err(j, rc, "list other jobs' credentials");
-	if (jb->n_elsewhere)
-		qsort(jb->elsewhere, jb->n_elsewhere, 32, cmp_hash);
+		return kj_jnl_sql_err(j, rc, what);
+	if (*n)
+		qsort(*(void **)arrayp, *n, size, cmp);
 	return 0;
+}
+
+int kj_jnl_load_used(struct kj_journal *j)
+{
+	return load_sorted(j, "SELECT cred_index FROM reservations "
+			   "WHERE job = ?1", "list used credentials",
+			   &j->job.used, &j->job.n_used, sizeof(uint64_t),
+			   cmp_u64);
+}
+
+int kj_jnl_load_elsewhere(struct kj_journal *j)
+{
+	return load_sorted(j, "SELECT DISTINCT cert_sha256 FROM "
+			   "reservations WHERE job != ?1",
+			   "list other jobs' credentials", &j->job.elsewhere,
+			   &j->job.n_elsewhere, 32, cmp_hash);
 }
 
 static bool cert_used_elsewhere(const struct job *jb, const uint8_t h[32])
