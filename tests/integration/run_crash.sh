@@ -14,18 +14,11 @@ kj_sim --hwrev B --sockets 64 --devices 0 --timeout 5 --program-delay-ms 150 \
 	>/dev/null 2>&1 &
 sim=$!
 kj_track_pid $sim
-for i in $(seq 400); do
-	n=$(kj_sql "select count(*) from records where result='ok'" 2>/dev/null || echo 0)
-	[ "${n:-0}" -ge 150 ] && break
-	sleep 0.05
-done
-[ "${n:-0}" -ge 150 ] || fail "only ${n:-0} devices before the crash"
+kj_wait_sql "select count(*) from records where result='ok'" 150 400 0.05 ||
+	fail "only ${KJ_SQL_N:-0} devices before the crash"
 # Devices move in waves; strike while a wave holds reservations.
-for i in $(seq 200); do
-	o=$(kj_sql "select count(*) from reservations where state='reserved'" 2>/dev/null || echo 0)
-	[ "${o:-0}" -ge 1 ] && break
-	sleep 0.01
-done
+kj_wait_sql "select count(*) from reservations where state='reserved'" 1 200 0.01 ||
+	true
 kill -9 "$KJ_RUN_PID"
 wait "$KJ_RUN_PID" 2>/dev/null || true
 kill "$sim" 2>/dev/null || true
@@ -33,6 +26,7 @@ wait "$sim" 2>/dev/null || true
 sleep 0.3
 pgrep -f "kinject run.*$KJ_STATE" >/dev/null && fail "an injector outlived its keeper"
 open=$(kj_sql "select count(*) from reservations where state='reserved'")
+n=$(kj_sql "select count(*) from records where result='ok'")
 echo "crashed with $n ok, $open reservations open"
 
 kj_run_bg --json-summary "$T/run.json"

@@ -16,20 +16,13 @@ kj_sim --hwrev B --sockets 64 --devices 0 --timeout 5 --device-log "$T/dev1.json
 	>/dev/null 2>&1 &
 sim=$!
 kj_track_pid $sim
-for i in $(seq 400); do
-	n=$(kj_sql "select count(*) from records where result='ok'" 2>/dev/null || echo 0)
-	[ "${n:-0}" -ge 150 ] && break
-	sleep 0.05
-done
-[ "${n:-0}" -ge 150 ] || fail "only ${n:-0} devices before the crash"
+kj_wait_sql "select count(*) from records where result='ok'" 150 400 0.05 ||
+	fail "only ${KJ_SQL_N:-0} devices before the crash"
 # Strike while ok records wait beyond the last stored checkpoint.
-for i in $(seq 400); do
-	w=$(kj_sql "select (select count(*) from records where result='ok') -
-		(select count(*) from records where result='ok' and seq <
-		 (select coalesce(max(tree_size), 0) from checkpoints))" 2>/dev/null || echo 0)
-	[ "${w:-0}" -ge 8 ] && break
-	sleep 0.005
-done
+kj_wait_sql "select (select count(*) from records where result='ok') -
+	(select count(*) from records where result='ok' and seq <
+	 (select coalesce(max(tree_size), 0) from checkpoints))" 8 400 0.005 ||
+	true
 kill -9 "$KJ_RUN_PID"
 wait "$KJ_RUN_PID" 2>/dev/null || true
 covered=$(kj_sql "select coalesce(max(tree_size), 0) from checkpoints")

@@ -14,12 +14,10 @@ kj_wait_listen
 kj_sim --hwrev B --sockets 16 --devices 0 --program-delay-ms 150 --timeout 10 \
 	--device-log "$T/dev1.jsonl" >/dev/null 2>&1 &
 kj_track_pid $!
-until [ "$(kj_sql "select count(*) from records where result='ok'" 2>/dev/null || echo 0)" -ge 50 ]; do
-	sleep 0.05
-done
-until [ "$(kj_sql "select count(*) from reservations where state='reserved'" 2>/dev/null || echo 0)" -ge 1 ]; do
-	sleep 0.01
-done
+kj_wait_sql "select count(*) from records where result='ok'" 50 1200 0.05 ||
+	fail "after 60 s: select count(*) from records where result='ok': $KJ_SQL_N, want >= 50"
+kj_wait_sql "select count(*) from reservations where state='reserved'" 1 6000 0.01 ||
+	fail "after 60 s: select count(*) from reservations where state='reserved': $KJ_SQL_N, want >= 1"
 inj=$(pgrep -P "$KJ_RUN_PID" | head -1)
 [ -n "$inj" ] || fail "no injector process under the keeper"
 kill -9 "$inj"

@@ -15,13 +15,11 @@ kj_sim --hwrev B --sockets 16 --devices 0 --program-delay-ms 200 --timeout 10 \
 	--device-log "$T/dev1.jsonl" >/dev/null 2>&1 &
 sim=$!
 kj_track_pid $sim
-until [ "$(kj_sql "select count(*) from records where result='ok'" 2>/dev/null || echo 0)" -ge 30 ]; do
-	sleep 0.05
-done
+kj_wait_sql "select count(*) from records where result='ok'" 30 1200 0.05 ||
+	fail "after 60 s: select count(*) from records where result='ok': $KJ_SQL_N, want >= 30"
 # Devices being programmed: their OFFERs went out after this commit.
-until [ "$(kj_sql "select count(*) from reservations where state='reserved'" 2>/dev/null || echo 0)" -ge 4 ]; do
-	sleep 0.01
-done
+kj_wait_sql "select count(*) from reservations where state='reserved'" 4 6000 0.01 ||
+	fail "after 60 s: select count(*) from reservations where state='reserved': $KJ_SQL_N, want >= 4"
 # The injector by its entry point: no other child of the keeper may be
 # taken for it (the kill below must land on the process holding the
 # devices in flight).

@@ -9,16 +9,7 @@
 . "$KJ_TESTS/lib/job.sh"
 kj_job_setup 300 4096
 
-kj_run_bg
-kj_wait_listen
-kj_sim --hwrev B --sockets 32 --devices 0 --timeout 5 >/dev/null 2>&1 &
-kj_track_pid $!
-until [ "$(kj_sql "select count(*) from records where result='ok'" 2>/dev/null || echo 0)" -ge 100 ]; do
-	sleep 0.05
-done
-kill -TERM "$KJ_RUN_PID"
-rc=0; wait "$KJ_RUN_PID" || rc=$?
-[ $rc -eq 3 ] || fail "SIGTERM: exit $rc, want 3: $(tail -3 "$T/run.err")"
+kj_run_term_after 100
 last=$(kj_sql "select max(nv_counter) from checkpoints")
 
 tpm2_shutdown -c -T "$KJ_SWTPM_TCTI" || fail "tpm2_shutdown"

@@ -14,9 +14,8 @@ kj_wait_listen
 kj_sim --hwrev B --sockets 32 --devices 0 --timeout 5 --device-log "$T/dev1.jsonl" \
 	>/dev/null 2>&1 &
 kj_track_pid $!
-until [ "$(kj_sql "select count(*) from checkpoints" 2>/dev/null || echo 0)" -ge 3 ]; do
-	sleep 0.05
-done
+kj_wait_sql "select count(*) from checkpoints" 3 1200 0.05 ||
+	fail "after 60 s: select count(*) from checkpoints: $KJ_SQL_N, want >= 3"
 kill -9 "$KJ_SWTPM_PID"
 start=$(date +%s)
 rc=0; wait "$KJ_RUN_PID" || rc=$?

@@ -57,3 +57,32 @@ kj_wait_listen() {
 kj_sim() { "$KINJECT" sim --connect "unix:$KJ_SOCK" "$@"; }
 
 kj_sql() { sqlite3 -readonly "$KJ_STATE/journal.db" "$1"; }
+
+# kj_wait_sql QUERY MIN TRIES INTERVAL: poll the journal until QUERY's
+# number reaches MIN (a journal being created or locked reads as 0); sets
+# KJ_SQL_N to the last value read, returns 1 if MIN was never reached.
+kj_wait_sql() {
+	local i
+	for i in $(seq "$3"); do
+		KJ_SQL_N=$(kj_sql "$1" 2>/dev/null || echo 0)
+		[ "${KJ_SQL_N:-0}" -ge "$2" ] && return 0
+		sleep "$4"
+	done
+	return 1
+}
+
+# kj_run_term_after N [RUN ARGS...]: a job with 32 sites, stopped with
+# SIGTERM once N devices are ok; it must exit 3 (stopped, resumable).
+kj_run_term_after() {
+	local want=$1 rc=0
+	shift
+	kj_run_bg "$@"
+	kj_wait_listen
+	kj_sim --hwrev B --sockets 32 --devices 0 --timeout 5 >/dev/null 2>&1 &
+	kj_track_pid $!
+	kj_wait_sql "select count(*) from records where result='ok'" "$want" \
+		1200 0.05 || fail "after 60 s: $KJ_SQL_N devices ok, want $want"
+	kill -TERM "$KJ_RUN_PID"
+	wait "$KJ_RUN_PID" || rc=$?
+	[ $rc -eq 3 ] || fail "SIGTERM: exit $rc, want 3: $(tail -5 "$T/run.err")"
+}

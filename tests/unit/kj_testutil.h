@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -30,6 +31,19 @@ static inline int kj_test_vbash(const char *scratch, const char *fmt,
 	return system(cmd);
 }
 
+/* kj_test_vbash with the arguments inline. */
+static inline int __attribute__((format(printf, 2, 3)))
+kj_test_bash(const char *scratch, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = kj_test_vbash(scratch, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* A text file into buf (NUL-terminated, at most cap - 1 bytes); its
  * length, or -1 if it cannot be opened. */
 static inline long kj_test_slurp(const char *path, char *buf, size_t cap)
@@ -43,6 +57,20 @@ static inline long kj_test_slurp(const char *path, char *buf, size_t cap)
 	buf[n] = '\0';
 	fclose(f);
 	return (long)n;
+}
+
+/* The first line of DIR/NAME into buf, without its newline; -1 if the
+ * file cannot be read or is empty. */
+static inline int kj_test_read_line(const char *dir, const char *name,
+				    char *buf, size_t cap)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (kj_test_slurp(path, buf, cap) <= 0)
+		return -1;
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
 }
 
 /* A self-signed device certificate ("CN=dev", one day) for key k. */

@@ -29,16 +29,7 @@ static struct kj_arena arena;
 static EVP_PKEY *tkey;
 static X509 *tcert, *rcert, *ocert;
 
-static int sh(const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = kj_test_vbash(dir, fmt, ap);
-	va_end(ap);
-	return rc;
-}
+#define sh(...) kj_test_bash(dir, __VA_ARGS__)
 
 static uint8_t *slurp(const char *name, size_t *len)
 {

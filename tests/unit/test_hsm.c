@@ -52,33 +52,9 @@ static void rot13(const char *in, uint8_t *out, size_t n)
 	}
 }
 
-static int sh(const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
+#define sh(...) kj_test_bash(dir, __VA_ARGS__)
 
-	va_start(ap, fmt);
-	rc = kj_test_vbash(dir, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-static int read_line(const char *name, char *buf, size_t cap)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "r");
-	if (!f || !fgets(buf, (int)cap, f)) {
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
+#define read_line(name, buf, cap) kj_test_read_line(dir, name, buf, cap)
 
 static int setup(void **state)
 {

@@ -50,27 +50,9 @@ static struct kj_tls_server *srv;
 static struct kj_sign_limit limit;
 static int ktls_seen = -1;
 
-static int sh(const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
+#define sh(...) kj_test_bash(dir, __VA_ARGS__)
 
-	va_start(ap, fmt);
-	rc = kj_test_vbash(dir, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-static int read_line(const char *name, char *buf, size_t cap)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (kj_test_slurp(path, buf, cap) <= 0)
-		return -1;
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
+#define read_line(name, buf, cap) kj_test_read_line(dir, name, buf, cap)
 
 static int write_pem(const char *name, X509 *x, EVP_PKEY *k)
 {
