@@ -68,17 +68,6 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static int bash(const char *scratch, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = kj_test_vbash(scratch, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 /* bash script (printf format) with $K = kinject and $D = the dir. */
 static int sh(const char *fmt, ...)
 {
@@ -90,7 +79,7 @@ static int sh(const char *fmt, ...)
 	vsnprintf(body, sizeof(body), fmt, ap);
 	va_end(ap);
 	snprintf(scratch, sizeof(scratch), "%s/script", dir);
-	rc = bash(scratch, "set -e; K='%s'; D='%s'; cd \"$D\"\n%s\n",
+	rc = kj_test_bash(scratch, "set -e; K='%s'; D='%s'; cd \"$D\"\n%s\n",
 			  kinject, dir, body);
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
