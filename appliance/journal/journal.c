@@ -96,6 +96,8 @@ static const char *const stmt_sql[S_COUNT_] = {
 		       " (SELECT 1 FROM records w WHERE w.seq > records.seq"
 		       " AND w.attempt = records.attempt"
 		       " AND w.result = 'withdrawn') LIMIT 1",
+	[S_CERT_ELSEWHERE] = "SELECT 1 FROM reservations WHERE cert_sha256"
+			     " = ?1 AND job != ?2 LIMIT 1",
 	[S_INS_EVENT] = "INSERT INTO event_log(id, epoch, pcr, name, digest,"
 			" time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_VOID_EVENT] = "UPDATE event_log SET void = 1 WHERE id = ?1",
@@ -303,7 +305,6 @@ fail:
 static void job_clear(struct job *jb)
 {
 	free(jb->used);
-	free(jb->elsewhere);
 	for (size_t i = 0; i < KJ_ARRAY_SIZE(jb->strs); i++)
 		free(jb->strs[i]);
 	memset(jb, 0, sizeof(*jb));

@@ -23,6 +23,7 @@ enum kj_jnl_stmt {
 	S_INS_RESV,
 	S_RESV_DONE,
 	S_UID_DONE,
+	S_CERT_ELSEWHERE,
 	S_INS_EVENT,
 	S_VOID_EVENT,
 	S_INS_CKPT,
@@ -41,10 +42,7 @@ struct job {
 	size_t cursor;        /* next batch position to try */
 	uint64_t *used;       /* indexes used before this run, sorted */
 	size_t n_used;
-	uint8_t (*elsewhere)[32]; /* cert_sha256 reserved by other jobs,
-				   * sorted */
-	size_t n_elsewhere;
-	size_t skipped;       /* batch entries skipped for that */
+	size_t skipped;       /* batch entries other jobs reserved */
 	uint64_t next_serial;
 	uint64_t next_job_seq;
 	uint64_t ok_count, other_count, failed_after_offer;
@@ -109,8 +107,6 @@ int kj_jnl_close_reservation(struct kj_journal *j, const struct kj_record *r);
 
 /* journal_resv.c: load the job's used credential indexes (resume). */
 int kj_jnl_load_used(struct kj_journal *j);
-/* journal_resv.c: the certificates other jobs reserved (every begin). */
-int kj_jnl_load_elsewhere(struct kj_journal *j);
 
 /* journal_stale.c: burn the reservations a crash left open, then commit. */
 int kj_jnl_burn_stale(struct kj_journal *j);

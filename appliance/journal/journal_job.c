@@ -235,7 +235,6 @@ int kj_journal_job_begin(struct kj_journal *j, const struct kj_job_desc *d,
 	KJ_TRY_GOTO(rc, copy_desc(&j->job, d), fail);
 	KJ_TRY_GOTO(rc, stored_hash(j, d->job, have, have_creds), fail);
 	if (rc == 0) {
-		KJ_TRY_GOTO(rc, kj_jnl_load_elsewhere(j), fail);
 		KJ_TRY_GOTO(rc, start_new(j), fail);
 	} else if (memcmp(have, d->work_order_sha256, 32)) {
 		kj_hex_encode(have, 32, a);
@@ -254,7 +253,6 @@ int kj_journal_job_begin(struct kj_journal *j, const struct kj_job_desc *d,
 		rc = -EEXIST;
 		goto fail;
 	} else {
-		KJ_TRY_GOTO(rc, kj_jnl_load_elsewhere(j), fail);
 		KJ_TRY_GOTO(rc, resume(j), fail);
 		resumed = true;
 		j->job.end_result = j->job.ended ? j->job.end_result
@@ -270,7 +268,6 @@ fail:
 	for (size_t i = 0; i < KJ_ARRAY_SIZE(j->job.strs); i++)
 		free(j->job.strs[i]);
 	free(j->job.used);
-	free(j->job.elsewhere);
 	memset(&j->job, 0, sizeof(j->job));
 	return rc;
 }

@@ -4,7 +4,7 @@
  * credential never reserved in the job, nor (by its certificate's hash) in
  * any other job of this journal, and the next serial, as a row the keeper
  * commits before it sends OFFER.  Apart from the records because they own
- * the used-credential sets and the batch cursor.
+ * the used-credential set and the batch cursor.
  */
 #include <errno.h>
 #include <sqlite3.h>
@@ -35,78 +35,53 @@ static bool cred_used_before(const struct job *jb, uint64_t index)
 				     sizeof(*jb->used), cmp_u64);
 }
 
-static int cmp_hash(const void *a, const void *b)
+int kj_jnl_load_used(struct kj_journal *j)
 {
-	return memcmp(a, b, 32);
-}
-
-/*
- * One column of the reservations (sql binds the job as ?1) into a sorted
- * array of size-byte elements: an 8-byte column is an integer, any other
- * a blob of exactly that size.
- */
-static int load_sorted(struct kj_journal *j, const char *sql,
-		       const char *what, void *arrayp, size_t *n, size_t size,
-		       int (*cmp)(const void *, const void *))
-{
+	struct job *jb = &j->job;
 	sqlite3_stmt *st;
 	size_t cap = 0;
 	int rc;
 
-	rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+	rc = sqlite3_prepare_v2(j->db, "SELECT cred_index FROM reservations "
+				"WHERE job = ?1", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return kj_jnl_sql_err(j, rc, what);
-	bind_text(st, 1, j->job.d.job);
+		return kj_jnl_sql_err(j, rc, "list used credentials");
+	bind_text(st, 1, jb->d.job);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint8_t *slot;
-
-		if (size != sizeof(uint64_t) &&
-		    sqlite3_column_bytes(st, 0) != (int)size) {
-			rc = SQLITE_CORRUPT;
-			break;
-		}
-		if (kj_grow_(arrayp, &cap, *n + 1, size, 64)) {
+		if (kj_grow(&jb->used, &cap, jb->n_used + 1, 64)) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		slot = *(uint8_t **)arrayp + *n * size;
-		if (size == sizeof(uint64_t)) {
-			uint64_t v = (uint64_t)sqlite3_column_int64(st, 0);
-
-			memcpy(slot, &v, sizeof(v));
-		} else {
-			memcpy(slot, sqlite3_column_blob(st, 0), size);
-		}
-		(*n)++;
+		jb->used[jb->n_used++] = (uint64_t)sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return kj_jnl_sql_err(j, rc, what);
-	if (*n)
-		qsort(*(void **)arrayp, *n, size, cmp);
+		return kj_jnl_sql_err(j, rc, "list used credentials");
+	if (jb->n_used)
+		qsort(jb->used, jb->n_used, sizeof(*jb->used), cmp_u64);
 	return 0;
 }
 
-int kj_jnl_load_used(struct kj_journal *j)
+/*
+ * Reserved by another job of this journal: an indexed lookup per
+ * candidate rather than a set loaded at job start, since the appliance
+ * keeps every job of its ten years and that set would grow without bound.
+ * 1 if reserved elsewhere, 0 if not, or a negative errno.
+ */
+static int cert_used_elsewhere(struct kj_journal *j, const uint8_t h[32])
 {
-	return load_sorted(j, "SELECT cred_index FROM reservations "
-			   "WHERE job = ?1", "list used credentials",
-			   &j->job.used, &j->job.n_used, sizeof(uint64_t),
-			   cmp_u64);
-}
+	sqlite3_stmt *st = kj_jnl_stmt(j, S_CERT_ELSEWHERE);
+	int rc;
 
-int kj_jnl_load_elsewhere(struct kj_journal *j)
-{
-	return load_sorted(j, "SELECT DISTINCT cert_sha256 FROM "
-			   "reservations WHERE job != ?1",
-			   "list other jobs' credentials", &j->job.elsewhere,
-			   &j->job.n_elsewhere, 32, cmp_hash);
-}
-
-static bool cert_used_elsewhere(const struct job *jb, const uint8_t h[32])
-{
-	return jb->n_elsewhere &&
-	       bsearch(h, jb->elsewhere, jb->n_elsewhere, 32, cmp_hash);
+	sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
+	bind_text(st, 2, j->job.d.job);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return kj_jnl_sql_err(j, rc, "look up other jobs' credentials");
 }
 
 /*
@@ -119,13 +94,20 @@ static int next_cred(struct kj_journal *j, size_t *pos)
 
 	while (jb->cursor < jb->d.n_creds) {
 		const struct kj_cred_ref *c = &jb->d.creds[jb->cursor];
+		int rc;
 
-		if (cert_used_elsewhere(jb, c->cert_sha256)) {
-			jb->skipped++;
-		} else if (!cred_used_before(jb, c->index)) {
+		if (cred_used_before(jb, c->index)) {
+			jb->cursor++;
+			continue;
+		}
+		rc = cert_used_elsewhere(j, c->cert_sha256);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
 			*pos = jb->cursor++;
 			return 0;
 		}
+		jb->skipped++;
 		jb->cursor++;
 	}
 	kj_err("job `%s': credential batch exhausted: all %zu credentials "
