@@ -63,17 +63,16 @@ int kj_jnl_load_used(struct kj_journal *j)
 }
 
 /*
- * Reserved by another job of this journal: an indexed lookup per
- * candidate rather than a set loaded at job start, since the appliance
- * keeps every job of its ten years and that set would grow without bound.
- * 1 if reserved elsewhere, 0 if not, or a negative errno.
+ * Run an existence query whose ?1 is a blob and ?2 the current job: 1 if
+ * it finds a row, 0 if not, or a negative errno.
  */
-static int cert_used_elsewhere(struct kj_journal *j, const uint8_t h[32])
+static int blob_in_job(struct kj_journal *j, enum kj_jnl_stmt s,
+		       const void *blob, size_t len, const char *what)
 {
-	sqlite3_stmt *st = kj_jnl_stmt(j, S_CERT_ELSEWHERE);
+	sqlite3_stmt *st = kj_jnl_stmt(j, s);
 	int rc;
 
-	sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 1, blob, (int)len, SQLITE_STATIC);
 	bind_text(st, 2, j->job.d.job);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -81,7 +80,19 @@ static int cert_used_elsewhere(struct kj_journal *j, const uint8_t h[32])
 		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	return kj_jnl_sql_err(j, rc, "look up other jobs' credentials");
+	return kj_jnl_sql_err(j, rc, what);
+}
+
+/*
+ * Reserved by another job of this journal: an indexed lookup per
+ * candidate rather than a set loaded at job start, since the appliance
+ * keeps every job of its ten years and that set would grow without bound.
+ * 1 if reserved elsewhere, 0 if not, or a negative errno.
+ */
+static int cert_used_elsewhere(struct kj_journal *j, const uint8_t h[32])
+{
+	return blob_in_job(j, S_CERT_ELSEWHERE, h, 32,
+			   "look up other jobs' credentials");
 }
 
 /*
@@ -194,18 +205,6 @@ void kj_record_set_reservation(struct kj_record *r,
 int kj_journal_uid_done(struct kj_journal *j, const uint8_t *uid,
 			size_t uid_len)
 {
-	sqlite3_stmt *st;
-	int rc;
-
 	KJ_TRY(kj_jnl_need_job(j));
-	st = kj_jnl_stmt(j, S_UID_DONE);
-	sqlite3_bind_blob(st, 1, uid, (int)uid_len, SQLITE_STATIC);
-	bind_text(st, 2, j->job.d.job);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return kj_jnl_sql_err(j, rc, "look up uid");
+	return blob_in_job(j, S_UID_DONE, uid, uid_len, "look up uid");
 }
