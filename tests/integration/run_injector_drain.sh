@@ -29,15 +29,28 @@ inj=$(pgrep -P "$KJ_RUN_PID" -f " __injector " || true)
 # The keeper stops reading; the devices finish programming and the
 # injector queues their OUTCOMEs on its channel to the keeper.
 kill -STOP "$KJ_RUN_PID"
-queued=0
-for i in $(seq 400); do
-	queued=$(ss -xpn 2>/dev/null | grep "pid=$KJ_RUN_PID," |
-		awk '$1 == "u_seq" && $3 > 0 { n++ } END { print n + 0 }')
-	[ "$queued" -ge 1 ] && break
+# Bytes queued for the keeper on its channels.  Something queued is not
+# enough (a COUNTERS or ADMIT message is not an OUTCOME): wait until the
+# queue stopped growing for 0.5 s, longer than a device's programming
+# time, so the devices in flight at the stop have queued their OUTCOMEs.
+queued() {
+	ss -xpn 2>/dev/null | grep "pid=$KJ_RUN_PID," |
+		awk '$1 == "u_seq" { n += $3 } END { print n + 0 }'
+}
+q=0 prev=-1 still=0
+for i in $(seq 1000); do
+	q=$(queued)
+	if [ "$q" -gt 0 ] && [ "$q" = "$prev" ]; then
+		still=$((still + 1))
+	else
+		still=0
+	fi
+	[ $still -ge 25 ] && break
+	prev=$q
 	sleep 0.02
 done
-[ "$queued" -ge 1 ] || { kill -CONT "$KJ_RUN_PID"; fail "no OUTCOME queued for the keeper"; }
-sleep 0.3 # let a few more devices finish (more OUTCOMEs, not needed for sync)
+queued=$q
+[ "$queued" -ge 1 ] || { kill -CONT "$KJ_RUN_PID"; fail "nothing queued for the keeper"; }
 kill -9 "$inj" || fail "kill -9 of injector $inj failed"
 # Dead (a zombie: its end of the channel closed) before the keeper goes on.
 for i in $(seq 400); do
@@ -53,7 +66,7 @@ kj_sim --hwrev B --sockets 16 --devices 0 --timeout 10 --device-log "$T/dev2.jso
 wait "$KJ_RUN_PID" || fail "run exit $?: $(tail -5 "$T/run.err")"
 
 wd=$(kj_sql "select count(*) from records where result='withdrawn'")
-[ "$wd" -ge 1 ] || fail "no drained OUTCOME was withdrawn: the test proves nothing: $(kj_sql "select result, count(*) from records group by 1" | tr "\n" " "); injector $inj, queued $queued; $(grep -v "measured\|clock run\|progress" "$T/run.err" | tail -8)"
+[ "$wd" -ge 1 ] || fail "no drained OUTCOME was withdrawn: the test proves nothing: $(kj_sql "select result, count(*) from records group by 1" | tr "\n" " "); injector $inj, $queued bytes queued; $(grep -v "measured\|clock run\|progress" "$T/run.err" | tail -8)"
 ok=$(kj_sql "select count(*) from records where result='ok'")
 [ $((ok - wd)) = 200 ] || fail "job did not complete: $ok ok, $wd withdrawn"
 kj_sql "select seq from records r where result='ok' and not exists
