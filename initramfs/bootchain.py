@@ -10,10 +10,13 @@
 # print it only for signed ones; tests/integration/golden_pcrs.sh checks
 # this code against osslsigncode on Debian's signed vmlinuz).
 #
+#   bootchain.py uki STUB KERNEL INITRD CMDLINE EPOCH OUT
+#                                         the UKI: systemd's stub with the
+#                                         kernel, initrd and command line
+#                                         as sections (objcopy), its COFF
+#                                         time stamp EPOCH (objcopy writes
+#                                         the current time), checksum fixed
 #   bootchain.py authenticode PE          the SHA-256 Authenticode digest
-#   bootchain.py pe-epoch PE EPOCH        set the COFF time stamp (objcopy
-#                                         writes the current time), fix
-#                                         the checksum
 #   bootchain.py golden IN OUT UKI        IN + "pcrs" {4, 9} of UKI -> OUT
 #   bootchain.py pcrs UKI                 print "4 <hex>" and "9 <hex>"
 #
@@ -28,8 +31,11 @@
 #          alone while the ESP holds no credentials or system extensions).
 import hashlib
 import json
+import os
 import struct
+import subprocess
 import sys
+import tempfile
 
 SEC_DIR = 4  # IMAGE_DIRECTORY_ENTRY_SECURITY
 
@@ -110,6 +116,26 @@ def pe_epoch(path, epoch):
     open(path, "wb").write(b[:size])
 
 
+def uki(stub, kernel, initrd, cmdline, epoch, out):
+    """The stub's documented sections at fixed addresses past its own."""
+    if not all(0x20 <= ord(c) < 0x7F for c in cmdline):
+        fail("the command line must be one line of printable ASCII")
+    with tempfile.TemporaryDirectory() as d:
+        cl = os.path.join(d, "cmdline")
+        with open(cl, "w") as f:
+            f.write(cmdline)
+        subprocess.run(["objcopy",
+                        "--add-section", f".cmdline={cl}",
+                        "--change-section-vma", ".cmdline=0x30000",
+                        "--add-section", f".linux={kernel}",
+                        "--change-section-vma", ".linux=0x2000000",
+                        "--add-section", f".initrd={initrd}",
+                        "--change-section-vma", ".initrd=0x3000000",
+                        stub, out + ".tmp"], check=True)
+    pe_epoch(out + ".tmp", epoch)
+    os.replace(out + ".tmp", out)
+
+
 def section(b, L, name, what):
     for n, vsize, rsize, rptr in L["secs"]:
         if n == name:
@@ -146,10 +172,10 @@ def pcrs(path):
 
 
 def main(argv):
-    if len(argv) == 2 and argv[0] == "authenticode":
+    if len(argv) == 7 and argv[0] == "uki":
+        uki(argv[1], argv[2], argv[3], argv[4], int(argv[5]), argv[6])
+    elif len(argv) == 2 and argv[0] == "authenticode":
         print(authenticode(open(argv[1], "rb").read(), argv[1]))
-    elif len(argv) == 3 and argv[0] == "pe-epoch":
-        pe_epoch(argv[1], int(argv[2]))
     elif len(argv) == 2 and argv[0] == "pcrs":
         for k, v in pcrs(argv[1]).items():
             print(k, v)

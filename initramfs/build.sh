@@ -111,16 +111,9 @@ find "$stage" -exec touch -h -d "@$epoch" {} +
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
 
 # The UKI: systemd's stub with the kernel, the initramfs and the command
-# line as sections (the stub's documented layout, at fixed addresses past
-# its own), then the time stamp objcopy wrote replaced by the epoch.
-printf '%s' "$cmdline" >"$esp/cmdline"
-objcopy --add-section .cmdline="$esp/cmdline" \
-	--change-section-vma .cmdline=0x30000 \
-	--add-section .linux="$vmlinuz" --change-section-vma .linux=0x2000000 \
-	--add-section .initrd="$out/initramfs.cpio.gz" \
-	--change-section-vma .initrd=0x3000000 "$stub" "$out/kinject.efi.tmp"
-python3 "$top/initramfs/bootchain.py" pe-epoch "$out/kinject.efi.tmp" "$epoch"
-mv "$out/kinject.efi.tmp" "$out/kinject.efi"
+# line (initramfs/bootchain.py uki: objcopy, then the time stamp).
+python3 "$top/initramfs/bootchain.py" uki "$stub" "$vmlinuz" \
+	"$out/initramfs.cpio.gz" "$cmdline" "$epoch" "$out/kinject.efi"
 
 # The EFI system partition, as a whole-disk FAT file system (UEFI boots a
 # disk without a partition table from its removable-media path).

@@ -12,8 +12,6 @@
  * epoch, before any of it runs: the evidence names the configuration the
  * jobs ran under.
  */
-#include <string.h>
-
 #include "measure.h"
 #include "base/log.h"
 #include "checkpoint_int.h"
@@ -29,6 +27,9 @@ int kj_measure_boot(const char *tcti, const char *state_dir,
 	uint8_t d[32];
 	int rc;
 
+	/* Read before anything is extended: a refusal leaves the PCRs. */
+	if (site)
+		KJ_TRY(kj_measure_file(site, d));
 	KJ_TRY(kj_journal_open(state_dir, 0, &j));
 	KJ_TRY_GOTO(rc, kj_tpm_open(tcti, &tpm), out);
 	KJ_TRY_GOTO(rc, kj_checkpoint_check(tpm, j), out);
@@ -37,12 +38,6 @@ int kj_measure_boot(const char *tcti, const char *state_dir,
 		KJ_PCR_CODE, out->epoch, kj_epoch_decision_name(out->decision),
 		(unsigned long long)out->added);
 	if (site) {
-		rc = kj_measure_file(site, d);
-		if (rc < 0) {
-			kj_err("measure: --site %s: cannot read it (%s): the site's configuration would run unmeasured",
-			       site, strerror(-rc));
-			goto out;
-		}
 		KJ_TRY_GOTO(rc, kj_measure_extend(tpm, j, out->epoch,
 						  KJ_PCR_POLICY, KJ_EV_SITE, d),
 			    out);
