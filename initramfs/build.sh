@@ -91,14 +91,16 @@ put "$tcti" "$tcti" 0755
 put_libs "$tcti"
 
 put "$ko" /lib/modules/"$kver"/extra/kinject.ko 0644
+# At their packaged paths (the SBOM finds their package); the init loads
+# the paths listed in boot.order, in order.
 for m in $virtio_mods; do
 	f=$(find "/lib/modules/$kver/kernel/drivers" -name "$m.ko" | head -1)
 	[ -n "$f" ] || { echo "image: $m.ko not under /lib/modules/$kver" \
 		"(linux-image-amd64)" >&2; exit 1; }
-	put "$f" /lib/modules/"$kver"/boot/"$m".ko 0644
-done
-echo $virtio_mods >"$stage/lib/modules/$kver/boot/order"
-chmod 0644 "$stage/lib/modules/$kver/boot/order"
+	put "$f" "$f" 0644
+	echo "$f"
+done >"$stage/lib/modules/$kver/boot.order"
+chmod 0644 "$stage/lib/modules/$kver/boot.order"
 cp -R "$top/policy" "$stage/usr/share/kinject/policy"
 put "$top/initramfs/init" /init 0755
 

@@ -138,26 +138,34 @@ done
 # ---- boot: OVMF (UEFI, fresh variables) boots the ESP's UKI ----
 [ -r "$ovmf/OVMF_CODE_4M.fd" ] ||
 	fail "$ovmf/OVMF_CODE_4M.fd: missing (make deps installs ovmf)"
-cp "$ovmf/OVMF_VARS_4M.fd" "$T/vars.fd"
+# vm_boot SITE_DISK CONSOLE RESULTS [QEMU ARGS]: esp.img and SITE_DISK as
+# read-only virtio disks, the serial ports into CONSOLE and RESULTS.
+vm_boot() {
+	local site=$1 con=$2 res=$3 qpid rc=0
+	shift 3
+	cp "$ovmf/OVMF_VARS_4M.fd" "$T/vars.fd"
+	timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 -machine q35 \
+		-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd" \
+		-drive "if=pflash,format=raw,unit=1,file=$T/vars.fd" \
+		-accel tcg -m 1024 -smp 1 -no-reboot -display none -vga none \
+		-monitor none -nic none \
+		-drive "if=none,id=esp,format=raw,readonly=on,file=$IMAGE/esp.img" \
+		-device virtio-blk-pci,drive=esp,bootindex=0 \
+		-drive "if=none,id=site,format=raw,readonly=on,file=$site" \
+		-device virtio-blk-pci,drive=site \
+		-serial "file:$con" -serial "file:$res" "$@" &
+	qpid=$!
+	kj_track_pid $qpid
+	wait $qpid || rc=$?
+	return $rc
+}
 echo "vm-test: booting $IMAGE/esp.img (OVMF, TCG) with the job on the site disk"
 start=$(date +%s)
-timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 -machine q35 \
-	-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd" \
-	-drive "if=pflash,format=raw,unit=1,file=$T/vars.fd" \
-	-accel tcg -m 1024 -smp 1 -no-reboot -display none -vga none \
-	-monitor none -nic none \
-	-drive "if=none,id=esp,format=raw,readonly=on,file=$IMAGE/esp.img" \
-	-device virtio-blk-pci,drive=esp,bootindex=0 \
-	-drive "if=none,id=site,format=raw,readonly=on,file=$T/site.img" \
-	-device virtio-blk-pci,drive=site \
-	-serial "file:$T/console.log" -serial "file:$T/results.b64" \
+qrc=0
+vm_boot "$T/site.img" "$T/console.log" "$T/results.b64" \
 	-chardev socket,id=chrtpm,path="$T/swtpm.sock" \
 	-tpmdev emulator,id=tpm0,chardev=chrtpm \
-	-device tpm-tis,tpmdev=tpm0 &
-qpid=$!
-kj_track_pid $qpid
-qrc=0
-wait $qpid || qrc=$?
+	-device tpm-tis,tpmdev=tpm0 || qrc=$?
 echo "vm-test: the VM ran $(($(date +%s) - start)) s"
 [ "$qrc" -eq 0 ] || fail "qemu exit $qrc (124: no power-off in ${KJ_VM_TIMEOUT} s)"
 grep -q '^KJ-VM-END' <(tr -d '\r' <"$T/results.b64") ||
@@ -273,4 +281,24 @@ if "$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
 	fail "verify passed against a golden.json without the binary's digest"
 fi
 echo "ok: a golden.json without the binary's digest fails verify"
+
+# A site archive may only add files: one that brings its own kinject is
+# refused before anything of it runs or is measured (a short boot, no TPM).
+mkdir -p "$T/forged/usr/bin"
+printf '#!/bin/sh\necho forged\n' >"$T/forged/usr/bin/kinject"
+chmod 0755 "$T/forged/usr/bin/kinject"
+(cd "$T/forged" && find . -mindepth 1 | LC_ALL=C sort |
+	cpio -o -H newc --owner=0:0 --quiet) >"$T/forged.img"
+truncate -s %512 "$T/forged.img"
+start=$(date +%s)
+vm_boot "$T/forged.img" "$T/console2.log" /dev/null ||
+	fail "qemu exit $? on the forged site disk"
+tr -d '\r' <"$T/console2.log" >"$T/console2.txt"
+grep -q 'the site archive replaces files of the image (./usr/bin/kinject)' \
+	"$T/console2.txt" &&
+	! grep -q 'measured kinject into PCR' "$T/console2.txt" || {
+	tail -n 30 "$T/console2.txt" >&2
+	fail "a site archive with its own /usr/bin/kinject was not refused"
+}
+echo "ok: a site disk that replaces /usr/bin/kinject is refused at boot ($(($(date +%s) - start)) s)"
 echo "vm-test: passed"
