@@ -127,7 +127,8 @@ kmod: $(KMOD_KO)
 # reproducible (initramfs/build.sh).
 IMAGE := $(BUILD)/image
 $(IMAGE)/initramfs.cpio.gz: $(BUILD)/kinject $(KMOD_KO) initramfs/build.sh \
-		initramfs/init initramfs/bootchain.py $(shell find policy -type f)
+		initramfs/init initramfs/site-install initramfs/bootchain.py \
+		$(shell find policy -type f)
 	initramfs/build.sh $(IMAGE) $(BUILD)/kinject $(KMOD_KO) $(KVER)
 
 image: $(IMAGE)/initramfs.cpio.gz

@@ -103,6 +103,7 @@ done >"$stage/lib/modules/$kver/boot.order"
 chmod 0644 "$stage/lib/modules/$kver/boot.order"
 cp -R "$top/policy" "$stage/usr/share/kinject/policy"
 put "$top/initramfs/init" /init 0755
+put "$top/initramfs/site-install" /usr/lib/kinject/site-install 0755
 
 find "$stage" -type d -exec chmod 0755 {} +
 find "$stage/usr/share/kinject/policy" -type f -exec chmod 0644 {} +
