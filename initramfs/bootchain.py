@@ -5,10 +5,11 @@
 # they boot build/image/esp.img, so that make image can write them into
 # golden.json instead of a site recording them from a boot.  Authenticode
 # is hashed here by hand (the PE/COFF spec's recipe, as EDK2's
-# DxeTpm2MeasureBootLib does it, about 30 lines): Debian 12 has no tool
-# that prints the digest of an unsigned image (osslsigncode and sbverify
-# print it only for signed ones; tests/integration/golden_pcrs.sh checks
-# this code against osslsigncode on Debian's signed vmlinuz).
+# DxeTpm2MeasureBootLib does it, about 30 lines): osslsigncode prints the
+# digest only while checking a signature ("No signature found" on the
+# unsigned UKI), and pesign would be one more package for one hash;
+# tests/integration/golden_pcrs.sh checks this code against osslsigncode
+# on Debian's signed vmlinuz.
 #
 #   bootchain.py uki STUB KERNEL INITRD CMDLINE EPOCH OUT
 #                                         the UKI: systemd's stub with the
