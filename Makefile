@@ -100,9 +100,11 @@ $(BUILD)/obj/cli/cmd_version.o: CFLAGS_ALL += -DKJ_BUILT_WITH='"$(KJ_BUILT_WITH)
 
 # The appliance VM (docs/IMAGE.md): Debian's kernel, its headers for
 # kinject.ko, QEMU without its desktop recommends, busybox for the image,
-# OVMF for the firmware-measured boot.
+# OVMF for the firmware-measured boot; systemd's EFI stub (the UKI), mtools
+# and dosfstools (the EFI system partition the VM boots); osslsigncode
+# checks the Authenticode digests golden.json's PCR 4 is made of.
 DEB_PKGS += qemu-system-x86 linux-image-amd64 linux-headers-amd64 \
-	busybox-static ovmf cpio
+	busybox-static ovmf cpio systemd-boot-efi mtools dosfstools osslsigncode
 # The kernel the image boots and kinject.ko is built for: linux-image-amd64's.
 KVER ?= $(shell dpkg-query -W -f='$${Depends}' linux-image-amd64 2>/dev/null | \
 	sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
@@ -121,10 +123,12 @@ $(KMOD_KO): kmod/Kbuild kmod/kinject.c kmod/kinject_ioctl.h
 
 kmod: $(KMOD_KO)
 
-# The appliance initramfs and golden.json, reproducible (initramfs/build.sh).
+# The appliance initramfs, its UKI and boot disk (esp.img) and golden.json,
+# reproducible (initramfs/build.sh).
 IMAGE := $(BUILD)/image
 $(IMAGE)/initramfs.cpio.gz: $(BUILD)/kinject $(KMOD_KO) initramfs/build.sh \
-		initramfs/init $(shell find policy -type f)
+		initramfs/init initramfs/site-install initramfs/bootchain.py \
+		$(shell find policy -type f)
 	initramfs/build.sh $(IMAGE) $(BUILD)/kinject $(KMOD_KO) $(KVER)
 
 image: $(IMAGE)/initramfs.cpio.gz

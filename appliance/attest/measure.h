@@ -53,6 +53,7 @@
 #define KJ_EV_WORK_ORDER "work_order"
 #define KJ_EV_PRODUCT "product"
 #define KJ_EV_OFFICERS "officers"
+#define KJ_EV_SITE "site"
 
 struct kj_measure_in {
 	uint32_t pcr_mask;        /* policy PCRs; 0: KJ_PCR_DEFAULT_MASK */
@@ -109,9 +110,12 @@ KJ_MUST_CHECK int kj_measure_extend(struct kj_tpm *tpm, struct kj_journal *j,
  * At boot, in the image (measure_boot.c): open the journal of state_dir
  * and the TPM at tcti, check them as `kinject run' does, and measure the
  * code (PCR 13: the running binary and the loaded module) with
- * kj_measure_job_start(), so the keeper continues the same event log.
+ * kj_measure_job_start(), so the keeper continues the same event log;
+ * then, if site is not NULL, the site's configuration archive (the file's
+ * SHA-256) into PCR 14 as KJ_EV_SITE.
  */
 KJ_MUST_CHECK int kj_measure_boot(const char *tcti, const char *state_dir,
+				  const char *site,
 				  struct kj_measure_out *out);
 
 /*

@@ -2,14 +2,23 @@
 # kinject measure (the image's init, docs/IMAGE.md): the binary goes into
 # PCR 13 with its event log entry in the state dir's journal before any
 # job, and the job's run continues that epoch.  Without --tpm it refuses.
+# --site: the site's configuration archive goes into PCR 14 ("site").
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/job.sh"
 kj_job_setup 20 4096
 
 expect_fail "--tpm is required" "$KINJECT" measure --state "$KJ_STATE"
 mkdir -p "$KJ_STATE"
-"$KINJECT" measure --state "$KJ_STATE" --tpm "$KJ_SWTPM_TCTI" 2>"$T/m.err" ||
+expect_fail "$T/none: cannot open for measurement" "$KINJECT" measure \
+	--state "$KJ_STATE" --tpm "$KJ_SWTPM_TCTI" --site "$T/none"
+head -c 3000 /dev/urandom >"$T/site.cpio"
+"$KINJECT" measure --state "$KJ_STATE" --tpm "$KJ_SWTPM_TCTI" \
+	--site "$T/site.cpio" 2>"$T/m.err" ||
 	fail "kinject measure: $(cat "$T/m.err")"
+site=$(sha256sum "$T/site.cpio" | cut -d' ' -f1)
+[ "$(kj_sql "select epoch || '/' || name || '/' || lower(hex(digest)) from event_log where pcr = 14 and name = 'site'")" = "0/site/$site" ] ||
+	fail "site entry: $(kj_sql "select epoch, pcr, name, hex(digest) from event_log")"
+echo "ok: kinject measure --site logged the site archive into PCR 14"
 digest=$(sha256sum "$KINJECT" | cut -d' ' -f1)
 # The ceremony measured the officer set into PCR 14 in epoch 0: the boot
 # measurement continues that epoch.

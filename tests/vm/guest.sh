@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # The VM test's appliance service (/etc/kinject/service in the test's
-# overlay; tests/vm/run.sh writes /job/env and the inputs next to it).
+# site disk; tests/vm/run.sh writes /job/env and the inputs next to it).
 # Runs inside the booted image as root, under busybox sh:
 #   0. the key ceremony, after the init measured the code: the AK is bound
 #      to this boot's PCRs 4 and 9; officers sign with openssl here; the

@@ -1,30 +1,31 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# make vm-test (docs/IMAGE.md): the appliance image booted with Debian's
-# kernel under qemu-system-x86_64 -accel tcg (never KVM), swtpm as its TPM
-# (-tpmdev emulator, -device tpm-tis), a real job inside (tests/vm/guest.sh),
-# and the evidence checked here on the host: kinject verify --golden.
+# make vm-test (docs/IMAGE.md): the appliance booted as a real one boots,
+# from its disk: OVMF loads the UKI from build/image/esp.img (Debian's
+# kernel, the image's initramfs, the command line) under qemu-system-x86_64
+# -accel tcg (never KVM), swtpm as its TPM (-tpmdev emulator, -device
+# tpm-tis), a real job inside (tests/vm/guest.sh), and the evidence checked
+# here on the host: kinject verify --golden with make image's golden.json,
+# whose PCRs 4 and 9 were computed from the image's bytes and must be the
+# guest's.
 #
 #   KINJECT=build/kinject IMAGE=build/image KVER=... PROBE=... run.sh
-#   KJ_VM_KEEP=DIR keeps the guest's results; KJ_VM_TIMEOUT (s) per boot;
-#   KJ_VM_FIRMWARE=ovmf (default: UEFI, the boot chain measured into PCRs
-#   4 and 9) or none (SeaBIOS, quicker, nothing below PCR 13 measured).
+#   KJ_VM_KEEP=DIR keeps the guest's results; KJ_VM_TIMEOUT (s) per boot.
 #
 # The job's SoftHSM2 token and inputs are made here as tests/lib/ makes them
-# for every integration test and travel in a second cpio archive appended
-# to the image's (the kernel unpacks both), so the image itself stays the
-# reproducible one make image wrote.  Prints the guest console on failure;
-# every boot has a timeout; qemu and swtpm are stopped on every exit.
+# for every integration test and travel as the site's configuration: a cpio
+# archive on a second disk, which the init measures into PCR 14 and adds
+# to the image's files, so the boot disk stays the reproducible one make
+# image wrote.  Prints the guest console on failure; every boot has a
+# timeout; qemu and swtpm are stopped on every exit.
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/softhsm.sh"
 . "$KJ_TESTS/lib/inputs.sh"
 : "${IMAGE:?}" "${KVER:?}" "${PROBE:?}"
 KJ_VM_TIMEOUT=${KJ_VM_TIMEOUT:-600}
-KJ_VM_FIRMWARE=${KJ_VM_FIRMWARE:-ovmf}
 ovmf=/usr/share/OVMF
 HALF=6
-kernel=/boot/vmlinuz-$KVER
-[ -r "$kernel" ] || fail "$kernel: missing (make deps installs linux-image-amd64)"
+[ -r "$IMAGE/esp.img" ] || fail "$IMAGE/esp.img: missing (make image)"
 command -v qemu-system-x86_64 >/dev/null ||
 	fail "qemu-system-x86_64 missing (make deps)"
 
@@ -96,8 +97,12 @@ cp -R "$T/softhsm" "$ov/job/softhsm"
 sed -i "s|^directories.tokendir = .*|directories.tokendir = /job/softhsm/tokens|" \
 	"$ov/job/softhsm/softhsm2.conf"
 ossl=$(command -v openssl)
+# The site archive may only add files: the libraries the image has stay.
+zcat "$IMAGE/initramfs.cpio.gz" | cpio -t --quiet | sed 's|^\.*|/|' \
+	>"$T/image.files"
 for lib in "$KJ_HSM_MODULE" $(ldd "$KJ_HSM_MODULE" "$ossl" |
 	sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p' | sort -u); do
+	grep -qxF "$lib" "$T/image.files" && continue
 	mkdir -p "$ov$(dirname "$lib")"
 	cp -L "$lib" "$ov$lib"
 done
@@ -114,9 +119,10 @@ EOF
 echo "KJ_STATE=/job/state" >"$ov/etc/kinject/env"
 install -m 0755 "$KJ_TESTS/vm/guest.sh" "$ov/etc/kinject/service"
 install -m 0755 "$PROBE" "$ov/usr/bin/arena_probe"
+# The site disk: the archive, uncompressed, in whole sectors.
 (cd "$ov" && find . -mindepth 1 | LC_ALL=C sort |
-	cpio -o -H newc --owner=0:0 --quiet) | gzip -n >"$T/overlay.cpio.gz"
-cat "$IMAGE/initramfs.cpio.gz" "$T/overlay.cpio.gz" >"$T/initrd"
+	cpio -o -H newc --owner=0:0 --quiet) >"$T/site.img"
+truncate -s %512 "$T/site.img"
 
 # ---- swtpm as the VM's TPM ----
 swtpm socket --tpm2 --tpmstate dir="$T/tpm/state" --terminate \
@@ -129,31 +135,37 @@ for _ in $(seq 200); do
 done
 [ -S "$T/swtpm.sock" ] || fail "swtpm did not create $T/swtpm.sock"
 
-# ---- boot: through OVMF (UEFI, measures the kernel and initrd) or not ----
-machine=(-machine pc)
-if [ "$KJ_VM_FIRMWARE" = ovmf ]; then
-	[ -r "$ovmf/OVMF_CODE_4M.fd" ] ||
-		fail "$ovmf/OVMF_CODE_4M.fd: missing (make deps installs ovmf)"
+# ---- boot: OVMF (UEFI, fresh variables) boots the ESP's UKI ----
+[ -r "$ovmf/OVMF_CODE_4M.fd" ] ||
+	fail "$ovmf/OVMF_CODE_4M.fd: missing (make deps installs ovmf)"
+# vm_boot SITE_DISK CONSOLE RESULTS [QEMU ARGS]: esp.img and SITE_DISK as
+# read-only virtio disks, the serial ports into CONSOLE and RESULTS.
+vm_boot() {
+	local site=$1 con=$2 res=$3 qpid rc=0
+	shift 3
 	cp "$ovmf/OVMF_VARS_4M.fd" "$T/vars.fd"
-	machine=(-machine q35
-		-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd"
-		-drive "if=pflash,format=raw,unit=1,file=$T/vars.fd")
-fi
-append="console=ttyS0 panic=-1 loglevel=6"
-echo "vm-test: booting $kernel (TCG, firmware $KJ_VM_FIRMWARE) with the image + the job overlay"
+	timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 -machine q35 \
+		-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd" \
+		-drive "if=pflash,format=raw,unit=1,file=$T/vars.fd" \
+		-accel tcg -m 1024 -smp 1 -no-reboot -display none -vga none \
+		-monitor none -nic none \
+		-drive "if=none,id=esp,format=raw,readonly=on,file=$IMAGE/esp.img" \
+		-device virtio-blk-pci,drive=esp,bootindex=0 \
+		-drive "if=none,id=site,format=raw,readonly=on,file=$site" \
+		-device virtio-blk-pci,drive=site \
+		-serial "file:$con" -serial "file:$res" "$@" &
+	qpid=$!
+	kj_track_pid $qpid
+	wait $qpid || rc=$?
+	return $rc
+}
+echo "vm-test: booting $IMAGE/esp.img (OVMF, TCG) with the job on the site disk"
 start=$(date +%s)
-timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 "${machine[@]}" \
-	-accel tcg -m 1024 -smp 1 -no-reboot -display none -vga none \
-	-monitor none -kernel "$kernel" -initrd "$T/initrd" \
-	-append "$append" \
-	-serial "file:$T/console.log" -serial "file:$T/results.b64" \
+qrc=0
+vm_boot "$T/site.img" "$T/console.log" "$T/results.b64" \
 	-chardev socket,id=chrtpm,path="$T/swtpm.sock" \
 	-tpmdev emulator,id=tpm0,chardev=chrtpm \
-	-device tpm-tis,tpmdev=tpm0 &
-qpid=$!
-kj_track_pid $qpid
-qrc=0
-wait $qpid || qrc=$?
+	-device tpm-tis,tpmdev=tpm0 || qrc=$?
 echo "vm-test: the VM ran $(($(date +%s) - start)) s"
 [ "$qrc" -eq 0 ] || fail "qemu exit $qrc (124: no power-off in ${KJ_VM_TIMEOUT} s)"
 grep -q '^KJ-VM-END' <(tr -d '\r' <"$T/results.b64") ||
@@ -218,43 +230,39 @@ jq -e '.appliance.code_measured_by == "boot"' "$R/evidence.json" \
 	fail "quoted PCRs: $(jq -c '[.checkpoints[].pcrs | keys] | unique' "$R/evidence.json")"
 echo "ok: the ceremony in the VM bound the AK to PCRs 4 and 9; every quote covers PCRs 4, 9, 13, 14; code_measured_by boot"
 
-# golden.json with the boot chain (initramfs/golden-boot.sh): PCR 9
-# computed here from the load options and the initrd as the EFI stub
-# measures them, PCR 4 as the firmware left it in this boot (read in the
-# guest before step 6; not computed from the kernel file, see the script).
-gb=$KJ_TESTS/../initramfs/golden-boot.sh
-p4=$(cat "$R/pcr4")
-p9=$("$gb" "$IMAGE/golden.json" "$T/golden-boot.json" "$p4" \
-	"$append initrd=initrd" "$T/initrd") || fail "golden-boot.sh"
-if [ "$KJ_VM_FIRMWARE" = ovmf ]; then
-	[ "$p9" = "$(tr 'A-F' 'a-f' <"$R/pcr9")" ] || {
-		tpm2_eventlog "$R/bios.log" 2>&1 | grep -A8 'PCRIndex: 9' >&2
-		fail "PCR 9 in the guest $(cat "$R/pcr9") is not the one computed from the command line and the initrd ($p9)"
+# golden.json's PCRs 4 and 9, computed by make image from the UKI's bytes
+# (initramfs/bootchain.py), are the ones this boot left (read in the guest
+# before step 6).
+for p in 4 9; do
+	want=$(jq -r ".pcrs.\"$p\"[0]" "$IMAGE/golden.json")
+	got=$(tr 'A-F' 'a-f' <"$R/pcr$p")
+	[ "$got" = "$want" ] || {
+		tpm2_eventlog "$R/bios.log" 2>&1 | grep -B2 -A12 "PCRIndex: $p\$" >&2
+		fail "PCR $p in the guest ($got) is not golden.json's, computed from the image ($want)"
 	}
-	echo "ok: PCR 9 computed on the host from the command line and the initrd equals the guest's"
-else # no EFI stub measurement: golden is what the boot left
-	jq --arg p9 "$(tr 'A-F' 'a-f' <"$R/pcr9")" '.pcrs."9" = [$p9]' \
-		"$T/golden-boot.json" >"$T/g.json" && mv "$T/g.json" "$T/golden-boot.json"
-fi
-"$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
-	--golden "$T/golden-boot.json" --work-order "$T/in/WO.json" \
-	>"$T/verify-boot.out" 2>&1 ||
-	{ cat "$T/verify-boot.out"; fail "kinject verify --golden (boot chain)"; }
+done
+echo "ok: PCRs 4 and 9 in the guest equal golden.json's, computed from the image's bytes by make image"
 grep -q 'PCRs 4 and 9 golden in .* the AK quotes only in that boot chain' \
-	"$T/verify-boot.out" || fail "$(cat "$T/verify-boot.out")"
+	"$T/verify.out" || fail "verify --golden did not check PCRs 4 and 9: $(cat "$T/verify.out")"
 echo "ok: verify --golden checks PCRs 4 and 9 of every quote and the AK's policy against golden.json"
-# The image alone (without the site's archive) is another initrd: its PCR 9
-# is not this boot's, and verify says so.
-"$gb" "$IMAGE/golden.json" "$T/golden-other.json" "$p4" \
-	"$append initrd=initrd" "$IMAGE/initramfs.cpio.gz" >/dev/null ||
-	fail "golden-boot.sh (image only)"
+# The site's configuration (the second disk) is in PCR 14, once, in the
+# boot's epoch, before the ceremony's officer set.
+site=$(sha256sum "$T/site.img" | cut -d' ' -f1)
+[ "$(jq -r '[.event_log[] | select(.name == "site") |
+	"\(.epoch)/\(.pcr)/\(.digest)"] | join(" ")' "$R/evidence.json")" = \
+	"0/14/$site" ] ||
+	fail "the site disk is not measured once into PCR 14: $(jq -c '[.event_log[] | select(.pcr == 14)]' "$R/evidence.json")"
+echo "ok: the init measured the site's configuration disk into PCR 14 (${site:0:16}...)"
+# Another boot's PCR 9 (here PCR 4's value) in golden.json fails verify.
+jq --arg v "$(jq -r '.pcrs."4"[0]' "$IMAGE/golden.json")" '.pcrs."9" = [$v]' \
+	"$IMAGE/golden.json" >"$T/golden-other.json"
 if "$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
 	--golden "$T/golden-other.json" >"$T/verify-other.out" 2>&1; then
-	fail "verify passed with another initrd's PCR 9"
+	fail "verify passed with another boot's PCR 9"
 fi
 grep -q 'not quoted or not in' "$T/verify-other.out" ||
 	fail "$(cat "$T/verify-other.out")"
-echo "ok: another initrd's PCR 9 in golden.json fails verify"
+echo "ok: another boot's PCR 9 in golden.json fails verify"
 
 # Step 6: root extended PCR 4 by hand; the bound AK refused to quote.
 [ "$(cat "$R/pcr4.extended")" != "$(cat "$R/pcr4")" ] ||
@@ -273,14 +281,24 @@ if "$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
 	fail "verify passed against a golden.json without the binary's digest"
 fi
 echo "ok: a golden.json without the binary's digest fails verify"
-if [ "$KJ_VM_FIRMWARE" = ovmf ]; then
-	# The boot chain: OVMF measured the kernel (PCR 4), the EFI stub the
-	# initrd (PCR 9); a kernel booted without them leaves both zero.
-	for p in 4 9; do
-		v=$(cat "$R/pcr$p")
-		[ -n "$v" ] && [ "$v" != "$(printf '0%.0s' $(seq 64))" ] ||
-			fail "PCR $p was not measured by the boot chain: '$v'"
-	done
-	echo "ok: the firmware measured the kernel (PCR 4 $(cut -c1-16 "$R/pcr4")...) and the initrd (PCR 9 $(cut -c1-16 "$R/pcr9")...)"
-fi
+
+# A site archive may only add files: one that brings its own kinject is
+# refused before anything of it runs or is measured (a short boot, no TPM).
+mkdir -p "$T/forged/usr/bin"
+printf '#!/bin/sh\necho forged\n' >"$T/forged/usr/bin/kinject"
+chmod 0755 "$T/forged/usr/bin/kinject"
+(cd "$T/forged" && find . -mindepth 1 | LC_ALL=C sort |
+	cpio -o -H newc --owner=0:0 --quiet) >"$T/forged.img"
+truncate -s %512 "$T/forged.img"
+start=$(date +%s)
+vm_boot "$T/forged.img" "$T/console2.log" /dev/null ||
+	fail "qemu exit $? on the forged site disk"
+tr -d '\r' <"$T/console2.log" >"$T/console2.txt"
+grep -q 'the site archive replaces files of the image (./usr/bin/kinject)' \
+	"$T/console2.txt" &&
+	! grep -q 'measured kinject into PCR' "$T/console2.txt" || {
+	tail -n 30 "$T/console2.txt" >&2
+	fail "a site archive with its own /usr/bin/kinject was not refused"
+}
+echo "ok: a site disk that replaces /usr/bin/kinject is refused at boot ($(($(date +%s) - start)) s)"
 echo "vm-test: passed"
