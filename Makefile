@@ -217,10 +217,13 @@ bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
 # CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema
 # of the CycloneDX npm package and the BSI TR-03183-2 fields.
 SBOM := $(BUILD)/kinject.cdx.json
+# The UKI carries these as their packages installed them (initramfs/build.sh).
+BOOT_FILES := /boot/vmlinuz-$(KVER) /usr/lib/systemd/boot/efi/linuxx64.efi.stub
 sbom: $(BUILD)/kinject $(IMAGE)/initramfs.cpio.gz
 	/usr/bin/python3 tools/sbom.py --binary $(BUILD)/kinject \
 		--version "$$($(BUILD)/kinject version | sed -n 's/^kinject //p')" \
-		--image $(IMAGE)/initramfs.cpio.gz --out $(SBOM)
+		--image $(IMAGE)/initramfs.cpio.gz \
+		$(addprefix --boot-file ,$(BOOT_FILES)) --out $(SBOM)
 	tools/cyclonedx-schema.sh $(BUILD)/cyclonedx-schema
 	/usr/bin/python3 tools/sbom_check.py --schema-dir \
 		$(BUILD)/cyclonedx-schema $(SBOM)
@@ -228,7 +231,7 @@ sbom: $(BUILD)/kinject $(IMAGE)/initramfs.cpio.gz
 # Every packaged file the image ships is in its SBOM (tests/vm/).
 check-sbom-image: $(BUILD)/kinject $(IMAGE)/initramfs.cpio.gz
 	@KINJECT=$(abspath $(BUILD)/kinject) IMAGE=$(abspath $(IMAGE)) \
-		tests/vm/sbom_image.sh
+		BOOT_FILES="$(BOOT_FILES)" tests/vm/sbom_image.sh
 
 PREFIX ?= /usr/local
 install: $(BUILD)/kinject

@@ -62,8 +62,11 @@ def shared_objects(binary):
 
 
 def needed(path):
-    return re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]",
-                      run("readelf", "-d", path))
+    try:
+        out = run("readelf", "-d", path)
+    except subprocess.CalledProcessError:
+        return []  # not ELF: the kernel, the EFI stub
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", out)
 
 
 def package_of(path):
@@ -214,9 +217,17 @@ def kmod_component(image, name, version):
                  "value": "unstructured"}]}
 
 
-def build(binary, extra_pkgs, version, image=None):
+def build(binary, extra_pkgs, version, image=None, boot_files=()):
     objs = shared_objects(binary)
     extra = []
+    # What the UKI carries besides the initramfs: the kernel and the EFI
+    # stub, each shipped byte for byte as its package installed it.
+    for f in boot_files:
+        real = os.path.realpath(f)
+        if not package_of(real):
+            sys.exit("sbom: %s belongs to no Debian package" % f)
+        if real not in objs:
+            objs.append(real)
     if image:
         for f in image_files(image):
             if f.endswith("/kinject.ko"):
@@ -295,9 +306,13 @@ def main():
                     help="a Debian package the image adds, if installed")
     ap.add_argument("--image", help="the appliance initramfs (make image): "
                     "every packaged file in it is listed")
+    ap.add_argument("--boot-file", action="append", default=[],
+                    dest="boot_files",
+                    help="a packaged file the boot image (UKI) carries "
+                    "as is: the kernel, the EFI stub")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    bom = build(a.binary, a.package, a.version, a.image)
+    bom = build(a.binary, a.package, a.version, a.image, a.boot_files)
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(bom, f, indent=1, sort_keys=False)
