@@ -7,6 +7,7 @@
 #ifndef KINJECT_EVIDENCE_INT_H
 #define KINJECT_EVIDENCE_INT_H
 
+#include <stdio.h>
 #include <jansson.h>
 
 #include "evidence.h"
@@ -21,5 +22,23 @@ KJ_MUST_CHECK int kj_ev_parse_tail(const json_t *root, const char *file,
 KJ_MUST_CHECK int kj_ev_parse_record(const json_t *o, const char *file,
 				     size_t i, size_t n_ck,
 				     struct kj_ev_record *r);
+
+/*
+ * evidence_fast.c: records[i] in the plain form export writes, without
+ * jansson: 0 (r filled, as kj_ev_parse_record would), 1 for anything
+ * else (r empty: parse it with jansson and kj_ev_parse_record).
+ */
+KJ_MUST_CHECK int kj_ev_fast_record(const uint8_t *p, size_t len,
+				    size_t n_ck, struct kj_ev_record *r);
+
+/*
+ * evidence_write.c: records[] element (a comma first unless first) to f,
+ * byte for byte what json_dumpf(JSON_COMPACT) wrote; *buf (of *cap bytes)
+ * is reused between calls, grown as needed.  0, -ENOMEM or -EIO.
+ */
+KJ_MUST_CHECK int kj_ev_write_record(FILE *f, bool first, uint64_t seq,
+				     uint64_t ck, const uint8_t *jcs,
+				     size_t len, const uint8_t (*proof)[32],
+				     int n, char **buf, size_t *cap);
 
 #endif

@@ -389,6 +389,10 @@ int kj_evidence_next_record(struct kj_evidence *ev, struct kj_ev_record *r)
 		return -EBADMSG;
 	}
 	KJ_TRY(scan_value(s, ELEM_MAX));
+	if (!kj_ev_fast_record(s->span, s->span_len, ev->n_checkpoints, r)) {
+		s->i++;
+		return 1;
+	}
 	o = span_json(s);
 	if (!o)
 		return -EBADMSG;
