@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "attest/mtree.h"
+#include "base/util.h"
 #include "journal/record.h"
 #include "evidence_int.h"
 
@@ -103,13 +104,13 @@ static bool text(struct cur *c, struct kj_ev_record *r)
 	return true;
 }
 
-static int nib(uint8_t h)
+static bool lower_hex(const uint8_t *p, size_t n)
 {
-	if (h >= '0' && h <= '9')
-		return h - '0';
-	if (h >= 'a' && h <= 'f')
-		return h - 'a' + 10;
-	return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') ||
+		      (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
 }
 
 /* ["<64 lowercase hex>", ...], at most KJ_MTREE_MAX_PROOF. */
@@ -124,17 +125,15 @@ static bool proof(struct cur *c, struct kj_ev_record *r)
 		return true;
 	do {
 		uint8_t *d = r->proof[r->proof_len];
+		char h[65];
 
 		if (r->proof_len == KJ_MTREE_MAX_PROOF || !lit(c, '"') ||
 		    c->end - c->p < 65 || c->p[64] != '"')
 			return false;
-		for (int i = 0; i < 32; i++) {
-			int hi = nib(c->p[2 * i]), lo = nib(c->p[2 * i + 1]);
-
-			if (hi < 0 || lo < 0)
-				return false;
-			d[i] = (uint8_t)(hi << 4 | lo);
-		}
+		memcpy(h, c->p, 64);
+		h[64] = 0;
+		if (!lower_hex(c->p, 64) || kj_hex_decode(h, d, 32) < 0)
+			return false;
 		c->p += 65;
 		r->proof_len++;
 	} while (lit(c, ','));
