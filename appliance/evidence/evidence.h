@@ -46,7 +46,9 @@
 #include "base/kinject.h"
 
 #define KJ_EVIDENCE_VERSION 1               /* "kinject_evidence" */
-#define KJ_EVIDENCE_FILE_MAX (1024u << 20)  /* bytes of evidence.json */
+/* bytes of a bundle parsed in memory (kj_evidence_parse), and of one
+ * member of a streamed one (kj_evidence_load has no limit on the file) */
+#define KJ_EVIDENCE_FILE_MAX (1024u << 20)
 #define KJ_EVIDENCE_MAX_RECORDS 20000000u
 #define KJ_EVIDENCE_MAX_CHECKPOINTS 10000000u
 #define KJ_EVIDENCE_MAX_EVENTS 65536u

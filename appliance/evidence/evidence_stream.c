@@ -327,6 +327,9 @@ int kj_evidence_load(const char *path, struct kj_evidence *ev)
 		goto fail;
 	}
 	KJ_TRY_GOTO(rc, kj_ev_parse_head(s->root, path, ev), fail);
+	/* Copied out: only "consistency" is still to be parsed. */
+	for (int k = 0; k < K_RECORDS; k++)
+		(void)json_object_del(s->root, top_keys[k]);
 	/* At the records: the rest is parsed when they end. */
 	if (!at)
 		KJ_TRY_GOTO(rc, finish(ev), fail);
