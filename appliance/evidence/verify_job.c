@@ -19,6 +19,7 @@
 #include "verify_int.h"
 
 #define DUPS_MAX 65536   /* duplicate names kept to name the first */
+#define TAB_FIRST 4096   /* entries the indexes are sized for at first */
 
 enum { OK_PAIRED = 1, OK_GONE = 2, OK_SERIAL = 4 };
 
@@ -117,14 +118,16 @@ static bool same_attempt(const struct okent *ok, const struct okent *w)
 	       !memcmp(ok->rest, w->rest, sizeof(ok->rest));
 }
 
+/* Small at first and doubled as they fill: the memory follows the
+ * devices the bundle holds, not the quantity its job_start claims. */
 static int tables(struct kj_vjob *v)
 {
 	if (v->oks.cap)
 		return 0;
-	KJ_TRY(kj_vtab_init(&v->oks, sizeof(struct okent), 8, v->qty0));
+	KJ_TRY(kj_vtab_init(&v->oks, sizeof(struct okent), 8, TAB_FIRST));
 	if (v->o->wo)
 		KJ_TRY(kj_vtab_init(&v->cnts, sizeof(struct cnt), 12,
-				    2 * v->qty0));
+				    2 * TAB_FIRST));
 	return 0;
 }
 

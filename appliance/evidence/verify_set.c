@@ -29,8 +29,6 @@ int kj_vtab_init(struct kj_vtab *t, size_t esz, size_t klen, size_t hint)
 	size_t cap = hint / 3 * 4 + 64;
 
 	memset(t, 0, sizeof(*t));
-	if (cap > (4u << 20))
-		cap = 4u << 20; /* a bundle's claim is not trusted: grow */
 	t->esz = esz;
 	t->klen = klen;
 	t->cap = cap;

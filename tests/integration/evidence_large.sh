@@ -20,7 +20,7 @@ fi
 [ -x /usr/bin/time ] || { echo "skip: /usr/bin/time missing"; exit 77; }
 JOB=WO-2027-0315
 N=${KJ_LARGE_N:-20000}
-PER_DEVICE=256            # bytes of verifier memory per extra device
+PER_DEVICE=384            # bytes of verifier memory per extra device
 SLACK=$((8 * 1024))       # KiB
 
 # job N: N devices, ten checkpoints, on a TPM of its own (its PCRs and
