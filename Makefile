@@ -210,8 +210,14 @@ $(BUILD)/bench/bench_recall: tests/bench/bench_recall.c $(BUILD)/libkinject.a
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libkinject.a \
 		$(PKG_LIBS)
 
+# Export and verify of a 1,000,000-device job (issue 12), peak RSS.
+$(BUILD)/bench/bench_evidence: tests/bench/bench_evidence.c $(BUILD)/libkinject.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< \
+		$(BUILD)/libkinject.a $(PKG_LIBS)
+
 bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
-	$(BUILD)/bench/bench_recall
+	$(BUILD)/bench/bench_recall $(BUILD)/bench/bench_evidence
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
 
 # CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "journal/journal.h"
+#include "evidence_int.h"
 
 /* ---- base64 (RFC 4648 §4, padded, no line breaks) ------------------------- */
 
@@ -96,6 +97,8 @@ struct xport {
 	json_t *events;
 	FILE *f;
 	uint64_t written;
+	char *line;                    /* one record element */
+	size_t line_cap;
 };
 
 static int tree_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
@@ -434,12 +437,9 @@ static int record_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
 	n = kj_mtree_inclusion_proof(x->tree, seq, x->cks[k].tree_size, proof);
 	if (n < 0)
 		return n;
-	KJ_TRY(put(x, json_pack("{s:I,s:I,s:s%,s:o}", "leaf_index",
-				(json_int_t)seq, "checkpoint",
-				(json_int_t)(k - x->first), "record",
-				(const char *)jcs, len, "inclusion",
-				proof_json((const uint8_t (*)[32])proof, n)),
-		   x->written == 0));
+	KJ_TRY(kj_ev_write_record(x->f, x->written == 0, seq, k - x->first,
+				  jcs, len, (const uint8_t (*)[32])proof, n,
+				  &x->line, &x->line_cap));
 	x->written++;
 	return 0;
 }
@@ -554,6 +554,7 @@ static void xport_free(struct xport *x)
 		free((void *)x->cks[i].quote_sig);
 	}
 	free(x->cks);
+	free(x->line);
 	json_decref(x->events);
 	kj_mtree_free(x->tree);
 	kj_journal_close(x->j);

@@ -46,7 +46,9 @@
 #include "base/kinject.h"
 
 #define KJ_EVIDENCE_VERSION 1               /* "kinject_evidence" */
-#define KJ_EVIDENCE_FILE_MAX (1024u << 20)  /* bytes of evidence.json */
+/* bytes of a bundle parsed in memory (kj_evidence_parse), and of one
+ * member of a streamed one (kj_evidence_load has no limit on the file) */
+#define KJ_EVIDENCE_FILE_MAX (1024u << 20)
 #define KJ_EVIDENCE_MAX_RECORDS 20000000u
 #define KJ_EVIDENCE_MAX_CHECKPOINTS 10000000u
 #define KJ_EVIDENCE_MAX_EVENTS 65536u
@@ -87,6 +89,8 @@ struct kj_ev_consistency {
 	size_t proof_len;
 };
 
+struct kj_ev_stream;
+
 struct kj_evidence {
 	char *ak_public_pem;
 	uint8_t *ak_public;                 /* marshalled TPM2B_PUBLIC */
@@ -107,6 +111,9 @@ struct kj_evidence {
 	size_t n_records;
 	struct kj_ev_consistency *consistency;
 	size_t n_consistency;
+	/* kj_evidence_load: the records stay in the file (records is NULL,
+	 * n_records 0) and kj_evidence_next_record reads them one by one. */
+	struct kj_ev_stream *stream;
 };
 
 /* Base64 (RFC 4648, padded, one line): malloc'd string, NULL on ENOMEM. */
@@ -126,8 +133,24 @@ KJ_MUST_CHECK int kj_evidence_export(const char *state_dir, const char *job,
  */
 KJ_MUST_CHECK int kj_evidence_parse(const uint8_t *buf, size_t len,
 				    const char *file, struct kj_evidence *ev);
-/* The same from a file, read by jansson directly (no copy of the bytes). */
+/*
+ * The same from a file, streamed (evidence_stream.c): everything but the
+ * records is parsed now; the records are read one at a time by
+ * kj_evidence_next_record, so memory does not grow with the bundle.  A
+ * bundle whose "records" come before "checkpoints" is read twice (the
+ * records skipped, then sought back to).
+ */
 KJ_MUST_CHECK int kj_evidence_load(const char *path, struct kj_evidence *ev);
+/*
+ * The next record of a loaded bundle into r (free with
+ * kj_ev_record_release): 1, 0 after the last one (the rest of the file is
+ * then parsed: "consistency" may follow the records), or -EBADMSG /
+ * -ENOMEM / -EIO (logged, naming the record).
+ */
+KJ_MUST_CHECK int kj_evidence_next_record(struct kj_evidence *ev,
+					  struct kj_ev_record *r);
+void kj_ev_record_release(struct kj_ev_record *r);
+void kj_ev_stream_close(struct kj_ev_stream *s);
 void kj_evidence_free(struct kj_evidence *ev);
 
 #endif

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <jansson.h>
 
 #include "base/json.h"
@@ -17,6 +16,7 @@
 #include "base/util.h"
 #include "journal/record.h"
 #include "evidence.h"
+#include "evidence_int.h"
 
 #define PATH_LEN 160
 
@@ -351,6 +351,17 @@ static int parse_record(const struct pc *p, const json_t *o, const char *path,
 	return proof_of(p, o, path, "inclusion", &r->proof, &r->proof_len);
 }
 
+int kj_ev_parse_record(const json_t *o, const char *file, size_t i,
+		       size_t n_ck, struct kj_ev_record *r)
+{
+	struct pc p = { .file = file };
+	char path[PATH_LEN];
+
+	memset(r, 0, sizeof(*r));
+	snprintf(path, sizeof(path), "records[%zu]", i);
+	return parse_record(&p, o, path, n_ck, r);
+}
+
 static int parse_records(const struct pc *p, const json_t *root,
 			 struct kj_evidence *ev)
 {
@@ -410,26 +421,42 @@ static int parse_consistency(const struct pc *p, const json_t *root,
 	return 0;
 }
 
-static int parse_root(json_t *root, const char *file, struct kj_evidence *ev)
+int kj_ev_parse_head(const json_t *root, const char *file,
+		     struct kj_evidence *ev)
 {
 	static const char *const keys[] = { "kinject_evidence", "appliance",
 		"event_log", "checkpoints", "records", "consistency", NULL };
 	struct pc p = { .file = file };
-	int rc = -EBADMSG;
 
 	if (!json_is_object(root)) {
 		kj_err("%s: expected a JSON object at the top level", file);
-		goto out;
+		return -EBADMSG;
 	}
 	if (kj_json_only_keys(root, file, "", keys) < 0 ||
 	    kj_json_version(root, file, "kinject_evidence",
 			    KJ_EVIDENCE_VERSION) < 0)
-		goto out;
-	KJ_TRY_GOTO(rc, parse_appliance(&p, root, ev), out);
-	KJ_TRY_GOTO(rc, parse_events(&p, root, ev), out);
-	KJ_TRY_GOTO(rc, parse_checkpoints(&p, root, ev), out);
+		return -EBADMSG;
+	KJ_TRY(parse_appliance(&p, root, ev));
+	KJ_TRY(parse_events(&p, root, ev));
+	return parse_checkpoints(&p, root, ev);
+}
+
+int kj_ev_parse_tail(const json_t *root, const char *file,
+		     struct kj_evidence *ev)
+{
+	struct pc p = { .file = file };
+
+	return parse_consistency(&p, root, ev);
+}
+
+static int parse_root(json_t *root, const char *file, struct kj_evidence *ev)
+{
+	struct pc p = { .file = file };
+	int rc = -EBADMSG;
+
+	KJ_TRY_GOTO(rc, kj_ev_parse_head(root, file, ev), out);
 	KJ_TRY_GOTO(rc, parse_records(&p, root, ev), out);
-	KJ_TRY_GOTO(rc, parse_consistency(&p, root, ev), out);
+	KJ_TRY_GOTO(rc, kj_ev_parse_tail(root, file, ev), out);
 	rc = 0;
 out:
 	json_decref(root);
@@ -452,34 +479,6 @@ int kj_evidence_parse(const uint8_t *buf, size_t len, const char *file,
 	if (kj_json_load(buf, len, file, &root) < 0)
 		return -EBADMSG;
 	return parse_root(root, file, ev);
-}
-
-int kj_evidence_load(const char *path, struct kj_evidence *ev)
-{
-	json_error_t e;
-	struct stat sb;
-	json_t *root;
-
-	memset(ev, 0, sizeof(*ev));
-	if (stat(path, &sb) < 0) {
-		int err = errno;
-
-		kj_err("%s: cannot open: %s", path, strerror(err));
-		return -err;
-	}
-	if ((uint64_t)sb.st_size > KJ_EVIDENCE_FILE_MAX) {
-		kj_err("%s: %lld bytes, more than an evidence bundle may have",
-		       path, (long long)sb.st_size);
-		return -EBADMSG;
-	}
-	/* Straight from the file: no second copy of a big bundle. */
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
-	if (!root) {
-		kj_err("%s: line %d, column %d: invalid JSON: %s", path,
-		       e.line, e.column, e.text);
-		return -EBADMSG;
-	}
-	return parse_root(root, path, ev);
 }
 
 void kj_evidence_free(struct kj_evidence *ev)
@@ -505,5 +504,6 @@ void kj_evidence_free(struct kj_evidence *ev)
 	for (size_t i = 0; ev->consistency && i < ev->n_consistency; i++)
 		free(ev->consistency[i].proof);
 	free(ev->consistency);
+	kj_ev_stream_close(ev->stream);
 	memset(ev, 0, sizeof(*ev));
 }

@@ -82,7 +82,9 @@ const char *kj_vstatus_name(enum kj_vstatus s);
 /*
  * Run every check.  Returns 0 if all pass (warnings allowed), -EBADMSG if
  * one failed (rep says which), other negative errors for bad options
- * (e.g. an unparsable golden file, logged).
+ * (e.g. an unparsable golden file, logged) or a bundle from
+ * kj_evidence_load whose records turn out not to parse (-EINVAL, logged:
+ * no verdict).  A loaded (streamed) bundle can be verified once.
  */
 KJ_MUST_CHECK int kj_verify(const struct kj_evidence *ev,
 			    const struct kj_verify_opts *o,

@@ -6,9 +6,11 @@
 #ifndef KINJECT_VERIFY_INT_H
 #define KINJECT_VERIFY_INT_H
 
+#include <stdbool.h>
 #include <jansson.h>
 #include <openssl/pem.h>
 
+#include "journal/record.h"
 #include "verify.h"
 
 /* verify_report.c */
@@ -31,6 +33,33 @@ void kj_vdetail_push(struct kj_verify_report *rep, enum kj_vcheck c,
 /* The summary line of a check that did not fail. */
 void kj_vpass(struct kj_verify_report *rep, enum kj_vcheck c,
 	      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* verify_set.c: a hash table of fixed-size entries, the key first. */
+struct kj_vtab {
+	uint8_t *e;          /* cap entries of esz bytes */
+	uint8_t *used;       /* cap flags */
+	size_t esz, klen, cap, n;
+};
+/* hint: the entries expected (grown beyond as needed). */
+KJ_MUST_CHECK int kj_vtab_init(struct kj_vtab *t, size_t esz, size_t klen,
+			       size_t hint);
+void kj_vtab_free(struct kj_vtab *t);
+/* The entry of key, or NULL. */
+void *kj_vtab_find(const struct kj_vtab *t, const void *key);
+/* The entry of key, added (zeroed but for the key, *fresh) if absent;
+ * NULL: no memory. */
+void *kj_vtab_add(struct kj_vtab *t, const void *key, bool *fresh);
+
+/* verify_job.c: checks 6 and 7, one record at a time. */
+struct kj_vjob;
+struct kj_vjob *kj_vjob_new(const struct kj_verify_opts *o);
+/* Record i at leaf; r NULL when it did not parse. */
+KJ_MUST_CHECK int kj_vjob_record(struct kj_vjob *v, size_t i, uint64_t leaf,
+				 const struct kj_record *r);
+/* After the n records: the outcomes of checks 6 and 7 into rep. */
+KJ_MUST_CHECK int kj_vjob_end(struct kj_vjob *v, size_t n,
+			      struct kj_verify_report *rep);
+void kj_vjob_free(struct kj_vjob *v);
 
 /* verify_log.c: checks 4-8. */
 KJ_MUST_CHECK int kj_verify_log(const struct kj_evidence *ev,

@@ -130,6 +130,9 @@ scenario kinject-1m 1048576 1000 3000
 scenario kinject-10k-sockets 65536 10000 40000
 # Traceability: recall on 1,000,000 records (its own table below).
 "$BUILD/bench/bench_recall" --kinject "$KINJECT" | tee "$B/recall.jsonl"
+# Evidence of a 1,000,000-device lot: export and verify, time and peak RSS.
+"$BUILD/bench/bench_evidence" --kinject "$KINJECT" --dir "$B/lot" \
+	--devices "${KJ_BENCH_LOT:-1000000}" | tee "$B/evidence.jsonl"
 
 echo
 /usr/bin/python3 - "$out" <<'PY'
@@ -156,4 +159,16 @@ print("%-66s %8s %s" % ("audit query on 1,000,000 records", "seconds", "< 1 s"))
 for r in (json.loads(l) for l in open(sys.argv[1])):
 	print("%-66s %8.3f %s" % (r["query"][:66], r["seconds"],
 	      "yes" if r["under_1s"] else "NO"))
+PY
+echo
+/usr/bin/python3 - "$B/evidence.jsonl" <<'PY'
+import json, sys
+print("%-30s %8s %8s %11s %8s %11s" % ("evidence of one lot", "bundle",
+      "export", "export RSS", "verify", "verify RSS"))
+for r in (json.loads(l) for l in open(sys.argv[1])):
+	print("%-30s %6d MB %6.1f s %8d MB %6.1f s %8d MB" % (
+	      "%d devices, %d checkpoints" % (r["devices"], r["checkpoints"]),
+	      r["bundle_bytes"] >> 20, r["export_s"],
+	      r["export_peak_rss_kib"] >> 10, r["verify_s"],
+	      r["verify_peak_rss_kib"] >> 10))
 PY

@@ -31,8 +31,9 @@ declare -A allow=(
 	[sim]="base wire"
 )
 verifier="cli/cmd_verify.c evidence/verify.c evidence/verify_log.c
-	evidence/verify_report.c
-	evidence/evidence_parse.c"
+	evidence/verify_report.c evidence/verify_job.c evidence/verify_set.c
+	evidence/evidence_parse.c evidence/evidence_stream.c
+	evidence/evidence_fast.c"
 verifier_deny='appliance/(hsm/|journal/journal|attest/tpm\.h|keeper/|injector/)'
 MAX_LINES=${MAX_LINES:-700}
 

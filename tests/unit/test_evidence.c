@@ -22,6 +22,7 @@
 
 #include "attest/attest.h"
 #include "evidence/evidence.h"
+#include "evidence/evidence_int.h"
 #include "evidence/verify.h"
 #include "evidence_job.h"
 #include "swtpm_helper.h"
@@ -213,6 +214,112 @@ static void test_parse_strict(void **st)
 	assert_int_equal(parse_str("{} {}"), -EBADMSG);
 }
 
+/* The streamed loader gives the records the in-memory parser gives, and
+ * the same verdict (issue 12: kinject verify streams). */
+static void test_stream(void **st)
+{
+	struct kj_verify_opts o = { 0 };
+	struct kj_evidence mem, ev;
+	struct kj_verify_report rep;
+	struct kj_ev_record r;
+	char path[200];
+	size_t i = 0;
+	int rc;
+
+	(void)st;
+	assert_int_equal(kj_evidence_export(state, "WO-2027-0315", bundle), 0);
+	assert_int_equal(load_bundle(&mem, bundle), 0);
+	assert_int_equal(kj_evidence_load(bundle, &ev), 0);
+	assert_int_equal(ev.n_checkpoints, mem.n_checkpoints);
+	assert_int_equal(ev.n_records, 0);
+	while ((rc = kj_evidence_next_record(&ev, &r)) > 0) {
+		const struct kj_ev_record *m = &mem.records[i++];
+
+		assert_true(i <= mem.n_records);
+		assert_int_equal(r.leaf_index, m->leaf_index);
+		assert_int_equal(r.checkpoint, m->checkpoint);
+		assert_int_equal(r.jcs_len, m->jcs_len);
+		assert_string_equal(r.jcs, m->jcs);
+		assert_int_equal(r.proof_len, m->proof_len);
+		assert_memory_equal(r.proof, m->proof, 32 * r.proof_len);
+		kj_ev_record_release(&r);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(i, mem.n_records);
+	/* "consistency" follows the records: parsed at their end. */
+	assert_int_equal(ev.n_consistency, mem.n_consistency);
+	kj_evidence_free(&ev);
+	snprintf(path, sizeof(path), "%s/ak.pem", state);
+	o.ak = kj_pubkey_read_pem(path);
+	assert_non_null(o.ak);
+	assert_int_equal(kj_evidence_load(bundle, &ev), 0);
+	assert_int_equal(kj_verify(&ev, &o, &rep), 0);
+	assert_int_equal(rep.n_records, mem.n_records);
+	assert_int_equal(rep.n_ok, 490);
+	kj_verify_report_free(&rep);
+	kj_evidence_free(&ev);
+	kj_evidence_free(&mem);
+	EVP_PKEY_free(o.ak);
+}
+
+/* evidence_fast.c takes a record element only when jansson and
+ * kj_ev_parse_record would give exactly the same. */
+static void check_fast(const char *doc, int want)
+{
+	struct kj_ev_record a, b;
+	json_t *o;
+	int rc;
+
+	rc = kj_ev_fast_record((const uint8_t *)doc, strlen(doc), 2, &a);
+	assert_int_equal(rc, want);
+	if (rc)
+		return;
+	o = json_loads(doc, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(o);
+	assert_int_equal(kj_ev_parse_record(o, "t.json", 0, 2, &b), 0);
+	json_decref(o);
+	assert_int_equal(a.leaf_index, b.leaf_index);
+	assert_int_equal(a.checkpoint, b.checkpoint);
+	assert_string_equal(a.jcs, b.jcs);
+	assert_int_equal(a.jcs_len, b.jcs_len);
+	assert_int_equal(a.proof_len, b.proof_len);
+	if (a.proof_len)
+		assert_memory_equal(a.proof, b.proof, 32 * a.proof_len);
+	else
+		assert_null(a.proof);
+	kj_ev_record_release(&a);
+	kj_ev_record_release(&b);
+}
+
+static void test_fast_record(void **st)
+{
+	/* 1: not the plain form (jansson decides) */
+	static const struct { const char *doc; int fast; } cases[] = {
+		{ "{\"leaf_index\":3,\"checkpoint\":0,\"record\":\"{\\\"a\\\":1}\",\"inclusion\":[]}", 0 },
+		{ "{\"leaf_index\":3,\"checkpoint\":0,\"record\":\"a\\nb\",\"inclusion\":[]}", 1 },
+		{ "{\"leaf_index\":3,\"checkpoint\":0,\"record\":\"\\u0041\",\"inclusion\":[]}", 1 },
+		{ "{\"leaf_index\":03,\"checkpoint\":0,\"record\":\"a\",\"inclusion\":[]}", 1 },
+		{ "{\"leaf_index\":3.0,\"checkpoint\":0,\"record\":\"a\",\"inclusion\":[]}", 1 },
+		{ "{\"leaf_index\":3,\"leaf_index\":3,\"checkpoint\":0,\"record\":\"a\",\"inclusion\":[]}", 1 },
+		{ "{\"leaf_index\":3,\"checkpoint\":2,\"record\":\"a\",\"inclusion\":[]}", 1 },
+		{ "{\"leaf_index\":3,\"checkpoint\":0,\"record\":\"a\",\"x\":1,\"inclusion\":[]}", 1 },
+		{ "{\"leaf_index\":3,\"checkpoint\":0,\"record\":\"a\"}", 1 },
+		{ "{\"leaf_index\":3,\"checkpoint\":0,\"record\":\"\xc3\xa9\",\"inclusion\":[]}", 1 },
+	};
+	const char *h = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	char doc[512];
+
+	(void)st;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++)
+		check_fast(cases[c].doc, cases[c].fast);
+	snprintf(doc, sizeof(doc), "{ \"inclusion\" : [\"%s\", \"%s\"] , \"record\":\"x\\\\y\",\"checkpoint\":1,\"leaf_index\":0 }",
+		 h, h);
+	check_fast(doc, 0);
+	snprintf(doc, sizeof(doc), "{\"leaf_index\":3,\"checkpoint\":0,\"record\":\"a\",\"inclusion\":[\"%.62sAA\"]}",
+		 h);
+	check_fast(doc, 1);
+}
+
 static int make_state(int argc, char **argv)
 {
 	struct ej_opts o = { 0 };
@@ -256,6 +363,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_export_verify),
 		cmocka_unit_test(test_parse_strict),
+		cmocka_unit_test(test_stream),
+		cmocka_unit_test(test_fast_record),
 	};
 
 	if (argc > 1 && !strcmp(argv[1], "make-state"))
