@@ -178,8 +178,12 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 	s->offer_sent = false;
 	kj_kp_uid_add(k, s);
 	k->in_flight++;
-	if (kj_kp_cred_blob(k, s, c) < 0) {
-		/* Logged; this device's credential is burned (PROTOCOL.md). */
+	rc = kj_kp_cred_blob(k, s, c);
+	if (rc < 0) {
+		/* Logged; this device's credential is burned (PROTOCOL.md).
+		 * An HSM that is gone stops the job: no more are burned. */
+		if (rc == -ENODEV)
+			kj_kp_hsm_lost(k);
 		r.type = KJ_IPC_REFUSE;
 		r.u.refuse.tag = tag;
 		r.u.refuse.code = KJ_ABORT_INTERNAL;
