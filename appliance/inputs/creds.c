@@ -531,8 +531,6 @@ static int certs_unique(const struct kj_cred_table *t, const char *name)
 	const struct kj_cred **v;
 	int rc = 0;
 
-	if (t->count < 2)
-		return 0;
 	v = malloc(t->count * sizeof(*v)); /* pointers only, no secret */
 	if (!v) {
 		kj_err("%s: out of memory comparing %llu certificates", name,
