@@ -31,8 +31,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev openssl libtss2-dev \
 DEB_PKGS += jq xxd
 # ceremony tests: an officer key on a PKCS#11 token signs with openssl cms
 DEB_PKGS += libengine-pkcs11-openssl
-# make bench: result tables
-DEB_PKGS += python3
+# make bench: result tables; test credential batches (tests/lib/gencreds.py)
+DEB_PKGS += python3 python3-cryptography
 # audit report (html5lib), make sbom (readelf, jsonschema), status screen
 # (tmux), kinject(1) (groff, col)
 DEB_PKGS += python3-html5lib libxml2-utils binutils python3-jsonschema tmux \

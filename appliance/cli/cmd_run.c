@@ -374,6 +374,8 @@ static void set_outcome(struct kj_run_summary *s, int end)
 					  KJ_EXIT_ERROR },
 		[KJ_KEEPER_TPM_LOST] = { "TPM lost (resumable)",
 					 KJ_EXIT_ERROR },
+		[KJ_KEEPER_HSM_LOST] = { "HSM lost (resumable)",
+					 KJ_EXIT_ERROR },
 	};
 
 	if (end < 0 || end >= (int)KJ_ARRAY_SIZE(map)) {

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -227,11 +230,61 @@ static int firmware(struct kj_demo *d, uint8_t sha[32])
 	return envelope(d, kj_demo_path(d, "customer/fw.bin"), d->fw);
 }
 
+/*
+ * Device i's certificate for key k, base64 DER: self-signed, CN "device
+ * i", a random serial.  Every index needs a certificate of its own (the
+ * appliance refuses a batch that repeats one); made here rather than by
+ * one openssl run per device, to stay quick.
+ */
+static char *device_cert(EVP_PKEY *k, unsigned i)
+{
+	X509 *x = X509_new();
+	X509_NAME *nm = x ? X509_get_subject_name(x) : NULL;
+	uint8_t *der = NULL;
+	char cn[32], *b = NULL;
+	uint64_t sn;
+	int n = 0;
+
+	snprintf(cn, sizeof(cn), "device %u", i);
+	if (nm && RAND_bytes((uint8_t *)&sn, sizeof(sn)) == 1 &&
+	    X509_set_version(x, 2) &&
+	    ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), sn >> 1 | 1) &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 3650L * 86400) &&
+	    X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_ASC,
+				       (const unsigned char *)"acme", -1, -1,
+				       0) &&
+	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+				       (const unsigned char *)cn, -1, -1, 0) &&
+	    X509_set_issuer_name(x, nm) && X509_set_pubkey(x, k) &&
+	    X509_sign(x, k, EVP_sha256()) > 0 && (n = i2d_X509(x, &der)) > 0)
+		b = kj_demo_base64(der, (size_t)n);
+	OPENSSL_free(der);
+	X509_free(x);
+	if (!b)
+		kj_err("demo: cannot make the certificate of device %u", i);
+	return b;
+}
+
+static EVP_PKEY *read_key(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+
+	if (f)
+		fclose(f);
+	if (!k)
+		kj_err("demo: cannot read the device key %s", path);
+	return k;
+}
+
 /* One credential line per device (SPEC.md §3.2): index, certificate and
- * key as base64 DER; CREDS_DISTINCT key pairs cycled, to stay quick. */
+ * key as base64 DER; CREDS_DISTINCT key pairs cycled, to stay quick, each
+ * device with a certificate of its own. */
 static int credentials(struct kj_demo *d)
 {
 	char *b64[CREDS_DISTINCT][2] = { { NULL } }, line[4096], subj[64];
+	EVP_PKEY *keys[CREDS_DISTINCT] = { NULL };
 	unsigned n = d->devices + d->devices / 5 + 10;
 	FILE *m = NULL;
 	char *text = NULL;
@@ -242,7 +295,8 @@ static int credentials(struct kj_demo *d)
 		const char *key = kj_demo_path(d, "customer/dev%d.key", i);
 		const char *der = kj_demo_path(d, "customer/dev%d.der", i);
 		const char *p8 = kj_demo_path(d, "customer/dev%d.p8", i);
-		const char *files[2] = { der, p8 };
+		uint8_t *buf;
+		size_t blen;
 
 		snprintf(subj, sizeof(subj), "/O=acme/CN=device %d", i);
 		rc = openssl_key_cert(d, key, der, subj, "DER");
@@ -251,25 +305,31 @@ static int credentials(struct kj_demo *d)
 					 "pkcs8", "-topk8", "-nocrypt", "-in",
 					 key, "-outform", "DER", "-out", p8,
 					 NULL });
-		for (int k = 0; k < 2 && !rc; k++) {
-			uint8_t *buf;
-			size_t blen;
-
-			rc = kj_read_file(files[k], 65536, &buf, &blen);
-			if (rc)
-				break;
-			b64[i][k] = kj_demo_base64(buf, blen);
+		if (!rc && !(keys[i] = read_key(key)))
+			rc = -EINVAL;
+		/* The key only: each device's certificate is made below. */
+		if (!rc)
+			rc = kj_read_file(p8, 65536, &buf, &blen);
+		if (!rc) {
+			b64[i][1] = kj_demo_base64(buf, blen);
 			explicit_bzero(buf, blen); /* a device key */
 			free(buf);
-			rc = b64[i][k] ? 0 : -ENOMEM;
+			rc = b64[i][1] ? 0 : -ENOMEM;
 		}
 	}
 	if (!rc && !(m = open_memstream(&text, &len)))
 		rc = -ENOMEM;
 	for (unsigned i = 0; i < n && !rc; i++) {
+		char *cert = device_cert(keys[i % CREDS_DISTINCT], i);
+
+		if (!cert) {
+			rc = -EIO;
+			break;
+		}
 		snprintf(line, sizeof(line), "{\"index\":%u,\"cert\":\"%s\","
-			 "\"key\":\"%s\"}\n", i, b64[i % CREDS_DISTINCT][0],
+			 "\"key\":\"%s\"}\n", i, cert,
 			 b64[i % CREDS_DISTINCT][1]);
+		free(cert);
 		fputs(line, m);
 	}
 	if (m && fclose(m))
@@ -284,6 +344,7 @@ static int credentials(struct kj_demo *d)
 		explicit_bzero(text, len);
 	free(text);
 	for (int i = 0; i < CREDS_DISTINCT; i++) {
+		EVP_PKEY_free(keys[i]);
 		free(b64[i][0]);
 		if (b64[i][1])
 			explicit_bzero(b64[i][1], strlen(b64[i][1]));

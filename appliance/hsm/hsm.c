@@ -71,6 +71,21 @@ int kj_hsm_fail(const struct kj_hsm *h, const char *call, CK_RV rv)
 		return -EACCES;
 	case CKR_HOST_MEMORY:
 		return -ENOMEM;
+	/* The token or its module is gone (pulled, crashed, reset): the
+	 * session and its handles with it.  -ENODEV lets a running job tell
+	 * this from one failed operation (hsm.h). */
+	case CKR_DEVICE_REMOVED:
+	case CKR_DEVICE_ERROR:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_KEY_HANDLE_INVALID:
+	case CKR_OBJECT_HANDLE_INVALID:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+	case CKR_GENERAL_ERROR:
+		return -ENODEV;
 	default:
 		return -EIO;
 	}

@@ -9,6 +9,9 @@
  *
  * Without module-path every module registered with p11-kit is loaded and the
  * first token matching the URI is used.  Errors name the URI and the CK_RV.
+ * A CK_RV that means the token or its session is gone (CKR_DEVICE_REMOVED,
+ * CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID, ...) returns -ENODEV,
+ * any other failed call -EIO (a wrong PIN -EACCES).
  */
 #ifndef KINJECT_HSM_H
 #define KINJECT_HSM_H

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,6 +510,51 @@ static int sort_and_check(struct kj_cred_table *t, const char *name)
 	return 0;
 }
 
+static int cmp_cert(const void *a, const void *b)
+{
+	const struct kj_cred *x = *(const struct kj_cred *const *)a;
+	const struct kj_cred *y = *(const struct kj_cred *const *)b;
+	int d = memcmp(x->cert_sha256, y->cert_sha256, 32);
+
+	if (d)
+		return d;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * A certificate is one device's identity: two lines carrying the same one
+ * would put it (and its key) on two devices, each under its own index.
+ * Compared by SHA-256, the hash reservations and records name it by.
+ */
+static int certs_unique(const struct kj_cred_table *t, const char *name)
+{
+	const struct kj_cred **v;
+	int rc = 0;
+
+	v = malloc(t->count * sizeof(*v)); /* pointers only, no secret */
+	if (!v) {
+		kj_err("%s: out of memory comparing %llu certificates", name,
+		       (unsigned long long)t->count);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->count; i++)
+		v[i] = &t->cred[i];
+	qsort(v, t->count, sizeof(*v), cmp_cert);
+	for (size_t i = 1; i < t->count && !rc; i++) {
+		if (memcmp(v[i]->cert_sha256, v[i - 1]->cert_sha256, 32))
+			continue;
+		kj_err("%s: indexes %llu (line %u) and %llu (line %u) carry "
+		       "the same certificate: a credential is for one device "
+		       "only; ask the customer for a batch with one "
+		       "certificate per index", name,
+		       (unsigned long long)v[i - 1]->index, v[i - 1]->line,
+		       (unsigned long long)v[i]->index, v[i]->line);
+		rc = -EINVAL;
+	}
+	free(v);
+	return rc;
+}
+
 /* Walk the lines, filling blobs and table entries. */
 static int parse_all(const uint8_t *text, size_t len, const char *name,
 		     uint8_t *blobs, size_t cap, struct kj_cred_table *t,
@@ -573,6 +619,8 @@ int kj_creds_parse(struct kj_arena *a, const uint8_t *text, size_t len,
 	rc = parse_all(text, len, name, blobs, cap, t, &used);
 	if (rc == 0)
 		rc = sort_and_check(t, name);
+	if (rc == 0)
+		rc = certs_unique(t, name);
 	if (rc < 0) {
 		explicit_bzero(blobs, cap);
 		explicit_bzero(t, tsize);
@@ -609,22 +657,34 @@ bad:
 	return NULL;
 }
 
-const struct kj_cred *kj_creds_find(const struct kj_cred_table *t,
-				    uint64_t index)
+const void *kj_index_find(const void *v, size_t n, size_t size,
+			  uint64_t index)
 {
-	size_t lo = 0, hi = t->count;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
+		const uint8_t *e = (const uint8_t *)v + mid * size;
+		uint64_t at;
 
-		if (t->cred[mid].index == index)
-			return &t->cred[mid];
-		if (t->cred[mid].index < index)
+		memcpy(&at, e, sizeof(at));
+		if (at == index)
+			return e;
+		if (at < index)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return NULL;
+}
+
+_Static_assert(offsetof(struct kj_cred, index) == 0,
+	       "kj_index_find reads the index first");
+
+const struct kj_cred *kj_creds_find(const struct kj_cred_table *t,
+				    uint64_t index)
+{
+	return kj_index_find(t->cred, t->count, sizeof(t->cred[0]), index);
 }
 
 const uint8_t *kj_cred_blob(const uint8_t *base, size_t size,

@@ -73,8 +73,9 @@ size_t kj_creds_arena_need(const uint8_t *text, size_t len);
 /*
  * Parse the batch text (itself typically in the arena) into arena a.  Every
  * certificate must parse as X.509, every key as a PKCS#8 PrivateKeyInfo
- * structure, indexes unique.  Errors name `name', the line and the field,
- * never the secret content; -EINVAL (bad batch) or -ENOMEM (arena full).
+ * structure, indexes unique, certificates unique (by SHA-256: the refusal
+ * names both indexes).  Errors name `name', the line and the field, never
+ * the secret content; -EINVAL (bad batch) or -ENOMEM (arena full).
  * On failure what was written to the arena is wiped (the bump allocator is
  * not rewound).
  */
@@ -92,6 +93,13 @@ const struct kj_cred_table *kj_creds_table(const uint8_t *base, size_t size,
 /* Binary search by index; NULL when the batch has no such index. */
 const struct kj_cred *kj_creds_find(const struct kj_cred_table *t,
 				    uint64_t index);
+/*
+ * The same over any array of n elements of size bytes that start with a
+ * uint64_t index and are sorted by it (the keeper's private copy of the
+ * table too); NULL when index is not there.
+ */
+const void *kj_index_find(const void *v, size_t n, size_t size,
+			  uint64_t index);
 
 /* The cred_blob of c inside the mapping, bounds-checked; NULL if outside. */
 const uint8_t *kj_cred_blob(const uint8_t *base, size_t size,

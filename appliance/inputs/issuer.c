@@ -146,6 +146,11 @@ static X509 *draft(const struct kj_issuer *is, EVP_PKEY *dev,
 	return x;
 }
 
+const char *kj_issuer_hsm_uri(const struct kj_issuer *is)
+{
+	return kj_hsm_uri(is->hsm);
+}
+
 int kj_issuer_issue(const struct kj_issuer *is, EVP_PKEY *dev,
 		    const char *serial, uint8_t *out, size_t cap)
 {

@@ -43,11 +43,14 @@ struct kj_issuer {
 KJ_MUST_CHECK int kj_issuer_load(const char *state_dir, struct kj_hsm *hsm,
 				 struct kj_issuer *out);
 void kj_issuer_free(struct kj_issuer *is);
+/* The HSM's URI, for messages. */
+const char *kj_issuer_hsm_uri(const struct kj_issuer *is);
 
 /*
  * Issue the certificate for dev (a P-256 public key) named serial; its
  * DER into out (cap bytes).  Returns the DER length, or a negative errno
- * (logged).
+ * (logged): -ENODEV when the HSM is gone (hsm.h), which stays so for every
+ * later certificate.
  */
 KJ_MUST_CHECK int kj_issuer_issue(const struct kj_issuer *is, EVP_PKEY *dev,
 				  const char *serial, uint8_t *out,

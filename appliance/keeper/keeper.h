@@ -78,6 +78,8 @@ enum kj_keeper_end {
 	KJ_KEEPER_EXHAUSTED,	 /* the credential batch ran out: no job_end */
 	KJ_KEEPER_TPM_LOST,	 /* hooks.committed: KJ_KEEPER_ATTEST_LOST;
 				  * waiting COMMITs withdrawn, no job_end */
+	KJ_KEEPER_HSM_LOST,	 /* issue mode: the HSM went away (-ENODEV
+				  * from the issuer): no job_end */
 };
 
 /*

@@ -101,6 +101,22 @@ static int issue(struct keeper *k, struct kslot *s)
 	return 0;
 }
 
+void kj_kp_hsm_lost(struct keeper *k)
+{
+	if (k->hsm_lost)
+		return;
+	k->hsm_lost = true;
+	k->issuing = false;
+	k->refuse_reason = KJ_ABORT_INTERNAL;
+	k->end = KJ_KEEPER_HSM_LOST;
+	kj_err("keeper: the HSM %s is gone (see above): issuing stopped; the "
+	       "device that needed a certificate and every new HELLO get "
+	       "ABORT INTERNAL (recorded), devices already programming "
+	       "finish; is the token inserted and its module or service "
+	       "working? Bring it back and run the same command again to "
+	       "resume", kj_issuer_hsm_uri(k->job->issuer));
+}
+
 int kj_kp_cred_blob(struct keeper *k, struct kslot *s,
 		    const struct kcred *c)
 {

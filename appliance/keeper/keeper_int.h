@@ -125,6 +125,7 @@ struct keeper {
 	uint64_t last_commit_ms, last_progress_ms, start_ms;
 	uint64_t covered;
 	bool tpm_lost;	      /* hooks.committed said so: no more COMMITs */
+	bool hsm_lost;	      /* issue mode: the issuer's HSM is gone */
 	struct rqueue pend;   /* waiting for the next commit */
 	struct rqueue cover;  /* COMMITs waiting for a checkpoint */
 	struct kj_ipc_counters gone; /* counters of injectors that ended */
@@ -179,6 +180,8 @@ void kj_kp_cred_teardown(struct keeper *k);
 int kj_kp_cred_blob(struct keeper *k, struct kslot *s,
 		    const struct kcred *c);
 void kj_kp_cred_release(struct keeper *k, struct kslot *s);
+/* kj_kp_cred_blob said -ENODEV: stop issuing, say so once. */
+void kj_kp_hsm_lost(struct keeper *k);
 
 /* keeper_inj.c: an injector process's start and end. */
 int kj_kp_inj_start(struct keeper *k, struct inj *in);

@@ -6,6 +6,7 @@
  * injector can make the keeper do is in one file.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "base/kinject.h"
@@ -22,21 +23,13 @@
 
 /* ---- policy ------------------------------------------------------------- */
 
+_Static_assert(offsetof(struct kcred, index) == 0,
+	       "kj_index_find reads the index first");
+
 const struct kcred *kj_kp_cred_find(const struct keeper *k, uint64_t index)
 {
-	size_t lo = 0, hi = k->n_creds;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (k->creds[mid].index == index)
-			return &k->creds[mid];
-		if (k->creds[mid].index < index)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return kj_index_find(k->creds, k->n_creds, sizeof(k->creds[0]),
+			     index);
 }
 
 void kj_kp_update_issuing(struct keeper *k)
@@ -178,8 +171,12 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 	s->offer_sent = false;
 	kj_kp_uid_add(k, s);
 	k->in_flight++;
-	if (kj_kp_cred_blob(k, s, c) < 0) {
-		/* Logged; this device's credential is burned (PROTOCOL.md). */
+	rc = kj_kp_cred_blob(k, s, c);
+	if (rc < 0) {
+		/* Logged; this device's credential is burned (PROTOCOL.md).
+		 * An HSM that is gone stops the job: no more are burned. */
+		if (rc == -ENODEV)
+			kj_kp_hsm_lost(k);
 		r.type = KJ_IPC_REFUSE;
 		r.u.refuse.tag = tag;
 		r.u.refuse.code = KJ_ABORT_INTERNAL;

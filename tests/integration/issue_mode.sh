@@ -26,31 +26,11 @@ pin=$(cat "$KJ_HSM_DIR/pin")
 p11() { pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject "$@"; }
 
 # The issuing CA's key, generated in the HSM; never extractable.
-p11 --login --pin "$pin" --keypairgen --key-type EC:prime256v1 \
-	--label issuing --id 42 --usage-sign >/dev/null 2>&1 || fail "keypairgen"
+kj_issuing_ca "$T/state" "$T" || fail "issuing CA"
 p11 --login --pin "$pin" --list-objects --type privkey --label issuing \
 	>"$T/objs.txt" 2>&1 || fail "list-objects"
 grep -q "never extractable" "$T/objs.txt" || fail "issuing key: $(cat "$T/objs.txt")"
 grep -q "sensitive" "$T/objs.txt" || fail "issuing key: $(cat "$T/objs.txt")"
-p11 --read-object --type pubkey --id 42 -o "$T/issuing.pub.der" >/dev/null 2>&1 ||
-	fail "read the issuing public key"
-openssl pkey -pubin -inform DER -in "$T/issuing.pub.der" -out "$T/issuing.pub.pem"
-# The customer's root certifies it.
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	-keyout "$T/root.key" -subj "/O=acme/CN=acme device root" -days 30 \
-	-out "$T/root.pem" 2>/dev/null || fail "root CA"
-printf '%s\n' "basicConstraints=critical,CA:TRUE,pathlen:0" \
-	"keyUsage=critical,keyCertSign,cRLSign" "subjectKeyIdentifier=hash" \
-	"authorityKeyIdentifier=keyid" >"$T/ca.ext"
-openssl x509 -new -subj "/O=acme/CN=acme device issuing CA" \
-	-force_pubkey "$T/issuing.pub.pem" -CA "$T/root.pem" -CAkey "$T/root.key" \
-	-set_serial 7 -days 20 -extfile "$T/ca.ext" -out "$T/issuing.pem" \
-	2>/dev/null || fail "issuing CA certificate"
-"$KINJECT" ceremony request enrol-issuing-ca --state "$T/state" \
-	--name acme-devices --cert "$T/issuing.pem" --out "$T/enrol-ica.req" \
-	>/dev/null 2>&1 || fail "enrol-issuing-ca request"
-kj_sign_apply "$T/state" "$T/enrol-ica.req" "$T/officers" 2 >/dev/null 2>&1 ||
-	fail "enrol-issuing-ca apply"
 
 KJ_FW_SIZE=10000 KJ_CREDS_N=$((QTY + 40)) KJ_WO_QTY=$QTY KJ_CREDS_NOKEY=1 \
 	KJ_WO_EXTRA='"credential_mode": "issue"' \

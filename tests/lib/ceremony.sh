@@ -20,6 +20,12 @@
 #   kj_ceremony_all STATE DIR [N] [M] [NAME] [CERT]
 #                                  officers + init + enrol (default 3, 2,
 #                                  acme, DIR/../release.pem unless given)
+#   kj_issuing_ca STATE DIR        issue mode's CA: its key generated in
+#                                  the token (label issuing, id 42),
+#                                  certified by a customer root made with
+#                                  openssl (DIR/root.{key,pem}, DIR/
+#                                  issuing.pem), enrolled by officers 1..2
+#                                  of $T/officers (after kj_appliance_setup)
 #   kj_appliance_setup STATE INPUTS
 #                                  the usual test appliance: an empty
 #                                  SoftHSM2 token under $T, 3 officers
@@ -120,4 +126,34 @@ kj_appliance_setup() {
 		cat "$T/ceremony.out" >&2
 		return 1
 	}
+}
+
+kj_issuing_ca() {
+	local state=$1 dir=$2 pin
+	pin=$(cat "$KJ_HSM_DIR/pin")
+	pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --login \
+		--pin "$pin" --keypairgen --key-type EC:prime256v1 \
+		--label issuing --id 42 --usage-sign >/dev/null 2>&1 &&
+	pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject \
+		--read-object --type pubkey --id 42 \
+		-o "$dir/issuing.pub.der" >/dev/null 2>&1 &&
+	openssl pkey -pubin -inform DER -in "$dir/issuing.pub.der" \
+		-out "$dir/issuing.pub.pem" || return 1
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		-nodes -keyout "$dir/root.key" \
+		-subj "/O=acme/CN=acme device root" -days 30 \
+		-out "$dir/root.pem" 2>/dev/null || return 1
+	printf '%s\n' "basicConstraints=critical,CA:TRUE,pathlen:0" \
+		"keyUsage=critical,keyCertSign,cRLSign" \
+		"subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" \
+		>"$dir/ca.ext"
+	openssl x509 -new -subj "/O=acme/CN=acme device issuing CA" \
+		-force_pubkey "$dir/issuing.pub.pem" -CA "$dir/root.pem" \
+		-CAkey "$dir/root.key" -set_serial 7 -days 20 \
+		-extfile "$dir/ca.ext" -out "$dir/issuing.pem" 2>/dev/null &&
+	"$KINJECT" ceremony request enrol-issuing-ca --state "$state" \
+		--name acme-devices --cert "$dir/issuing.pem" \
+		--out "$dir/enrol-ica.req" >/dev/null 2>&1 &&
+	kj_sign_apply "$state" "$dir/enrol-ica.req" "$T/officers" 2 \
+		>/dev/null 2>&1
 }

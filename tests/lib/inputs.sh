@@ -2,7 +2,8 @@
 # Customer inputs made with the openssl command line exactly as SPEC.md §3
 # shows (docs/INPUTS.md).  Source it, then call the functions; every file is
 # written under the directory given.  Fast: one key pair per customer, the
-# device credentials reuse a few key/cert pairs (KJ_CREDS_DISTINCT).
+# device credentials reuse a few key pairs (KJ_CREDS_DISTINCT), each with a
+# certificate of its own.
 #
 #   kj_transport_cert DIR PUB.pem            -> DIR/transport.pem
 #   kj_customer DIR [NAME]                   -> DIR/NAME.key, DIR/NAME.pem
@@ -24,6 +25,7 @@
 # (the ceremony's, copied to DIR) or, for tests without an appliance, a
 # public key PEM: transport.pem is then issued by a throw-away test CA.
 
+KJ_INPUTS_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kj_ossl() { openssl "$@" 2>"${KJ_OSSL_ERR:-/dev/null}"; }
 
 kj_transport_cert() {
@@ -68,29 +70,12 @@ kj_firmware() {
 		"$dir/release.pem" "$dir/release.key"
 }
 
-# N lines, indexes START..START+N-1, KJ_CREDS_DISTINCT key/cert pairs cycled.
+# N lines, indexes START..START+N-1, KJ_CREDS_DISTINCT key pairs cycled,
+# a certificate of its own per line (tests/lib/gencreds.py).
 kj_creds() {
-	local dir=$1 n=${2:-1000} start=${3:-0} k=${KJ_CREDS_DISTINCT:-4} i
-	local -a certs keys
-	for ((i = 0; i < k; i++)); do
-		kj_ossl req -x509 -new -newkey ec \
-			-pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$dir/dev$i.key" -subj "/O=acme/CN=device $i" \
-			-days 3650 -outform DER -out "$dir/dev$i.der" || return 1
-		certs[i]=$(base64 -w0 "$dir/dev$i.der")
-		keys[i]=$(openssl pkcs8 -topk8 -nocrypt -in "$dir/dev$i.key" \
-			-outform DER | base64 -w0)
-		rm -f "$dir/dev$i.key"
-	done
-	for ((i = 0; i < n; i++)); do
-		if [ -n "${KJ_CREDS_NOKEY:-}" ]; then # issue mode's batch
-			printf '{"index":%d,"cert":"%s"}\n' $((start + i)) \
-				"${certs[i % k]}"
-		else
-			printf '{"index":%d,"cert":"%s","key":"%s"}\n' \
-				$((start + i)) "${certs[i % k]}" "${keys[i % k]}"
-		fi
-	done >"$dir/creds.jsonl"
+	local dir=$1 n=${2:-1000} start=${3:-0} k=${KJ_CREDS_DISTINCT:-4}
+	python3 "$KJ_INPUTS_LIB/gencreds.py" "$dir/creds.jsonl" "$n" "$start" \
+		"$k" ${KJ_CREDS_NOKEY:+nokey} || return 1
 	kj_envelope "$dir/creds.jsonl" "$dir/CREDS.cms" "$dir/transport.pem" \
 		"$dir/release.pem" "$dir/release.key"
 }

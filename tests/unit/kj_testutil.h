@@ -74,14 +74,15 @@ static inline int kj_test_read_line(const char *dir, const char *name,
 }
 
 /* A self-signed device certificate ("CN=dev", one day) for key k. */
-static inline X509 *kj_test_self_signed(EVP_PKEY *k)
+/* Self-signed by k with serial number serial (distinct certificates). */
+static inline X509 *kj_test_self_signed_serial(EVP_PKEY *k, long serial)
 {
 	X509 *x = X509_new();
 
 	if (!x)
 		return NULL;
 	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
 	X509_gmtime_adj(X509_getm_notBefore(x), 0);
 	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
 	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
@@ -94,6 +95,11 @@ static inline X509 *kj_test_self_signed(EVP_PKEY *k)
 		return NULL;
 	}
 	return x;
+}
+
+static inline X509 *kj_test_self_signed(EVP_PKEY *k)
+{
+	return kj_test_self_signed_serial(k, 1);
 }
 
 #endif

@@ -19,10 +19,17 @@
 #include "kj_capture.h"
 #include "kj_testutil.h"
 
-/* One EC P-256 key and a self-signed certificate, DER and base64. */
-static uint8_t *cert_der, *key_der;
-static int cert_len, key_len;
-static char *cert_b64, *key_b64;
+/*
+ * One EC P-256 key and NCERTS self-signed certificates for it (serial
+ * numbers 1..NCERTS: every index of a batch has its own), DER and base64;
+ * cert_der/cert_b64 are the first.
+ */
+#define NCERTS 1000
+static uint8_t *key_der, *cders[NCERTS];
+static int key_len, clens[NCERTS];
+static char *key_b64, *cb64s[NCERTS];
+#define cert_der cders[0]
+#define cert_b64 cb64s[0]
 
 static char *b64(const uint8_t *p, int n)
 {
@@ -37,23 +44,28 @@ static int setup(void **state)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	PKCS8_PRIV_KEY_INFO *p8;
-	X509 *x = k ? kj_test_self_signed(k) : NULL;
 	uint8_t *p;
 
 	(void)state;
-	if (!x)
+	if (!k)
 		return -1;
-	cert_len = i2d_X509(x, NULL);
-	cert_der = p = malloc((size_t)cert_len);
-	i2d_X509(x, &p);
+	for (int i = 0; i < NCERTS; i++) {
+		X509 *x = kj_test_self_signed_serial(k, i + 1);
+
+		if (!x)
+			return -1;
+		clens[i] = i2d_X509(x, NULL);
+		cders[i] = p = malloc((size_t)clens[i]);
+		i2d_X509(x, &p);
+		cb64s[i] = b64(cders[i], clens[i]);
+		X509_free(x);
+	}
 	p8 = EVP_PKEY2PKCS8(k);
 	key_len = i2d_PKCS8_PRIV_KEY_INFO(p8, NULL);
 	key_der = p = malloc((size_t)key_len);
 	i2d_PKCS8_PRIV_KEY_INFO(p8, &p);
-	cert_b64 = b64(cert_der, cert_len);
 	key_b64 = b64(key_der, key_len);
 	PKCS8_PRIV_KEY_INFO_free(p8);
-	X509_free(x);
 	EVP_PKEY_free(k);
 	return 0;
 }
@@ -61,9 +73,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	free(cert_der);
+	for (int i = 0; i < NCERTS; i++) {
+		free(cders[i]);
+		free(cb64s[i]);
+	}
 	free(key_der);
-	free(cert_b64);
 	free(key_b64);
 	return 0;
 }
@@ -102,20 +116,26 @@ static void refused(const char *text, const char *want)
 	kj_arena_destroy(&a);
 }
 
-static char *line(char *p, uint64_t index, bool with_key)
+/* A line for index with certificate number cert. */
+static char *line_cert(char *p, uint64_t index, unsigned cert, bool with_key)
 {
 	if (with_key)
 		return p + sprintf(p, "{\"index\":%llu,\"cert\":\"%s\","
 				   "\"key\":\"%s\"}\n",
-				   (unsigned long long)index, cert_b64,
+				   (unsigned long long)index, cb64s[cert],
 				   key_b64);
 	return p + sprintf(p, "{\"index\":%llu,\"cert\":\"%s\"}\n",
-			   (unsigned long long)index, cert_b64);
+			   (unsigned long long)index, cb64s[cert]);
+}
+
+static char *line(char *p, uint64_t index, bool with_key)
+{
+	return line_cert(p, index, (unsigned)(index % NCERTS), with_key);
 }
 
 static char *batch(size_t n, bool with_key)
 {
-	char *text = malloc(n * (strlen(cert_b64) + strlen(key_b64) + 64) + 1);
+	char *text = malloc(n * (strlen(cert_b64) + strlen(key_b64) + 80) + 1);
 	char *p = text;
 
 	assert_non_null(text);
@@ -130,24 +150,27 @@ static void check_blob(const struct kj_arena *a, const struct kj_cred *c,
 		       bool with_key)
 {
 	const uint8_t *blob = kj_cred_blob(a->base, a->size, c);
+	/* Index i carries certificate i (line()). */
+	const uint8_t *der = cders[c->index % NCERTS];
+	int dlen = clens[c->index % NCERTS];
 	uint8_t h[32];
 
 	assert_non_null(blob);
 	/* PROTOCOL.md: u32be len(cert) || cert || u32be len(key) || key */
-	assert_int_equal(c->cert_len, cert_len);
-	assert_int_equal(kj_get_u32be(blob), (uint32_t)cert_len);
-	assert_memory_equal(blob + 4, cert_der, (size_t)cert_len);
+	assert_int_equal(c->cert_len, dlen);
+	assert_int_equal(kj_get_u32be(blob), (uint32_t)dlen);
+	assert_memory_equal(blob + 4, der, (size_t)dlen);
 	if (with_key) {
-		assert_int_equal(c->blob_len, 8 + cert_len + key_len);
-		assert_int_equal(kj_get_u32be(blob + 4 + cert_len),
+		assert_int_equal(c->blob_len, 8 + dlen + key_len);
+		assert_int_equal(kj_get_u32be(blob + 4 + dlen),
 				 (uint32_t)key_len);
-		assert_memory_equal(blob + 8 + cert_len, key_der,
+		assert_memory_equal(blob + 8 + dlen, key_der,
 				    (size_t)key_len);
 	} else {
-		assert_int_equal(c->blob_len, 8 + cert_len);
-		assert_int_equal(kj_get_u32be(blob + 4 + cert_len), 0);
+		assert_int_equal(c->blob_len, 8 + dlen);
+		assert_int_equal(kj_get_u32be(blob + 4 + dlen), 0);
 	}
-	kj_sha256(cert_der, (size_t)cert_len, h);
+	kj_sha256(der, (size_t)dlen, h);
 	assert_memory_equal(c->cert_sha256, h, 32);
 }
 
@@ -216,7 +239,7 @@ static void test_syntax_variants(void **state)
 	/* Any field order, JSON whitespace, CRLF, no final newline. */
 	snprintf(text, sizeof(text),
 		 " { \"key\" : \"%s\" ,\t\"cert\":\"%s\", \"index\" : 5 }\r\n"
-		 "{\"cert\":\"%s\",\"index\":0}", key_b64, cert_b64, cert_b64);
+		 "{\"cert\":\"%s\",\"index\":0}", key_b64, cb64s[5], cert_b64);
 	assert_int_equal(parse(&a, text, &c), 0);
 	assert_int_equal(c.count, 2);
 	check_blob(&a, kj_creds_find(c.table, 5), true);
@@ -225,7 +248,7 @@ static void test_syntax_variants(void **state)
 
 	/* JSON's escaped solidus "\/" inside base64 (PHP emits it). */
 	esc = text + sprintf(text, "{\"index\":1,\"cert\":\"");
-	for (const char *p = cert_b64; *p; p++)
+	for (const char *p = cb64s[1]; *p; p++)
 		esc += sprintf(esc, *p == '/' ? "\\/" : "%c", *p);
 	sprintf(esc, "\"}\n");
 	assert_int_equal(parse(&a, text, &c), 0);
@@ -248,6 +271,36 @@ static void test_duplicate_index(void **state)
 	memcpy(strstr(text, "\"index\":6,"), "\"index\":3,", 10);
 	refused(text, "CREDS: line 7: field \"index\": 3 already used on "
 		      "line 4");
+	free(text);
+}
+
+/* Two indexes with one certificate: refused, naming both (and lines). */
+static void test_duplicate_cert(void **state)
+{
+	char *text = malloc(6 * (strlen(cert_b64) + strlen(key_b64) + 80));
+	char *p = text;
+
+	(void)state;
+	assert_non_null(text);
+	p = line_cert(p, 0, 0, true);
+	p = line_cert(p, 1, 1, true);
+	p = line_cert(p, 7, 3, true);
+	p = line_cert(p, 3, 3, false); /* the same certificate, no key */
+	line_cert(p, 4, 4, true);
+	refused(text, "CREDS: indexes 3 (line 4) and 7 (line 3) carry the "
+		      "same certificate");
+	/* Distinct certificates of the same key are fine. */
+	p = text;
+	for (unsigned i = 0; i < 5; i++)
+		p = line_cert(p, i, i, true);
+	{
+		struct kj_arena a;
+		struct kj_creds c;
+
+		assert_int_equal(parse(&a, text, &c), 0);
+		assert_int_equal(c.count, 5);
+		kj_arena_destroy(&a);
+	}
 	free(text);
 }
 
@@ -362,8 +415,8 @@ static void test_key_types(void **state)
 		assert_int_equal(parse(&a, text, &c), 0);
 		blob = kj_cred_blob(a.base, a.size, kj_creds_find(c.table, 3));
 		assert_non_null(blob);
-		assert_int_equal(kj_get_u32be(blob + 4 + cert_len), n);
-		assert_memory_equal(blob + 8 + cert_len, der, (size_t)n);
+		assert_int_equal(kj_get_u32be(blob + 4 + clens[0]), n);
+		assert_memory_equal(blob + 8 + clens[0], der, (size_t)n);
 		kj_arena_destroy(&a);
 		free(text);
 		free(kb);
@@ -380,9 +433,9 @@ static void test_cert_trailing_bytes(void **state)
 	char *cb, text[16384];
 
 	(void)state;
-	memcpy(der, cert_der, (size_t)cert_len);
-	memcpy(der + cert_len, "\x05\x00", 2); /* a DER NULL */
-	cb = b64(der, cert_len + 2);
+	memcpy(der, cert_der, (size_t)clens[0]);
+	memcpy(der + clens[0], "\x05\x00", 2); /* a DER NULL */
+	cb = b64(der, clens[0] + 2);
 	snprintf(text, sizeof(text), "{\"index\":0,\"cert\":\"%s\"}\n", cb);
 	refused(text, "line 1: field \"cert\": 2 bytes after the certificate");
 	free(cb);
@@ -395,6 +448,7 @@ int main(void)
 		cmocka_unit_test(test_read_only_mapping),
 		cmocka_unit_test(test_syntax_variants),
 		cmocka_unit_test(test_duplicate_index),
+		cmocka_unit_test(test_duplicate_cert),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_key_types),
 		cmocka_unit_test(test_cert_trailing_bytes),

@@ -45,7 +45,8 @@
 #define FW_SIZE_DEFAULT (64 * 1024)
 static size_t FW_SIZE = FW_SIZE_DEFAULT; /* per test */
 
-static char *cert_b64;
+static char *cert_b64;	/* the first; every index has its own */
+static EVP_PKEY *dev_key;
 
 struct fx {
 	char dir[64];
@@ -77,22 +78,29 @@ struct fx {
 
 static struct fx *FX;
 
-static int make_cert(void)
+/* Certificate number serial of the batch's key, base64 into out. */
+static int cert_b64_of(long serial, char *out)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = k ? kj_test_self_signed(k) : NULL;
+	X509 *x = kj_test_self_signed_serial(dev_key, serial);
 	uint8_t *der = NULL;
 	int n;
 
 	if (!x)
 		return -1;
 	n = i2d_X509(x, &der);
-	cert_b64 = malloc((size_t)(n + 2) / 3 * 4 + 1);
-	EVP_EncodeBlock((unsigned char *)cert_b64, der, n);
-	OPENSSL_free(der);
 	X509_free(x);
-	EVP_PKEY_free(k);
+	if (n <= 0 || n > 1024)
+		return -1;
+	EVP_EncodeBlock((unsigned char *)out, der, n);
+	OPENSSL_free(der);
 	return 0;
+}
+
+static int make_cert(void)
+{
+	dev_key = EVP_EC_gen("P-256");
+	cert_b64 = malloc(1400);
+	return dev_key && cert_b64 ? cert_b64_of(1, cert_b64) : -1;
 }
 
 static int group_setup(void **state)
@@ -112,7 +120,7 @@ static int group_setup(void **state)
 static void fx_init(struct fx *f, unsigned ncreds, uint64_t quantity,
 		    uint64_t max_failed)
 {
-	size_t tlen = (size_t)ncreds * (strlen(cert_b64) + 40) + 1, off = 0;
+	size_t tlen = (size_t)ncreds * (strlen(cert_b64) + 64) + 1, off = 0;
 	char *text = malloc(tlen), wo[1024], hex[65];
 	struct kj_job_desc d = { 0 };
 	struct kj_job_state js;
@@ -124,10 +132,15 @@ static void fx_init(struct fx *f, unsigned ncreds, uint64_t quantity,
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->sock, sizeof(f->sock), "unix:%s/s.sock", f->dir);
 	assert_non_null(text);
-	for (unsigned i = 0; i < ncreds; i++)
+	/* A certificate of its own per index (creds.h: unique). */
+	for (unsigned i = 0; i < ncreds; i++) {
+		char cb[1400];
+
+		assert_int_equal(cert_b64_of((long)i + 1, cb), 0);
 		off += (size_t)snprintf(text + off, tlen - off,
 					"{\"index\":%u,\"cert\":\"%s\"}\n",
-					i, cert_b64);
+					i, cb);
+	}
 	assert_int_equal(kj_arena_create(&f->arena, FW_SIZE + 8192 +
 			 kj_creds_arena_need((uint8_t *)text, off),
 			 KJ_ARENA_AUTO), 0);
