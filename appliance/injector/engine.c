@@ -140,7 +140,6 @@ int kj_engine_run(struct kj_engine *e)
 		int rc;
 
 		kj_eng_stop_sweep(e);
-		kj_eng_accept_kick(e);
 		if (e->stopping && !e->open && !e->final_counters) {
 			kj_eng_counters_maybe_send(e, true);
 			e->final_counters = true;

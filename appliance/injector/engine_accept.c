@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The injector engine's connection slots and listeners: a slot taken per
- * accepted socket and given back when nothing refers to it, the multishot
- * accepts paused at the limit and kicked when the backlog is stuck, and
- * the keeper's STOP that ends accepting.  Apart from the ring loop
+ * accepted socket and given back when nothing refers to it, one accept
+ * armed per listener while there is room, and the keeper's STOP that ends
+ * accepting.  Apart from the ring loop
  * (engine.c) because it is the only code that decides who gets in.
  */
 #include <errno.h>
@@ -20,7 +20,6 @@
 #include "wire/proto.h"
 #include "engine_int.h"
 
-#define ACCEPT_KICK_MS 200	/* see kj_eng_accept_kick() */
 #define STOP_GRACE_MS 1000	/* idle sockets may still get their refusal */
 
 /* ---- connection slots ----------------------------------------------- */
@@ -87,14 +86,32 @@ void kj_eng_conn_close(struct kj_engine *e, struct conn *c)
 
 /* ---- accept -------------------------------------------------------------- */
 
+/*
+ * One single-shot ACCEPT per listener, re-armed after each connection
+ * while this worker has room.  Workers share a listener and io_uring waits
+ * for accept exclusively, first waiter first: a multishot accept keeps its
+ * place at the head of the wait queue and takes every connection (and a
+ * whole burst in the backlog) until it is cancelled, which left the other
+ * rings idle and needed a timed restart to reach what was left in the
+ * backlog.  A single-shot accept leaves the queue when it completes and
+ * re-queues behind the others, so connections arriving one by one go round
+ * the workers, a backlog is drained by all of them in turn (arming tries it
+ * at once), and a worker at its share simply does not re-arm: nothing is
+ * left waiting while a worker with room is armed.  Beyond every worker's
+ * share, connections wait in the kernel's listen backlog (first come,
+ * first served) until a slot frees; a full backlog refuses the connect at
+ * once.  One SQE per connection: nothing next to a device's ten.
+ */
 void kj_eng_accept_arm(struct kj_engine *e, unsigned i)
 {
 	struct io_uring_sqe *sqe;
 
-	if (accept_full(e) || !(sqe = kj_eng_get_sqe(e)))
+	if (accept_full(e) || e->accept_armed[i])
 		return;
-	io_uring_prep_multishot_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
-				       SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!(sqe = kj_eng_get_sqe(e)))
+		return;
+	io_uring_prep_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_ACCEPT));
 	e->accept_armed[i] = true;
 }
@@ -112,6 +129,27 @@ static void accept_pause(struct kj_engine *e)
 	}
 }
 
+/*
+ * A connection this worker has no slot for (accepts on several listeners
+ * completing together): told why at once, not left to guess from a reset.
+ * A fresh socket's send buffer is empty, so the frame goes in one call.
+ */
+static void refuse_over_limit(struct kj_engine *e, int fd)
+{
+	uint8_t f[96];
+	int n = kj_abort_build(f, sizeof(f), KJ_ABORT_INTERNAL,
+			       "connection limit reached (--max-connections)");
+
+	if (n > 0)
+		(void)send(fd, f, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+	e->cnt.over_limit++;
+	kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
+			   "injector %u: a connection over --max-connections "
+			   "(%u) refused with ABORT INTERNAL",
+			   e->cfg.worker, e->cfg.max_conns);
+}
+
 void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 		      const struct io_uring_cqe *cqe)
 {
@@ -124,44 +162,20 @@ void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 			kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
 					   "injector %u: accept: %s",
 					   e->cfg.worker, strerror(-cqe->res));
-	} else if (e->stopping || !(c = conn_alloc(e, cqe->res))) {
+	} else if (e->stopping) {
 		close(cqe->res);
-		e->cnt.over_limit += !e->stopping;
+	} else if (!(c = conn_alloc(e, cqe->res))) {
+		refuse_over_limit(e, cqe->res);
 	} else {
 		e->cnt.accepted++;
-		e->last_accept_ms = kj_now_ms();
 		kj_eng_enter_hello(e, c);
 	}
 	if (accept_full(e))
 		accept_pause(e);
+	else if (cqe->res == -EMFILE || cqe->res == -ENFILE)
+		return; /* out of fds: re-armed when a connection closes */
 	else if (!e->accept_armed[i] && !e->stopping)
 		kj_eng_accept_arm(e, i);
-}
-
-/*
- * Workers share a listener, and io_uring waits for accept exclusively:
- * one connection wakes one ring.  When the ring that took a burst pauses
- * at its share, the connections left in the backlog wake nobody.  So a
- * ring with room that accepted nothing for a while restarts its multishot
- * accept (cancel; kj_eng_on_accept() re-arms it), and arming tries the backlog
- * at once.
- */
-void kj_eng_accept_kick(struct kj_engine *e)
-{
-	struct io_uring_sqe *sqe;
-	uint64_t now = kj_now_ms();
-
-	if (e->stopping || accept_full(e) || now - e->last_kick_ms <
-						     ACCEPT_KICK_MS ||
-	    now - e->last_accept_ms < ACCEPT_KICK_MS)
-		return;
-	e->last_kick_ms = now;
-	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
-		if (!e->accept_armed[i] || !(sqe = kj_eng_get_sqe(e)))
-			continue;
-		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
-	}
 }
 
 /* ---- the job's end ------------------------------------------------------- */

@@ -126,8 +126,6 @@ struct kj_engine {
 	uint32_t hiwater;	/* slots [hiwater, max_conns) never touched */
 	unsigned open;
 	bool *accept_armed;
-	uint64_t last_accept_ms;
-	uint64_t last_kick_ms;
 	bool stopping;
 	bool stop_swept;	/* idle sockets told and closed */
 	bool final_counters;
@@ -186,7 +184,6 @@ void kj_eng_conn_close(struct kj_engine *e, struct conn *c);
 void kj_eng_accept_arm(struct kj_engine *e, unsigned i);
 void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 		      const struct io_uring_cqe *cqe);
-void kj_eng_accept_kick(struct kj_engine *e);
 void kj_eng_stop_all(struct kj_engine *e, uint16_t reason);
 void kj_eng_stop_sweep(struct kj_engine *e);
 
