@@ -191,7 +191,7 @@ clean:
 # Benchmarks: one JSON line per scenario, then a table (tests/bench/run.sh).
 $(BUILD)/bench/pump: tests/bench/pump.c
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O2 $(WARN) -pthread -o $@ $<
+	$(CC) -std=gnu11 -O2 $(WARN) -pthread -o $@ $< -lcrypto
 
 # The journal's group-commit benchmark alone (docs/JOURNAL.md); built with
 # the others so that it keeps compiling as the journal changes.

@@ -436,6 +436,7 @@ static void summarise(const struct run_opts *o, struct kj_journal *j,
 	s->fsyncs = js.fsyncs;
 	s->checkpoints = cs.taken;
 	s->quote_ms_max = cs.quote_ms_max;
+	s->quote_ms_total = cs.quote_ms_total;
 	s->tree_size = kj_journal_record_count(j);
 	kj_summary_print(s, ks);
 	if (o->json_summary && kj_summary_write_json(o->json_summary, s, ks) < 0)
