@@ -88,6 +88,8 @@ scenario() {
 	local interval=200
 	[[ " $* " =~ --checkpoint-interval\ ([0-9]+) ]] &&
 		interval=${BASH_REMATCH[1]}
+	# Without commit-after-checkpoint no COMMIT waits for a quote.
+	[[ " $* " == *" --no-commit-after-checkpoint "* ]] && interval=0
 	/usr/bin/python3 - "$name" "$size" "$sockets" "$B/$name-run.json" \
 		"$B/$name-sim.json" "$B/$name.proc.json" "$S" "$interval" \
 		<<'PY' | tee -a "$out"
@@ -119,11 +121,12 @@ print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"quotes_per_s": round(r["checkpoints"] / secs, 1) if secs else None,
 	"quote_ms_mean": round(r["quote_ms_total"] / max(r["checkpoints"], 1), 1),
 	"quote_ms_max": r["quote_ms_max"],
-	"checkpoint_interval_ms": int(interval),
+	"checkpoint_interval_ms": int(interval) or None,
 	# COMMIT waits for a quote covering the record: at most sockets /
 	# (interval + quote time) devices/s (QUALITY.md).
 	"cadence_bound_per_s": round(int(sockets) / ((int(interval) + r[
-		"quote_ms_total"] / max(r["checkpoints"], 1)) / 1000.0)),
+		"quote_ms_total"] / max(r["checkpoints"], 1)) / 1000.0))
+		if int(interval) else None,
 	"nv_increments": hi - lo + 1, "checkpoints": n, "nv_writes": nv_writes,
 	"nv_writes_per_h": round(n / secs * 3600 / (orderly + 1)) if secs else None,
 	"keeper_peak_rss_kib": pr["keeper"]["hwm_kib"],
