@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@
 #include "engine_int.h"
 
 #define STOP_GRACE_MS 1000	/* idle sockets may still get their refusal */
+#define REFUSE_AFTER_MS 50	/* left in the backlog: every worker is full */
 
 /* ---- connection slots ----------------------------------------------- */
 
@@ -98,9 +100,8 @@ void kj_eng_conn_close(struct kj_engine *e, struct conn *c)
  * the workers, a backlog is drained by all of them in turn (arming tries it
  * at once), and a worker at its share simply does not re-arm: nothing is
  * left waiting while a worker with room is armed.  Beyond every worker's
- * share, connections wait in the kernel's listen backlog (first come,
- * first served) until a slot frees; a full backlog refuses the connect at
- * once.  One SQE per connection: nothing next to a device's ten.
+ * share, a connection is refused at once (lwatch below).  One SQE per
+ * connection: nothing next to a device's ten.
  */
 void kj_eng_accept_arm(struct kj_engine *e, unsigned i)
 {
@@ -116,6 +117,8 @@ void kj_eng_accept_arm(struct kj_engine *e, unsigned i)
 	e->accept_armed[i] = true;
 }
 
+static void lwatch_start(struct kj_engine *e);
+
 /* At the connection limit: stop accepting until a slot frees. */
 static void accept_pause(struct kj_engine *e)
 {
@@ -127,6 +130,7 @@ static void accept_pause(struct kj_engine *e)
 		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
 		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
 	}
+	lwatch_start(e);
 }
 
 /*
@@ -178,6 +182,104 @@ void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 		kj_eng_accept_arm(e, i);
 }
 
+/*
+ * A full worker watches each listener's backlog, so that a connection
+ * beyond --max-connections is refused at once with a reason instead of
+ * waiting, perhaps for ever on a line whose sites stay connected, for a
+ * slot.  A worker cannot see the others' room, but the kernel shows it:
+ * a worker with room has its accept armed and takes a new connection at
+ * once, so one still in the backlog REFUSE_AFTER_MS after it came was
+ * taken by nobody.  POLL_ADD (non-exclusive: it takes no connection) sees
+ * the arrival, a TIMEOUT waits, a second POLL_ADD that completes at once
+ * says the backlog is still not empty, and an ACCEPT takes the oldest
+ * connection to refuse it (or to serve it, if a slot freed meanwhile).
+ * After a refusal the check repeats at once: a backlog of N connections is
+ * refused in N loop turns, not N waits.
+ */
+static void lwatch_poll(struct kj_engine *e, unsigned i, enum lwatch st)
+{
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	e->lref[i].st = LW_IDLE;
+	if (!sqe)
+		return;
+	io_uring_prep_poll_add(sqe, e->cfg.listen_fds[i], POLLIN);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_LPOLL));
+	e->lref[i].st = (uint8_t)st;
+	e->lref[i].armed_ms = kj_now_ms();
+}
+
+static void lwatch_start(struct kj_engine *e)
+{
+	for (unsigned i = 0; i < e->cfg.n_listen; i++)
+		if (e->lref[i].st == LW_IDLE && !e->stopping)
+			lwatch_poll(e, i, LW_POLL);
+}
+
+static void lwatch_wait(struct kj_engine *e, unsigned i)
+{
+	static struct __kernel_timespec wait = {
+		.tv_nsec = REFUSE_AFTER_MS * 1000000LL };
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	e->lref[i].st = LW_IDLE;
+	if (!sqe)
+		return;
+	io_uring_prep_timeout(sqe, &wait, 0, 0);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_LWAIT));
+	e->lref[i].st = LW_WAIT;
+}
+
+static void lwatch_take(struct kj_engine *e, unsigned i)
+{
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	e->lref[i].st = LW_IDLE;
+	if (!sqe)
+		return;
+	io_uring_prep_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_REFUSE));
+	e->lref[i].st = LW_REFUSE;
+}
+
+static void lwatch_taken(struct kj_engine *e, int fd)
+{
+	struct conn *c;
+
+	if (e->stopping)
+		close(fd);
+	else if (!accept_full(e) && (c = conn_alloc(e, fd))) {
+		e->cnt.accepted++;
+		kj_eng_enter_hello(e, c);
+	} else {
+		refuse_over_limit(e, fd);
+	}
+}
+
+void kj_eng_on_lwatch(struct kj_engine *e, enum op op, unsigned i,
+		      const struct io_uring_cqe *cqe)
+{
+	struct lref *l = &e->lref[i];
+	bool check = l->st == LW_CHECK && kj_now_ms() - l->armed_ms <= 2;
+
+	l->st = LW_IDLE;
+	if (op == OP_REFUSE && cqe->res >= 0)
+		lwatch_taken(e, cqe->res);
+	if (e->stopping || !accept_full(e))
+		return;
+	if (op == OP_REFUSE && cqe->res < 0)
+		lwatch_poll(e, i, LW_POLL);	/* EMFILE…: not in a loop */
+	else if (op != OP_LPOLL)
+		lwatch_poll(e, i, LW_CHECK);	/* waited, or refused one */
+	else if (cqe->res < 0)
+		return;				/* cancelled, or failed */
+	else if (check)
+		lwatch_take(e, i);		/* still there after the wait */
+	else
+		lwatch_wait(e, i);		/* arrived: others have time */
+}
+
 /* ---- the job's end ------------------------------------------------------- */
 
 void kj_eng_stop_all(struct kj_engine *e, uint16_t reason)
@@ -188,10 +290,19 @@ void kj_eng_stop_all(struct kj_engine *e, uint16_t reason)
 	e->stop_reason = reason;
 	e->stop_at_ms = kj_now_ms() + STOP_GRACE_MS;
 	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
-		if (!e->accept_armed[i] || !(sqe = kj_eng_get_sqe(e)))
-			continue;
-		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
+		static const enum op ops[] = { OP_ACCEPT, OP_LPOLL, OP_LWAIT,
+					       OP_REFUSE };
+
+		for (size_t k = 0; k < KJ_ARRAY_SIZE(ops); k++) {
+			if ((k ? e->lref[i].st == LW_IDLE :
+				 !e->accept_armed[i]) ||
+			    !(sqe = kj_eng_get_sqe(e)))
+				continue;
+			io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, ops[k]),
+					       0);
+			io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0,
+								OP_CANCEL));
+		}
 	}
 }
 

@@ -2,11 +2,12 @@
 #define _GNU_SOURCE
 /*
  * The "pump" bound of QUALITY.md: the same bytes through the same kind of
- * sockets with no protocol, journal or attestation.  One server thread and
+ * sockets with no protocol, journal or attestation.  One server process and
  * one client process, each a single epoll loop, like the appliance and the
  * simulator (processes, so that each has its own descriptor table: 10,000
- * sockets are 20,000 descriptors).  Per device: client sends an 8-byte hello, server sends `size`
- * bytes, client answers 32 bytes, server answers 16 bytes.  The client
+ * sockets are 20,000 descriptors).  Per device: client sends an 8-byte
+ * hello, server sends `size` bytes, client answers 32 bytes, server
+ * answers 16 bytes.  The client
  * hashes every payload byte it receives with SHA-256 (OpenSSL's EVP, its
  * fastest implementation) and answers with the digest, as a site computes
  * its readback digest: so the pump's load generator does the same work per
@@ -181,8 +182,10 @@ static void client(unsigned nsock)
 						die("EVP_DigestInit_ex");
 					break;
 				case 1: r = step(c, 0, size, NULL);
-					if (r == 1 && c->md && !EVP_DigestFinal_ex(
-						c->md, c->digest, NULL))
+					if (r == 1 && c->md &&
+					    !EVP_DigestFinal_ex(c->md,
+								c->digest,
+								NULL))
 						die("EVP_DigestFinal_ex");
 					break;
 				case 2: r = step(c, 1, READBACK, c->digest);
