@@ -207,7 +207,7 @@ $(BUILD)/bench/bench_recall: tests/bench/bench_recall.c $(BUILD)/libkinject.a
 		$(PKG_LIBS)
 
 bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
-	$(BUILD)/bench/bench_recall
+	$(BUILD)/bench/bench_recall $(BUILD)/tests/test_engine
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
 
 # CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema

@@ -176,11 +176,27 @@ want kinject-64k-10k && scenario kinject-64k-10k 65536 10000 40000
 want kinject-1m && scenario kinject-1m 1048576 1000 3000
 want kinject-64k-cp50 && scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
 want kinject-64k-nocac && scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
+# RSS growth per idle connection (QUALITY.md: <= 16 KiB): 2,000 idle
+# connections to the keeper and injectors of test_engine.
+if want idle-rss; then
+	bench_lock
+	KJ_TEST=test_idle_rss "$BUILD/tests/test_engine" 2>&1 |
+		sed -n 's/^idle: .*, \([0-9.]*\) KiB per connection$/\1/p' |
+		/usr/bin/python3 -c 'import json, os, sys
+print(json.dumps({"scenario": "idle-rss", "connections": 2000,
+	"kib_per_connection": float(sys.stdin.read()),
+	"load1": round(os.getloadavg()[0], 2)}))' | tee "$B/idle.json"
+	bench_unlock
+fi
 # Traceability: recall on 1,000,000 records (its own table below).
 want recall && "$BUILD/bench/bench_recall" --kinject "$KINJECT" | tee "$B/recall.jsonl"
 
 echo
-/usr/bin/python3 "$top/tests/bench/table.py" "$out"
+[ -s "$out" ] && /usr/bin/python3 "$top/tests/bench/table.py" "$out"
+[ -s "$B/idle.json" ] && /usr/bin/python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print("RSS per idle connection (%d connections): %.1f KiB (target <= 16)" % (
+	r["connections"], r["kib_per_connection"]))' "$B/idle.json"
 [ -s "$B/recall.jsonl" ] || exit 0
 echo
 /usr/bin/python3 - "$B/recall.jsonl" <<'PY'
