@@ -195,7 +195,7 @@ clean:
 # Benchmarks: one JSON line per scenario, then a table (tests/bench/run.sh).
 $(BUILD)/bench/pump: tests/bench/pump.c
 	@mkdir -p $(@D)
-	$(CC) -std=gnu11 -O2 $(WARN) -pthread -o $@ $<
+	$(CC) -std=gnu11 -O2 $(WARN) -pthread -o $@ $< -lcrypto
 
 # The journal's group-commit benchmark alone (docs/JOURNAL.md); built with
 # the others so that it keeps compiling as the journal changes.
@@ -217,7 +217,8 @@ $(BUILD)/bench/bench_evidence: tests/bench/bench_evidence.c $(BUILD)/libkinject.
 		$(BUILD)/libkinject.a $(PKG_LIBS)
 
 bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
-	$(BUILD)/bench/bench_recall $(BUILD)/bench/bench_evidence
+	$(BUILD)/bench/bench_recall $(BUILD)/bench/bench_evidence \
+	$(BUILD)/tests/test_engine
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
 
 # CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema

@@ -38,7 +38,7 @@ const char cmd_run_usage[] =
 	"Options:\n"
 	"  --state DIR                 appliance state (default ./kinject-state)\n"
 	"  --sites FILE                allowed sites and sockets (UNAUTHORIZED)\n"
-	"  --max-connections N         default 4096\n"
+	"  --max-connections N         default 16384\n"
 	"  --hello-timeout S           idle limit before HELLO, default 600\n"
 	"  --program-timeout S         limit for READBACK, default 120\n"
 	"  --checkpoint-interval MS    TPM checkpoint cadence, default 200\n"
@@ -438,6 +438,7 @@ static void summarise(const struct run_opts *o, struct kj_journal *j,
 	s->fsyncs = js.fsyncs;
 	s->checkpoints = cs.taken;
 	s->quote_ms_max = cs.quote_ms_max;
+	s->quote_ms_total = cs.quote_ms_total;
 	s->tree_size = kj_journal_record_count(j);
 	kj_summary_print(s, ks);
 	if (o->json_summary && kj_summary_write_json(o->json_summary, s, ks) < 0)

@@ -256,6 +256,7 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     "\"elapsed_ms\":%llu,\"devices_per_s\":%.1f,"
 		     "\"fsyncs\":%llu,\"journal_commits\":%llu,"
 		     "\"checkpoints\":%llu,\"quote_ms_max\":%llu,"
+		     "\"quote_ms_total\":%llu,"
 		     "\"tree_size\":%llu,\"injector_restarts\":%llu,"
 		     "\"sandbox_violations\":%llu,\"refusal_closed\":%llu,"
 		     "\"connections\":%llu,\"pre_hello_failures\":%llu,"
@@ -272,6 +273,7 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     (unsigned long long)st->commits,
 		     (unsigned long long)s->checkpoints,
 		     (unsigned long long)s->quote_ms_max,
+		     (unsigned long long)s->quote_ms_total,
 		     (unsigned long long)s->tree_size,
 		     (unsigned long long)st->injector_restarts,
 		     (unsigned long long)st->sandbox_violations,

@@ -89,6 +89,7 @@ struct kj_run_summary {
 	uint64_t fsyncs;
 	uint64_t checkpoints;
 	uint64_t quote_ms_max;
+	uint64_t quote_ms_total;
 	uint64_t tree_size;
 	const char *secret_memory;
 };

@@ -77,6 +77,12 @@ static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
 		return;
 	case OP_CANCEL:
 		return;
+	case OP_LPOLL:
+	case OP_LWAIT:
+	case OP_REFUSE:
+		if (slot < e->cfg.n_listen)
+			kj_eng_on_lwatch(e, op, slot, cqe);
+		return;
 	case OP_RECV:
 	case OP_SEND:
 	case OP_LTIMEOUT:
@@ -140,7 +146,6 @@ int kj_engine_run(struct kj_engine *e)
 		int rc;
 
 		kj_eng_stop_sweep(e);
-		kj_eng_accept_kick(e);
 		if (e->stopping && !e->open && !e->final_counters) {
 			kj_eng_counters_maybe_send(e, true);
 			e->final_counters = true;
@@ -265,8 +270,9 @@ int kj_engine_init(const struct kj_engine_cfg *cfg, struct kj_engine **out)
 	/* Slots are touched only when used: RSS grows per connection. */
 	e->conns = calloc(e->cfg.max_conns, sizeof(*e->conns));
 	e->accept_armed = calloc(e->cfg.n_listen + 1, sizeof(bool));
+	e->lref = calloc(e->cfg.n_listen + 1, sizeof(*e->lref));
 	e->ipc_in = malloc(KJ_IPC_MSG_MAX);
-	if (!e->conns || !e->accept_armed || !e->ipc_in)
+	if (!e->conns || !e->accept_armed || !e->lref || !e->ipc_in)
 		goto err;
 	e->free_head = NO_SLOT;
 	e->hiwater = 0;
@@ -299,6 +305,7 @@ void kj_engine_free(struct kj_engine *e)
 	free(e->bufs);
 	free(e->conns);
 	free(e->accept_armed);
+	free(e->lref);
 	free(e->ipc_in);
 	struct obuf *lists[] = { e->out_cur, e->out_head, e->out_flight,
 				 e->out_spare };

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The injector engine's connection slots and listeners: a slot taken per
- * accepted socket and given back when nothing refers to it, the multishot
- * accepts paused at the limit and kicked when the backlog is stuck, and
- * the keeper's STOP that ends accepting.  Apart from the ring loop
+ * accepted socket and given back when nothing refers to it, one accept
+ * armed per listener while there is room, and the keeper's STOP that ends
+ * accepting.  Apart from the ring loop
  * (engine.c) because it is the only code that decides who gets in.
  */
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,8 +21,8 @@
 #include "wire/proto.h"
 #include "engine_int.h"
 
-#define ACCEPT_KICK_MS 200	/* see kj_eng_accept_kick() */
 #define STOP_GRACE_MS 1000	/* idle sockets may still get their refusal */
+#define REFUSE_AFTER_MS 50	/* left in the backlog: every worker is full */
 
 /* ---- connection slots ----------------------------------------------- */
 
@@ -87,17 +88,36 @@ void kj_eng_conn_close(struct kj_engine *e, struct conn *c)
 
 /* ---- accept -------------------------------------------------------------- */
 
+/*
+ * One single-shot ACCEPT per listener, re-armed after each connection
+ * while this worker has room.  Workers share a listener and io_uring waits
+ * for accept exclusively, first waiter first: a multishot accept keeps its
+ * place at the head of the wait queue and takes every connection (and a
+ * whole burst in the backlog) until it is cancelled, which left the other
+ * rings idle and needed a timed restart to reach what was left in the
+ * backlog.  A single-shot accept leaves the queue when it completes and
+ * re-queues behind the others, so connections arriving one by one go round
+ * the workers, a backlog is drained by all of them in turn (arming tries it
+ * at once), and a worker at its share simply does not re-arm: nothing is
+ * left waiting while a worker with room is armed.  Beyond every worker's
+ * share, a connection is refused at once (lwatch below).  One SQE per
+ * connection: nothing next to a device's ten.
+ */
 void kj_eng_accept_arm(struct kj_engine *e, unsigned i)
 {
 	struct io_uring_sqe *sqe;
 
-	if (accept_full(e) || !(sqe = kj_eng_get_sqe(e)))
+	if (accept_full(e) || e->accept_armed[i])
 		return;
-	io_uring_prep_multishot_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
-				       SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!(sqe = kj_eng_get_sqe(e)))
+		return;
+	io_uring_prep_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_ACCEPT));
 	e->accept_armed[i] = true;
 }
+
+static void lwatch_start(struct kj_engine *e);
 
 /* At the connection limit: stop accepting until a slot frees. */
 static void accept_pause(struct kj_engine *e)
@@ -110,6 +130,28 @@ static void accept_pause(struct kj_engine *e)
 		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
 		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
 	}
+	lwatch_start(e);
+}
+
+/*
+ * A connection this worker has no slot for (accepts on several listeners
+ * completing together): told why at once, not left to guess from a reset.
+ * A fresh socket's send buffer is empty, so the frame goes in one call.
+ */
+static void refuse_over_limit(struct kj_engine *e, int fd)
+{
+	uint8_t f[96];
+	int n = kj_abort_build(f, sizeof(f), KJ_ABORT_INTERNAL,
+			       "connection limit reached (--max-connections)");
+
+	if (n > 0)
+		(void)send(fd, f, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+	e->cnt.over_limit++;
+	kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
+			   "injector %u: a connection over --max-connections "
+			   "(%u) refused with ABORT INTERNAL",
+			   e->cfg.worker, e->cfg.max_conns);
 }
 
 void kj_eng_on_accept(struct kj_engine *e, unsigned i,
@@ -124,44 +166,118 @@ void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 			kj_log_ratelimited(&e->rl, KJ_LOG_WARN,
 					   "injector %u: accept: %s",
 					   e->cfg.worker, strerror(-cqe->res));
-	} else if (e->stopping || !(c = conn_alloc(e, cqe->res))) {
+	} else if (e->stopping) {
 		close(cqe->res);
-		e->cnt.over_limit += !e->stopping;
+	} else if (!(c = conn_alloc(e, cqe->res))) {
+		refuse_over_limit(e, cqe->res);
 	} else {
 		e->cnt.accepted++;
-		e->last_accept_ms = kj_now_ms();
 		kj_eng_enter_hello(e, c);
 	}
 	if (accept_full(e))
 		accept_pause(e);
+	else if (cqe->res == -EMFILE || cqe->res == -ENFILE)
+		return; /* out of fds: re-armed when a connection closes */
 	else if (!e->accept_armed[i] && !e->stopping)
 		kj_eng_accept_arm(e, i);
 }
 
 /*
- * Workers share a listener, and io_uring waits for accept exclusively:
- * one connection wakes one ring.  When the ring that took a burst pauses
- * at its share, the connections left in the backlog wake nobody.  So a
- * ring with room that accepted nothing for a while restarts its multishot
- * accept (cancel; kj_eng_on_accept() re-arms it), and arming tries the backlog
- * at once.
+ * A full worker watches each listener's backlog, so that a connection
+ * beyond --max-connections is refused at once with a reason instead of
+ * waiting, perhaps for ever on a line whose sites stay connected, for a
+ * slot.  A worker cannot see the others' room, but the kernel shows it:
+ * a worker with room has its accept armed and takes a new connection at
+ * once, so one still in the backlog REFUSE_AFTER_MS after it came was
+ * taken by nobody.  POLL_ADD (non-exclusive: it takes no connection) sees
+ * the arrival, a TIMEOUT waits, a second POLL_ADD that completes at once
+ * says the backlog is still not empty, and an ACCEPT takes the oldest
+ * connection to refuse it (or to serve it, if a slot freed meanwhile).
+ * After a refusal the check repeats at once: a backlog of N connections is
+ * refused in N loop turns, not N waits.
  */
-void kj_eng_accept_kick(struct kj_engine *e)
+static void lwatch_poll(struct kj_engine *e, unsigned i, enum lwatch st)
 {
-	struct io_uring_sqe *sqe;
-	uint64_t now = kj_now_ms();
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
 
-	if (e->stopping || accept_full(e) || now - e->last_kick_ms <
-						     ACCEPT_KICK_MS ||
-	    now - e->last_accept_ms < ACCEPT_KICK_MS)
+	e->lref[i].st = LW_IDLE;
+	if (!sqe)
 		return;
-	e->last_kick_ms = now;
-	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
-		if (!e->accept_armed[i] || !(sqe = kj_eng_get_sqe(e)))
-			continue;
-		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
+	io_uring_prep_poll_add(sqe, e->cfg.listen_fds[i], POLLIN);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_LPOLL));
+	e->lref[i].st = (uint8_t)st;
+	e->lref[i].armed_ms = kj_now_ms();
+}
+
+static void lwatch_start(struct kj_engine *e)
+{
+	for (unsigned i = 0; i < e->cfg.n_listen; i++)
+		if (e->lref[i].st == LW_IDLE && !e->stopping)
+			lwatch_poll(e, i, LW_POLL);
+}
+
+static void lwatch_wait(struct kj_engine *e, unsigned i)
+{
+	static struct __kernel_timespec wait = {
+		.tv_nsec = REFUSE_AFTER_MS * 1000000LL };
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	e->lref[i].st = LW_IDLE;
+	if (!sqe)
+		return;
+	io_uring_prep_timeout(sqe, &wait, 0, 0);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_LWAIT));
+	e->lref[i].st = LW_WAIT;
+}
+
+static void lwatch_take(struct kj_engine *e, unsigned i)
+{
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	e->lref[i].st = LW_IDLE;
+	if (!sqe)
+		return;
+	io_uring_prep_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(i, 0, OP_REFUSE));
+	e->lref[i].st = LW_REFUSE;
+}
+
+static void lwatch_taken(struct kj_engine *e, int fd)
+{
+	struct conn *c;
+
+	if (e->stopping)
+		close(fd);
+	else if (!accept_full(e) && (c = conn_alloc(e, fd))) {
+		e->cnt.accepted++;
+		kj_eng_enter_hello(e, c);
+	} else {
+		refuse_over_limit(e, fd);
 	}
+}
+
+void kj_eng_on_lwatch(struct kj_engine *e, enum op op, unsigned i,
+		      const struct io_uring_cqe *cqe)
+{
+	struct lref *l = &e->lref[i];
+	bool check = l->st == LW_CHECK && kj_now_ms() - l->armed_ms <= 2;
+
+	l->st = LW_IDLE;
+	if (op == OP_REFUSE && cqe->res >= 0)
+		lwatch_taken(e, cqe->res);
+	if (e->stopping || !accept_full(e))
+		return;
+	if (op == OP_REFUSE && cqe->res < 0)
+		lwatch_poll(e, i, LW_POLL);	/* EMFILE…: not in a loop */
+	else if (op != OP_LPOLL)
+		lwatch_poll(e, i, LW_CHECK);	/* waited, or refused one */
+	else if (cqe->res < 0)
+		return;				/* cancelled, or failed */
+	else if (check)
+		lwatch_take(e, i);		/* still there after the wait */
+	else
+		lwatch_wait(e, i);		/* arrived: others have time */
 }
 
 /* ---- the job's end ------------------------------------------------------- */
@@ -174,10 +290,19 @@ void kj_eng_stop_all(struct kj_engine *e, uint16_t reason)
 	e->stop_reason = reason;
 	e->stop_at_ms = kj_now_ms() + STOP_GRACE_MS;
 	for (unsigned i = 0; i < e->cfg.n_listen; i++) {
-		if (!e->accept_armed[i] || !(sqe = kj_eng_get_sqe(e)))
-			continue;
-		io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, OP_ACCEPT), 0);
-		io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0, OP_CANCEL));
+		static const enum op ops[] = { OP_ACCEPT, OP_LPOLL, OP_LWAIT,
+					       OP_REFUSE };
+
+		for (size_t k = 0; k < KJ_ARRAY_SIZE(ops); k++) {
+			if ((k ? e->lref[i].st == LW_IDLE :
+				 !e->accept_armed[i]) ||
+			    !(sqe = kj_eng_get_sqe(e)))
+				continue;
+			io_uring_prep_cancel64(sqe, kj_eng_ud(i, 0, ops[k]),
+					       0);
+			io_uring_sqe_set_data64(sqe, kj_eng_ud(NO_SLOT, 0,
+								OP_CANCEL));
+		}
 	}
 }
 

@@ -36,6 +36,17 @@ enum op {
 	OP_CANCEL,
 	OP_IPC_RECV,
 	OP_IPC_SEND,
+	OP_LPOLL,	/* slot = listener: full, is anyone waiting? */
+	OP_LWAIT,	/* slot = listener: give a worker with room time */
+	OP_REFUSE,	/* slot = listener: accept to refuse */
+};
+
+/* A full worker's watch on a listener's backlog (engine_accept.c). */
+enum lwatch { LW_IDLE, LW_POLL, LW_WAIT, LW_CHECK, LW_REFUSE };
+
+struct lref {
+	uint8_t st;		/* enum lwatch */
+	uint64_t armed_ms;	/* LW_CHECK: when its poll was armed */
 };
 #define NO_SLOT 0xffffffffu
 
@@ -126,8 +137,7 @@ struct kj_engine {
 	uint32_t hiwater;	/* slots [hiwater, max_conns) never touched */
 	unsigned open;
 	bool *accept_armed;
-	uint64_t last_accept_ms;
-	uint64_t last_kick_ms;
+	struct lref *lref;	/* per listener */
 	bool stopping;
 	bool stop_swept;	/* idle sockets told and closed */
 	bool final_counters;
@@ -184,9 +194,10 @@ void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms);
 void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c);
 void kj_eng_conn_close(struct kj_engine *e, struct conn *c);
 void kj_eng_accept_arm(struct kj_engine *e, unsigned i);
+void kj_eng_on_lwatch(struct kj_engine *e, enum op op, unsigned i,
+		      const struct io_uring_cqe *cqe);
 void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 		      const struct io_uring_cqe *cqe);
-void kj_eng_accept_kick(struct kj_engine *e);
 void kj_eng_stop_all(struct kj_engine *e, uint16_t reason);
 void kj_eng_stop_sweep(struct kj_engine *e);
 

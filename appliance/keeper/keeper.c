@@ -177,7 +177,7 @@ static void limits_default(struct kj_keeper_limits *l)
 	if (l->workers > MAX_WORKERS)
 		l->workers = MAX_WORKERS;
 	if (!l->max_connections)
-		l->max_connections = 4096;
+		l->max_connections = KJ_MAX_CONNECTIONS_DEFAULT;
 	if (!l->hello_timeout_ms)
 		l->hello_timeout_ms = 600000;
 	if (!l->program_timeout_ms)

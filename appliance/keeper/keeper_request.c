@@ -360,9 +360,10 @@ static int on_outcome(struct keeper *k, struct inj *in, const uint8_t *b,
 static int on_counters(struct keeper *k, struct inj *in, const uint8_t *b,
 		       size_t len)
 {
-	(void)k;
 	(void)len;
 	memcpy(&in->cnt, b, sizeof(in->cnt));
+	if (in->cnt.accepted > k->st.conns_accepted_max)
+		k->st.conns_accepted_max = in->cnt.accepted;
 	return 0;
 }
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 : "${BUILD:?}"
 top=$(cd "$(dirname "$0")/../.." && pwd)
-KINJECT=$BUILD/kinject
+KINJECT=${KJ_BENCH_KINJECT:-$BUILD/kinject}
 B=$(mktemp -d /tmp/kinject-bench.XXXXXX)
 pids=()
 kj_track_pid() { pids+=("$1"); }
@@ -44,21 +44,6 @@ inputs() {
 	kj_work_order "$1" 3.1.5 "$3" >/dev/null
 }
 
-# Peak VmHWM (KiB) of the keeper and of its injector children.
-rss_watch() {
-	local pid=$1 k=0 i=0 v
-	while kill -0 "$pid" 2>/dev/null; do
-		v=$(awk '/VmHWM/{print $2}' /proc/$pid/status 2>/dev/null || echo 0)
-		[ "${v:-0}" -gt "$k" ] && k=$v
-		for c in $(pgrep -P "$pid" 2>/dev/null); do
-			v=$(awk '/VmHWM/{print $2}' /proc/$c/status 2>/dev/null || echo 0)
-			[ "${v:-0}" -gt "$i" ] && i=$v
-		done
-		sleep 0.2
-	done
-	echo "$k $i"
-}
-
 # scenario NAME FW_SIZE SOCKETS DEVICES [kinject run flags]
 # Each scenario is a new appliance: its own state dir and its own TPM (a
 # TPM's PCRs and NV counter belong to one journal).
@@ -73,28 +58,45 @@ scenario() {
 	cp "$B/customer/release.key" "$B/customer/release.pem" "$C/"
 	inputs "$C" "$size" "${KJ_BENCH_CREDS:-45000}" "$S"
 	kj_work_order "$C" 3.1.5 "$devices" >/dev/null
-	"$KINJECT" run --state "$S" --operator bench \
+	local wrap=()
+	bench_lock
+	local swrap=()
+	[ -n "${KJ_BENCH_WRAP:-}" ] && eval "wrap=($KJ_BENCH_WRAP)"
+	[ -n "${KJ_BENCH_SIM_WRAP:-}" ] && eval "swrap=($KJ_BENCH_SIM_WRAP)"
+	rm -f "$B/$name.simpid"
+	"${wrap[@]}" "$KINJECT" run --state "$S" --operator bench \
 		--work-order "$C/WO.json" --work-order-sig "$C/WO.json.sig" \
 		--product "$C/product.json" --product-sig "$C/product.json.sig" \
 		--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
 		--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
 		--tpm "$KJ_SWTPM_TCTI" --listen "unix:$B/$name.sock" \
-		--max-connections $((sockets + 16)) \
+		${KJ_BENCH_MAXCONN:+--max-connections "$KJ_BENCH_MAXCONN"} \
 		--json-summary "$B/$name-run.json" "$@" >/dev/null 2>"$B/$name.err" &
 	local run=$!
 	kj_track_pid $run
-	rss_watch $run >"$B/$name.rss" &
-	"$KINJECT" sim --connect "unix:$B/$name.sock" --hwrev B \
-		--sockets "$sockets" --devices "$devices" \
-		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 || true
+	/usr/bin/python3 "$top/tests/bench/procwatch.py" $run "$B/$name.simpid" \
+		"$B/$name.proc.json" "${KJ_SWTPM_PID:-}" &
+	local watch=$!
+	"${swrap[@]}" "$KINJECT" sim --connect "unix:$B/$name.sock" --hwrev B \
+		--sockets "$sockets" --devices "$devices" ${KJ_BENCH_SIM_FLAGS:-} \
+		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 &
+	echo $! >"$B/$name.simpid"
+	wait $! || true
 	wait $run || { echo "bench: $name: kinject run failed:" >&2; cat "$B/$name.err" >&2; return 1; }
-	wait
-	read -r krss irss <"$B/$name.rss"
+	wait $watch
+	bench_unlock
+	local interval=200
+	[[ " $* " =~ --checkpoint-interval\ ([0-9]+) ]] &&
+		interval=${BASH_REMATCH[1]}
+	# Without commit-after-checkpoint no COMMIT waits for a quote.
+	[[ " $* " == *" --no-commit-after-checkpoint "* ]] && interval=0
 	/usr/bin/python3 - "$name" "$size" "$sockets" "$B/$name-run.json" \
-		"$B/$name-sim.json" "$krss" "$irss" "$S" <<'PY' | tee -a "$out"
-import json, sqlite3, sys
-name, size, sockets, runf, simf, krss, irss, state = sys.argv[1:]
-r = json.load(open(runf)); s = json.load(open(simf))
+		"$B/$name-sim.json" "$B/$name.proc.json" "$S" "$interval" \
+		<<'PY' | tee -a "$out"
+import json, os, sqlite3, sys
+name, size, sockets, runf, simf, procf, state, interval = sys.argv[1:]
+r = json.load(open(runf)); s = json.load(open(simf)); pr = json.load(open(procf))
+dev = max(r["run_ok"], 1); gb = dev * int(size) / 1e9
 secs = r["elapsed_ms"] / 1000.0
 # EVIDENCE.md §4: the ORDERLY counter reaches NV every orderly + 1
 # increments; one increment per checkpoint.
@@ -106,52 +108,99 @@ lo, hi, n = db.execute("select min(nv_counter), max(nv_counter), count(*)"
 nv_writes = hi // (orderly + 1) - (lo - 1) // (orderly + 1)
 print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"firmware_bytes": int(size), "devices": r["run_ok"],
-	"seconds": round(secs, 3), "devices_per_s": round(r["devices_per_s"]),
-	"bytes_per_s": round(r["devices_per_s"] * int(size)),
-	"sim_devices_per_s": s.get("devices_per_s"),
+	"seconds": round(secs, 3),
+	# As the sites saw it (the sim, from the first OFFER to the last
+	# COMMIT), like the pump's client; the keeper's own rate also counts
+	# its wait for the first connection and the 1 s grace at the end.
+	"devices_per_s": round(s["devices_per_s"]),
+	"bytes_per_s": round(s["devices_per_s"] * int(size)),
+	"run_devices_per_s": round(r["devices_per_s"]),
 	"p50_ms": s.get("latency_ms", {}).get("p50"),
 	"p99_ms": s.get("latency_ms", {}).get("p99"),
 	"fsyncs_per_s": round(r["fsyncs"] / secs, 1) if secs else None,
 	"quotes_per_s": round(r["checkpoints"] / secs, 1) if secs else None,
+	"quote_ms_mean": round(r["quote_ms_total"] / max(r["checkpoints"], 1), 1),
+	"quote_ms_max": r["quote_ms_max"],
+	"checkpoint_interval_ms": int(interval) or None,
+	# COMMIT waits for a quote covering the record: at most sockets /
+	# (interval + quote time) devices/s (QUALITY.md).
+	"cadence_bound_per_s": round(int(sockets) / ((int(interval) + r[
+		"quote_ms_total"] / max(r["checkpoints"], 1)) / 1000.0))
+		if int(interval) else None,
 	"nv_increments": hi - lo + 1, "checkpoints": n, "nv_writes": nv_writes,
 	"nv_writes_per_h": round(n / secs * 3600 / (orderly + 1)) if secs else None,
-	"keeper_peak_rss_kib": int(krss), "injector_peak_rss_kib": int(irss)}))
+	"keeper_peak_rss_kib": pr["keeper"]["hwm_kib"],
+	"injector_peak_rss_kib": pr["injectors"]["hwm_kib"],
+	"load1": round(os.getloadavg()[0], 2),
+	# CPU (user+sys) per device and per GB, voluntary + involuntary
+	# context switches per device, in each process (procwatch.py).
+	"per_process": {k: {"cpu_us_per_device": round(v["cpu_s"] / dev * 1e6, 1),
+		"sys_share": round(v["sys_s"] / v["cpu_s"], 2) if v["cpu_s"] else 0,
+		"cpu_s_per_gb": round(v["cpu_s"] / gb, 3),
+		"cs_per_device": round((v["vcs"] + v["nvcs"]) / dev, 3),
+		"procs": v["procs"]} for k, v in pr.items()}}))
 PY
 }
 
-"$BUILD/bench/pump" --sockets 1000 --devices 30000 --size 65536 | tee -a "$out"
-"$BUILD/bench/pump" --sockets 1000 --devices 3000 --size 1048576 | tee -a "$out"
-# Default cadence: COMMIT waits for the covering quote (200 ms), so with
-# zero programming time a line tops out near sockets / 0.2 s.
-scenario kinject-64k 65536 1000 20000
-scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
-scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
-scenario kinject-1m 1048576 1000 3000
-scenario kinject-10k-sockets 65536 10000 40000
+# KJ_BENCH_ONLY="REGEX": run only the scenarios whose name matches (the
+# pumps are pump-64k, pump-1m).  KJ_BENCH_WRAP: a prefix for `kinject run'
+# (e.g. 'perf record -g -o /tmp/$name.data --'), KJ_BENCH_SIM_WRAP the
+# same for `kinject sim'.
+# KJ_BENCH_LOCK=FILE: hold flock(FILE) while measuring only (not while
+# setting up), so that other work sharing the machine waits meanwhile.
+bench_lock() { [ -z "${KJ_BENCH_LOCK:-}" ] || { exec 9>"$KJ_BENCH_LOCK" && flock 9; }; }
+bench_unlock() { [ -z "${KJ_BENCH_LOCK:-}" ] || exec 9>&-; }
+want() { [[ $1 =~ ${KJ_BENCH_ONLY:-.} ]]; }
+pump() {
+	bench_lock
+	"$BUILD/bench/pump" "$@" | /usr/bin/python3 -c 'import json, os, sys
+r = json.loads(sys.stdin.read()); r["load1"] = round(os.getloadavg()[0], 2)
+print(json.dumps(r))' | tee -a "$out"
+	bench_unlock
+}
+# The pump at every shape kinject runs at: hashing every byte as a site
+# does (the bound for the same load generator work) and bare (--no-hash).
+for shape in "64k 1000 30000 65536" "64k 10000 40000 65536" \
+	"1m 1000 3000 1048576"; do
+	set -- $shape
+	want "pump-$1-$2" || continue
+	pump --sockets "$2" --devices "$3" --size "$4"
+	pump --sockets "$2" --devices "$3" --size "$4" --no-hash
+done
+# Default settings.  1,000 sockets, zero programming time: COMMIT waits for
+# the covering quote (200 ms), so the line tops out at the cadence bound
+# sockets / (interval + quote time) by design.  10,000 sockets and 1 MiB:
+# the pipeline is full.
+want kinject-64k && scenario kinject-64k 65536 1000 20000
+want kinject-64k-10k && scenario kinject-64k-10k 65536 10000 40000
+want kinject-1m && scenario kinject-1m 1048576 1000 3000
+want kinject-64k-cp50 && scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
+want kinject-64k-nocac && scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
+# RSS growth per idle connection (QUALITY.md: <= 16 KiB): 2,000 idle
+# connections to the keeper and injectors of test_engine.
+if want idle-rss; then
+	bench_lock
+	KJ_TEST=test_idle_rss "$BUILD/tests/test_engine" 2>&1 |
+		sed -n 's/^idle: .*, \([0-9.]*\) KiB per connection$/\1/p' |
+		/usr/bin/python3 -c 'import json, os, sys
+print(json.dumps({"scenario": "idle-rss", "connections": 2000,
+	"kib_per_connection": float(sys.stdin.read()),
+	"load1": round(os.getloadavg()[0], 2)}))' | tee "$B/idle.json"
+	bench_unlock
+fi
 # Traceability: recall on 1,000,000 records (its own table below).
-"$BUILD/bench/bench_recall" --kinject "$KINJECT" | tee "$B/recall.jsonl"
+want recall && "$BUILD/bench/bench_recall" --kinject "$KINJECT" | tee "$B/recall.jsonl"
 # Evidence of a 1,000,000-device lot: export and verify, time and peak RSS.
-"$BUILD/bench/bench_evidence" --kinject "$KINJECT" --dir "$B/lot" \
+want evidence && "$BUILD/bench/bench_evidence" --kinject "$KINJECT" --dir "$B/lot" \
 	--devices "${KJ_BENCH_LOT:-1000000}" | tee "$B/evidence.jsonl"
 
 echo
-/usr/bin/python3 - "$out" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-pump = {r["firmware_bytes"]: r for r in rows if r["scenario"] == "pump"}
-print("%-20s %7s %9s %10s %7s %7s %7s %8s %8s %7s" % ("scenario", "sockets",
-      "fw_bytes", "devices/s", "% pump", "p50ms", "p99ms", "fsync/s", "quote/s",
-      "NVwr/h"))
-for r in rows:
-	p = pump.get(r["firmware_bytes"])
-	frac = "" if r["scenario"] == "pump" or not p else "%.0f" % (
-		100.0 * r["devices_per_s"] / p["devices_per_s"])
-	print("%-20s %7d %9d %10d %7s %7s %7s %8s %8s %7s" % (r["scenario"],
-	      r["sockets"], r["firmware_bytes"], r["devices_per_s"], frac,
-	      r.get("p50_ms", ""), r.get("p99_ms", ""),
-	      r.get("fsyncs_per_s", ""), r.get("quotes_per_s", ""),
-	      r.get("nv_writes_per_h", "")))
-PY
+[ -s "$out" ] && /usr/bin/python3 "$top/tests/bench/table.py" "$out"
+[ -s "$B/idle.json" ] && /usr/bin/python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print("RSS per idle connection (%d connections): %.1f KiB (target <= 16)" % (
+	r["connections"], r["kib_per_connection"]))' "$B/idle.json"
+if [ -s "$B/recall.jsonl" ]; then
 echo
 /usr/bin/python3 - "$B/recall.jsonl" <<'PY'
 import json, sys
@@ -160,6 +209,8 @@ for r in (json.loads(l) for l in open(sys.argv[1])):
 	print("%-66s %8.3f %s" % (r["query"][:66], r["seconds"],
 	      "yes" if r["under_1s"] else "NO"))
 PY
+fi
+[ -s "$B/evidence.jsonl" ] || exit 0
 echo
 /usr/bin/python3 - "$B/evidence.jsonl" <<'PY'
 import json, sys

@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: Apache-2.0
+# make bench: the results side by side (tests/bench/run.sh writes one JSON
+# line per scenario).  Every kinject row is set against the pump of the
+# same shape (firmware size, sockets): "pump" hashes every byte as a site
+# does, "raw" only moves the bytes.
+#   table.py RESULTS.jsonl
+import json, sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+pumps = {(r["scenario"], r["firmware_bytes"], r["sockets"]): r for r in rows
+	 if r["scenario"] in ("pump", "pump-raw")}
+
+
+def frac(r, kind):
+	p = pumps.get((kind, r["firmware_bytes"], r["sockets"]))
+	return "%.0f" % (100.0 * r["devices_per_s"] / p["devices_per_s"]) \
+		if p else "-"
+
+
+def f(v, fmt="%s"):
+	return "-" if v is None or v == "" else fmt % v
+
+
+cols = ("scenario", "sockets", "fw", "dev/s", "MB/s", "%pump", "%raw",
+	"p50ms", "p99ms", "p99/50", "%cad", "fsync/s", "quote/s", "NVwr/h",
+	"K_us/d", "I_us/d", "S_us/d", "K_RSS", "I_RSS", "load")
+fmt = "%-18s %6s %5s %7s %6s %5s %4s %6s %6s %6s %4s %7s %7s %6s %6s " \
+	"%6s %6s %6s %6s %5s"
+print(fmt % cols)
+for r in rows:
+	size = r["firmware_bytes"]
+	fw = "%dk" % (size // 1024) if size < 1 << 20 else "%dm" % (size >> 20)
+	mbs = "%.0f" % (r["devices_per_s"] * size / 1e6)
+	if r["scenario"].startswith("pump"):
+		print(fmt % (r["scenario"], r["sockets"], fw, r["devices_per_s"],
+			     mbs, "", "", "", "", "", "", "", "", "", "", "",
+			     "", "", "", f(r.get("load1"))))
+		continue
+	pp = r.get("per_process", {})
+	us = lambda k: f(pp.get(k, {}).get("cpu_us_per_device"), "%.0f")
+	p50, p99 = r.get("p50_ms"), r.get("p99_ms")
+	ratio = "%.2f" % (p99 / p50) if p50 and p99 else "-"
+	cad = r.get("cadence_bound_per_s")
+	print(fmt % (r["scenario"], r["sockets"], fw, r["devices_per_s"], mbs,
+		     frac(r, "pump"), frac(r, "pump-raw"), f(p50, "%.0f"),
+		     f(p99, "%.0f"), ratio,
+		     "%.0f" % (100.0 * r["devices_per_s"] / cad)
+		     if cad and cad < 1.5 * r["devices_per_s"] else "-",
+		     f(r.get("fsyncs_per_s")), f(r.get("quotes_per_s")),
+		     f(r.get("nv_writes_per_h")), us("keeper"), us("injectors"),
+		     us("sim"), "%dM" % (r["keeper_peak_rss_kib"] // 1024),
+		     "%dM" % (r["injector_peak_rss_kib"] // 1024),
+		     f(r.get("load1"))))
+print()
+print("dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
+      "of the same shape whose client hashes every byte (as `kinject sim' "
+      "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
+      "(interval + mean quote), where that binds.  K/I/S_us/d: CPU (user+sys) per device of "
+      "the keeper (set-up excluded), the injectors, the sim.  load: 1-min "
+      "load average after the run.")
