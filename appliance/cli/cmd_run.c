@@ -38,7 +38,7 @@ const char cmd_run_usage[] =
 	"Options:\n"
 	"  --state DIR                 appliance state (default ./kinject-state)\n"
 	"  --sites FILE                allowed sites and sockets (UNAUTHORIZED)\n"
-	"  --max-connections N         default 16384\n"
+	"  --max-connections N         default 4096\n"
 	"  --hello-timeout S           idle limit before HELLO, default 600\n"
 	"  --program-timeout S         limit for READBACK, default 120\n"
 	"  --checkpoint-interval MS    TPM checkpoint cadence, default 200\n"

@@ -45,11 +45,11 @@
  * "Memory": about 4.5 KiB in the injector and 1 KiB in the keeper per
  * connection in use).
  */
-#define KJ_MAX_CONNECTIONS_DEFAULT 16384u
+#define KJ_MAX_CONNECTIONS_DEFAULT 4096u /* PROTOCOL.md "Limits" */
 
 struct kj_keeper_limits {
 	unsigned workers;	     /* injector processes; 0: one per core */
-	unsigned max_connections;    /* total over workers; 0: 16384 */
+	unsigned max_connections;    /* total over workers; 0: 4096 */
 	unsigned hello_timeout_ms;   /* 0: 600000 */
 	unsigned program_timeout_ms; /* 0: 120000 */
 	unsigned commit_interval_ms; /* min time between journal commits,
