@@ -61,6 +61,7 @@ void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c)
 	}
 	if (c->keeper_busy)
 		return;
+	kj_eng_tls_free(c);
 	c->state = S_FREE;
 	c->gen++;
 	c->next_free = e->free_head;
@@ -130,7 +131,10 @@ void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 	} else {
 		e->cnt.accepted++;
 		e->last_accept_ms = kj_now_ms();
-		kj_eng_enter_hello(e, c);
+		if (i < 64 && (e->cfg.listen_tls >> i & 1))
+			kj_eng_tls_start(e, c); /* handshake, then HELLO */
+		else
+			kj_eng_enter_hello(e, c);
 	}
 	if (accept_full(e))
 		accept_pause(e);
@@ -195,5 +199,7 @@ void kj_eng_stop_sweep(struct kj_engine *e)
 
 		if (c->state == S_HELLO && c->fd >= 0)
 			kj_eng_send_stop_abort(e, c);
+		else if (c->state == S_TLS)
+			kj_eng_conn_close(e, c); /* no HELLO yet: no frame */
 	}
 }

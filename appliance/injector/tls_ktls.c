@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <linux/tls.h>
 #include <openssl/async.h>
 #include <openssl/core_names.h>
@@ -260,6 +261,26 @@ out:
 	return rc;
 }
 
+void kj_tls_user_records(struct kj_tls_conn *c)
+{
+	explicit_bzero(c->client_secret, sizeof(c->client_secret));
+	explicit_bzero(c->server_secret, sizeof(c->server_secret));
+}
+
+bool kj_tls_ktls_available(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return false;
+	/* The ULP is found (its module loaded) before the socket's state
+	 * is checked: ENOTCONN means kTLS is there, ENOENT that it is not. */
+	rc = setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"));
+	rc = rc < 0 ? errno : 0;
+	close(fd);
+	return rc == ENOTCONN || rc == 0;
+}
+
 static ssize_t io_result(struct kj_tls_conn *c, int n)
 {
 	if (n > 0)
@@ -286,4 +307,9 @@ ssize_t kj_tls_write(struct kj_tls_conn *c, const void *buf, size_t len)
 {
 	return io_result(c, SSL_write(c->ssl, buf,
 				      (int)(len < INT_MAX ? len : INT_MAX)));
+}
+
+bool kj_tls_pending(const struct kj_tls_conn *c)
+{
+	return SSL_has_pending(c->ssl) == 1;
 }
