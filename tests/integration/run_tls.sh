@@ -110,22 +110,33 @@ rc=0; tsim mismatch mismatch --sockets 1 --devices 1 \
 	fail "CN mismatch: $(cat "$T/mismatch.json")"
 echo "ok: a CN that is not the HELLO's site_id gets UNAUTHORIZED"
 
+# Not TLS at all, and a connection that never starts its handshake: the
+# first is refused at once, the second must not hold the job's end up
+# (its HELLO limit is 20 s; the job ends by closing it).
+exec 3<>"/dev/tcp/127.0.0.1/$PORT" || fail "connect"
+exec 4<>"/dev/tcp/127.0.0.1/$PORT" || fail "connect"
+printf 'GET / HTTP/1.0\r\n\r\n' >&3
+t0=$(date +%s)
+
 # The honest line: every device over TLS 1.3.
 rc=0; tsim honest honest --sockets 8 --devices $N || rc=$?
 [ "$rc" -eq 0 ] || fail "honest sim exit $rc: $(cat "$T/honest.out")"
 rc=0; wait "$KJ_RUN_PID" || rc=$?
 [ "$rc" -eq 0 ] || fail "run exit $rc: $(tail -20 "$T/run.err")"
+[ $(($(date +%s) - t0)) -lt 15 ] ||
+	fail "the job waited for the idle handshake's HELLO limit"
+exec 3>&- 4>&-
 cat "$T/run.out"
 jq -e ".ok == $N" "$T/run.json" >/dev/null ||
 	fail "run summary: $(cat "$T/run.json")"
 echo "ok: $N devices committed over TLS 1.3"
 
-# Counted and logged: three handshakes refused, each reason named; the
+# Counted and logged: four handshakes refused (not TLS at all too), each reason named; the
 # CN mismatch is a record; the record layer is named.
-[ "$(jq .tls.refused "$T/run.json")" -ge 3 ] ||
+[ "$(jq .tls.refused "$T/run.json")" -ge 4 ] ||
 	fail "tls.refused: $(jq -c .tls "$T/run.json")"
 for why in 'unable to get local issuer certificate' \
-	'certificate has expired' 'TLS 1.3'; do
+	'certificate has expired' 'TLS 1.3' 'wrong version number\|not TLS\|handshake failed'; do
 	grep -q "TLS handshake refused: .*$why" "$T/run.err" ||
 		fail "no refusal naming \`$why' in the log: $(grep TLS "$T/run.err")"
 done
