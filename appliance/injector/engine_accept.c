@@ -53,6 +53,12 @@ void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c)
 {
 	if (c->state != S_CLOSING || c->ops)
 		return;
+	/* A paused handshake writes to its fd when it resumes: the number
+	 * must not be another connection's by then (engine_tls.c). */
+	if (c->tls_signing) {
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;

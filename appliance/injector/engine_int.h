@@ -91,6 +91,8 @@ struct conn {
 	uint16_t stash_len;   /* bytes received after the last frame */
 	uint16_t refusals;    /* REFUSEs since the last OFFER (budget) */
 	bool tls_user;	      /* TLS records in user space (no kTLS) */
+	bool tls_signing;     /* SIGN sent, SIGNED not yet in: OpenSSL
+			       * still holds the fd (its number) */
 	struct kj_tls_conn *tls; /* tls: listener; NULL otherwise */
 	uint32_t next_free;
 	uint64_t attempt;

@@ -100,6 +100,7 @@ static void step(struct kj_engine *e, struct conn *c)
 		}
 		m.len = (uint16_t)n;
 		c->keeper_busy = true;
+		c->tls_signing = true;
 		kj_eng_ipc_queue(e, KJ_IPC_SIGN, &m, sizeof(m), in, n);
 		return;
 	case KJ_TLS_DONE:
@@ -156,13 +157,16 @@ int kj_eng_tls_on_signed(struct kj_engine *e, const uint8_t *body)
 	    (c->state != S_TLS && c->state != S_CLOSING))
 		return -EPROTO;
 	c->keeper_busy = false;
-	kj_tls_signed(c->tls, m.sig, m.sig_len);
+	c->tls_signing = false;
 	if (c->state == S_CLOSING) {
-		/* The site left meanwhile: end the paused handshake job. */
+		/* Closed meanwhile (the job's end): finish the paused job,
+		 * refused, on the shut-down fd; then the fd is closed. */
+		kj_tls_signed(c->tls, NULL, 0);
 		(void)kj_tls_handshake(c->tls);
 		kj_eng_conn_maybe_free(e, c);
 		return 0;
 	}
+	kj_tls_signed(c->tls, m.sig, m.sig_len);
 	step(e, c);
 	return 0;
 }

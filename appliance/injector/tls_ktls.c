@@ -81,7 +81,11 @@ static const char *why(struct kj_tls_conn *c)
 	default:
 		break;
 	}
-	return c->failure ? c->failure : "handshake failed";
+	if (c->failure)
+		return c->failure;
+	/* OpenSSL's own reason (static text), e.g. a record that is not TLS */
+	return e && ERR_reason_error_string(e) ? ERR_reason_error_string(e) :
+	       "handshake failed";
 }
 
 static int peer(struct kj_tls_conn *c)
@@ -143,6 +147,12 @@ enum kj_tls_step kj_tls_handshake(struct kj_tls_conn *c)
 		if (!ERR_peek_error())
 			c->failure = "the site closed the connection";
 		break;
+	case SSL_ERROR_ZERO_RETURN:
+		c->failure = "the site closed the connection";
+		break;
+	case SSL_ERROR_WANT_ASYNC_JOB:
+		c->failure = "OpenSSL had no ASYNC job for the handshake";
+		break;
 	default:
 		break;
 	}
@@ -165,7 +175,8 @@ void kj_tls_signed(struct kj_tls_conn *c, const uint8_t *sig, size_t len)
 	} else if (!len) {
 		c->failure = "the keeper refused to sign the handshake";
 	}
-	memcpy(c->sig, sig, len);
+	if (len)
+		memcpy(c->sig, sig, len);
 	c->sig_len = len;
 	c->signed_ = true;
 }
