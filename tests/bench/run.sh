@@ -21,11 +21,16 @@ trap cleanup EXIT
 . "$top/tests/lib/inputs.sh"
 . "$top/tests/lib/swtpm.sh"
 . "$top/tests/lib/ceremony.sh"
+T=$B # tests/lib/tls.sh makes its files in $T
+. "$top/tests/lib/tls.sh"
 ulimit -n "$(ulimit -Hn)"
 
 kj_officers "$B/officers" 3 >/dev/null
 mkdir -p "$B/customer"
 kj_customer "$B/customer" release
+# TLS scenarios (NAME ending -tls): a site CA each appliance enrols, and
+# the sims' certificate (CN "sim", the sim's default site id).
+kj_tls_ca siteca && kj_tls_site site sim siteca
 
 # appliance STATE NAME: a new token, the key ceremony (2 of 3 officers),
 # customer acme enrolled.  A transport key is made once per appliance, so
@@ -73,18 +78,27 @@ scenario() {
 	cp "$B/customer/release.key" "$B/customer/release.pem" "$C/"
 	inputs "$C" "$size" "${KJ_BENCH_CREDS:-45000}" "$S"
 	kj_work_order "$C" 3.1.5 "$devices" >/dev/null
+	local lst=(--listen "unix:$B/$name.sock") con=(--connect "unix:$B/$name.sock")
+	if [ "${name%-tls}" != "$name" ]; then
+		# --listen tls: beside unix: TLS 1.3, records as the kernel allows
+		kj_tls_enrol "$S" siteca || exit 1
+		local port; port=$(kj_free_port)
+		lst+=(--listen "tls:127.0.0.1:$port")
+		con=(--connect "tls:127.0.0.1:$port" --cert "$B/site.pem"
+		     --key "$B/site.key" --ca "$S/tls.pem")
+	fi
 	"$KINJECT" run --state "$S" --operator bench \
 		--work-order "$C/WO.json" --work-order-sig "$C/WO.json.sig" \
 		--product "$C/product.json" --product-sig "$C/product.json.sig" \
 		--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
 		--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
-		--tpm "$KJ_SWTPM_TCTI" --listen "unix:$B/$name.sock" \
+		--tpm "$KJ_SWTPM_TCTI" "${lst[@]}" \
 		--max-connections $((sockets + 16)) \
 		--json-summary "$B/$name-run.json" "$@" >/dev/null 2>"$B/$name.err" &
 	local run=$!
 	kj_track_pid $run
 	rss_watch $run >"$B/$name.rss" &
-	"$KINJECT" sim --connect "unix:$B/$name.sock" --hwrev B \
+	"$KINJECT" sim "${con[@]}" --hwrev B \
 		--sockets "$sockets" --devices "$devices" \
 		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 || true
 	wait $run || { echo "bench: $name: kinject run failed:" >&2; cat "$B/$name.err" >&2; return 1; }
@@ -96,6 +110,11 @@ import json, sqlite3, sys
 name, size, sockets, runf, simf, krss, irss, state = sys.argv[1:]
 r = json.load(open(runf)); s = json.load(open(simf))
 secs = r["elapsed_ms"] / 1000.0
+def transport(r):
+	t = r.get("tls", {})
+	if not t.get("ktls", 0) + t.get("user_space", 0):
+		return "unix"
+	return "tls (%s)" % ("kTLS" if t["ktls"] else "user space")
 # EVIDENCE.md §4: the ORDERLY counter reaches NV every orderly + 1
 # increments; one increment per checkpoint.
 db = sqlite3.connect("file:%s/journal.db?mode=ro" % state, uri=True)
@@ -106,6 +125,7 @@ lo, hi, n = db.execute("select min(nv_counter), max(nv_counter), count(*)"
 nv_writes = hi // (orderly + 1) - (lo - 1) // (orderly + 1)
 print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"firmware_bytes": int(size), "devices": r["run_ok"],
+	"transport": transport(r),
 	"seconds": round(secs, 3), "devices_per_s": round(r["devices_per_s"]),
 	"bytes_per_s": round(r["devices_per_s"] * int(size)),
 	"sim_devices_per_s": s.get("devices_per_s"),
@@ -124,8 +144,12 @@ PY
 # Default cadence: COMMIT waits for the covering quote (200 ms), so with
 # zero programming time a line tops out near sockets / 0.2 s.
 scenario kinject-64k 65536 1000 20000
+# The same over TLS 1.3 on loopback (docs/TLS.md): the handshakes signed in
+# SoftHSM2 by the keeper, the records as the kernel allows.
+scenario kinject-64k-tls 65536 1000 20000
 scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
 scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
+scenario kinject-64k-nocac-tls 65536 1000 30000 --no-commit-after-checkpoint
 scenario kinject-1m 1048576 1000 3000
 scenario kinject-10k-sockets 65536 10000 40000
 # Traceability: recall on 1,000,000 records (its own table below).
@@ -136,18 +160,18 @@ echo
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 pump = {r["firmware_bytes"]: r for r in rows if r["scenario"] == "pump"}
-print("%-20s %7s %9s %10s %7s %7s %7s %8s %8s %7s" % ("scenario", "sockets",
-      "fw_bytes", "devices/s", "% pump", "p50ms", "p99ms", "fsync/s", "quote/s",
-      "NVwr/h"))
+print("%-22s %7s %9s %10s %7s %7s %7s %8s %8s %7s  %s" % ("scenario",
+      "sockets", "fw_bytes", "devices/s", "% pump", "p50ms", "p99ms",
+      "fsync/s", "quote/s", "NVwr/h", "transport"))
 for r in rows:
 	p = pump.get(r["firmware_bytes"])
 	frac = "" if r["scenario"] == "pump" or not p else "%.0f" % (
 		100.0 * r["devices_per_s"] / p["devices_per_s"])
-	print("%-20s %7d %9d %10d %7s %7s %7s %8s %8s %7s" % (r["scenario"],
+	print("%-22s %7d %9d %10d %7s %7s %7s %8s %8s %7s  %s" % (r["scenario"],
 	      r["sockets"], r["firmware_bytes"], r["devices_per_s"], frac,
 	      r.get("p50_ms", ""), r.get("p99_ms", ""),
 	      r.get("fsyncs_per_s", ""), r.get("quotes_per_s", ""),
-	      r.get("nv_writes_per_h", "")))
+	      r.get("nv_writes_per_h", ""), r.get("transport", "")))
 PY
 echo
 /usr/bin/python3 - "$B/recall.jsonl" <<'PY'

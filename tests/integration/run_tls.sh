@@ -97,7 +97,8 @@ rc=0; wait "$KJ_RUN_PID" || rc=$?
 	fail "the job waited for the idle handshake's HELLO limit"
 exec 3>&- 4>&-
 cat "$T/run.out"
-jq -e ".ok == $N" "$T/run.json" >/dev/null ||
+jq -e ".ok == $N and .injector_restarts == 0 and .sandbox_violations == 0" \
+	"$T/run.json" >/dev/null ||
 	fail "run summary: $(cat "$T/run.json")"
 echo "ok: $N devices committed over TLS 1.3"
 
