@@ -127,10 +127,5 @@ grep -q "TLS: .*records" "$T/run.out" || fail "summary: $(cat "$T/run.out")"
 	fail "handshake signatures: $(jq -c .tls "$T/run.json")"
 echo "ok: refusals counted and named; records $layer ($ktls kTLS, $user user space)"
 
-job=$(jq -r .id "$T/in/WO.json")
-"$KINJECT" evidence export --state "$S" --job "$job" --out "$T/ev.json" \
-	>/dev/null 2>&1 || fail "evidence export"
-"$KINJECT" verify "$T/ev.json" --ak "$S/ak.pem" >"$T/v.out" 2>&1 ||
-	fail "verify: $(cat "$T/v.out")"
-echo "ok: kinject verify passes"
+kj_tls_verify "$S"
 echo "run_tls ok"

@@ -82,10 +82,5 @@ grep -q "TLS handshake refused: unable to get local issuer certificate" \
 	"$T/run.err" || fail "the refusal is not logged: $(grep TLS "$T/run.err")"
 echo "ok: $N devices from the site's namespace over TLS 1.3, another CA refused"
 
-job=$(jq -r .id "$T/in/WO.json")
-"$KINJECT" evidence export --state "$S" --job "$job" --out "$T/ev.json" \
-	>/dev/null 2>&1 || fail "evidence export"
-"$KINJECT" verify "$T/ev.json" --ak "$S/ak.pem" >"$T/v.out" 2>&1 ||
-	fail "verify: $(cat "$T/v.out")"
-echo "ok: kinject verify passes"
+kj_tls_verify "$S"
 echo "run_tls_netns ok"

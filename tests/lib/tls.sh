@@ -8,6 +8,8 @@
 #                                   with subject CN, signed by $T/CA
 #   kj_tls_expired FILE CN CA    the same, valid from 3 to 2 days ago
 #   kj_free_port                 a TCP port free on 127.0.0.1 just now
+#   kj_tls_verify STATE          the job of $T/in/WO.json exported and
+#                                   `kinject verify' passing
 
 kj_tls_ca() {
 	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
@@ -59,4 +61,14 @@ kj_tls_expired() {
 
 kj_free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+kj_tls_verify() {
+	local job
+	job=$(jq -r .id "$T/in/WO.json")
+	"$KINJECT" evidence export --state "$1" --job "$job" --out "$T/ev.json" \
+		>/dev/null 2>&1 || fail "evidence export"
+	"$KINJECT" verify "$T/ev.json" --ak "$1/ak.pem" >"$T/v.out" 2>&1 ||
+		fail "verify: $(cat "$T/v.out")"
+	echo "ok: kinject verify passes"
 }
