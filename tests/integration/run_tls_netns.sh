@@ -17,7 +17,13 @@ if [ -z "${KJ_NETNS_SITE:-}" ]; then
 	command -v ip >/dev/null || { echo "skip: no ip(8)"; exit 77; }
 	APP=kj-app-$$
 	SITE=kj-site-$$
+	inner=
 	cleanup() {
+		# The test inside first: its own trap stops what it started.
+		if [ -n "$inner" ]; then
+			kill -TERM "$inner" 2>/dev/null || true
+			wait "$inner" 2>/dev/null || true
+		fi
 		ip netns del "$APP" 2>/dev/null || true
 		ip netns del "$SITE" 2>/dev/null || true
 	}
@@ -34,8 +40,11 @@ if [ -z "${KJ_NETNS_SITE:-}" ]; then
 	ip -n "$APP" link set kja$$ up
 	ip -n "$SITE" link set kjs$$ up
 	# The rest of this script, inside the appliance's namespace.
+	KJ_NETNS_SITE=$SITE ip netns exec "$APP" bash "$0" &
+	inner=$!
 	rc=0
-	KJ_NETNS_SITE=$SITE ip netns exec "$APP" bash "$0" || rc=$?
+	wait "$inner" || rc=$?
+	inner=
 	exit $rc
 fi
 
