@@ -20,11 +20,12 @@ PORT=$(kj_free_port)
 
 # Pre-flight, before anything is written: no tls.pem, then no site CA.
 preflight_refuses() { # WANT-REGEX
-	local rc=0
+	local rc=0 n
+	n=$(kj_sql 'select count(*) from records')
 	kj_run --listen "tls:127.0.0.1:$PORT" >/dev/null 2>"$T/err" || rc=$?
 	[ "$rc" -eq 1 ] && grep -q "$1" "$T/err" ||
 		fail "pre-flight: exit $rc, want \`$1': $(cat "$T/err")"
-	[ "$(kj_sql 'select count(*) from records')" = 0 ] ||
+	[ "$(kj_sql 'select count(*) from records')" = "$n" ] ||
 		fail "a refused TLS job wrote records"
 }
 mv "$S/tls.pem" "$T/tls.pem.away"
@@ -128,4 +129,11 @@ grep -q "TLS: .*records" "$T/run.out" || fail "summary: $(cat "$T/run.out")"
 echo "ok: refusals counted and named; records $layer ($ktls kTLS, $user user space)"
 
 kj_tls_verify "$S"
+
+# The TLS key gone from the HSM: refused before anything, naming it.
+pkcs11-tool --module "$KJ_HSM_MODULE" --token-label kinject --login \
+	--pin "${KJ_SOFTHSM_PIN:-123456}" --delete-object --type privkey \
+	--label kinject-tls >/dev/null 2>&1 || fail "deleting the TLS key"
+preflight_refuses "tls.pem: the TLS private key is not in the HSM"
+echo "ok: the pre-flight names a TLS key missing from the HSM"
 echo "run_tls ok"
