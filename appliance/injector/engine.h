@@ -50,7 +50,7 @@ struct kj_engine_cfg {
 	 * which the injector made before its sandbox. */
 	uint64_t listen_tls;
 	struct kj_tls_server *tls;
-	bool ktls;		/* the kernel has kTLS: try it per connection */
+	bool ktls;		/* the kernel has kTLS: use it */
 	int ipc_fd;
 	unsigned max_conns;	    /* connection slots of this worker */
 	/*

@@ -40,7 +40,7 @@ struct kj_injector_boot {
 	int32_t keeper_pid;	/* getppid() must say the same */
 	char fw_version[KJ_STR8_MAX + 1];
 	uint8_t fw_sha256[32];
-	uint64_t listen_tls;	/* bit i: listen_fds[i] is a tls: listener */
+	uint64_t listen_tls;	/* bit i: listen_fds[i] is tls: */
 	/*
 	 * tls: listeners: the next packet is tls_len bytes, tls.pem's text
 	 * and NUL, the enrolled site CAs' text and NUL (docs/TLS.md).

@@ -95,8 +95,8 @@ static int parse_tcp(const char *spec, const char *hp, struct kj_listen *l,
 	if (!tls && !is_loopback(&l->addr)) {
 		/* PROTOCOL.md: plain TCP only on loopback. */
 		kj_err("--listen `%s': TLS required: plain TCP is accepted only "
-		       "on loopback (127.0.0.0/8, ::1); serve this address with "
-		       "--listen tls:%s (docs/TLS.md)", spec, hp);
+		       "on loopback (127.0.0.0/8, ::1); serve this address "
+		       "with --listen tls:%s (docs/TLS.md)", spec, hp);
 		return -EPERM;
 	}
 	l->is_unix = false;

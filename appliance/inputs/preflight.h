@@ -54,8 +54,8 @@ struct kj_preflight {
 	size_t fw_len;
 	struct kj_creds creds;	/* parsed into the arena */
 	struct kj_issuer issuer; /* credential_mode issue; else ca == NULL */
-	struct kj_tls_key tls;	/* args tls: tls.pem, its HSM key, site CAs;
-				 * else cert == NULL */
+	/* args tls: tls.pem, its HSM key, site CAs; else cert == NULL */
+	struct kj_tls_key tls;
 	uint8_t creds_sha256[32]; /* of the --credentials file as read */
 	uint64_t first_index, last_index;
 };
