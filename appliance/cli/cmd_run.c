@@ -28,7 +28,8 @@ const char cmd_run_usage[] =
 	"Usage: kinject run --work-order WO.json --work-order-sig WO.json.sig\n"
 	"         --product P.json --product-sig P.json.sig\n"
 	"         --firmware FW.cms --credentials CREDS.cms\n"
-	"         --listen unix:PATH|tcp:HOST:PORT [--listen ...]\n"
+	"         --listen unix:PATH|tcp:HOST:PORT|tls:HOST:PORT\n"
+	"         [--listen ...]\n"
 	"         --hsm PKCS11-URI --pin-source file:PATH|env:NAME\n"
 	"         --tpm TCTI --operator ID [options]\n\n"
 	"Run one job: decrypt the inputs into secret memory, serve the\n"
@@ -136,7 +137,10 @@ static int take_opt(struct run_opts *o, int c, const char *v)
 			kj_err("--listen: at most %d listeners", KJ_RUN_MAX_LISTEN);
 			return -EINVAL;
 		}
-		return kj_listen_parse(v, &o->listen[o->n_listen++]);
+		KJ_TRY(kj_listen_parse(v, &o->listen[o->n_listen]));
+		/* tls: the pre-flight loads tls.pem, its key, the site CAs */
+		o->in.tls |= o->listen[o->n_listen++].is_tls;
+		return 0;
 	case O_MAXCONN:
 		return parse_uint("--max-connections", v, 1, 65536,
 				  &o->limits.max_connections);
@@ -413,6 +417,7 @@ static void fill_job(struct run_opts *o, struct kj_preflight *p,
 	job->wo = &p->wo;
 	job->product = &p->pm;
 	job->issuer = p->issuer.ca ? &p->issuer : NULL;
+	job->tls = p->tls.cert ? &p->tls : NULL;
 	job->journal = j;
 	job->listen = o->listen;
 	job->listen_fds = o->lfds;

@@ -238,6 +238,18 @@ void kj_summary_print(const struct kj_run_summary *s,
 	       (unsigned long long)s->checkpoints,
 	       (unsigned long long)s->quote_ms_max);
 	printf("  secret memory:  %s\n", s->secret_memory);
+	if (st->tls_ktls + st->tls_user + st->tls_refused)
+		printf("  TLS:            %llu handshakes, records %s "
+		       "(%llu kTLS, %llu user space), %llu refused, %llu "
+		       "signatures, %llu over the rate limit\n",
+		       (unsigned long long)(st->tls_ktls + st->tls_user),
+		       st->tls_ktls && st->tls_user ? "mixed" :
+		       st->tls_ktls ? "in the kernel" : "in user space",
+		       (unsigned long long)st->tls_ktls,
+		       (unsigned long long)st->tls_user,
+		       (unsigned long long)st->tls_refused,
+		       (unsigned long long)st->tls_signed,
+		       (unsigned long long)st->tls_sign_limited);
 	fflush(stdout);
 }
 
@@ -261,6 +273,9 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     "\"sandbox_violations\":%llu,\"refusal_closed\":%llu,"
 		     "\"connections\":%llu,\"pre_hello_failures\":%llu,"
 		     "\"bytes_sent\":%llu,\"secret_memory\":\"%s\","
+		     "\"tls\":{\"ktls\":%llu,\"user_space\":%llu,"
+		     "\"refused\":%llu,\"signed\":%llu,"
+		     "\"sign_limited\":%llu},"
 		     "\"results\":{",
 		     s->job, s->outcome, s->exit_code,
 		     (unsigned long long)st->quantity,
@@ -280,7 +295,12 @@ int kj_summary_write_json(const char *path, const struct kj_run_summary *s,
 		     (unsigned long long)st->refusal_closed,
 		     (unsigned long long)st->conns_accepted,
 		     (unsigned long long)st->pre_hello_failures,
-		     (unsigned long long)st->bytes_sent, s->secret_memory);
+		     (unsigned long long)st->bytes_sent, s->secret_memory,
+		     (unsigned long long)st->tls_ktls,
+		     (unsigned long long)st->tls_user,
+		     (unsigned long long)st->tls_refused,
+		     (unsigned long long)st->tls_signed,
+		     (unsigned long long)st->tls_sign_limited);
 	for (int r = KJ_RES_OK; r <= KJ_RES_DEVICE_LAST &&
 	     n > 0 && (size_t)n < sizeof(buf); r++)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s\"%s\":%llu",

@@ -35,6 +35,7 @@
 #include "wire/ipc.h"
 #include "engine_int.h"
 #include "sandbox.h"
+#include "tls.h"
 
 /* ---- the loop ------------------------------------------------------------ */
 
@@ -86,6 +87,7 @@ static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
 	case OP_RECV:
 	case OP_SEND:
 	case OP_LTIMEOUT:
+	case OP_TLS:
 		break;
 	default:
 		return;
@@ -96,10 +98,16 @@ static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
 	if ((c->gen & 0xffffff) != ((u >> 8) & 0xffffff) || !c->ops)
 		return;
 	c->ops--;
-	if (op == OP_RECV)
+	if (op == OP_RECV && c->tls_user)
+		kj_eng_tls_on_recv(e, c, cqe);
+	else if (op == OP_RECV)
 		kj_eng_on_recv(e, c, cqe);
+	else if (op == OP_SEND && c->tls_user)
+		kj_eng_tls_on_send(e, c, cqe);
 	else if (op == OP_SEND)
 		kj_eng_on_send(e, c, cqe);
+	else if (op == OP_TLS)
+		kj_eng_tls_on_poll(e, c, cqe);
 	kj_eng_conn_maybe_free(e, c);
 }
 
@@ -272,7 +280,9 @@ int kj_engine_init(const struct kj_engine_cfg *cfg, struct kj_engine **out)
 	e->accept_armed = calloc(e->cfg.n_listen + 1, sizeof(bool));
 	e->lref = calloc(e->cfg.n_listen + 1, sizeof(*e->lref));
 	e->ipc_in = malloc(KJ_IPC_MSG_MAX);
-	if (!e->conns || !e->accept_armed || !e->lref || !e->ipc_in)
+	e->tls_buf = cfg->tls ? malloc(RBUF_SIZE) : NULL;
+	if (!e->conns || !e->accept_armed || !e->lref || !e->ipc_in ||
+	    (cfg->tls && !e->tls_buf))
 		goto err;
 	e->free_head = NO_SLOT;
 	e->hiwater = 0;
@@ -299,9 +309,13 @@ void kj_engine_free(struct kj_engine *e)
 	if (e->br)
 		munmap(e->br, e->br_bytes);
 	if (e->conns)
-		for (unsigned i = 0; i < e->hiwater; i++)
+		for (unsigned i = 0; i < e->hiwater; i++) {
 			if (e->conns[i].fd >= 0 && e->conns[i].state != S_FREE)
 				close(e->conns[i].fd);
+			kj_eng_tls_free(&e->conns[i]);
+		}
+	kj_tls_server_free(e->cfg.tls);
+	free(e->tls_buf);
 	free(e->bufs);
 	free(e->conns);
 	free(e->accept_armed);

@@ -19,6 +19,7 @@
 #ifndef KINJECT_ENGINE_H
 #define KINJECT_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,7 @@
 #include "wire/proto.h"
 
 struct kj_engine;
+struct kj_tls_server;
 
 /* Refusals (ABORT before OFFER) in a row after which a connection is
  * closed: each one is a journal record (docs/ENGINE.md). */
@@ -44,6 +46,11 @@ struct kj_engine_cfg {
 	/* Open listening sockets (non-blocking) and the keeper channel. */
 	const int *listen_fds;
 	unsigned n_listen;
+	/* Bit i: listen_fds[i] is tls: (docs/TLS.md), served with tls,
+	 * which the injector made before its sandbox. */
+	uint64_t listen_tls;
+	struct kj_tls_server *tls;
+	bool ktls;		/* the kernel has kTLS: use it */
 	int ipc_fd;
 	unsigned max_conns;	    /* connection slots of this worker */
 	/*

@@ -54,6 +54,12 @@ void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c)
 {
 	if (c->state != S_CLOSING || c->ops)
 		return;
+	/* A paused handshake writes to its fd when it resumes: the number
+	 * must not be another connection's by then (engine_tls.c). */
+	if (c->tls_signing) {
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -62,6 +68,7 @@ void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c)
 	}
 	if (c->keeper_busy)
 		return;
+	kj_eng_tls_free(c);
 	c->state = S_FREE;
 	c->gen++;
 	c->next_free = e->free_head;
@@ -138,13 +145,32 @@ static void accept_pause(struct kj_engine *e)
  * completing together): told why at once, not left to guess from a reset.
  * A fresh socket's send buffer is empty, so the frame goes in one call.
  */
-static void refuse_over_limit(struct kj_engine *e, int fd)
+static bool listener_tls(const struct kj_engine *e, unsigned i)
+{
+	return i < 64 && (e->cfg.listen_tls >> i & 1);
+}
+
+/* On a TLS listener the handshake comes first, then HELLO. */
+static void conn_begin(struct kj_engine *e, struct conn *c, unsigned i)
+{
+	e->cnt.accepted++;
+	if (listener_tls(e, i))
+		kj_eng_tls_start(e, c);
+	else
+		kj_eng_enter_hello(e, c);
+}
+
+/*
+ * A TLS site could not read a plain ABORT before its handshake: it only
+ * sees the connection close (and logs that), and the refusal is counted.
+ */
+static void refuse_over_limit(struct kj_engine *e, unsigned i, int fd)
 {
 	uint8_t f[96];
 	int n = kj_abort_build(f, sizeof(f), KJ_ABORT_INTERNAL,
 			       "connection limit reached (--max-connections)");
 
-	if (n > 0)
+	if (n > 0 && !listener_tls(e, i))
 		(void)send(fd, f, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 	e->cnt.over_limit++;
@@ -169,10 +195,9 @@ void kj_eng_on_accept(struct kj_engine *e, unsigned i,
 	} else if (e->stopping) {
 		close(cqe->res);
 	} else if (!(c = conn_alloc(e, cqe->res))) {
-		refuse_over_limit(e, cqe->res);
+		refuse_over_limit(e, i, cqe->res);
 	} else {
-		e->cnt.accepted++;
-		kj_eng_enter_hello(e, c);
+		conn_begin(e, c, i);
 	}
 	if (accept_full(e))
 		accept_pause(e);
@@ -243,18 +268,16 @@ static void lwatch_take(struct kj_engine *e, unsigned i)
 	e->lref[i].st = LW_REFUSE;
 }
 
-static void lwatch_taken(struct kj_engine *e, int fd)
+static void lwatch_taken(struct kj_engine *e, unsigned i, int fd)
 {
 	struct conn *c;
 
 	if (e->stopping)
 		close(fd);
-	else if (!accept_full(e) && (c = conn_alloc(e, fd))) {
-		e->cnt.accepted++;
-		kj_eng_enter_hello(e, c);
-	} else {
-		refuse_over_limit(e, fd);
-	}
+	else if (!accept_full(e) && (c = conn_alloc(e, fd)))
+		conn_begin(e, c, i);
+	else
+		refuse_over_limit(e, i, fd);
 }
 
 void kj_eng_on_lwatch(struct kj_engine *e, enum op op, unsigned i,
@@ -265,7 +288,7 @@ void kj_eng_on_lwatch(struct kj_engine *e, enum op op, unsigned i,
 
 	l->st = LW_IDLE;
 	if (op == OP_REFUSE && cqe->res >= 0)
-		lwatch_taken(e, cqe->res);
+		lwatch_taken(e, i, cqe->res);
 	if (e->stopping || !accept_full(e))
 		return;
 	if (op == OP_REFUSE && cqe->res < 0)
@@ -320,5 +343,7 @@ void kj_eng_stop_sweep(struct kj_engine *e)
 
 		if (c->state == S_HELLO && c->fd >= 0)
 			kj_eng_send_stop_abort(e, c);
+		else if (c->state == S_TLS)
+			kj_eng_conn_close(e, c); /* no HELLO yet: no frame */
 	}
 }

@@ -16,6 +16,7 @@
 #include "wire/ipc.h"
 #include "wire/proto.h"
 #include "engine_int.h"
+#include "tls.h"
 
 static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
 		     size_t n);
@@ -150,6 +151,14 @@ static void on_hello(struct kj_engine *e, struct conn *c,
 	n += a.hwrev_len;
 	memcpy(var + n, h.pubkey, a.pubkey_len);
 	n += a.pubkey_len;
+	if (c->tls) {
+		/* The keeper holds site_id to the certificate's CN. */
+		const char *cn = kj_tls_peer_cn(c->tls);
+
+		a.cn_len = (uint8_t)strnlen(cn, KJ_STR8_MAX);
+		memcpy(var + n, cn, a.cn_len);
+		n += a.cn_len;
+	}
 	c->state = S_ADMIT;
 	c->keeper_busy = true;
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
@@ -255,6 +264,14 @@ static void on_bytes(struct kj_engine *e, struct conn *c, const uint8_t *p,
 		memmove(c->stash, p, n);
 		c->stash_len = (uint16_t)n;
 	}
+}
+
+void kj_eng_on_site_bytes(struct kj_engine *e, struct conn *c,
+			  const uint8_t *p, size_t n)
+{
+	if (c->state == S_HELLO || c->state == S_READBACK ||
+	    c->state == S_PROOF)
+		on_bytes(e, c, p, n);
 }
 
 void kj_eng_on_recv(struct kj_engine *e, struct conn *c,

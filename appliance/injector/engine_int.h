@@ -39,6 +39,7 @@ enum op {
 	OP_LPOLL,	/* slot = listener: full, is anyone waiting? */
 	OP_LWAIT,	/* slot = listener: give a worker with room time */
 	OP_REFUSE,	/* slot = listener: accept to refuse */
+	OP_TLS,		/* a TLS handshake's POLL_ADD (engine_tls.c) */
 };
 
 /* A full worker's watch on a listener's backlog (engine_accept.c). */
@@ -68,6 +69,10 @@ struct lref {
  *              the record is durable);
  *   S_REPLY    sending COMMIT or ABORT, then S_HELLO again (or close after
  *              ABORT PROTOCOL / TIMEOUT).
+ * Before the first, on a tls: listener (engine_tls.c):
+ *   S_TLS      the TLS 1.3 handshake: POLL_ADD + LINK_TIMEOUT at the
+ *              HELLO deadline while OpenSSL wants to read or write, SIGN
+ *              to the keeper while it wants the CertificateVerify signed.
  */
 enum state {
 	S_FREE = 0,
@@ -80,6 +85,7 @@ enum state {
 	S_CHALLENGE,
 	S_PROOF,
 	S_CLOSING,
+	S_TLS,
 };
 
 struct conn {
@@ -95,6 +101,10 @@ struct conn {
 	bool after_refuse_quiet; /* the site ABORTed the CHALLENGE: no frame */
 	uint16_t stash_len;   /* bytes received after the last frame */
 	uint16_t refusals;    /* REFUSEs since the last OFFER (budget) */
+	bool tls_user;	      /* TLS records in user space (no kTLS) */
+	bool tls_signing;     /* SIGN sent, SIGNED not yet in: OpenSSL
+			       * still holds the fd (its number) */
+	struct kj_tls_conn *tls; /* tls: listener; NULL otherwise */
 	uint32_t next_free;
 	uint64_t attempt;
 	uint64_t blob_off;
@@ -153,6 +163,9 @@ struct kj_engine {
 	struct obuf *out_flight; /* being sent */
 	struct obuf *out_spare;
 
+	uint8_t *tls_buf;	/* RBUF_SIZE: user-space TLS records read */
+	bool tls_said;		/* kTLS or user space: logged once */
+
 	struct kj_ipc_counters cnt;
 	struct kj_ipc_counters cnt_sent;
 	uint64_t cnt_at_ms;
@@ -189,6 +202,10 @@ struct io_uring_sqe *kj_eng_get_sqe(struct kj_engine *e);
 void kj_eng_buf_return(struct kj_engine *e, unsigned bid);
 void kj_eng_recv_arm(struct kj_engine *e, struct conn *c);
 void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms);
+/* POLL_ADD for events (0: a NOP, completes at once) tagged op, linked to
+ * a timeout: tmo_ms relative, 0: the absolute c->deadline_ns. */
+void kj_eng_poll_arm(struct kj_engine *e, struct conn *c, unsigned events,
+		     enum op op, unsigned tmo_ms);
 
 /* engine_accept.c: connection slots, accepting, stopping */
 void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c);
@@ -209,6 +226,9 @@ void kj_eng_proof_missing(struct kj_engine *e, struct conn *c,
 			  enum kj_ipc_proof_status why);
 void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
 		    const struct io_uring_cqe *cqe);
+/* Bytes the site sent, however they came (TLS: engine_tls.c). */
+void kj_eng_on_site_bytes(struct kj_engine *e, struct conn *c,
+			  const uint8_t *p, size_t n);
 
 /* engine_send.c: frames to the site, DATA from the arena */
 void kj_eng_send_frame(struct kj_engine *e, struct conn *c, int len,
@@ -219,6 +239,20 @@ void kj_eng_send_stop_abort(struct kj_engine *e, struct conn *c);
 void kj_eng_stream_fill(struct kj_engine *e, struct conn *c, size_t hoff);
 void kj_eng_on_send(struct kj_engine *e, struct conn *c,
 		    const struct io_uring_cqe *cqe);
+
+/* engine_tls.c: tls: listeners (docs/TLS.md) */
+void kj_eng_tls_start(struct kj_engine *e, struct conn *c);
+void kj_eng_tls_on_poll(struct kj_engine *e, struct conn *c,
+			const struct io_uring_cqe *cqe);
+int kj_eng_tls_on_signed(struct kj_engine *e, const uint8_t *body);
+void kj_eng_tls_recv_arm(struct kj_engine *e, struct conn *c);
+void kj_eng_tls_send_arm(struct kj_engine *e, struct conn *c,
+			 unsigned tmo_ms);
+void kj_eng_tls_on_recv(struct kj_engine *e, struct conn *c,
+			const struct io_uring_cqe *cqe);
+void kj_eng_tls_on_send(struct kj_engine *e, struct conn *c,
+			const struct io_uring_cqe *cqe);
+void kj_eng_tls_free(struct conn *c);
 
 /* engine_keeper.c: the keeper channel */
 void kj_eng_obuf_put(struct kj_engine *e, struct obuf *o);

@@ -344,6 +344,9 @@ int kj_eng_on_keeper_packet(struct kj_engine *e, size_t len)
 		case KJ_IPC_CHALLENGE:
 			rc = on_challenge(e, body);
 			break;
+		case KJ_IPC_SIGNED:
+			rc = kj_eng_tls_on_signed(e, body);
+			break;
 		case KJ_IPC_STOP: {
 			struct kj_ipc_stop s;
 

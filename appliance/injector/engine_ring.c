@@ -60,9 +60,13 @@ static void link_timeout(struct kj_engine *e, struct conn *c, bool absolute)
 
 void kj_eng_recv_arm(struct kj_engine *e, struct conn *c)
 {
-	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe)
+	if (c->tls_user) {
+		kj_eng_tls_recv_arm(e, c); /* records decrypted here */
+		return;
+	}
+	if (!(sqe = kj_eng_get_sqe(e)))
 		return;
 	io_uring_prep_recv(sqe, c->fd, NULL, RBUF_SIZE, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT | IOSQE_IO_LINK;
@@ -77,9 +81,13 @@ void kj_eng_recv_arm(struct kj_engine *e, struct conn *c)
 
 void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
 {
-	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe)
+	if (c->tls_user) {
+		kj_eng_tls_send_arm(e, c, tmo_ms); /* records made here */
+		return;
+	}
+	if (!(sqe = kj_eng_get_sqe(e)))
 		return;
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = c->iov_cnt;
@@ -91,4 +99,31 @@ void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
 	c->ts.tv_sec = tmo_ms / 1000;
 	c->ts.tv_nsec = (long long)(tmo_ms % 1000) * 1000000;
 	link_timeout(e, c, false);
+}
+
+void kj_eng_poll_arm(struct kj_engine *e, struct conn *c, unsigned events,
+		     enum op op, unsigned tmo_ms)
+{
+	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+
+	if (!sqe)
+		return;
+	if (events)
+		io_uring_prep_poll_add(sqe, c->fd, events);
+	else
+		io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
+					       op));
+	c->ops++;
+	if (!events)
+		return;
+	sqe->flags |= IOSQE_IO_LINK;
+	if (tmo_ms) {
+		c->ts.tv_sec = tmo_ms / 1000;
+		c->ts.tv_nsec = (long long)(tmo_ms % 1000) * 1000000;
+	} else {
+		c->ts.tv_sec = (long long)(c->deadline_ns / 1000000000ull);
+		c->ts.tv_nsec = (long long)(c->deadline_ns % 1000000000ull);
+	}
+	link_timeout(e, c, !tmo_ms);
 }

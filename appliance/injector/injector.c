@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "secret/arena.h"
 #include "sandbox.h"
+#include "tls.h"
 
 /*
  * Close every fd we were not given on purpose (the exec left only those,
@@ -79,6 +80,20 @@ void kj_injector_main(struct kj_injector_args *a)
 	a->cfg.arena = arena;
 	a->cfg.arena_size = a->arena_size;
 
+	/* OpenSSL reads its configuration when a context is made: before
+	 * the sandbox, which has no filesystem (docs/TLS.md). */
+	if (a->tls_pem) {
+		rc = kj_tls_server_new(a->tls_pem, a->tls_cas, &a->cfg.tls);
+		free(a->tls_pem);
+		a->tls_pem = NULL;
+		if (rc < 0)
+			goto out;
+		/* kTLS only where the kernel has it: else setsockopt stays
+		 * out of the seccomp filter (docs/SANDBOX.md). */
+		a->cfg.ktls = kj_tls_ktls_available();
+		if (a->cfg.ktls)
+			kj_sandbox_allow_ktls();
+	}
 	rc = kj_engine_init(&a->cfg, &e);
 	if (rc < 0)
 		goto out;

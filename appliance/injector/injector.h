@@ -40,7 +40,15 @@ struct kj_injector_boot {
 	int32_t keeper_pid;	/* getppid() must say the same */
 	char fw_version[KJ_STR8_MAX + 1];
 	uint8_t fw_sha256[32];
+	uint64_t listen_tls;	/* bit i: listen_fds[i] is tls: */
+	/*
+	 * tls: listeners: the next packet is tls_len bytes, tls.pem's text
+	 * and NUL, the enrolled site CAs' text and NUL (docs/TLS.md).
+	 */
+	uint32_t tls_len;
+	uint32_t pad;
 };
+#define KJ_INJECTOR_TLS_MAX (4u << 20)
 
 /*
  * The environment handed to the injector: the keeper's, less everything but
@@ -74,6 +82,8 @@ void kj_injector_close_except(const int *keep, size_t n);
 struct kj_injector_args {
 	int arena_fd;
 	size_t arena_size;
+	char *tls_pem;		/* tls_len: tls.pem, then the site CAs */
+	const char *tls_cas;
 	struct kj_engine_cfg cfg; /* arena, arena_size filled by the injector */
 };
 

@@ -127,12 +127,41 @@ static int read_boot(int fd, struct kj_injector_boot *b)
 	if ((size_t)n != sizeof(*b) || b->magic != KJ_INJECTOR_BOOT_MAGIC ||
 	    b->size != sizeof(*b) || b->n_listen > KJ_INJECTOR_MAX_LISTEN ||
 	    b->keeper_pid != (int32_t)getppid() ||
+	    b->tls_len > KJ_INJECTOR_TLS_MAX ||
+	    (b->listen_tls && !b->tls_len) ||
 	    memchr(b->fw_version, 0, sizeof(b->fw_version)) == NULL) {
 		kj_err("injector: boot packet of %zd bytes does not come from "
 		       "this kinject's keeper (the `%s' entry point is not "
 		       "for direct use)", n, KJ_INJECTOR_ARGV1);
 		return -EPROTO;
 	}
+	return 0;
+}
+
+/* tls: listeners: "tls.pem\0site CAs\0" in the packet after the boot. */
+static int read_tls(int fd, uint32_t len, struct kj_injector_args *a)
+{
+	char *p = malloc(len);
+	ssize_t n;
+	size_t l1;
+
+	if (!p) {
+		kj_err("injector: out of memory for the TLS boot packet");
+		return -ENOMEM;
+	}
+	do
+		n = recv(fd, p, len, MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	l1 = n == (ssize_t)len ? strnlen(p, len) : len;
+	if (l1 + 1 >= len || p[len - 1] != 0 ||
+	    strlen(p + l1 + 1) != len - l1 - 2) {
+		kj_err("injector: TLS boot packet of %zd bytes, not the %u "
+		       "the boot packet announced", n, len);
+		free(p);
+		return -EPROTO;
+	}
+	a->tls_pem = p;
+	a->tls_cas = p + l1 + 1;
 	return 0;
 }
 
@@ -150,7 +179,8 @@ void kj_injector_exec_main(int argc, char **argv)
 		_exit(1);
 	}
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (read_boot((int)fd, &b) < 0)
+	if (read_boot((int)fd, &b) < 0 ||
+	    (b.tls_len && read_tls((int)fd, b.tls_len, &a) < 0))
 		_exit(1);
 	a.arena_fd = b.arena_fd;
 	a.arena_size = (size_t)b.arena_size;
@@ -161,6 +191,7 @@ void kj_injector_exec_main(int argc, char **argv)
 	memcpy(a.cfg.fw_sha256, b.fw_sha256, 32);
 	a.cfg.listen_fds = b.listen_fds;
 	a.cfg.n_listen = b.n_listen;
+	a.cfg.listen_tls = b.listen_tls;
 	a.cfg.ipc_fd = (int)fd;
 	a.cfg.max_conns = b.max_conns;
 	a.cfg.accept_limit = b.accept_limit;

@@ -45,8 +45,10 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
-static int parse_tcp(const char *spec, const char *hp, struct kj_listen *l)
+static int parse_tcp(const char *spec, const char *hp, struct kj_listen *l,
+		     bool tls)
 {
+	const char *form = tls ? "tls" : "tcp";
 	char host[128];
 	const char *colon, *h = hp;
 	size_t hlen;
@@ -90,18 +92,19 @@ static int parse_tcp(const char *spec, const char *hp, struct kj_listen *l)
 		       "or localhost", spec, host);
 		return -EINVAL;
 	}
-	if (!is_loopback(&l->addr)) {
+	if (!tls && !is_loopback(&l->addr)) {
 		/* PROTOCOL.md: plain TCP only on loopback. */
 		kj_err("--listen `%s': TLS required: plain TCP is accepted only "
-		       "on loopback (127.0.0.0/8, ::1), and kinject has no TLS "
-		       "listener yet", spec);
+		       "on loopback (127.0.0.0/8, ::1); serve this address "
+		       "with --listen tls:%s (docs/TLS.md)", spec, hp);
 		return -EPERM;
 	}
 	l->is_unix = false;
+	l->is_tls = tls;
 	return 0;
 bad:
-	kj_err("--listen `%s': expected tcp:HOST:PORT (IPv6: tcp:[ADDR]:PORT)",
-	       spec);
+	kj_err("--listen `%s': expected %s:HOST:PORT (IPv6: %s:[ADDR]:PORT)",
+	       spec, form, form);
 	return -EINVAL;
 }
 
@@ -117,16 +120,11 @@ int kj_listen_parse(const char *spec, struct kj_listen *out)
 	if (!strncmp(spec, "unix:", 5))
 		return parse_unix(spec, spec + 5, out);
 	if (!strncmp(spec, "tcp:", 4))
-		return parse_tcp(spec, spec + 4, out);
-	if (!strncmp(spec, "tls:", 4)) {
-		/* docs/TLS.md: the pieces exist, the engine does not use
-		 * them yet; refused rather than served half. */
-		kj_err("--listen `%s': the TLS listener is not in this build "
-		       "yet (docs/TLS.md); sites on the network cannot be "
-		       "served, use unix: or tcp: on loopback", spec);
-		return -EPERM;
-	}
-	kj_err("--listen `%s': expected unix:PATH or tcp:HOST:PORT", spec);
+		return parse_tcp(spec, spec + 4, out, false);
+	if (!strncmp(spec, "tls:", 4))
+		return parse_tcp(spec, spec + 4, out, true);
+	kj_err("--listen `%s': expected unix:PATH, tcp:HOST:PORT or "
+	       "tls:HOST:PORT", spec);
 	return -EINVAL;
 }
 

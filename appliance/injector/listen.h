@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * --listen unix:PATH | tcp:HOST:PORT (SPEC.md §4, PROTOCOL.md).
+ * --listen unix:PATH | tcp:HOST:PORT | tls:HOST:PORT (SPEC.md §4,
+ * PROTOCOL.md).
  *
  * Plain TCP only on loopback: any other TCP address needs TLS 1.3 with
- * client certificates, which kinject does not have yet, so it is refused
- * at parse time with an error that says so.
+ * client certificates (tls:, docs/TLS.md), so tcp: elsewhere is refused at
+ * parse time with an error that says so.  tls: is served on any address;
+ * what it needs from the state directory and the HSM is checked by the
+ * pre-flight (inputs/tls_key.h) before anything is written.
  *
  * Who binds (docs/ENGINE.md "Listeners"): the keeper creates the listening
  * sockets once, before it forks the first injector, and keeps them only to
@@ -28,13 +31,14 @@ struct kj_listen {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	bool is_unix;
+	bool is_tls;	/* tls:HOST:PORT: TCP with the TLS 1.3 handshake */
 };
 
 /*
  * Parse one --listen value.  -EINVAL (logged, quoting spec) for a bad
  * form, a path too long, a bad host or port; -EPERM (logged: "TLS
- * required") for TCP on a non-loopback address.  HOST is a numeric IPv4 or
- * IPv6 address (brackets for IPv6: tcp:[::1]:7000) or "localhost".
+ * required") for tcp: on a non-loopback address.  HOST is a numeric IPv4
+ * or IPv6 address (brackets for IPv6: tcp:[::1]:7000) or "localhost".
  */
 KJ_MUST_CHECK int kj_listen_parse(const char *spec, struct kj_listen *out);
 

@@ -348,6 +348,13 @@ static int install_trap_handler(void)
 }
 #endif
 
+static bool allow_ktls;
+
+void kj_sandbox_allow_ktls(void)
+{
+	allow_ktls = true;
+}
+
 static int add_rules(scmp_filter_ctx ctx, const struct kj_seccomp_rule *t,
 		     size_t n)
 {
@@ -395,6 +402,9 @@ static int step_seccomp(void)
 	}
 	KJ_TRY_GOTO(rc, add_rules(ctx, kj_seccomp_table, kj_seccomp_table_len),
 		    out);
+	if (allow_ktls)
+		KJ_TRY_GOTO(rc, add_rules(ctx, kj_seccomp_ktls_table,
+					  kj_seccomp_ktls_table_len), out);
 #ifdef KJ_SANITIZED
 	KJ_TRY_GOTO(rc, add_rules(ctx, kj_seccomp_san_table,
 				  kj_seccomp_san_table_len), out);
@@ -417,8 +427,9 @@ int kj_sandbox_enter(void)
 	KJ_TRY(step_filesystem());
 	KJ_TRY(step_capabilities());
 	KJ_TRY(step_seccomp());
-	kj_info("sandbox: entered (filesystem: %s, seccomp: %s)",
+	kj_info("sandbox: entered (filesystem: %s, seccomp: %s%s)",
 		kj_fs_method,
-		KJ_SECCOMP_DEFAULT == SCMP_ACT_TRAP ? "trap" : "kill");
+		KJ_SECCOMP_DEFAULT == SCMP_ACT_TRAP ? "trap" : "kill",
+		allow_ktls ? ", kTLS setsockopt" : "");
 	return 0;
 }

@@ -49,6 +49,14 @@ KJ_MUST_CHECK int kj_uring_init_restricted(struct io_uring *ring,
 KJ_MUST_CHECK int kj_sandbox_enter(void);
 
 /*
+ * Before kj_sandbox_enter(): also allow the setsockopt calls that move a
+ * TLS connection's record layer into the kernel (kTLS; sandbox_table.c
+ * kj_seccomp_ktls_table).  Only for an injector serving tls: on a kernel
+ * that has kTLS (kj_tls_ktls_available()).
+ */
+void kj_sandbox_allow_ktls(void);
+
+/*
  * How the filesystem was removed: "landlock" or "mountns" (for the log and
  * the evidence); NULL before kj_sandbox_enter() succeeded.
  */

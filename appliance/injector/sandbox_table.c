@@ -17,7 +17,9 @@
  * stay out), kill of other processes.
  */
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <linux/prctl.h>
+#include <linux/tls.h>
 #include <signal.h>
 #include <sys/mman.h>
 
@@ -133,6 +135,29 @@ const struct kj_seccomp_rule kj_seccomp_table[] = {
 };
 
 const size_t kj_seccomp_table_len = KJ_ARRAY_SIZE(kj_seccomp_table);
+
+/*
+ * Only in an injector serving a tls: listener on a kernel that offers
+ * kTLS (kj_sandbox_allow_ktls(), docs/TLS.md): after each handshake the
+ * record layer moves into the kernel, which takes three setsockopt calls
+ * on the connection, and no other option.  The ULP's name is a pointer
+ * seccomp cannot read: "tls" is the only one kinject asks for, another
+ * name fails the TLS_TX that must follow.  Without kTLS setsockopt stays
+ * out of the filter (kj_seccomp_table above, test_sandbox_walk).
+ */
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+const struct kj_seccomp_rule kj_seccomp_ktls_table[] = {
+	ALLOW2(setsockopt, ARG_EQ(1, IPPROTO_TCP), ARG_EQ(2, TCP_ULP)),
+	ALLOW2(setsockopt, ARG_EQ(1, SOL_TLS), ARG_EQ(2, TLS_TX)),
+	ALLOW2(setsockopt, ARG_EQ(1, SOL_TLS), ARG_EQ(2, TLS_RX)),
+};
+
+const size_t kj_seccomp_ktls_table_len = KJ_ARRAY_SIZE(kj_seccomp_ktls_table);
 
 /*
  * -DKJ_SANITIZED (make SAN=1) only: the ASan/UBSan runtime.  Sandboxed

@@ -25,6 +25,10 @@ struct kj_seccomp_rule {
 extern const struct kj_seccomp_rule kj_seccomp_table[];
 extern const size_t kj_seccomp_table_len;
 
+/* Only with kj_sandbox_allow_ktls(): kTLS's setsockopt calls. */
+extern const struct kj_seccomp_rule kj_seccomp_ktls_table[];
+extern const size_t kj_seccomp_ktls_table_len;
+
 /* Only in -DKJ_SANITIZED builds: what the ASan/UBSan runtime needs. */
 extern const struct kj_seccomp_rule kj_seccomp_san_table[];
 extern const size_t kj_seccomp_san_table_len;

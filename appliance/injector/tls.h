@@ -89,9 +89,24 @@ const char *kj_tls_peer_cn(const struct kj_tls_conn *c);
  */
 KJ_MUST_CHECK int kj_tls_ktls(struct kj_tls_conn *c);
 
+/* Instead of kj_tls_ktls() where kTLS is not to be tried: user-space
+ * records; the traffic secrets are wiped. */
+void kj_tls_user_records(struct kj_tls_conn *c);
+
+/*
+ * Does this kernel offer kTLS (the `tls' TCP ULP, loaded on demand)?
+ * Probed on a fresh unconnected TCP socket, so before the sandbox, which
+ * has neither socket() nor, without kTLS, setsockopt().
+ */
+bool kj_tls_ktls_available(void);
+
 /* User-space records (no kTLS): like read/write; -EAGAIN when the fd
- * would block, 0 at a clean end. */
+ * would block, 0 at a clean end.  kj_tls_write may write less than len
+ * (whole records); after -EAGAIN call it again with the same bytes. */
 ssize_t kj_tls_read(struct kj_tls_conn *c, void *buf, size_t len);
 ssize_t kj_tls_write(struct kj_tls_conn *c, const void *buf, size_t len);
+/* Decrypted bytes (or a whole record) already read from the fd: reading
+ * them does not wait for the fd. */
+bool kj_tls_pending(const struct kj_tls_conn *c);
 
 #endif

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <linux/tls.h>
 #include <openssl/async.h>
 #include <openssl/core_names.h>
@@ -80,7 +81,11 @@ static const char *why(struct kj_tls_conn *c)
 	default:
 		break;
 	}
-	return c->failure ? c->failure : "handshake failed";
+	if (c->failure)
+		return c->failure;
+	/* OpenSSL's own reason (static text), e.g. a record that is not TLS */
+	return e && ERR_reason_error_string(e) ? ERR_reason_error_string(e) :
+	       "handshake failed";
 }
 
 static int peer(struct kj_tls_conn *c)
@@ -142,6 +147,12 @@ enum kj_tls_step kj_tls_handshake(struct kj_tls_conn *c)
 		if (!ERR_peek_error())
 			c->failure = "the site closed the connection";
 		break;
+	case SSL_ERROR_ZERO_RETURN:
+		c->failure = "the site closed the connection";
+		break;
+	case SSL_ERROR_WANT_ASYNC_JOB:
+		c->failure = "OpenSSL had no ASYNC job for the handshake";
+		break;
 	default:
 		break;
 	}
@@ -164,7 +175,8 @@ void kj_tls_signed(struct kj_tls_conn *c, const uint8_t *sig, size_t len)
 	} else if (!len) {
 		c->failure = "the keeper refused to sign the handshake";
 	}
-	memcpy(c->sig, sig, len);
+	if (len)
+		memcpy(c->sig, sig, len);
 	c->sig_len = len;
 	c->signed_ = true;
 }
@@ -260,6 +272,26 @@ out:
 	return rc;
 }
 
+void kj_tls_user_records(struct kj_tls_conn *c)
+{
+	explicit_bzero(c->client_secret, sizeof(c->client_secret));
+	explicit_bzero(c->server_secret, sizeof(c->server_secret));
+}
+
+bool kj_tls_ktls_available(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+	if (fd < 0)
+		return false;
+	/* The ULP is found (its module loaded) before the socket's state
+	 * is checked: ENOTCONN means kTLS is there, ENOENT that it is not. */
+	rc = setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"));
+	rc = rc < 0 ? errno : 0;
+	close(fd);
+	return rc == ENOTCONN || rc == 0;
+}
+
 static ssize_t io_result(struct kj_tls_conn *c, int n)
 {
 	if (n > 0)
@@ -286,4 +318,9 @@ ssize_t kj_tls_write(struct kj_tls_conn *c, const void *buf, size_t len)
 {
 	return io_result(c, SSL_write(c->ssl, buf,
 				      (int)(len < INT_MAX ? len : INT_MAX)));
+}
+
+bool kj_tls_pending(const struct kj_tls_conn *c)
+{
+	return SSL_has_pending(c->ssl) == 1;
 }

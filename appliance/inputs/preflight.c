@@ -303,6 +303,15 @@ static int secrets(const struct kj_preflight_args *a, struct kj_preflight *p)
 	KJ_TRY_GOTO(rc, firmware(a, p, &key, fw_der, fw_len), out);
 	KJ_TRY_GOTO(rc, credentials(a, p, &key, cr_der, cr_len), out);
 	KJ_TRY_GOTO(rc, issue_mode(a, p), out);
+	if (a->tls) {
+		/* --listen tls: its key must be in this HSM, a site CA
+		 * enrolled: refused here, before anything is written. */
+		KJ_TRY_GOTO(rc, kj_tls_key_load(a->state_dir ? a->state_dir :
+						"./kinject-state", p->hsm,
+						&p->tls), out);
+		fact(a, "TLS %s: its key is in the HSM, %u site CA(s) "
+			"enrolled", p->tls.path, p->tls.n_site_cas);
+	}
 out:
 	free(fw_der);
 	free(cr_der);
@@ -354,8 +363,10 @@ int kj_preflight_run(const struct kj_preflight_args *a, struct kj_preflight *p)
 	 * lives on through the job.  Issue mode signs every device's
 	 * certificate with the issuing CA's key in the HSM: its session
 	 * stays, in the keeper alone (injectors are exec'd without it).
+	 * So does a TLS listener's: the keeper signs every handshake's
+	 * CertificateVerify with the TLS key in the HSM (docs/TLS.md).
 	 */
-	if (p->wo.cred_mode != KJ_CRED_ISSUE) {
+	if (p->wo.cred_mode != KJ_CRED_ISSUE && !a->tls) {
 		kj_hsm_close(p->hsm);
 		p->hsm = NULL;
 	}
@@ -370,6 +381,7 @@ void kj_preflight_free(struct kj_preflight *p)
 	if (p->arena.base)
 		kj_arena_destroy(&p->arena);
 	kj_issuer_free(&p->issuer);
+	kj_tls_key_free(&p->tls);
 	kj_hsm_close(p->hsm);
 	X509_free(p->release_cert);
 	X509_free(p->transport_cert);

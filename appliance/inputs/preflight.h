@@ -18,6 +18,7 @@
 #include "creds.h"
 #include "issuer.h"
 #include "product.h"
+#include "tls_key.h"
 #include "workorder.h"
 
 struct kj_hsm;
@@ -32,6 +33,7 @@ struct kj_preflight_args {
 	const char *transport_cert;   /* NULL: STATE/transport.pem if present */
 	bool print;		      /* print each verified fact to stdout */
 	unsigned max_connections;     /* issue mode's arena room; 0: 4096 */
+	bool tls;		      /* a --listen tls: (docs/TLS.md) */
 };
 
 /*
@@ -52,6 +54,8 @@ struct kj_preflight {
 	size_t fw_len;
 	struct kj_creds creds;	/* parsed into the arena */
 	struct kj_issuer issuer; /* credential_mode issue; else ca == NULL */
+	/* args tls: tls.pem, its HSM key, site CAs; else cert == NULL */
+	struct kj_tls_key tls;
 	uint8_t creds_sha256[32]; /* of the --credentials file as read */
 	uint64_t first_index, last_index;
 };

@@ -57,6 +57,11 @@ static void stats_snapshot(struct keeper *k)
 	st->over_limit = k->gone.over_limit;
 	st->refusal_closed = k->gone.refusal_closed;
 	st->bytes_sent = k->gone.bytes_sent;
+	st->tls_ktls = k->gone.tls_ktls;
+	st->tls_user = k->gone.tls_user;
+	st->tls_refused = k->gone.tls_refused;
+	st->tls_signed = k->sign.signed_n;
+	st->tls_sign_limited = k->sign.limited_n;
 	st->conns_open = 0;
 	for (unsigned i = 0; i < k->n_inj; i++) {
 		const struct kj_ipc_counters *c = &k->inj[i].cnt;
@@ -69,6 +74,9 @@ static void stats_snapshot(struct keeper *k)
 		st->over_limit += c->over_limit;
 		st->refusal_closed += c->refusal_closed;
 		st->bytes_sent += c->bytes_sent;
+		st->tls_ktls += c->tls_ktls;
+		st->tls_user += c->tls_user;
+		st->tls_refused += c->tls_refused;
 	}
 }
 
@@ -300,6 +308,8 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 	}
 	KJ_TRY(kj_kp_auth_setup(k));
 	KJ_TRY(kj_kp_cred_setup(k, per * k->n_inj));
+	kj_sign_limit_init(&k->sign, KJ_SIGN_RATE_DEFAULT,
+			   KJ_SIGN_BURST_DEFAULT, kj_now_ms());
 	for (size_t i = 0; i < job->n_listen && !job->listen_fds; i++) {
 		int fd = kj_listen_open(&job->listen[i], KJ_LISTEN_BACKLOG);
 

@@ -33,6 +33,7 @@
 #include "inputs/issuer.h"
 #include "inputs/product.h"
 #include "inputs/sites.h"
+#include "inputs/tls_key.h"
 #include "inputs/workorder.h"
 #include "journal/journal.h"
 #include "journal/record.h"
@@ -75,6 +76,11 @@ struct kj_keeper_stats {
 	uint64_t refusal_closed;     /* connections closed: refusal budget */
 	uint64_t conns_accepted_max; /* by one injector's run: the spread */
 	uint64_t bytes_sent;
+	/* TLS listeners (docs/TLS.md): handshakes done with kTLS or with
+	 * user-space records, refused (pre-HELLO, counted); CertificateVerify
+	 * signatures made, refused over the rate limit */
+	uint64_t tls_ktls, tls_user, tls_refused;
+	uint64_t tls_signed, tls_sign_limited;
 	uint64_t elapsed_ms;
 	bool issuing;		     /* false once stop/quantity/max_failed */
 };
@@ -148,6 +154,10 @@ struct kj_job {
 	const struct kj_listen *listen;
 	const int *listen_fds;
 	size_t n_listen;
+	/* A tls: listener's tls.pem and site CAs (sent to the injectors),
+	 * and the key in the HSM the keeper signs handshakes with
+	 * (keeper_sign.h); NULL: no tls: listener. */
+	const struct kj_tls_key *tls;
 
 	struct kj_keeper_limits limits;
 	struct kj_keeper_hooks hooks;

@@ -34,8 +34,15 @@ static void boot_fill(const struct keeper *k, const struct inj *in,
 	b->arena_fd = k->share_fd;
 	b->arena_size = job->arena->size;
 	b->n_listen = (uint32_t)job->n_listen;
-	for (size_t i = 0; i < job->n_listen; i++)
+	for (size_t i = 0; i < job->n_listen; i++) {
 		b->listen_fds[i] = k->lfds[i];
+		if (job->listen[i].is_tls)
+			b->listen_tls |= 1ull << i;
+	}
+	/* tls: what the handshake needs follows in a packet of its own */
+	if (job->tls)
+		b->tls_len = (uint32_t)(strlen(job->tls->cert_pem) + 1 +
+					strlen(job->tls->site_cas_pem) + 1);
 	b->fw_off = job->fw_off;
 	b->fw_size = job->fw_size;
 	b->max_conns = in->max_conns;
@@ -91,6 +98,13 @@ int kj_kp_inj_start(struct keeper *k, struct inj *in)
 	    (ssize_t)sizeof(boot)) {
 		kj_err("keeper: injector %u: sending its boot packet: %s",
 		       in->worker, strerror(errno));
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		close(sv[0]);
+		return -EIO;
+	}
+	if (boot.tls_len && kj_kp_tls_boot(k, sv[0], in->worker) < 0) {
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -180,6 +194,9 @@ int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart)
 	k->gone.over_limit += in->cnt.over_limit;
 	k->gone.refusal_closed += in->cnt.refusal_closed;
 	k->gone.bytes_sent += in->cnt.bytes_sent;
+	k->gone.tls_ktls += in->cnt.tls_ktls;
+	k->gone.tls_user += in->cnt.tls_user;
+	k->gone.tls_refused += in->cnt.tls_refused;
 	memset(&in->cnt, 0, sizeof(in->cnt));
 	if (!restart)
 		return k->err;

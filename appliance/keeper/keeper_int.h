@@ -20,6 +20,7 @@
 #include "wire/ipc.h"
 #include "wire/proto.h"
 #include "keeper.h"
+#include "keeper_sign.h"
 
 #define MAX_WORKERS 64
 
@@ -138,6 +139,8 @@ struct keeper {
 	/* keeper_cred.c: issue mode's blobs, a pool in the arena */
 	uint64_t pool_off;
 	uint32_t *pool_free, pool_nfree;
+	/* keeper_tls.c: the TLS key's signatures (job->tls) */
+	struct kj_sign_limit sign;
 };
 
 /* keeper_answer.c: the answers and when they may leave. */
@@ -182,6 +185,13 @@ int kj_kp_cred_blob(struct keeper *k, struct kslot *s,
 void kj_kp_cred_release(struct keeper *k, struct kslot *s);
 /* kj_kp_cred_blob said -ENODEV: stop issuing, say so once. */
 void kj_kp_hsm_lost(struct keeper *k);
+
+/* keeper_tls.c: TLS listeners (docs/TLS.md). */
+int kj_kp_on_sign(struct keeper *k, struct inj *in, const uint8_t *b,
+		  size_t len);
+int kj_kp_site_cn_check(struct keeper *k, const struct kslot *s,
+			const uint8_t *cn, size_t cn_len);
+int kj_kp_tls_boot(const struct keeper *k, int fd, unsigned worker);
 
 /* keeper_inj.c: an injector process's start and end. */
 int kj_kp_inj_start(struct keeper *k, struct inj *in);

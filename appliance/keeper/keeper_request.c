@@ -246,9 +246,15 @@ static int on_admit(struct keeper *k, struct inj *in, const uint8_t *b,
 	v += m.hwrev_len;
 	memcpy(s->pubkey, v, m.pubkey_len);
 	s->pubkey_len = m.pubkey_len;
+	v += m.pubkey_len;
 	s->socket = m.socket;
 	k->st.hellos++;
-	code = key_check(k, s);
+	/* TLS: site_id = the client certificate's CN (keeper_tls.c) */
+	code = kj_kp_site_cn_check(k, s, v, m.cn_len);
+	if (code < 0)
+		return -EPROTO; /* a CN without a tls: listener, not str8 */
+	if (!code)
+		code = key_check(k, s);
 	if (!code)
 		code = admit_check(k, s);
 	if (code < 0)
@@ -381,6 +387,7 @@ static const struct {
 	{ KJ_IPC_PROOF, IS(I_RUN) | IS(I_STOPPING), on_proof },
 	{ KJ_IPC_OUTCOME, IS(I_RUN) | IS(I_STOPPING), on_outcome },
 	{ KJ_IPC_COUNTERS, IS(I_RUN) | IS(I_STOPPING), on_counters },
+	{ KJ_IPC_SIGN, IS(I_RUN) | IS(I_STOPPING), kj_kp_on_sign },
 };
 
 int kj_kp_on_packet(struct keeper *k, struct inj *in, const uint8_t *p,

@@ -17,6 +17,8 @@ const char *kj_ipc_type_name(unsigned type)
 	case KJ_IPC_VERDICT: return "VERDICT";
 	case KJ_IPC_STOP: return "STOP";
 	case KJ_IPC_CHALLENGE: return "CHALLENGE";
+	case KJ_IPC_SIGN: return "SIGN";
+	case KJ_IPC_SIGNED: return "SIGNED";
 	default: return "unknown";
 	}
 }
@@ -83,7 +85,25 @@ static size_t body_size(unsigned type, const uint8_t *body, size_t len)
 		    (a.pubkey_len != 0 && a.pubkey_len != KJ_PUBKEY_LEN))
 			return SIZE_MAX;
 		return sizeof(a) + a.site_len + a.uid_len + a.hwrev_len +
-		       a.pubkey_len;
+		       a.pubkey_len + a.cn_len;
+	}
+	case KJ_IPC_SIGN: {
+		struct kj_ipc_sign g;
+
+		if (len < sizeof(g))
+			return sizeof(g);
+		memcpy(&g, body, sizeof(g));
+		if (g.len < 1 || g.len > KJ_IPC_SIGN_IN_MAX)
+			return SIZE_MAX;
+		return sizeof(g) + g.len;
+	}
+	case KJ_IPC_SIGNED: {
+		struct kj_ipc_signed g;
+
+		if (len < sizeof(g))
+			return sizeof(g);
+		memcpy(&g, body, sizeof(g));
+		return g.sig_len > KJ_IPC_SIG_MAX ? SIZE_MAX : sizeof(g);
 	}
 	case KJ_IPC_OFFER: {
 		struct kj_ipc_offer o;

@@ -39,12 +39,14 @@ enum kj_ipc_type {
 	KJ_IPC_OUTCOME = 3, /* how an OFFERed attempt ended */
 	KJ_IPC_COUNTERS = 4, /* connection counters (no device data) */
 	KJ_IPC_PROOF = 5,   /* the site's answer to a CHALLENGE */
+	KJ_IPC_SIGN = 6,    /* TLS: a CertificateVerify input to sign */
 	/* keeper -> injector */
 	KJ_IPC_OFFER = 16,  /* the reservation is durable: send it */
 	KJ_IPC_REFUSE = 17, /* ABORT with a code, no reservation */
 	KJ_IPC_VERDICT = 18, /* record durable: COMMIT, or ABORT code */
 	KJ_IPC_STOP = 19,   /* close listeners and idle sockets, exit */
 	KJ_IPC_CHALLENGE = 20, /* send CHALLENGE, then forward the PROOF */
+	KJ_IPC_SIGNED = 21, /* TLS: the signature, or a refusal */
 	KJ_IPC_TYPE_MAX_ = 32,
 };
 
@@ -61,7 +63,11 @@ struct kj_ipc_ready {
 	uint32_t flags;	    /* reserved, 0 */
 };
 
-/* Fixed part; then site_len + uid_len + hwrev_len + pubkey_len bytes. */
+/*
+ * Fixed part; then site_len + uid_len + hwrev_len + pubkey_len + cn_len
+ * bytes.  cn: the TLS client certificate's subject CN, which the HELLO's
+ * site_id must equal (PROTOCOL.md "TLS"); cn_len 0: not a TLS connection.
+ */
 struct kj_ipc_admit {
 	uint32_t tag;
 	uint16_t socket;
@@ -69,11 +75,12 @@ struct kj_ipc_admit {
 	uint8_t uid_len;    /* 1..64 */
 	uint8_t hwrev_len;  /* 0..255 */
 	uint8_t pubkey_len; /* 0 or 65 */
-	uint8_t pad[2];
+	uint8_t cn_len;     /* 0..255 */
+	uint8_t pad;
 };
 #define KJ_IPC_ADMIT_MAX                                            \
 	(sizeof(struct kj_ipc_admit) + KJ_STR8_MAX + KJ_UID_MAX +   \
-	 KJ_STR8_MAX + KJ_PUBKEY_LEN)
+	 KJ_STR8_MAX + KJ_PUBKEY_LEN + KJ_STR8_MAX)
 
 /* How an attempt ended, as the injector saw it. */
 enum kj_ipc_outcome_kind {
@@ -106,6 +113,9 @@ struct kj_ipc_counters {
 	uint64_t refusal_closed;     /* closed: refusal budget spent */
 	uint64_t open;		     /* connections now */
 	uint64_t bytes_sent;
+	/* TLS listeners (docs/TLS.md): handshakes that ended in kTLS, in
+	 * user-space records, or refused (counted, never recorded) */
+	uint64_t tls_ktls, tls_user, tls_refused;
 };
 
 /* Fixed part; then serial_len bytes. */
@@ -148,6 +158,31 @@ struct kj_ipc_proof {
 	uint8_t sig[KJ_PROOF_SIG_LEN];
 };
 #define KJ_IPC_PROOF_MAX (sizeof(struct kj_ipc_proof) + KJ_PROOF_CERT_MAX)
+
+/*
+ * KJ_IPC_SIGN: the bytes the TLS server key must sign for a handshake
+ * (docs/TLS.md); fixed part, then len bytes.  At most one per slot at a
+ * time, before its HELLO; the keeper answers SIGNED at once.  More room
+ * than a CertificateVerify input, so the keeper sees (and refuses) what
+ * else an injector might ask for.
+ */
+#define KJ_IPC_SIGN_IN_MAX 512
+struct kj_ipc_sign {
+	uint32_t tag;
+	uint16_t len;	/* 1..KJ_IPC_SIGN_IN_MAX */
+	uint16_t pad;
+};
+#define KJ_IPC_SIGN_MAX (sizeof(struct kj_ipc_sign) + KJ_IPC_SIGN_IN_MAX)
+
+/* KJ_IPC_SIGNED: the DER ECDSA signature; sig_len 0: refused (rate
+ * limit, HSM error): the handshake fails. */
+#define KJ_IPC_SIG_MAX 72
+struct kj_ipc_signed {
+	uint32_t tag;
+	uint16_t sig_len; /* 0..KJ_IPC_SIG_MAX */
+	uint16_t pad;
+	uint8_t sig[KJ_IPC_SIG_MAX];
+};
 
 struct kj_ipc_refuse {
 	uint32_t tag;

@@ -21,11 +21,16 @@ trap cleanup EXIT
 . "$top/tests/lib/inputs.sh"
 . "$top/tests/lib/swtpm.sh"
 . "$top/tests/lib/ceremony.sh"
+T=$B # tests/lib/tls.sh makes its files in $T
+. "$top/tests/lib/tls.sh"
 ulimit -n "$(ulimit -Hn)"
 
 kj_officers "$B/officers" 3 >/dev/null
 mkdir -p "$B/customer"
 kj_customer "$B/customer" release
+# TLS scenarios (NAME ending -tls): a site CA each appliance enrols, and
+# the sims' certificate (CN "sim", the sim's default site id).
+kj_tls_ca siteca && kj_tls_site site sim siteca
 
 # appliance STATE NAME: a new token, the key ceremony (2 of 3 officers),
 # customer acme enrolled.  A transport key is made once per appliance, so
@@ -58,6 +63,15 @@ scenario() {
 	cp "$B/customer/release.key" "$B/customer/release.pem" "$C/"
 	inputs "$C" "$size" "${KJ_BENCH_CREDS:-45000}" "$S"
 	kj_work_order "$C" 3.1.5 "$devices" >/dev/null
+	local lst=(--listen "unix:$B/$name.sock") con=(--connect "unix:$B/$name.sock")
+	if [ "${name%-tls}" != "$name" ]; then
+		# --listen tls: beside unix: TLS 1.3, records as the kernel allows
+		kj_tls_enrol "$S" siteca || exit 1
+		local port; port=$(kj_free_port)
+		lst+=(--listen "tls:127.0.0.1:$port")
+		con=(--connect "tls:127.0.0.1:$port" --cert "$B/site.pem"
+		     --key "$B/site.key" --ca "$S/tls.pem")
+	fi
 	local wrap=()
 	bench_lock
 	local swrap=()
@@ -69,7 +83,7 @@ scenario() {
 		--product "$C/product.json" --product-sig "$C/product.json.sig" \
 		--firmware "$C/FW.cms" --credentials "$C/CREDS.cms" \
 		--hsm "$KJ_HSM_URI_P11KIT" --pin-source "$KJ_HSM_PIN_SOURCE" \
-		--tpm "$KJ_SWTPM_TCTI" --listen "unix:$B/$name.sock" \
+		--tpm "$KJ_SWTPM_TCTI" "${lst[@]}" \
 		${KJ_BENCH_MAXCONN:+--max-connections "$KJ_BENCH_MAXCONN"} \
 		--json-summary "$B/$name-run.json" "$@" >/dev/null 2>"$B/$name.err" &
 	local run=$!
@@ -77,7 +91,7 @@ scenario() {
 	/usr/bin/python3 "$top/tests/bench/procwatch.py" $run "$B/$name.simpid" \
 		"$B/$name.proc.json" "${KJ_SWTPM_PID:-}" &
 	local watch=$!
-	"${swrap[@]}" "$KINJECT" sim --connect "unix:$B/$name.sock" --hwrev B \
+	"${swrap[@]}" "$KINJECT" sim "${con[@]}" --hwrev B \
 		--sockets "$sockets" --devices "$devices" ${KJ_BENCH_SIM_FLAGS:-} \
 		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 &
 	echo $! >"$B/$name.simpid"
@@ -96,6 +110,11 @@ scenario() {
 import json, os, sqlite3, sys
 name, size, sockets, runf, simf, procf, state, interval = sys.argv[1:]
 r = json.load(open(runf)); s = json.load(open(simf)); pr = json.load(open(procf))
+def transport(r):
+	t = r.get("tls", {})
+	if not t.get("ktls", 0) + t.get("user_space", 0):
+		return "unix"
+	return "tls (%s)" % ("kTLS" if t["ktls"] else "user space")
 dev = max(r["run_ok"], 1); gb = dev * int(size) / 1e9
 secs = r["elapsed_ms"] / 1000.0
 # EVIDENCE.md §4: the ORDERLY counter reaches NV every orderly + 1
@@ -108,6 +127,7 @@ lo, hi, n = db.execute("select min(nv_counter), max(nv_counter), count(*)"
 nv_writes = hi // (orderly + 1) - (lo - 1) // (orderly + 1)
 print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"firmware_bytes": int(size), "devices": r["run_ok"],
+	"transport": transport(r),
 	"seconds": round(secs, 3),
 	# As the sites saw it (the sim, from the first OFFER to the last
 	# COMMIT), like the pump's client; the keeper's own rate also counts
@@ -178,6 +198,10 @@ want kinject-64k-10k && scenario kinject-64k-10k 65536 10000 40000 --max-connect
 want kinject-1m && scenario kinject-1m 1048576 1000 3000
 want kinject-64k-cp50 && scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
 want kinject-64k-nocac && scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
+# The same over TLS 1.3 on loopback (docs/TLS.md): the handshakes signed in
+# SoftHSM2 by the keeper, the records as the kernel allows.
+want kinject-64k-tls && scenario kinject-64k-tls 65536 1000 20000
+want kinject-64k-nocac-tls && scenario kinject-64k-nocac-tls 65536 1000 30000 --no-commit-after-checkpoint
 # RSS growth per idle connection (QUALITY.md: <= 16 KiB): 2,000 idle
 # connections to the keeper and injectors of test_engine.
 if want idle-rss; then

@@ -23,9 +23,9 @@ def f(v, fmt="%s"):
 
 cols = ("scenario", "sockets", "fw", "dev/s", "MB/s", "%pump", "%raw",
 	"p50ms", "p99ms", "p99/50", "%cad", "fsync/s", "quote/s", "NVwr/h",
-	"K_us/d", "I_us/d", "S_us/d", "K_RSS", "I_RSS", "load")
-fmt = "%-18s %6s %5s %7s %6s %5s %4s %6s %6s %6s %4s %7s %7s %6s %6s " \
-	"%6s %6s %6s %6s %5s"
+	"K_us/d", "I_us/d", "S_us/d", "K_RSS", "I_RSS", "load", "transport")
+fmt = "%-21s %6s %5s %7s %6s %5s %4s %6s %6s %6s %4s %7s %7s %6s %6s " \
+	"%6s %6s %6s %6s %5s  %s"
 print(fmt % cols)
 for r in rows:
 	size = r["firmware_bytes"]
@@ -34,7 +34,7 @@ for r in rows:
 	if r["scenario"].startswith("pump"):
 		print(fmt % (r["scenario"], r["sockets"], fw, r["devices_per_s"],
 			     mbs, "", "", "", "", "", "", "", "", "", "", "",
-			     "", "", "", f(r.get("load1"))))
+			     "", "", "", f(r.get("load1")), ""))
 		continue
 	pp = r.get("per_process", {})
 	us = lambda k: f(pp.get(k, {}).get("cpu_us_per_device"), "%.0f")
@@ -50,7 +50,7 @@ for r in rows:
 		     f(r.get("nv_writes_per_h")), us("keeper"), us("injectors"),
 		     us("sim"), "%dM" % (r["keeper_peak_rss_kib"] // 1024),
 		     "%dM" % (r["injector_peak_rss_kib"] // 1024),
-		     f(r.get("load1"))))
+		     f(r.get("load1")), r.get("transport", "unix")))
 print()
 print("dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
       "of the same shape whose client hashes every byte (as `kinject sim' "

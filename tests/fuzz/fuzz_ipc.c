@@ -33,7 +33,7 @@ static void check_entry(unsigned type, const uint8_t *body, size_t len)
 		check(a.uid_len >= 1 && a.uid_len <= KJ_UID_MAX);
 		check(a.pubkey_len == 0 || a.pubkey_len == KJ_PUBKEY_LEN);
 		check(len == sizeof(a) + a.site_len + a.uid_len + a.hwrev_len +
-				     a.pubkey_len);
+				     a.pubkey_len + a.cn_len);
 		check(len <= KJ_IPC_ADMIT_MAX);
 		break;
 	case KJ_IPC_OFFER:
@@ -71,6 +71,14 @@ static void check_entry(unsigned type, const uint8_t *body, size_t len)
 		      pr.cert_len == 0);
 		check(len == sizeof(pr) + pr.cert_len);
 		check(len <= KJ_IPC_PROOF_MAX);
+		break;
+	case KJ_IPC_SIGN:
+		/* the bodies' own rules: fuzz_tls_ipc.c */
+		check(len > sizeof(struct kj_ipc_sign) &&
+		      len <= KJ_IPC_SIGN_MAX);
+		break;
+	case KJ_IPC_SIGNED:
+		check(len == sizeof(struct kj_ipc_signed));
 		break;
 	default:
 		abort();

@@ -1292,8 +1292,13 @@ static void test_listen_parse(void **state)
 	assert_int_equal(kj_listen_parse("tcp:127.0.0.1:0", &l), -EINVAL);
 	assert_int_equal(kj_listen_parse("tcp:127.0.0.1", &l), -EINVAL);
 	assert_int_equal(kj_listen_parse("udp:1", &l), -EINVAL);
-	/* docs/TLS.md: refused until the engine drives TLS */
-	assert_int_equal(kj_listen_parse("tls:10.0.0.1:7000", &l), -EPERM);
+	/* docs/TLS.md: TLS on any address, plain TCP on loopback only */
+	assert_int_equal(kj_listen_parse("tls:10.0.0.1:7000", &l), 0);
+	assert_true(l.is_tls && !l.is_unix);
+	assert_int_equal(kj_listen_parse("tls:[::]:7000", &l), 0);
+	assert_int_equal(kj_listen_parse("tls:10.0.0.1", &l), -EINVAL);
+	assert_int_equal(kj_listen_parse("tcp:127.0.0.1:7000", &l), 0);
+	assert_false(l.is_tls);
 	assert_int_equal(kj_listen_parse("unix:", &l), -EINVAL);
 }
 

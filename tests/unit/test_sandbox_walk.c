@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +31,14 @@
 #include "base/log.h"
 #include "injector/sandbox.h"
 #include "injector/sandbox_table.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TLS_TX
+#define TLS_TX 1
+#define TLS_RX 2
+#endif
 
 #define NR_MAX 512 /* above every x86_64/aarch64 syscall number today */
 
@@ -49,6 +60,9 @@ static void mark_table(bool *in, const struct kj_seccomp_rule *t, size_t n)
 	}
 }
 
+/* The next sandboxed() child also gets the kTLS rules (docs/TLS.md). */
+static bool want_ktls;
+
 /* Run fn in a sandboxed child; its status. */
 static int sandboxed(void (*fn)(long), long arg)
 {
@@ -60,6 +74,8 @@ static int sandboxed(void (*fn)(long), long arg)
 		for (int sig = 1; sig < NSIG; sig++)
 			signal(sig, SIG_DFL);
 		kj_log_set_level(KJ_LOG_WARN);
+		if (want_ktls)
+			kj_sandbox_allow_ktls();
 		if (kj_sandbox_enter() < 0)
 			_exit(3);
 		fn(arg);
@@ -179,6 +195,61 @@ static void test_argument_filters(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* ---- kTLS: three setsockopt forms, and only with allow_ktls ---- */
+
+static void do_setsockopt(long which)
+{
+	int fd = (int)(which >> 8), one = 1;
+	uint8_t junk[64] = { 0 };
+
+	switch (which & 0xff) {
+	case 0:
+		setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+		break;
+	case 1:
+		setsockopt(fd, SOL_TLS, TLS_TX, junk, sizeof(junk));
+		break;
+	case 2:
+		setsockopt(fd, SOL_TLS, TLS_RX, junk, sizeof(junk));
+		break;
+	case 3:
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+		break;
+	case 4:
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		break;
+	default:
+		break;
+	}
+}
+
+static void test_ktls_setsockopt(void **state)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), st;
+
+	(void)state;
+	assert_true(fd >= 0);
+	/* Without kTLS: setsockopt kills, the ULP's form too. */
+	want_ktls = false;
+	st = sandboxed(do_setsockopt, (long)fd << 8 | 0);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS);
+	/* With it: the three forms return (an error: not a TLS socket)... */
+	want_ktls = true;
+	for (long w = 0; w < 3; w++) {
+		st = sandboxed(do_setsockopt, (long)fd << 8 | w);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("kTLS setsockopt form %ld: status 0x%x", w, st);
+	}
+	/* ...and every other option still kills. */
+	for (long w = 3; w < 5; w++) {
+		st = sandboxed(do_setsockopt, (long)fd << 8 | w);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS)
+			fail_msg("setsockopt form %ld not killed: 0x%x", w, st);
+	}
+	want_ktls = false;
+	close(fd);
+}
+
 /* ---- the ring: everything outside the restriction set is -EACCES ---- */
 
 static bool restricted_has(unsigned kind, unsigned op)
@@ -272,6 +343,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_other_syscall_kills),
 		cmocka_unit_test(test_argument_filters),
+		cmocka_unit_test(test_ktls_setsockopt),
 		cmocka_unit_test(test_ring_ops_refused),
 	};
 

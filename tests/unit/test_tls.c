@@ -8,7 +8,10 @@
  * in the HSM, the simulated site's client (sim/sim_tls.c), kTLS when the
  * kernel has it (else user-space records); refused: a site certificate of
  * another CA, an expired one, TLS 1.2 offered, no ALPN; the keeper's check
- * refuses what is not a server CertificateVerify input and rate-limits.
+ * refuses what is not a server CertificateVerify input and rate-limits;
+ * the keeper's SIGN handler (keeper_tls.c) answers SIGNED with a signature
+ * tls.pem's key verifies, or with none over the limit, and treats any
+ * other input as a hostile injector; site_id = CN.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,9 +38,11 @@
 #include <openssl/x509v3.h>
 
 #include "base/util.h"
+#include "wire/ipc.h"
 #include "hsm/hsm.h"
 #include "injector/tls.h"
 #include "inputs/tls_key.h"
+#include "keeper/keeper_int.h"
 #include "keeper/keeper_sign.h"
 #include "sim/sim_tls.h"
 #include "kj_testutil.h"
@@ -397,11 +402,106 @@ static void test_cv_check(void **state)
 	assert_int_equal(l.limited_n, 1);
 }
 
+/* The SIGNED entry the keeper queued for the injector: its sig_len. */
+static int signed_entry(struct inj *in, struct kj_ipc_signed *out)
+{
+	struct kj_ipc_iter it;
+	const uint8_t *body;
+	const char *why;
+	unsigned type;
+	size_t len;
+
+	if (!in->cur)
+		return -1;
+	kj_ipc_iter_init(&it, in->cur->b.p, in->cur->b.len);
+	if (kj_ipc_next(&it, &type, &body, &len, &why) != 1 ||
+	    type != KJ_IPC_SIGNED)
+		return -1;
+	memcpy(out, body, sizeof(*out));
+	in->cur->b.len = 0; /* taken */
+	in->cur->b.n = 0;
+	return out->sig_len;
+}
+
+static void test_keeper_sign_ipc(void **state)
+{
+	struct kj_job job = { .tls = &tk };
+	static struct keeper k;
+	struct kslot slots[4] = { 0 };
+	struct inj in = { .worker = 3, .state = I_RUN, .max_conns = 4,
+			  .slots = slots };
+	uint8_t ent[sizeof(struct kj_ipc_sign) + KJ_TLS_CV_LEN];
+	struct kj_ipc_sign m = { .tag = 2, .len = KJ_TLS_CV_LEN };
+	struct kj_ipc_signed r;
+	uint8_t *cv = ent + sizeof(m);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	(void)state;
+	k.job = &job;
+	k.rl = (struct kj_ratelimit)KJ_RATELIMIT_INIT(5000, 10);
+	/* One token, refilled only an hour from now: deterministic. */
+	kj_sign_limit_init(&k.sign, 1, 1, kj_now_ms() + 3600000);
+	memset(cv, 0x20, 64);
+	memcpy(cv + 64, KJ_TLS_CV_CONTEXT, sizeof(KJ_TLS_CV_CONTEXT));
+	memset(cv + 64 + sizeof(KJ_TLS_CV_CONTEXT), 0x5a, 32);
+	memcpy(ent, &m, sizeof(m));
+	/* Signed in the HSM; tls.pem's key verifies it over the input. */
+	assert_int_equal(kj_kp_on_sign(&k, &in, ent, sizeof(ent)), 0);
+	assert_true(signed_entry(&in, &r) > 0);
+	assert_int_equal(r.tag, 2);
+	assert_true(md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL,
+					       X509_get0_pubkey(tk.cert)) == 1);
+	assert_int_equal(EVP_DigestVerify(md, r.sig, r.sig_len, cv,
+					  KJ_TLS_CV_LEN), 1);
+	EVP_MD_CTX_free(md);
+	/* Burst 1: the next one at once is refused, and says so. */
+	assert_int_equal(kj_kp_on_sign(&k, &in, ent, sizeof(ent)), 0);
+	assert_int_equal(signed_entry(&in, &r), 0);
+	assert_int_equal(k.sign.limited_n, 1);
+	/* A client CertificateVerify input: a hostile injector. */
+	memcpy(cv + 64, "TLS 1.3, client", 15);
+	assert_int_equal(kj_kp_on_sign(&k, &in, ent, sizeof(ent)), -EPROTO);
+	assert_int_equal(signed_entry(&in, &r), -1);
+	memcpy(cv + 64, KJ_TLS_CV_CONTEXT, sizeof(KJ_TLS_CV_CONTEXT));
+	/* A slot with a device, a tag out of range, a job without tls:. */
+	slots[2].state = K_RESERVED;
+	assert_int_equal(kj_kp_on_sign(&k, &in, ent, sizeof(ent)), -EPROTO);
+	slots[2].state = K_FREE;
+	m.tag = 4;
+	memcpy(ent, &m, sizeof(m));
+	assert_int_equal(kj_kp_on_sign(&k, &in, ent, sizeof(ent)), -EPROTO);
+	m.tag = 2;
+	memcpy(ent, &m, sizeof(m));
+	job.tls = NULL;
+	assert_int_equal(kj_kp_on_sign(&k, &in, ent, sizeof(ent)), -EPROTO);
+	job.tls = &tk;
+	/* site_id = the client certificate's CN (PROTOCOL.md "TLS"). */
+	strcpy(slots[0].site, "line1-a");
+	assert_int_equal(kj_kp_site_cn_check(&k, &slots[0],
+					     (const uint8_t *)"line1-a", 7), 0);
+	assert_int_equal(kj_kp_site_cn_check(&k, &slots[0],
+					     (const uint8_t *)"line1-b", 7),
+			 KJ_ABORT_UNAUTHORIZED);
+	assert_int_equal(kj_kp_site_cn_check(&k, &slots[0],
+					     (const uint8_t *)"line1-a!", 8),
+			 KJ_ABORT_UNAUTHORIZED);
+	assert_int_equal(kj_kp_site_cn_check(&k, &slots[0],
+					     (const uint8_t *)"line\0-a", 7),
+			 -EPROTO);
+	assert_int_equal(kj_kp_site_cn_check(&k, &slots[0], NULL, 0), 0);
+	job.tls = NULL;
+	assert_int_equal(kj_kp_site_cn_check(&k, &slots[0],
+					     (const uint8_t *)"line1-a", 7),
+			 -EPROTO);
+	free(in.cur);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key_not_extractable),
 		cmocka_unit_test(test_cv_check),
+		cmocka_unit_test(test_keeper_sign_ipc),
 		cmocka_unit_test(test_handshake_signed_in_hsm),
 		cmocka_unit_test(test_refusals),
 	};
