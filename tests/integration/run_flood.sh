@@ -7,8 +7,9 @@
 # byte and keeps 4,096 more knocking: the listen backlog, then EAGAIN),
 # calm again; the storm's rate is compared with the calm windows' mean.
 # The idle connections must be reaped by the HELLO timeout (closed after
-# it, with their ABORT), connections beyond the limit refused at once or
-# queued and served in turn, and the honest sockets see no failure.
+# it, with their ABORT), connections beyond the limit refused at once
+# (ABORT "connection limit reached"), and the honest sockets see no
+# failure.
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/job.sh"
 IDLE=4096
@@ -81,10 +82,13 @@ j() { jq -r ".$1" <<<"$stats"; }
 [ "$(j reaped)" -ge $IDLE ] || fail "only $(j reaped) connections reaped with their ABORT"
 awk -v a="$(j reaped_age_min)" -v h=$HELLO_S 'BEGIN { exit !(a >= 0.9 * h) }' ||
 	fail "a connection was closed after $(j reaped_age_min) s, before the HELLO timeout"
-# Beyond the limit: the backlog queues them in order, then each is
-# accepted (and reaped in turn) or refused with a close; nobody waits for
-# more than the queue ahead of it (two HELLO timeouts, plus the load's
-# slack).
+# Beyond the limit: refused at once with the reason, never served
+# seconds later (within 1 s: the full worker's 50 ms watch, plus the
+# load's slack); nobody waits for more than two HELLO timeouts.
+[ "$(j over_limit)" -ge 1 ] ||
+	fail "no connection beyond --max-connections was refused with its reason"
+awk -v a="$(j over_limit_age_max)" 'BEGIN { exit !(a <= 1.5) }' ||
+	fail "a connection over the limit was refused only after $(j over_limit_age_max) s"
 for a in reaped_age_max refused_age_max; do
 	awk -v a="$(j $a)" -v h=$HELLO_S 'BEGIN { exit !(a == "null" || a <= 2 * h + 4) }' ||
 		fail "$a: a connection waited $(j $a) s"

@@ -11,10 +11,11 @@ IDLE + EXTRA open: every connection the appliance closes is replaced, and
 a connect the full backlog refuses (EAGAIN) is counted and retried 10 ms
 later.  Nothing is ever written.  On SIGTERM prints one JSON line:
 connects; refused_at_connect (EAGAIN: the backlog is full); reaped (the
-appliance sent something, its ABORT, then closed) with the ages of those
-(connect to EOF, seconds: reaped_age_min, reaped_age_max); refused (closed
-without a byte: accepted over the limit and closed at once, possibly
-after a wait in the backlog) with refused_age_max; open at the end.
+appliance sent its ABORT, then closed) with the ages of those (connect to
+EOF, seconds: reaped_age_min, reaped_age_max); over_limit (the ABORT said
+"connection limit reached": refused at once over --max-connections) with
+over_limit_age_max; refused (closed without a byte) with
+refused_age_max; open at the end.
 """
 import errno
 import json
@@ -35,10 +36,10 @@ def main():
         sys.exit(f"flood.py: RLIMIT_NOFILE hard limit {hard} < {want}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     ep = select.epoll()
-    conns = {}  # fd -> (socket, connect time, got bytes)
+    conns = {}  # fd -> [socket, connect time, bytes received]
     st = {"connects": 0, "refused_at_connect": 0, "reaped": 0,
-          "refused": 0}
-    ages = {True: [], False: []}  # got bytes -> ages
+          "over_limit": 0, "refused": 0}
+    ages = {"reaped": [], "over_limit": [], "refused": []}
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     announced = False
@@ -56,7 +57,7 @@ def main():
                 return False
             raise
         st["connects"] += 1
-        conns[s.fileno()] = [s, time.monotonic(), False]
+        conns[s.fileno()] = [s, time.monotonic(), b""]
         ep.register(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
         return True
 
@@ -88,17 +89,19 @@ def main():
             except OSError:
                 data = b""
             if data:
-                c[2] = True
+                c[2] = (c[2] + data)[:512]
                 continue
             ep.unregister(fd)
-            st["reaped" if c[2] else "refused"] += 1
-            ages[c[2]].append(time.monotonic() - c[1])
+            kind = ("refused" if not c[2] else "over_limit"
+                    if b"connection limit reached" in c[2] else "reaped")
+            st[kind] += 1
+            ages[kind].append(time.monotonic() - c[1])
             c[0].close()
             del conns[fd]
-    r, f = ages[True], ages[False]
+    r = ages["reaped"]
     st["reaped_age_min"] = round(min(r), 3) if r else None
-    st["reaped_age_max"] = round(max(r), 3) if r else None
-    st["refused_age_max"] = round(max(f), 3) if f else None
+    for k, v in ages.items():
+        st[k + "_age_max"] = round(max(v), 3) if v else None
     st["open"] = len(conns)
     print(json.dumps(st), flush=True)
     os._exit(0)
