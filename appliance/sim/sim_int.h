@@ -188,6 +188,11 @@ void kj_sim_tls_step(struct sim *s, struct conn *c);
 /* A handshake the appliance refused (or we did): counted in err_tls,
  * logged, the device (if one was open) fails, the socket ends. */
 void kj_sim_tls_failed(struct sim *s, struct conn *c);
+/* The connection failed (EOF, reset, EPIPE): was it an alert the
+ * appliance sent first?  TLS 1.3 refuses a client certificate after the
+ * client's Finished, so the site may be writing HELLO when the alert and
+ * the close arrive; the alert still waits in the socket. */
+bool kj_sim_tls_alert_pending(struct conn *c);
 /* Free the connection's TLS (before its fd closes). */
 void kj_sim_tls_end(struct conn *c);
 

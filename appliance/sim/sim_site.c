@@ -530,7 +530,7 @@ static void on_frame(struct sim *s, struct conn *c, const struct kj_frame *f)
 /* The appliance closed (err 0) or reset (err = errno) the connection. */
 void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 {
-	if (c->ssl && err == EPROTO)
+	if (c->ssl && (err == EPROTO || kj_sim_tls_alert_pending(c)))
 		return kj_sim_tls_failed(s, c);
 	/* --reconnect: wait for the appliance to come back */
 	if (s->o->reconnect)

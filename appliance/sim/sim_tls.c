@@ -137,6 +137,20 @@ void kj_sim_tls_step(struct sim *s, struct conn *c)
 	}
 }
 
+bool kj_sim_tls_alert_pending(struct conn *c)
+{
+	char b;
+	int n;
+
+	ERR_clear_error();
+	n = SSL_read(c->ssl, &b, 1);
+	if (n > 0 || SSL_get_error(c->ssl, n) != SSL_ERROR_SSL)
+		return false;
+	/* Alerts are the reasons from SSL_AD_REASON_OFFSET on; the error
+	 * stays queued for kj_sim_tls_failed to name. */
+	return ERR_GET_REASON(ERR_peek_last_error()) >= SSL_AD_REASON_OFFSET;
+}
+
 /* recv/send semantics over SSL_read/SSL_write. */
 static ssize_t ssl_result(struct conn *c, int n)
 {
