@@ -6,9 +6,11 @@
  * hash tables of those grew with the lot (220 bytes a device).  Instead,
  * fixed-size entries are sorted in runs of SORT_BYTES, written to an
  * unlinked temporary file, and merged in one pass: equal keys come out
- * together, which is all a duplicate or a pairing needs.  Memory: the run
- * buffer and RUN_READ bytes a run while merging.  What reaches the file is
- * digests and indexes of records the bundle holds in the clear.
+ * together, which is all a duplicate or a pairing needs.  When FANIN runs
+ * are written they are merged into one (appended, the old ones' space
+ * punched out), so memory stays the run buffer and FANIN read buffers
+ * however many entries come.  What reaches the file is digests, indexes
+ * and names of records the bundle holds in the clear.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 
 #define SORT_BYTES (1u << 20)   /* one run, sorted in memory */
 #define RUN_READ (16u << 10)    /* read buffer of a run while merging */
+#define FANIN 64                /* runs merged at once */
 
 struct run {
 	uint64_t off, end;      /* bytes of the file left to read */
@@ -40,7 +43,6 @@ struct kj_xsort {
 	struct run *runs;
 	size_t nruns, capruns;
 	size_t mi;              /* no run written: next entry of buf */
-	bool reading;
 };
 
 int kj_vtmp_fd(void)
@@ -108,6 +110,8 @@ static int io_err(ssize_t r)
 	return rc;
 }
 
+static int cascade(struct kj_xsort *s);
+
 /* The full buffer, sorted, becomes a run at the end of the file. */
 static int spill(struct kj_xsort *s)
 {
@@ -126,6 +130,52 @@ static int spill(struct kj_xsort *s)
 					    .end = s->end + len };
 	s->end += len;
 	s->n = 0;
+	return s->nruns == FANIN ? cascade(s) : 0;
+}
+
+/* Every run gets its read buffer (those it has kept). */
+static int read_bufs(struct kj_xsort *s)
+{
+	for (size_t i = 0; i < s->nruns; i++)
+		if (!s->runs[i].b && !(s->runs[i].b = malloc(RUN_READ)))
+			return -ENOMEM;
+	return 0;
+}
+
+/* The FANIN runs merged into one at the end of the file (buf, empty
+ * after spill, is the write buffer); their space is given back. */
+static int cascade(struct kj_xsort *s)
+{
+	uint64_t from = s->end, start = s->runs[0].off;
+	size_t n = 0;
+	ssize_t w;
+	int rc;
+
+	KJ_TRY(read_bufs(s));
+	for (;;) {
+		rc = kj_xsort_next(s, s->buf + n * s->esz);
+		if (rc < 0)
+			return rc;
+		if (rc)
+			n++;
+		if (n == s->cap || (!rc && n)) {
+			w = pwrite(s->fd, s->buf, n * s->esz, (off_t)s->end);
+			if (w != (ssize_t)(n * s->esz))
+				return io_err(w);
+			s->end += n * s->esz;
+			n = 0;
+		}
+		if (!rc)
+			break;
+	}
+	for (size_t i = 1; i < s->nruns; i++)
+		free(s->runs[i].b);
+	s->runs[0] = (struct run){ .off = from, .end = s->end,
+				   .b = s->runs[0].b };
+	s->nruns = 1;
+	/* Disk space only: a file system without holes keeps the bytes. */
+	(void)fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			(off_t)start, (off_t)(from - start));
 	return 0;
 }
 
@@ -141,9 +191,6 @@ int kj_xsort_add(struct kj_xsort *s, const void *e)
 
 int kj_xsort_done(struct kj_xsort *s)
 {
-	size_t rb = RUN_READ / s->esz * s->esz;
-
-	s->reading = true;
 	if (!s->nruns) {
 		if (s->n)
 			qsort_r(s->buf, s->n, s->esz, cmp, &s->klen);
@@ -153,10 +200,7 @@ int kj_xsort_done(struct kj_xsort *s)
 		KJ_TRY(spill(s));
 	free(s->buf);
 	s->buf = NULL;
-	for (size_t i = 0; i < s->nruns; i++)
-		if (!(s->runs[i].b = malloc(rb)))
-			return -ENOMEM;
-	return 0;
+	return read_bufs(s);
 }
 
 /* Run r's next entry is at b + bi (refilled); 0 when it has none. */
