@@ -10,7 +10,8 @@
  *   bits of its credential and readback), sorted by attempt and index:
  *   each withdrawn record meets the ok record of its attempt (§2);
  * - with --work-order, a 24-byte entry per uid and serial of an ok record
- *   (+1, its name's place in a names file) and per withdrawn one (-1),
+ *   (+1, its name's place among the names: 256 KB in memory, the rest in
+ *   a temporary file) and per withdrawn one (-1),
  *   sorted by digest: a sum above 1 is a duplicate, the least name named.
  * Check 6 names its first fault as before: the first fault of the
  * record-by-record part is kept aside until the pairing's first fault is
@@ -43,7 +44,7 @@ struct aent {
 struct dent {
 	uint8_t key[13];     /* 'u' or 's', the digest */
 	int8_t w;            /* +1 an ok record, -1 it was withdrawn */
-	uint16_t len;        /* the name in the names file (w = +1) */
+	uint16_t len;        /* the name among the names (w = +1) */
 	uint64_t off;
 };
 
@@ -64,9 +65,10 @@ struct kj_vjob {
 	uint64_t ok7, gone;          /* check 7 */
 	struct fault f;              /* check 6's earliest fault */
 	struct kj_xsort *atts, *digs;
-	FILE *names;                 /* uid and serial names (check 7) */
+	uint8_t *names;              /* uid and serial names (check 7): */
+	size_t n_names;              /* the last bytes, in memory, */
+	uint64_t names_on_disk;      /* after those in names_fd */
 	int names_fd;
-	uint64_t names_off;
 	char *dup_uid, *dup_serial;  /* the least duplicate names */
 };
 
@@ -96,9 +98,8 @@ void kj_vjob_free(struct kj_vjob *v)
 	kj_verify_report_free(&v->sh);
 	kj_xsort_free(v->atts);
 	kj_xsort_free(v->digs);
-	if (v->names)
-		fclose(v->names);
-	else if (v->names_fd >= 0)
+	free(v->names);
+	if (v->names_fd >= 0)
 		close(v->names_fd);
 	free(v->dup_uid);
 	free(v->dup_serial);
@@ -176,33 +177,46 @@ static int attempt_entry(struct kj_vjob *v, size_t i, uint64_t leaf,
 
 /* ---- 7: uids and serials of ok records not withdrawn, counted ---------- */
 
+#define NAMES_MEM (256u << 10) /* names kept in memory before the file */
+
+/* Name's place in the names (memory, then a temporary file) in e. */
+static int put_name(struct kj_vjob *v, const char *name, struct dent *e)
+{
+	size_t len = strlen(name);
+	ssize_t w;
+
+	if (!v->names && !(v->names = malloc(NAMES_MEM)))
+		return -ENOMEM;
+	if (v->n_names + len > NAMES_MEM) {
+		if (v->names_fd < 0 && (v->names_fd = kj_vtmp_fd()) < 0)
+			return v->names_fd;
+		w = pwrite(v->names_fd, v->names, v->n_names,
+			   (off_t)v->names_on_disk);
+		if (w != (ssize_t)v->n_names) {
+			kj_err("the verifier's temporary file: cannot write (TMPDIR full?)");
+			return -EIO;
+		}
+		v->names_on_disk += v->n_names;
+		v->n_names = 0;
+	}
+	memcpy(v->names + v->n_names, name, len);
+	e->off = v->names_on_disk + v->n_names;
+	e->len = (uint16_t)len;
+	v->n_names += len;
+	return 0;
+}
+
 static int count(struct kj_vjob *v, char kind, const uint8_t d[12],
 		 const char *name, int by)
 {
 	struct dent e = { .w = (int8_t)by };
-	size_t len;
 
 	if (!v->o->wo)
 		return 0;
 	e.key[0] = (uint8_t)kind;
 	memcpy(e.key + 1, d, 12);
-	if (by > 0) {
-		if (!v->names) {
-			if ((v->names_fd = kj_vtmp_fd()) < 0)
-				return v->names_fd;
-			v->names = fdopen(v->names_fd, "w+");
-			if (!v->names)
-				return -ENOMEM;
-		}
-		len = strlen(name);
-		if (fwrite(name, 1, len, v->names) != len) {
-			kj_err("the verifier's temporary file: cannot write (TMPDIR full?)");
-			return -EIO;
-		}
-		e.off = v->names_off;
-		e.len = (uint16_t)len;
-		v->names_off += len;
-	}
+	if (by > 0)
+		KJ_TRY(put_name(v, name, &e));
 	return kj_xsort_add(v->digs, &e);
 }
 
@@ -416,7 +430,7 @@ static int pair_all(struct kj_vjob *v)
 	return 0;
 }
 
-/* Keep name (off, len in the names file) in *best if it is less. */
+/* Keep e's name in *best if it is less. */
 static int least(struct kj_vjob *v, const struct dent *e, char **best)
 {
 	char *name = malloc((size_t)e->len + 1);
@@ -424,7 +438,12 @@ static int least(struct kj_vjob *v, const struct dent *e, char **best)
 
 	if (!name)
 		return -ENOMEM;
-	got = pread(v->names_fd, name, e->len, (off_t)e->off);
+	if (e->off >= v->names_on_disk) {
+		memcpy(name, v->names + (e->off - v->names_on_disk), e->len);
+		got = e->len;
+	} else {
+		got = pread(v->names_fd, name, e->len, (off_t)e->off);
+	}
 	if (got != e->len) {
 		free(name);
 		kj_err("the verifier's temporary file: cannot read it back");
@@ -448,10 +467,6 @@ static int dups_all(struct kj_vjob *v)
 	bool any = false;
 	int rc;
 
-	if (v->names && fflush(v->names) == EOF) {
-		kj_err("the verifier's temporary file: cannot write (TMPDIR full?)");
-		return -EIO;
-	}
 	KJ_TRY(kj_xsort_done(v->digs));
 	for (;;) {
 		rc = kj_xsort_next(v->digs, &e);

@@ -91,6 +91,23 @@ grep -q "FAIL.*inclusion.*record 5 " "$T/dup.out" ||
 	fail "the edited record 5 not named: $(cat "$T/dup.out")"
 echo "ok: duplicate uid and the edited record named"
 
+# The 4N bundle: its names (uids, serials) go to the temporary file too.
+B=$T/ev$((4 * N)).json
+jq -c '.records[5].record |= (fromjson | .uid = "0000000aa5" | tojson)' \
+	"$B" >"$T/dupbig.json"
+rc=0
+"$KINJECT" verify "$T/dupbig.json" --ak "$T/s$((4 * N))/ak.pem" \
+	--work-order "$T/s$((4 * N))/WO.json" >"$T/dup.out" 2>&1 || rc=$?
+[ $rc -eq 1 ] || fail "a duplicate uid in $((4 * N)): exit $rc"
+grep -q "FAIL.*work-order.*uid 0000000aa5 has more than one ok record" \
+	"$T/dup.out" || fail "duplicate uid not named: $(cat "$T/dup.out")"
+echo "ok: duplicate uid named from the names on disk"
+
+# The sorts need a writable TMPDIR once they outgrow memory, and say so.
+TMPDIR=$T/none expect_fail "set TMPDIR to a writable directory" \
+	"$KINJECT" verify "$B" --ak "$T/s$((4 * N))/ak.pem"
+grep -q "verdict" "$T/out" && fail "no temporary file, yet a verdict"
+
 # edit OUT JQ: the bundle E with its records edited by the jq filter
 # (on the record objects, .[i]); verify it, expect exit 1, output in $T/ed.
 edit() {
