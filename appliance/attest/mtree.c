@@ -168,7 +168,7 @@ static int flush_tail(struct kj_mtree *t, int k)
 	if (d->fd[k] < 0) {
 		d->fd[k] = tmp_file(d->dir);
 		if (d->fd[k] < 0) {
-			kj_err("%s: cannot create a temporary file for the transparency log's tree: %s (--out's directory must be writable)",
+			kj_err("%s: cannot create a temporary file for the transparency log's tree: %s (the directory must be writable)",
 			       d->dir, strerror(-d->fd[k]));
 			return d->fd[k];
 		}

@@ -363,7 +363,7 @@ int kj_vjob_record(struct kj_vjob *v, size_t i, uint64_t leaf,
 	return 0;
 }
 
-/* ---- the merges ----------------------------------------------------------- */
+/* ---- the merges ------------------------------------------------------ */
 
 /* One attempt's ok record (the first), as the merge met it. */
 struct pairing {
