@@ -31,6 +31,12 @@ struct kj_mtree;
 
 /* A new empty tree; NULL (logged) on allocation failure. */
 struct kj_mtree *kj_mtree_new(void);
+/*
+ * The same tree with its levels in unlinked temporary files in dir (the
+ * memory it holds is at most 96 KB a level, 2 MB at a million leaves); a read or write failure is logged and returned by the call that
+ * met it.  For exports of large logs: the hashes are of public records.
+ */
+struct kj_mtree *kj_mtree_new_file(const char *dir);
 void kj_mtree_free(struct kj_mtree *t);
 
 /* Number of leaves appended so far. */

@@ -81,9 +81,11 @@ int kj_base64_decode(const char *in, size_t len, uint8_t **out,
 /* ---- reading the state ----------------------------------------------------- */
 
 /*
- * Memory stays bounded for big jobs: the tree (64 bytes a leaf), the
- * checkpoints and the event log are held; the job's records are streamed
- * from the journal (one read snapshot for the whole export) to the file.
+ * Memory stays bounded for big jobs: the tree of the whole log is kept in
+ * temporary files next to --out (kj_mtree_new_file: 64 bytes a record on
+ * disk, a few windows in memory), the checkpoints and the event log are
+ * held; the job's records are streamed from the journal (one read snapshot
+ * for the whole export) to the file.
  */
 struct xport {
 	const char *dir;
@@ -516,10 +518,23 @@ static int open_tmp(const char *out, char *tmp, size_t size, FILE **f)
 	return 0;
 }
 
+/* The directory out is in. */
+static void out_dir(const char *out, char *dir, size_t size)
+{
+	char *slash;
+
+	snprintf(dir, size, "%s", out);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, size, ".");
+}
+
 /* fsync the file, rename over out, fsync the directory: durable. */
 static int commit_tmp(FILE *f, const char *tmp, const char *out)
 {
-	char dir[PATH_MAX], *slash;
+	char dir[PATH_MAX];
 	int dfd, rc = 0;
 
 	if (fflush(f) == EOF || fsync(fileno(f)) < 0)
@@ -533,12 +548,7 @@ static int commit_tmp(FILE *f, const char *tmp, const char *out)
 		unlink(tmp);
 		return rc;
 	}
-	snprintf(dir, sizeof(dir), "%s", out);
-	slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = 0;
-	else
-		strcpy(dir, ".");
+	out_dir(out, dir, sizeof(dir));
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		(void)fsync(dfd);
@@ -567,7 +577,9 @@ int kj_evidence_export(const char *state_dir, const char *job,
 	char tmp[PATH_MAX];
 	int rc;
 
-	x.tree = kj_mtree_new();
+	/* The tree's files go where the bundle goes: there is room there. */
+	out_dir(out_path, tmp, sizeof(tmp));
+	x.tree = kj_mtree_new_file(tmp);
 	x.events = json_array();
 	if (!x.tree || !x.events) {
 		rc = -ENOMEM;

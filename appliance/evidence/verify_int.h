@@ -34,21 +34,21 @@ void kj_vdetail_push(struct kj_verify_report *rep, enum kj_vcheck c,
 void kj_vpass(struct kj_verify_report *rep, enum kj_vcheck c,
 	      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* verify_set.c: a hash table of fixed-size entries, the key first. */
-struct kj_vtab {
-	uint8_t *e;          /* cap entries of esz bytes */
-	uint8_t *used;       /* cap flags */
-	size_t esz, klen, cap, n;
-};
-/* hint: the entries expected (grown beyond as needed). */
-KJ_MUST_CHECK int kj_vtab_init(struct kj_vtab *t, size_t esz, size_t klen,
-			       size_t hint);
-void kj_vtab_free(struct kj_vtab *t);
-/* The entry of key, or NULL. */
-void *kj_vtab_find(const struct kj_vtab *t, const void *key);
-/* The entry of key, added (zeroed but for the key, *fresh) if absent;
- * NULL: no memory. */
-void *kj_vtab_add(struct kj_vtab *t, const void *key, bool *fresh);
+/*
+ * verify_sort.c: an external sort of fixed-size entries (the key first,
+ * compared with memcmp) through an unlinked temporary file in $TMPDIR:
+ * add them all, then done, then next gives them in key order.  Errors are
+ * logged where met; -ENOMEM is not.
+ */
+struct kj_xsort;
+struct kj_xsort *kj_xsort_new(size_t esz, size_t klen);
+KJ_MUST_CHECK int kj_xsort_add(struct kj_xsort *s, const void *e);
+KJ_MUST_CHECK int kj_xsort_done(struct kj_xsort *s);
+/* 1: the next entry in out; 0: no more; < 0: an error. */
+KJ_MUST_CHECK int kj_xsort_next(struct kj_xsort *s, void *out);
+void kj_xsort_free(struct kj_xsort *s);
+/* An unlinked read-write file in $TMPDIR (or /tmp), or -errno (logged). */
+KJ_MUST_CHECK int kj_vtmp_fd(void);
 
 /* verify_job.c: checks 6 and 7, one record at a time. */
 struct kj_vjob;

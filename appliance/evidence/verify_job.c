@@ -2,43 +2,56 @@
 /*
  * EVIDENCE.md §6 checks 6 (completeness) and 7 (work order), fed one
  * record at a time so that `kinject verify` never holds a bundle's
- * records (issue 12: 1,000,000-device lots).  What the checks need from
- * earlier records is kept in compact entries (verify_set.c): per ok
- * record with an attempt id, 48 bytes (the attempt, its index, 96-bit
- * digests of its uid and serial, 64 bits of its credential and readback:
- * a `withdrawn` record must repeat them); with --work-order, a 16-byte
- * count per distinct uid and serial.  A record that does not parse makes
- * both checks moot, as before: their findings are kept aside until the
- * end and dropped then.
+ * records (issue 12: 1,000,000-device lots).  What needs earlier or later
+ * records goes into two external sorts (verify_sort.c), resolved at the
+ * end in one merge pass each, so memory does not grow with the lot:
+ * - the attempt entries (56 bytes: an ok record with an attempt id, or a
+ *   withdrawn record, with 96-bit digests of its uid and serial and 64
+ *   bits of its credential and readback), sorted by attempt and index:
+ *   each withdrawn record meets the ok record of its attempt (§2);
+ * - with --work-order, a 24-byte entry per uid and serial of an ok record
+ *   (+1, its name's place among the names: 256 KB in memory, the rest in
+ *   a temporary file) and per withdrawn one (-1),
+ *   sorted by digest: a sum above 1 is a duplicate, the least name named.
+ * Check 6 names its first fault as before: the first fault of the
+ * record-by-record part is kept aside until the pairing's first fault is
+ * known, and the earlier of the two is the one reported.  A record that
+ * does not parse makes both checks moot, as before: their findings are
+ * kept aside until the end and dropped then.
  */
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "verify_int.h"
 
-#define DUPS_MAX 65536   /* duplicate names kept to name the first */
-#define TAB_FIRST 4096   /* entries the indexes are sized for at first */
+enum { A_OK = 1, A_WD = 2 };
+enum { OK_SERIAL = 1, NO_ATTEMPT = 2 };
 
-enum { OK_PAIRED = 1, OK_GONE = 2, OK_SERIAL = 4 };
-
-struct okent {
-	uint64_t attempt;    /* the key */
-	uint32_t idx;        /* the record index */
-	uint32_t flags;
+struct aent {
+	uint8_t key[12];     /* attempt, record index: big-endian */
+	uint8_t kind, flags;
+	uint8_t pad[2];
+	uint64_t leaf;
 	uint8_t uid[12], serial[12], rest[8];
 };
 
-struct cnt {
-	uint8_t d[12];       /* the key: "u" or "s" digest */
-	uint32_t n;          /* ok records not withdrawn */
+struct dent {
+	uint8_t key[13];     /* 'u' or 's', the digest */
+	int8_t w;            /* +1 an ok record, -1 it was withdrawn */
+	uint16_t len;        /* the name among the names (w = +1) */
+	uint64_t off;
 };
 
-struct dup {
-	uint8_t d[12];
-	bool serial;
-	char *s;
+struct fault {
+	bool set;
+	size_t i;                    /* the record */
+	char msg[512];
 };
 
 struct kj_vjob {
@@ -50,18 +63,30 @@ struct kj_vjob {
 	uint64_t prev_leaf;
 	uint64_t ok, other, wd;      /* check 6 */
 	uint64_t ok7, gone;          /* check 7 */
-	struct kj_vtab oks, cnts;
-	struct dup *dups;
-	size_t n_dups;
+	struct fault f;              /* check 6's earliest fault */
+	struct kj_xsort *atts, *digs;
+	uint8_t *names;              /* uid and serial names (check 7): */
+	size_t n_names;              /* the last bytes, in memory, */
+	uint64_t names_on_disk;      /* after those in names_fd */
+	int names_fd;
+	char *dup_uid, *dup_serial;  /* the least duplicate names */
 };
 
 struct kj_vjob *kj_vjob_new(const struct kj_verify_opts *o)
 {
 	struct kj_vjob *v = calloc(1, sizeof(*v));
 
-	if (v) {
-		v->o = o;
-		v->parsed = true;
+	if (!v)
+		return NULL;
+	v->o = o;
+	v->parsed = true;
+	v->names_fd = -1;
+	v->atts = kj_xsort_new(sizeof(struct aent), 12);
+	if (o->wo)
+		v->digs = kj_xsort_new(sizeof(struct dent), 13);
+	if (!v->atts || (o->wo && !v->digs)) {
+		kj_vjob_free(v);
+		return NULL;
 	}
 	return v;
 }
@@ -71,13 +96,31 @@ void kj_vjob_free(struct kj_vjob *v)
 	if (!v)
 		return;
 	kj_verify_report_free(&v->sh);
-	kj_vtab_free(&v->oks);
-	kj_vtab_free(&v->cnts);
-	for (size_t i = 0; i < v->n_dups; i++)
-		free(v->dups[i].s);
-	free(v->dups);
+	kj_xsort_free(v->atts);
+	kj_xsort_free(v->digs);
+	free(v->names);
+	if (v->names_fd >= 0)
+		close(v->names_fd);
+	free(v->dup_uid);
+	free(v->dup_serial);
 	free(v->job0);
 	free(v);
+}
+
+/* Check 6's fault at record i, kept aside if it is the earliest. */
+static void fault(struct fault *f, size_t i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fault(struct fault *f, size_t i, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (f->set && f->i <= i)
+		return;
+	f->set = true;
+	f->i = i;
+	va_start(ap, fmt);
+	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+	va_end(ap);
 }
 
 static void digest(char dom, const void *p, size_t n, uint8_t *out,
@@ -91,8 +134,8 @@ static void digest(char dom, const void *p, size_t n, uint8_t *out,
 	memcpy(out, d, out_len);
 }
 
-/* The fields §2 says a withdrawn record repeats, as stored in okent. */
-static void fields(const struct kj_record *r, struct okent *e)
+/* The fields §2 says a withdrawn record repeats, as stored in aent. */
+static void fields(const struct kj_record *r, struct aent *e)
 {
 	uint8_t rest[1 + 8 + 32 + 1 + 32];
 
@@ -110,7 +153,7 @@ static void fields(const struct kj_record *r, struct okent *e)
 	digest('r', rest, sizeof(rest), e->rest, sizeof(e->rest));
 }
 
-static bool same_attempt(const struct okent *ok, const struct okent *w)
+static bool same_attempt(const struct aent *ok, const struct aent *w)
 {
 	return (ok->flags & OK_SERIAL) && (w->flags & OK_SERIAL) &&
 	       !memcmp(ok->uid, w->uid, sizeof(ok->uid)) &&
@@ -118,135 +161,83 @@ static bool same_attempt(const struct okent *ok, const struct okent *w)
 	       !memcmp(ok->rest, w->rest, sizeof(ok->rest));
 }
 
-/* Small at first and doubled as they fill: the memory follows the
- * devices the bundle holds, not the quantity its job_start claims. */
-static int tables(struct kj_vjob *v)
+/* An ok record with an attempt id, or a withdrawn record: sorted. */
+static int attempt_entry(struct kj_vjob *v, size_t i, uint64_t leaf,
+			 const struct kj_record *r, int kind)
 {
-	if (v->oks.cap)
-		return 0;
-	KJ_TRY(kj_vtab_init(&v->oks, sizeof(struct okent), 8, TAB_FIRST));
-	if (v->o->wo)
-		KJ_TRY(kj_vtab_init(&v->cnts, sizeof(struct cnt), 12,
-				    2 * TAB_FIRST));
-	return 0;
+	struct aent e = { .kind = (uint8_t)kind, .leaf = leaf };
+
+	fields(r, &e);
+	if (!r->has_attempt)
+		e.flags |= NO_ATTEMPT;
+	kj_put_u64be(e.key, r->attempt);
+	kj_put_u32be(e.key + 8, (uint32_t)i);
+	return kj_xsort_add(v->atts, &e);
 }
 
 /* ---- 7: uids and serials of ok records not withdrawn, counted ---------- */
 
-static int count(struct kj_vjob *v, const uint8_t d[12], bool serial,
+#define NAMES_MEM (256u << 10) /* names kept in memory before the file */
+
+/* Name's place in the names (memory, then a temporary file) in e. */
+static int put_name(struct kj_vjob *v, const char *name, struct dent *e)
+{
+	size_t len = strlen(name);
+	ssize_t w;
+
+	if (!v->names && !(v->names = malloc(NAMES_MEM)))
+		return -ENOMEM;
+	if (v->n_names + len > NAMES_MEM) {
+		if (v->names_fd < 0 && (v->names_fd = kj_vtmp_fd()) < 0)
+			return v->names_fd;
+		w = pwrite(v->names_fd, v->names, v->n_names,
+			   (off_t)v->names_on_disk);
+		if (w != (ssize_t)v->n_names) {
+			kj_err("the verifier's temporary file: cannot write (TMPDIR full?)");
+			return -EIO;
+		}
+		v->names_on_disk += v->n_names;
+		v->n_names = 0;
+	}
+	memcpy(v->names + v->n_names, name, len);
+	e->off = v->names_on_disk + v->n_names;
+	e->len = (uint16_t)len;
+	v->n_names += len;
+	return 0;
+}
+
+static int count(struct kj_vjob *v, char kind, const uint8_t d[12],
 		 const char *name, int by)
 {
-	struct cnt *c;
-	bool fresh;
+	struct dent e = { .w = (int8_t)by };
 
 	if (!v->o->wo)
 		return 0;
-	c = kj_vtab_add(&v->cnts, d, &fresh);
-	if (!c)
-		return -ENOMEM;
-	c->n += (uint32_t)by;
-	if (by < 0 || c->n != 2 || v->n_dups == DUPS_MAX)
-		return 0;
-	/* A second ok record of it: named at the end if it stays so. */
-	if (!v->n_dups) {
-		v->dups = calloc(DUPS_MAX, sizeof(*v->dups));
-		if (!v->dups)
-			return -ENOMEM;
-	}
-	v->dups[v->n_dups].s = strdup(name);
-	if (!v->dups[v->n_dups].s)
-		return -ENOMEM;
-	memcpy(v->dups[v->n_dups].d, d, 12);
-	v->dups[v->n_dups++].serial = serial;
-	return 0;
+	e.key[0] = (uint8_t)kind;
+	memcpy(e.key + 1, d, 12);
+	if (by > 0)
+		KJ_TRY(put_name(v, name, &e));
+	return kj_xsort_add(v->digs, &e);
 }
 
-/* The least name of a uid (or serial) with more than one ok record. */
-static const char *first_dup(const struct kj_vjob *v, bool serial)
+static int ok_record(struct kj_vjob *v, size_t i, uint64_t leaf,
+		     const struct kj_record *r)
 {
-	const char *best = NULL;
-
-	for (size_t i = 0; i < v->n_dups; i++) {
-		const struct dup *d = &v->dups[i];
-		const struct cnt *c = kj_vtab_find(&v->cnts, d->d);
-
-		if (d->serial == serial && c && c->n > 1 &&
-		    (!best || strcmp(d->s, best) < 0))
-			best = d->s;
-	}
-	return best;
-}
-
-static int ok_record(struct kj_vjob *v, size_t i, const struct kj_record *r)
-{
-	struct okent e = { .attempt = r->attempt }, *o;
 	char hex[2 * KJ_RECORD_UID_MAX + 1];
-	bool fresh;
+	struct aent e = { 0 };
 
-	fields(r, &e);
 	v->ok7++;
-	kj_hex_encode(r->uid, r->uid_len, hex);
-	KJ_TRY(count(v, e.uid, false, hex, 1));
-	if (r->serial)
-		KJ_TRY(count(v, e.serial, true, r->serial, 1));
-	if (!r->has_attempt)
-		return 0;
-	o = kj_vtab_add(&v->oks, &e.attempt, &fresh);
-	if (!o)
-		return -ENOMEM;
-	if (fresh) {
-		e.idx = (uint32_t)i;
-		*o = e;
+	if (v->o->wo) {
+		fields(r, &e);
+		kj_hex_encode(r->uid, r->uid_len, hex);
+		KJ_TRY(count(v, 'u', e.uid, hex, 1));
+		if (r->serial)
+			KJ_TRY(count(v, 's', e.serial, r->serial, 1));
 	}
-	return 0;
-}
-
-/* §2: the ok record it withdraws no longer counts (check 7). */
-static int gone(struct kj_vjob *v, struct okent *o)
-{
-	if (!o || (o->flags & OK_GONE))
-		return 0;
-	o->flags |= OK_GONE;
-	v->gone++;
-	KJ_TRY(count(v, o->uid, false, NULL, -1));
-	if (o->flags & OK_SERIAL)
-		KJ_TRY(count(v, o->serial, true, NULL, -1));
-	return 0;
+	return r->has_attempt ? attempt_entry(v, i, leaf, r, A_OK) : 0;
 }
 
 /* ---- 6: completeness --------------------------------------------------- */
-
-/*
- * §2/§6.6: a `withdrawn` record follows an `ok` record of the same attempt
- * with the same fields, at most one per attempt.
- */
-static int check_withdrawn(struct kj_vjob *v, size_t i, uint64_t leaf,
-			   const struct kj_record *r, struct okent *o)
-{
-	struct okent w = { 0 };
-
-	if (!o || !r->has_attempt) {
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (leaf %" PRIu64 "): withdrawn without an earlier ok record of its attempt",
-			     i, leaf);
-		return -EBADMSG;
-	}
-	if (o->flags & OK_PAIRED) {
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (leaf %" PRIu64 "): attempt %" PRIu64 " withdrawn a second time",
-			     i, leaf, r->attempt);
-		return -EBADMSG;
-	}
-	fields(r, &w);
-	if (!same_attempt(o, &w)) {
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (leaf %" PRIu64 "): withdrawn record differs from the ok record %u of attempt %" PRIu64 " (uid, serial, credential or readback)",
-			     i, leaf, o->idx, r->attempt);
-		return -EBADMSG;
-	}
-	o->flags |= OK_PAIRED;
-	return 0;
-}
 
 static int job_end(struct kj_vjob *v, size_t i, const struct kj_record *r)
 {
@@ -256,35 +247,34 @@ static int job_end(struct kj_vjob *v, size_t i, const struct kj_record *r)
 	/* §2: completed when the quantity was reached (more ok records
 	 * than the quantity fail check 7). */
 	if ((r->result == KJ_RES_COMPLETED) != done) {
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (job_end): result %s with %" PRIu64 " ok of quantity %" PRIu64,
+		fault(&v->f, i, "record %zu (job_end): result %s with %" PRIu64 " ok of quantity %" PRIu64,
 			     i, kj_result_name(r->result), v->ok, v->qty0);
 		return -EBADMSG;
 	}
 	if (r->ok_count != v->ok || r->failed_count != v->other) {
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (job_end): ok_count %" PRIu64 " / failed_count %" PRIu64 ", the records have %" PRIu64 " / %" PRIu64,
+		fault(&v->f, i, "record %zu (job_end): ok_count %" PRIu64 " / failed_count %" PRIu64 ", the records have %" PRIu64 " / %" PRIu64,
 			     i, r->ok_count, r->failed_count, v->ok, v->other);
 		return -EBADMSG;
 	}
 	return 0;
 }
 
-/* One record's part of check 6; -EBADMSG stops the check (first fault). */
+/*
+ * One record's part of check 6; -EBADMSG stops the check (first fault).
+ * A withdrawn record is counted here and paired at the end.
+ */
 static int complete(struct kj_vjob *v, size_t i, uint64_t leaf,
-		    const struct kj_record *r, struct okent *o)
+		    const struct kj_record *r)
 {
 	const char *why = NULL;
 
 	if (i && leaf <= v->prev_leaf)
 		why = "out of log order";
 	else if (r->job_seq != i)
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (leaf %" PRIu64 "): job_seq %" PRIu64 " where %zu was expected (a record is missing, repeated or out of order)",
+		fault(&v->f, i, "record %zu (leaf %" PRIu64 "): job_seq %" PRIu64 " where %zu was expected (a record is missing, repeated or out of order)",
 			     i, leaf, r->job_seq, i);
 	else if ((i == 0) != (r->kind == KJ_REC_JOB_START))
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (leaf %" PRIu64 "): %s where the job_start record belongs only at job_seq 0",
+		fault(&v->f, i, "record %zu (leaf %" PRIu64 "): %s where the job_start record belongs only at job_seq 0",
 			     i, leaf, kj_record_kind_name(r->kind));
 	else if (strcmp(r->job, v->job0))
 		why = "of another job";
@@ -293,8 +283,8 @@ static int complete(struct kj_vjob *v, size_t i, uint64_t leaf,
 	else
 		goto fine;
 	if (why)
-		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, i,
-			     "record %zu (leaf %" PRIu64 "): %s", i, leaf, why);
+		fault(&v->f, i, "record %zu (leaf %" PRIu64 "): %s", i, leaf,
+		      why);
 	return -EBADMSG;
 fine:
 	if (r->kind == KJ_REC_JOB_END)
@@ -305,7 +295,6 @@ fine:
 	if (r->result == KJ_RES_OK) {
 		v->ok++;
 	} else if (r->result == KJ_RES_WITHDRAWN) {
-		KJ_TRY(check_withdrawn(v, i, leaf, r, o));
 		v->ok--;
 		v->wd++;
 		v->other++;
@@ -350,8 +339,6 @@ static void work_order(struct kj_vjob *v, size_t i, uint64_t leaf,
 int kj_vjob_record(struct kj_vjob *v, size_t i, uint64_t leaf,
 		   const struct kj_record *r)
 {
-	struct okent *o = NULL;
-
 	if (!r) {
 		v->parsed = false;
 		return 0;
@@ -364,21 +351,144 @@ int kj_vjob_record(struct kj_vjob *v, size_t i, uint64_t leaf,
 			return -ENOMEM;
 		v->qty0 = r->quantity;
 	}
-	KJ_TRY(tables(v));
-	if (r->kind == KJ_REC_DEVICE && r->result == KJ_RES_WITHDRAWN)
-		o = kj_vtab_find(&v->oks, &r->attempt);
-	if (o && o->idx >= i)
-		o = NULL;
-	if (!v->stopped && complete(v, i, leaf, r, o) < 0)
+	if (!v->stopped && complete(v, i, leaf, r) < 0)
 		v->stopped = true;
 	if (v->o->wo)
 		work_order(v, i, leaf, r);
 	if (r->kind == KJ_REC_DEVICE && r->result == KJ_RES_OK)
-		KJ_TRY(ok_record(v, i, r));
+		KJ_TRY(ok_record(v, i, leaf, r));
 	if (r->kind == KJ_REC_DEVICE && r->result == KJ_RES_WITHDRAWN)
-		KJ_TRY(gone(v, o));
+		KJ_TRY(attempt_entry(v, i, leaf, r, A_WD));
 	v->prev_leaf = leaf;
 	return 0;
+}
+
+/* ---- the merges ------------------------------------------------------ */
+
+/* One attempt's ok record (the first), as the merge met it. */
+struct pairing {
+	bool have, paired, gone;
+	struct aent ok;
+};
+
+/*
+ * §2/§6.6: a `withdrawn` record follows an `ok` record of the same attempt
+ * with the same fields, at most one per attempt; its ok record no longer
+ * counts for check 7 (-1 entries).
+ */
+static int withdrawn(struct kj_vjob *v, struct pairing *p,
+		     const struct aent *w)
+{
+	size_t i = kj_get_u32be(w->key + 8);
+	uint64_t attempt = kj_get_u64be(w->key);
+
+	if (!p->have || (w->flags & NO_ATTEMPT))
+		fault(&v->f, i, "record %zu (leaf %" PRIu64 "): withdrawn without an earlier ok record of its attempt",
+		      i, w->leaf);
+	else if (p->paired)
+		fault(&v->f, i, "record %zu (leaf %" PRIu64 "): attempt %" PRIu64 " withdrawn a second time",
+		      i, w->leaf, attempt);
+	else if (!same_attempt(&p->ok, w))
+		fault(&v->f, i, "record %zu (leaf %" PRIu64 "): withdrawn record differs from the ok record %u of attempt %" PRIu64 " (uid, serial, credential or readback)",
+		      i, w->leaf, kj_get_u32be(p->ok.key + 8), attempt);
+	else
+		p->paired = true;
+	if (!p->have || p->gone)
+		return 0;
+	p->gone = true;
+	v->gone++;
+	KJ_TRY(count(v, 'u', p->ok.uid, NULL, -1));
+	if (p->ok.flags & OK_SERIAL)
+		KJ_TRY(count(v, 's', p->ok.serial, NULL, -1));
+	return 0;
+}
+
+/* The attempt entries in (attempt, index) order; check 6's first fault. */
+static int pair_all(struct kj_vjob *v)
+{
+	struct pairing p = { 0 };
+	struct aent e;
+	int rc;
+
+	KJ_TRY(kj_xsort_done(v->atts));
+	while ((rc = kj_xsort_next(v->atts, &e)) > 0) {
+		if (p.have && memcmp(e.key, p.ok.key, 8))
+			p.have = p.paired = p.gone = false;
+		if (e.kind == A_OK && !p.have) {
+			p.have = true;
+			p.ok = e;
+		} else if (e.kind == A_WD) {
+			KJ_TRY(withdrawn(v, &p, &e));
+		}
+	}
+	if (rc < 0)
+		return rc;
+	v->stopped = v->f.set;
+	if (v->stopped)
+		kj_vfail_rec(&v->sh, KJ_VC_COMPLETENESS, v->f.i, "%s",
+			     v->f.msg);
+	return 0;
+}
+
+/* Keep e's name in *best if it is less. */
+static int least(struct kj_vjob *v, const struct dent *e, char **best)
+{
+	char *name = malloc((size_t)e->len + 1);
+	ssize_t got;
+
+	if (!name)
+		return -ENOMEM;
+	if (e->off >= v->names_on_disk) {
+		memcpy(name, v->names + (e->off - v->names_on_disk), e->len);
+		got = e->len;
+	} else {
+		got = pread(v->names_fd, name, e->len, (off_t)e->off);
+	}
+	if (got != e->len) {
+		free(name);
+		kj_err("the verifier's temporary file: cannot read it back");
+		return -EIO;
+	}
+	name[e->len] = 0;
+	if (*best && strcmp(name, *best) >= 0) {
+		free(name);
+		return 0;
+	}
+	free(*best);
+	*best = name;
+	return 0;
+}
+
+/* The uid and serial entries in digest order: the least duplicates. */
+static int dups_all(struct kj_vjob *v)
+{
+	struct dent e, first = { 0 };
+	int64_t sum = 0;
+	bool any = false;
+	int rc;
+
+	KJ_TRY(kj_xsort_done(v->digs));
+	for (;;) {
+		rc = kj_xsort_next(v->digs, &e);
+		if (rc < 0)
+			return rc;
+		if (any && (!rc || memcmp(e.key, first.key, 13))) {
+			if (sum > 1)
+				KJ_TRY(least(v, &first, first.key[0] == 's' ?
+					     &v->dup_serial : &v->dup_uid));
+			any = false;
+		}
+		if (!rc)
+			return 0;
+		if (!any) {
+			any = true;
+			sum = 0;
+			first = e;
+		}
+		sum += e.w;
+		if (e.w > 0)
+			first = e;
+	}
 }
 
 /* ---- the outcomes ------------------------------------------------------- */
@@ -422,10 +532,10 @@ static void end_work_order(struct kj_vjob *v, struct kj_verify_report *sh)
 		kj_vfail(sh, KJ_VC_WORK_ORDER,
 			 "%" PRIu64 " ok records (not withdrawn) exceed the work order quantity %" PRIu64,
 			 ok, wo->quantity);
-	if ((d = first_dup(v, false)))
+	if ((d = v->dup_uid))
 		kj_vfail(sh, KJ_VC_WORK_ORDER,
 			 "uid %s has more than one ok record", d);
-	else if ((d = first_dup(v, true)))
+	else if ((d = v->dup_serial))
 		kj_vfail(sh, KJ_VC_WORK_ORDER,
 			 "serial %s has more than one ok record", d);
 	kj_vpass(sh, KJ_VC_WORK_ORDER,
@@ -454,6 +564,9 @@ int kj_vjob_end(struct kj_vjob *v, size_t n, struct kj_verify_report *rep)
 	}
 	if (!v->parsed || !n)
 		return 0; /* named by the parse failure already */
+	KJ_TRY(pair_all(v));
+	if (v->o->wo)
+		KJ_TRY(dups_all(v));
 	end_completeness(v, n, rep);
 	take(v, KJ_VC_COMPLETENESS, rep);
 	if (v->o->wo) {

@@ -3,7 +3,9 @@
  * RFC 9162 Merkle tree: the certificate-transparency golden vectors (the
  * 8-leaf reference tree of RFC 6962 implementations), a cross-check of every
  * root and proof for all 0 <= m <= n <= 64 against a naive recursive
- * reference, corrupted proofs, and the append rate for 1M leaves.
+ * reference, corrupted proofs, the file-backed tree (kj_mtree_new_file)
+ * giving the in-memory tree's roots and proofs across its window edges,
+ * and the append rate for 1M leaves.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "attest/mtree.h"
@@ -320,6 +323,60 @@ static void test_cross_check(void **state)
 }
 
 /* Append rate and proof cost at 1M leaves (reported, not asserted). */
+/* kj_mtree_new_file: the same hashes, whatever level is on disk. */
+static void test_file_tree(void **state)
+{
+	struct kj_mtree *m = kj_mtree_new(), *f;
+	uint8_t pm[KJ_MTREE_MAX_PROOF][32], pf[KJ_MTREE_MAX_PROOF][32];
+	uint8_t rm[32], rf[32], leaf[8];
+	const uint64_t n = 5000;  /* levels 0-2 spill past 1,024 hashes */
+	char dir[] = "/tmp/kj-mtree-XXXXXX";
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	f = kj_mtree_new_file(dir);
+	assert_non_null(m);
+	assert_non_null(f);
+	for (uint64_t i = 0; i < n; i++) {
+		kj_put_u64be(leaf, i * 2654435761u);
+		assert_int_equal(kj_mtree_append(m, leaf, sizeof(leaf)), 0);
+		assert_int_equal(kj_mtree_append(f, leaf, sizeof(leaf)), 0);
+	}
+	for (uint64_t s = 1; s <= n; s += s < 2100 ? 97 : 613) {
+		assert_int_equal(kj_mtree_root(m, s, rm), 0);
+		assert_int_equal(kj_mtree_root(f, s, rf), 0);
+		assert_memory_equal(rm, rf, 32);
+		for (uint64_t i = 0; i < s; i += 1 + s / 7) {
+			int a = kj_mtree_inclusion_proof(m, i, s, pm);
+			int b = kj_mtree_inclusion_proof(f, i, s, pf);
+
+			assert_true(a >= 0);
+			assert_int_equal(a, b);
+			assert_memory_equal(pm, pf, (size_t)a * 32);
+			a = kj_mtree_consistency_proof(m, i + 1, s, pm);
+			b = kj_mtree_consistency_proof(f, i + 1, s, pf);
+			assert_true(a >= 0);
+			assert_int_equal(a, b);
+			assert_memory_equal(pm, pf, (size_t)a * 32);
+		}
+		assert_int_equal(kj_mtree_leaf(m, s - 1, rm), 0);
+		assert_int_equal(kj_mtree_leaf(f, s - 1, rf), 0);
+		assert_memory_equal(rm, rf, 32);
+	}
+	kj_mtree_free(m);
+	kj_mtree_free(f);
+	/* Unlinked files: nothing is left in the directory. */
+	assert_int_equal(rmdir(dir), 0);
+
+	/* A directory that cannot take the files: the append fails. */
+	f = kj_mtree_new_file("/nonexistent/kj-mtree");
+	assert_non_null(f);
+	for (uint64_t i = 0; i < 1024; i++)
+		assert_int_equal(kj_mtree_append(f, "x", 1), 0);
+	assert_int_equal(kj_mtree_append(f, "x", 1), -ENOENT);
+	kj_mtree_free(f);
+}
+
 static void test_bench_1m(void **state)
 {
 	uint8_t proof[KJ_MTREE_MAX_PROOF][32], root[32], leaf[32];
@@ -371,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_ct_inclusion),
 		cmocka_unit_test(test_ct_consistency),
 		cmocka_unit_test(test_cross_check),
+		cmocka_unit_test(test_file_tree),
 		cmocka_unit_test(test_bench_1m),
 	};
 
