@@ -10,11 +10,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/swtpm.sh"
 
-MAKER=$(dirname "$KINJECT")/tests/test_evidence
-if [ ! -x "$MAKER" ]; then
-	echo "skip: $MAKER not built (make check-unit builds it)"
-	exit 77
-fi
+kj_evidence_maker
 JOB=WO-2027-0315
 QTY=300000
 

@@ -98,3 +98,13 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	*) echo "usage: $0 start DIR [--ek-cert] | stop DIR" >&2; exit 2 ;;
 	esac
 fi
+
+# MAKER: the unit test's evidence state maker (journal, TPM and checkpoint
+# APIs as the keeper drives them), beside $KINJECT; skip (77) if unbuilt.
+kj_evidence_maker() {
+	MAKER=$(dirname "$KINJECT")/tests/test_evidence
+	if [ ! -x "$MAKER" ]; then
+		echo "skip: $MAKER not built (make check-unit builds it)"
+		exit 77
+	fi
+}
