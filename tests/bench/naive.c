@@ -283,7 +283,8 @@ static void *accept_thread(void *arg)
 		accepted++;
 		live++;
 		pthread_mutex_unlock(&end_lock);
-		if (pthread_create(&t, &at, conn_thread, (void *)(intptr_t)fd)) {
+		if (pthread_create(&t, &at, conn_thread,
+				   (void *)(intptr_t)fd)) {
 			fprintf(stderr, "naive: pthread_create failed at %lu "
 				"threads (raise ulimit -u or use fewer "
 				"sockets)\n", accepted);

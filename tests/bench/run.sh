@@ -163,7 +163,8 @@ PY
 }
 
 # KJ_BENCH_ONLY="REGEX": run only the scenarios whose name matches (the
-# pumps are pump-64k, pump-1m; the naive line is naive).  KJ_BENCH_WRAP: a prefix for `kinject run'
+# pumps are pump-64k, pump-1m; the naive line is naive).
+# KJ_BENCH_WRAP: a prefix for `kinject run'
 # (e.g. 'perf record -g -o /tmp/$name.data --'), KJ_BENCH_SIM_WRAP the
 # same for `kinject sim'.
 # KJ_BENCH_LOCK=FILE: hold flock(FILE) while measuring only (not while
@@ -203,9 +204,12 @@ if want naive; then
 	naive=$!
 	kj_track_pid $naive
 	"$KINJECT" sim --connect "unix:$B/naive.sock" --hwrev B --sockets 1000 \
-		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" ${KJ_BENCH_SIM_FLAGS:-} \
+		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" \
+		${KJ_BENCH_SIM_FLAGS:-} \
 		--json-summary "$B/naive-sim.json" >/dev/null 2>&1 || true
-	wait $naive || { echo "bench: naive failed:" >&2; cat "$B/naive.err" >&2; exit 1; }
+	wait $naive || {
+		echo "bench: naive failed:" >&2; cat "$B/naive.err" >&2; exit 1
+	}
 	bench_unlock
 	/usr/bin/python3 -c 'import json, os, sys
 r = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))

@@ -63,6 +63,7 @@ print("dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
       "of the same shape whose client hashes every byte (as `kinject sim' "
       "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
       "(interval + mean quote), where that binds.  naive: "
-      "tests/bench/naive.c, its own rate over the same window.  K/I/S_us/d: CPU (user+sys) per device of "
+      "tests/bench/naive.c, its own rate over the same window.  "
+      "K/I/S_us/d: CPU (user+sys) per device of "
       "the keeper (set-up excluded), the injectors, the sim.  load: 1-min "
       "load average after the run.")
