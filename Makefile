@@ -216,9 +216,15 @@ $(BUILD)/bench/bench_evidence: tests/bench/bench_evidence.c $(BUILD)/libkinject.
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< \
 		$(BUILD)/libkinject.a $(PKG_LIBS)
 
+# The naive line (QUALITY.md): thread per socket, fsync + quote per device.
+$(BUILD)/bench/naive: tests/bench/naive.c $(BUILD)/libkinject.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -pthread -o $@ $< \
+		$(BUILD)/libkinject.a $(PKG_LIBS)
+
 bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
 	$(BUILD)/bench/bench_recall $(BUILD)/bench/bench_evidence \
-	$(BUILD)/tests/test_engine
+	$(BUILD)/bench/naive $(BUILD)/tests/test_engine
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
 
 # CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema

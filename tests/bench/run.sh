@@ -163,7 +163,8 @@ PY
 }
 
 # KJ_BENCH_ONLY="REGEX": run only the scenarios whose name matches (the
-# pumps are pump-64k, pump-1m).  KJ_BENCH_WRAP: a prefix for `kinject run'
+# pumps are pump-64k, pump-1m; the naive line is naive).
+# KJ_BENCH_WRAP: a prefix for `kinject run'
 # (e.g. 'perf record -g -o /tmp/$name.data --'), KJ_BENCH_SIM_WRAP the
 # same for `kinject sim'.
 # KJ_BENCH_LOCK=FILE: hold flock(FILE) while measuring only (not while
@@ -187,6 +188,35 @@ for shape in "64k 1000 30000 65536" "64k 10000 40000 65536" \
 	pump --sockets "$2" --devices "$3" --size "$4"
 	pump --sockets "$2" --devices "$3" --size "$4" --no-hash
 done
+# The naive line (QUALITY.md; tests/bench/naive.c): one thread per socket,
+# an fsync and a TPM quote per device, on its own swtpm, driven by the same
+# sim as kinject-64k.  Its rate is its own, first OFFER to last COMMIT (the
+# sim's, the same window, beside it); table.py states the speed-up.
+if want naive; then
+	[ -n "${KJ_SWTPM_PID:-}" ] && kj_swtpm_stop "$B/tpm" >/dev/null 2>&1
+	rm -rf "$B/tpm"
+	kj_swtpm_start "$B/tpm" >/dev/null
+	bench_lock
+	"$BUILD/bench/naive" --listen "$B/naive.sock" --tcti "$KJ_SWTPM_TCTI" \
+		--record "$B/naive.records" --size 65536 \
+		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" \
+		>"$B/naive.json" 2>"$B/naive.err" &
+	naive=$!
+	kj_track_pid $naive
+	"$KINJECT" sim --connect "unix:$B/naive.sock" --hwrev B --sockets 1000 \
+		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" \
+		${KJ_BENCH_SIM_FLAGS:-} \
+		--json-summary "$B/naive-sim.json" >/dev/null 2>&1 || true
+	wait $naive || {
+		echo "bench: naive failed:" >&2; cat "$B/naive.err" >&2; exit 1
+	}
+	bench_unlock
+	/usr/bin/python3 -c 'import json, os, sys
+r = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
+r["sim_devices_per_s"] = round(s["devices_per_s"])
+r["load1"] = round(os.getloadavg()[0], 2)
+print(json.dumps(r))' "$B/naive.json" "$B/naive-sim.json" | tee -a "$out"
+fi
 # Default settings.  1,000 sockets, zero programming time: COMMIT waits for
 # the covering quote (200 ms), so the line tops out at the cadence bound
 # sockets / (interval + quote time) by design.  10,000 sockets and 1 MiB:

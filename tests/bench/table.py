@@ -31,7 +31,7 @@ for r in rows:
 	size = r["firmware_bytes"]
 	fw = "%dk" % (size // 1024) if size < 1 << 20 else "%dm" % (size >> 20)
 	mbs = "%.0f" % (r["devices_per_s"] * size / 1e6)
-	if r["scenario"].startswith("pump"):
+	if r["scenario"].startswith("pump") or r["scenario"] == "naive":
 		print(fmt % (r["scenario"], r["sockets"], fw, r["devices_per_s"],
 			     mbs, "", "", "", "", "", "", "", "", "", "", "",
 			     "", "", "", f(r.get("load1")), ""))
@@ -51,10 +51,19 @@ for r in rows:
 		     us("sim"), "%dM" % (r["keeper_peak_rss_kib"] // 1024),
 		     "%dM" % (r["injector_peak_rss_kib"] // 1024),
 		     f(r.get("load1")), r.get("transport", "unix")))
+naive = next((r for r in rows if r["scenario"] == "naive"), None)
+k64 = next((r for r in rows if r["scenario"] == "kinject-64k"), None)
+if naive and k64:
+	print("\nkinject's speed-up over the naive line (thread per socket, "
+	      "fsync + quote per device): kinject-64k %d dev/s / naive %d "
+	      "dev/s = %.1fx" % (k64["devices_per_s"], naive["devices_per_s"],
+				 k64["devices_per_s"] / naive["devices_per_s"]))
 print()
 print("dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
       "of the same shape whose client hashes every byte (as `kinject sim' "
       "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
-      "(interval + mean quote), where that binds.  K/I/S_us/d: CPU (user+sys) per device of "
+      "(interval + mean quote), where that binds.  naive: "
+      "tests/bench/naive.c, its own rate over the same window.  "
+      "K/I/S_us/d: CPU (user+sys) per device of "
       "the keeper (set-up excluded), the injectors, the sim.  load: 1-min "
       "load average after the run.")
