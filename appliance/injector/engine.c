@@ -146,7 +146,8 @@ int kj_engine_run(struct kj_engine *e)
 
 	kj_eng_ipc_queue(e, KJ_IPC_READY, &r, sizeof(r), NULL, 0);
 	kj_eng_ipc_recv_arm(e);
-	/* The accepts are armed at the keeper's START (engine_keeper.c). */
+	for (unsigned i = 0; i < e->cfg.n_listen; i++)
+		kj_eng_accept_arm(e, i);
 	while (!finished(e)) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;

@@ -114,7 +114,7 @@ void kj_eng_accept_arm(struct kj_engine *e, unsigned i)
 {
 	struct io_uring_sqe *sqe;
 
-	if (!e->accepting || accept_full(e) || e->accept_armed[i])
+	if (accept_full(e) || e->accept_armed[i])
 		return;
 	if (!(sqe = kj_eng_get_sqe(e)))
 		return;

@@ -149,7 +149,6 @@ struct kj_engine {
 	bool *accept_armed;
 	struct lref *lref;	/* per listener */
 	bool stopping;
-	bool accepting;	/* the keeper's START came: every worker is up */
 	bool stop_swept;	/* idle sockets told and closed */
 	bool final_counters;
 	uint64_t stop_at_ms;

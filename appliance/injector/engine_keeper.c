@@ -347,12 +347,6 @@ int kj_eng_on_keeper_packet(struct kj_engine *e, size_t len)
 		case KJ_IPC_SIGNED:
 			rc = kj_eng_tls_on_signed(e, body);
 			break;
-		case KJ_IPC_START:
-			e->accepting = !e->stopping;
-			for (unsigned i = 0; i < e->cfg.n_listen; i++)
-				kj_eng_accept_arm(e, i);
-			rc = 0;
-			break;
 		case KJ_IPC_STOP: {
 			struct kj_ipc_stop s;
 

@@ -115,7 +115,6 @@ struct keeper {
 	struct kj_keeper_stats st;
 	struct inj inj[MAX_WORKERS];
 	unsigned n_inj;
-	bool accepting;		/* START sent: every worker was READY once */
 	int *lfds;
 	const struct kj_readback *fw_rb; /* in priv */
 	uint64_t quantity, max_failed;

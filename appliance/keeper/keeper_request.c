@@ -197,23 +197,12 @@ static int reserve(struct keeper *k, struct inj *in, uint32_t tag,
 
 /* ---- requests (the dispatch table) ---------------------------------------- */
 
-static int send_start(struct inj *in, unsigned ready)
-{
-	struct kj_ipc_start m = { .workers = ready };
-
-	return kj_kp_inj_put(in, KJ_IPC_START, &m, sizeof(m), NULL, 0);
-}
-
-/*
- * No worker accepts before all are READY (struct kj_ipc_start says why);
- * a worker started later, in place of one that died, starts at once.
- */
 static int on_ready(struct keeper *k, struct inj *in, const uint8_t *b,
 		    size_t len)
 {
 	struct kj_ipc_ready m;
-	unsigned ready = 0;
 
+	(void)k;
 	(void)len;
 	memcpy(&m, b, sizeof(m));
 	if (m.worker != in->worker || m.max_conns != in->max_conns ||
@@ -221,19 +210,6 @@ static int on_ready(struct keeper *k, struct inj *in, const uint8_t *b,
 		return -EPROTO;
 	in->state = I_RUN;
 	kj_debug("keeper: injector %u (pid %d) ready", in->worker, in->pid);
-	if (k->accepting)
-		return send_start(in, 1);
-	for (unsigned i = 0; i < k->n_inj; i++)
-		ready += k->inj[i].state == I_RUN;
-	if (ready < k->n_inj)
-		return 0;
-	k->accepting = true;
-	for (unsigned i = 0; i < k->n_inj; i++) {
-		int rc = send_start(&k->inj[i], ready);
-
-		if (rc < 0)
-			return rc;
-	}
 	return 0;
 }
 

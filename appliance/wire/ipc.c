@@ -19,7 +19,6 @@ const char *kj_ipc_type_name(unsigned type)
 	case KJ_IPC_CHALLENGE: return "CHALLENGE";
 	case KJ_IPC_SIGN: return "SIGN";
 	case KJ_IPC_SIGNED: return "SIGNED";
-	case KJ_IPC_START: return "START";
 	default: return "unknown";
 	}
 }
@@ -62,8 +61,6 @@ static size_t body_size(unsigned type, const uint8_t *body, size_t len)
 		return sizeof(struct kj_ipc_verdict);
 	case KJ_IPC_STOP:
 		return sizeof(struct kj_ipc_stop);
-	case KJ_IPC_START:
-		return sizeof(struct kj_ipc_start);
 	case KJ_IPC_CHALLENGE:
 		return sizeof(struct kj_ipc_challenge);
 	case KJ_IPC_PROOF: {

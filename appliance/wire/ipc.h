@@ -47,7 +47,6 @@ enum kj_ipc_type {
 	KJ_IPC_STOP = 19,   /* close listeners and idle sockets, exit */
 	KJ_IPC_CHALLENGE = 20, /* send CHALLENGE, then forward the PROOF */
 	KJ_IPC_SIGNED = 21, /* TLS: the signature, or a refusal */
-	KJ_IPC_START = 22,  /* every worker is READY: arm the accepts */
 	KJ_IPC_TYPE_MAX_ = 32,
 };
 
@@ -203,17 +202,6 @@ struct kj_ipc_verdict {
 	uint16_t pad;
 	uint64_t attempt;
 	uint64_t leaf_index;
-};
-
-/*
- * KJ_IPC_START: sent once every worker is READY (a replacement gets it at
- * its READY).  Before it no worker accepts: the first ring up would
- * otherwise drain a burst already in the listeners' backlog alone, and
- * sites keep their connections for the whole job.
- */
-struct kj_ipc_start {
-	uint32_t workers; /* ready now */
-	uint32_t pad;
 };
 
 struct kj_ipc_stop {

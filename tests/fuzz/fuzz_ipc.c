@@ -59,9 +59,6 @@ static void check_entry(unsigned type, const uint8_t *body, size_t len)
 	case KJ_IPC_STOP:
 		check(len == sizeof(struct kj_ipc_stop));
 		break;
-	case KJ_IPC_START:
-		check(len == sizeof(struct kj_ipc_start));
-		break;
 	case KJ_IPC_CHALLENGE:
 		check(len == sizeof(struct kj_ipc_challenge));
 		break;
