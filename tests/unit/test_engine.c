@@ -426,7 +426,8 @@ static void test_thousand(void **state)
  * every worker's share, a multishot accept at the head of the listener's
  * wait queue took them all and left the other ring idle.
  */
-static void test_accept_spread(void **state)
+/* One job of 200 connections: how many the busiest worker accepted. */
+static uint64_t spread_once(void)
 {
 	struct fx f;
 	struct kj_sim_opts o;
@@ -434,7 +435,6 @@ static void test_accept_spread(void **state)
 	struct simres sr;
 	int rfd;
 
-	(void)state;
 	fx_init(&f, 500, 400, 10);
 	f.job.limits.max_connections = 10000;
 	sim_opts(&f, &o, 200, 400, 11);
@@ -447,19 +447,31 @@ static void test_accept_spread(void **state)
 		(unsigned long long)st.conns_accepted);
 	assert_int_equal(sr.r.committed, 400);
 	assert_int_equal(st.conns_accepted, 200);
+	fx_free(&f);
+	return st.conns_accepted_max;
+}
+
+static void test_accept_spread(void **state)
+{
+	uint64_t busiest = 200;
+
+	(void)state;
 	/*
 	 * The multishot accept gave one worker all 200 every time; now the
-	 * busiest took 122..189 (a ring that is running re-arms and takes
-	 * from the backlog before a woken idle ring is scheduled).  Under
-	 * the sanitizers a worker starts several times slower and the first
-	 * one ready may drain the whole backlog before the other arms its
-	 * accept: the spread is then the sanitizer's timing, not the
-	 * engine's, so only the plain build judges it.
+	 * busiest took 108..189 in most runs (a ring that is running re-arms
+	 * and takes from the backlog before a woken idle ring is scheduled).
+	 * Which ring runs while a burst drains is the scheduler's: on a
+	 * loaded machine the first worker up can still take a whole burst.
+	 * So the claim is statistical, and tested as one: in three jobs at
+	 * least one is spread, which the old code never was.  Under the
+	 * sanitizers a worker starts several times slower and the first one
+	 * ready drains the burst: only the plain build judges the spread.
 	 */
+	for (int i = 0; i < 3 && busiest == 200; i++)
+		busiest = spread_once();
 #ifndef KJ_SANITIZED
-	assert_true(st.conns_accepted_max < st.conns_accepted);
+	assert_true(busiest < 200);
 #endif
-	fx_free(&f);
 }
 
 /*
