@@ -20,6 +20,12 @@ kj_wait_sql "select count(*) from records where result='ok'" 30 1200 0.05 ||
 # Devices being programmed: their OFFERs went out after this commit.
 kj_wait_sql "select count(*) from reservations where state='reserved'" 4 6000 0.01 ||
 	fail "after 60 s: select count(*) from reservations where state='reserved': $KJ_SQL_N, want >= 4"
+# Devices move in waves (COMMITs leave together at each checkpoint): the
+# wave just reserved gets its OFFERs after the commit.  Half its 200 ms of
+# programming later they are out and the wave is mid-programming, so the
+# stop below catches devices that will queue OUTCOMEs (under ASan the
+# commit-to-OFFER gap once swallowed the whole wave: nothing drained).
+sleep 0.1
 # The injector by its entry point: no other child of the keeper may be
 # taken for it (the kill below must land on the process holding the
 # devices in flight).
