@@ -50,10 +50,9 @@ void kj_xsort_free(struct kj_xsort *s);
 /* An unlinked read-write file in $TMPDIR (or /tmp), or -errno (logged). */
 KJ_MUST_CHECK int kj_vtmp_fd(void);
 /* pwrite all len bytes to such a file at off, or -errno, logged naming
- * $TMPDIR and the bytes needed when it is full (held: bytes the
- * verifier's files hold there already, for the message). */
+ * $TMPDIR and the bytes needed when it is full. */
 KJ_MUST_CHECK int kj_vtmp_write(int fd, const void *p, size_t len,
-				uint64_t off, uint64_t held);
+				uint64_t off);
 
 /* What a sort did (the unit tests and bench show the merge's cost). */
 struct kj_xsort_stats {

@@ -205,7 +205,7 @@ static int put_name(struct kj_vjob *v, const char *name, struct dent *e)
 		if (v->names_fd < 0 && (v->names_fd = kj_vtmp_fd()) < 0)
 			return v->names_fd;
 		KJ_TRY(kj_vtmp_write(v->names_fd, v->names, v->n_names,
-				     v->names_on_disk, v->names_on_disk));
+				     v->names_on_disk));
 		v->names_on_disk += v->n_names;
 		v->n_names = 0;
 	}
