@@ -58,7 +58,7 @@ struct kj_xsort {
 	struct level lv[LEVELS];
 	struct run *runs;       /* levels descending: the lowest last */
 	size_t nruns, capruns;
-	uint8_t *pool;          /* fanin read buffers */
+	uint8_t *pool;          /* fanin read buffers, while merging */
 	struct run *heap[FANIN];/* the runs being merged, least head first */
 	size_t hn;
 	bool merging;           /* done: next gives the final merge */
@@ -357,6 +357,9 @@ static int merge_tail(struct kj_xsort *s, size_t k)
 		return rc;
 	if (n)
 		KJ_TRY(append(s, l, s->buf, n * s->esz));
+	/* the other sort fills its run buffer meanwhile: 1 MiB less */
+	free(s->pool);
+	s->pool = NULL;
 	for (size_t i = first; i < s->nruns; i++)
 		release(s, s->runs[i].lv);
 	s->nruns = first;
