@@ -3,8 +3,9 @@
  * EVIDENCE.md §6 checks 6 (completeness) and 7 (work order), fed one
  * record at a time so that `kinject verify` never holds a bundle's
  * records (issue 12: 1,000,000-device lots).  What needs earlier or later
- * records goes into two external sorts (verify_sort.c), resolved at the
- * end in one merge pass each, so memory does not grow with the lot:
+ * records goes into two external sorts (verify_sort.c, merged in levels
+ * on disk), read at the end in one pass each, so memory does not grow
+ * with the lot:
  * - the attempt entries (56 bytes: an ok record with an attempt id, or a
  *   withdrawn record, with 96-bit digests of its uid and serial and 64
  *   bits of its credential and readback), sorted by attempt and index:
