@@ -49,6 +49,25 @@ KJ_MUST_CHECK int kj_xsort_next(struct kj_xsort *s, void *out);
 void kj_xsort_free(struct kj_xsort *s);
 /* An unlinked read-write file in $TMPDIR (or /tmp), or -errno (logged). */
 KJ_MUST_CHECK int kj_vtmp_fd(void);
+/* pwrite all len bytes to such a file at off, or -errno, logged naming
+ * $TMPDIR and the bytes needed when it is full. */
+KJ_MUST_CHECK int kj_vtmp_write(int fd, const void *p, size_t len,
+				uint64_t off);
+
+/* What a sort did (the unit tests and bench show the merge's cost). */
+struct kj_xsort_stats {
+	uint64_t runs;          /* sorted runs written (level 0) */
+	uint64_t merges;        /* merges before the final one */
+	uint64_t bytes_written, bytes_read;  /* to and from $TMPDIR */
+	unsigned levels;        /* levels of runs: writes of an entry */
+};
+void kj_xsort_stats(const struct kj_xsort *s, struct kj_xsort_stats *st);
+/*
+ * Test only (tests/unit/test_verify_sort.c): the sorts made after this
+ * call use runs of run_bytes and merge fanin runs at once (2..64), so a
+ * few thousand entries go through several levels; 0, 0: the defaults.
+ */
+void kj_xsort_test_tune(size_t run_bytes, unsigned fanin);
 
 /* verify_job.c: checks 6 and 7, one record at a time. */
 struct kj_vjob;
@@ -59,6 +78,8 @@ KJ_MUST_CHECK int kj_vjob_record(struct kj_vjob *v, size_t i, uint64_t leaf,
 /* After the n records: the outcomes of checks 6 and 7 into rep. */
 KJ_MUST_CHECK int kj_vjob_end(struct kj_vjob *v, size_t n,
 			      struct kj_verify_report *rep);
+/* The two sorts' costs added up (levels: the larger). */
+void kj_vjob_sort_stats(const struct kj_vjob *v, struct kj_xsort_stats *st);
 void kj_vjob_free(struct kj_vjob *v);
 
 /* verify_log.c: checks 4-8. */

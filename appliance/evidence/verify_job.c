@@ -3,8 +3,9 @@
  * EVIDENCE.md §6 checks 6 (completeness) and 7 (work order), fed one
  * record at a time so that `kinject verify` never holds a bundle's
  * records (issue 12: 1,000,000-device lots).  What needs earlier or later
- * records goes into two external sorts (verify_sort.c), resolved at the
- * end in one merge pass each, so memory does not grow with the lot:
+ * records goes into two external sorts (verify_sort.c, merged in levels
+ * on disk), read at the end in one pass each, so memory does not grow
+ * with the lot:
  * - the attempt entries (56 bytes: an ok record with an attempt id, or a
  *   withdrawn record, with 96-bit digests of its uid and serial and 64
  *   bits of its credential and readback), sorted by attempt and index:
@@ -89,6 +90,21 @@ struct kj_vjob *kj_vjob_new(const struct kj_verify_opts *o)
 		return NULL;
 	}
 	return v;
+}
+
+void kj_vjob_sort_stats(const struct kj_vjob *v, struct kj_xsort_stats *st)
+{
+	struct kj_xsort_stats d = { 0 };
+
+	kj_xsort_stats(v->atts, st);
+	if (v->digs)
+		kj_xsort_stats(v->digs, &d);
+	st->runs += d.runs;
+	st->merges += d.merges;
+	st->bytes_written += d.bytes_written;
+	st->bytes_read += d.bytes_read;
+	if (d.levels > st->levels)
+		st->levels = d.levels;
 }
 
 void kj_vjob_free(struct kj_vjob *v)
@@ -183,19 +199,14 @@ static int attempt_entry(struct kj_vjob *v, size_t i, uint64_t leaf,
 static int put_name(struct kj_vjob *v, const char *name, struct dent *e)
 {
 	size_t len = strlen(name);
-	ssize_t w;
 
 	if (!v->names && !(v->names = malloc(NAMES_MEM)))
 		return -ENOMEM;
 	if (v->n_names + len > NAMES_MEM) {
 		if (v->names_fd < 0 && (v->names_fd = kj_vtmp_fd()) < 0)
 			return v->names_fd;
-		w = pwrite(v->names_fd, v->names, v->n_names,
-			   (off_t)v->names_on_disk);
-		if (w != (ssize_t)v->n_names) {
-			kj_err("the verifier's temporary file: cannot write (TMPDIR full?)");
-			return -EIO;
-		}
+		KJ_TRY(kj_vtmp_write(v->names_fd, v->names, v->n_names,
+				     v->names_on_disk));
 		v->names_on_disk += v->n_names;
 		v->n_names = 0;
 	}

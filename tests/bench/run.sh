@@ -270,12 +270,13 @@ fi
 echo
 /usr/bin/python3 - "$B/evidence.jsonl" <<'PY'
 import json, sys
-print("%-30s %8s %8s %11s %8s %11s" % ("evidence of one lot", "bundle",
-      "export", "export RSS", "verify", "verify RSS"))
+print("%-30s %8s %8s %11s %8s %11s %11s" % ("evidence of one lot", "bundle",
+      "export", "export RSS", "verify", "verify RSS", "to TMPDIR"))
 for r in (json.loads(l) for l in open(sys.argv[1])):
-	print("%-30s %6d MB %6.1f s %8d MB %6.1f s %8d MB" % (
+	print("%-30s %6d MB %6.1f s %8d MB %6.1f s %8d MB %8d MB" % (
 	      "%d devices, %d checkpoints" % (r["devices"], r["checkpoints"]),
 	      r["bundle_bytes"] >> 20, r["export_s"],
 	      r["export_peak_rss_kib"] >> 10, r["verify_s"],
-	      r["verify_peak_rss_kib"] >> 10))
+	      r["verify_peak_rss_kib"] >> 10,
+	      r["verify_written_bytes"] >> 20))
 PY

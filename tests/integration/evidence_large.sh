@@ -11,7 +11,8 @@
 # twice, sought back to), duplicate uids (the least one named, a withdrawn
 # one not counted), withdrawn records that do not pair (the earliest fault
 # of check 6 named), a tampered record found in the stream, and a bundle
-# with bytes after its end refused.
+# with bytes after its end refused, a TMPDIR too small told with the bytes
+# it needs.
 . "$(dirname "$0")/../lib/common.sh"
 . "$KJ_TESTS/lib/swtpm.sh"
 
@@ -103,6 +104,23 @@ echo "ok: duplicate uid named from the names on disk"
 TMPDIR=$T/none expect_fail "set TMPDIR to a writable directory" \
 	"$KINJECT" verify "$B" --ak "$T/s$((4 * N))/ak.pem"
 grep -q "verdict" "$T/out" && fail "no temporary file, yet a verdict"
+
+# A TMPDIR too small (a 2 MiB tmpfs, in a mount namespace of its own):
+# refused, naming it and the bytes needed, no verdict.
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+	mkdir -p "$T/small"
+	# shellcheck disable=SC2016
+	expect_fail "$T/small: no room for the verifier's temporary files" \
+		unshare -m sh -c 'mount -t tmpfs -o size=2m tmpfs "$1" &&
+		TMPDIR="$1" exec "$2" verify "$3" --ak "$4" --work-order "$5"' \
+		sh "$T/small" "$KINJECT" "$B" "$T/s$((4 * N))/ak.pem" \
+		"$T/s$((4 * N))/WO.json"
+	grep -q "bytes more are needed now and [0-9]* are free" "$T/err" ||
+		fail "a full TMPDIR without the bytes needed: $(cat "$T/err")"
+	grep -q "verdict" "$T/out" && fail "a full TMPDIR, yet a verdict"
+else
+	echo "skip: a full TMPDIR (needs root and unshare -m for a tmpfs)"
+fi
 
 # edit OUT JQ: the bundle E with its records edited by the jq filter
 # (on the record objects, .[i]); verify it, expect exit 1, output in $T/ed.
