@@ -26,6 +26,7 @@
 #define GARBAGE_BYTES 1024
 #define RECONNECT_MS 20
 #define RETRY_MS 50
+#define CONNECT_LINE_MS 2 /* the head of the connect line retries */
 #define SIM_ABORT_MSG "kinject sim: simulated programming failure"
 
 enum conn_state {
@@ -148,6 +149,10 @@ struct sim {
 	size_t n_heap, cap_heap;
 	uint32_t *parked;
 	size_t n_parked;
+	uint32_t *line;	/* waiting for backlog room (sim.c), a ring */
+	size_t line_head, n_line;
+	uint64_t line_at_ms;
+	unsigned line_ms; /* the head's next try: full backlog or refused */
 	size_t cap_latency;
 	uint64_t rng;
 	uint64_t t0_ms, t0_us;

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -62,6 +63,17 @@ static void die(const char *what)
 {
 	fprintf(stderr, "pump: %s: %s\n", what, strerror(errno));
 	exit(1);
+}
+
+/* CPU (user + sys) of this process's threads, or of the reaped server. */
+static double cpu_s(int who)
+{
+	struct rusage ru;
+
+	if (getrusage(who, &ru) < 0)
+		die("getrusage");
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static double now_s(void)
@@ -303,13 +315,18 @@ int main(int argc, char **argv)
 	double dt = t_end - t0;
 	unsigned long done = atomic_load(&devices_done);
 
+	double client_cpu = cpu_s(RUSAGE_SELF);
+
 	unlink(path);
 	kill(srv, SIGKILL);
 	waitpid(srv, NULL, 0);
 	printf("{\"scenario\":\"%s\",\"sockets\":%u,\"firmware_bytes\":%zu,"
 	       "\"devices\":%lu,\"seconds\":%.3f,\"devices_per_s\":%.0f,"
-	       "\"bytes_per_s\":%.0f,\"workers\":%u}\n",
+	       "\"bytes_per_s\":%.0f,\"workers\":%u,"
+	       "\"client_cpu_us_per_device\":%.1f,"
+	       "\"server_cpu_us_per_device\":%.1f}\n",
 	       hash ? "pump" : "pump-raw", nsock, size, done, dt, done / dt,
-	       done * (double)size / dt, workers);
+	       done * (double)size / dt, workers, client_cpu / done * 1e6,
+	       cpu_s(RUSAGE_CHILDREN) / done * 1e6);
 	return 0;
 }

@@ -35,8 +35,10 @@ for r in rows:
 	mbs = "%.0f" % (r["devices_per_s"] * size / 1e6)
 	if r["scenario"].startswith("pump") or r["scenario"] == "naive":
 		print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
-			     r["devices_per_s"], mbs, "", "", "", "", "", "", "", "", "", "", "",
-			     "", "", "", f(r.get("load1")), ""))
+			     r["devices_per_s"], mbs, "", "", "", "", "", "", "", "",
+			     "", "", "",
+			     f(r.get("client_cpu_us_per_device"), "%.0f"), "", "",
+			     f(r.get("load1")), ""))
 		continue
 	pp = r.get("per_process", {})
 	us = lambda k: f(pp.get(k, {}).get("cpu_us_per_device"), "%.0f")
@@ -70,5 +72,6 @@ print("W: the load generator's event loops (threads of `kinject sim' and "
       "(interval + mean quote), where that binds.  naive: "
       "tests/bench/naive.c, its own rate over the same window.  "
       "K/I/S_us/d: CPU (user+sys) per device of "
-      "the keeper (set-up excluded), the injectors, the sim.  load: 1-min "
+      "the keeper (set-up excluded), the injectors, the sim (pump rows: "
+      "its client, all its threads).  load: 1-min "
       "load average after the run.")
