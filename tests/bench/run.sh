@@ -46,6 +46,9 @@ out=$B/results.jsonl
 # are not the bound: KJ_BENCH_WORKERS=1 is the single-loop generator of
 # earlier tables.  Every JSON line records it.
 W=${KJ_BENCH_WORKERS:-$(nproc)}
+# (the flag only where it says something: KJ_BENCH_KINJECT may be a build
+# from before --workers, for before/after runs of the sim at W = 1)
+simw=; [ "$W" = 1 ] || simw="--workers $W"
 
 # inputs DIR FW_SIZE DEVICES STATE
 inputs() {
@@ -97,7 +100,7 @@ scenario() {
 		"$B/$name.proc.json" "${KJ_SWTPM_PID:-}" &
 	local watch=$!
 	"${swrap[@]}" "$KINJECT" sim "${con[@]}" --hwrev B \
-		--sockets "$sockets" --devices "$devices" --workers "$W" \
+		--sockets "$sockets" --devices "$devices" $simw \
 		${KJ_BENCH_SIM_FLAGS:-} \
 		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 &
 	echo $! >"$B/$name.simpid"
@@ -212,7 +215,7 @@ if want naive; then
 	naive=$!
 	kj_track_pid $naive
 	"$KINJECT" sim --connect "unix:$B/naive.sock" --hwrev B --sockets 1000 \
-		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" --workers "$W" \
+		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" $simw \
 		${KJ_BENCH_SIM_FLAGS:-} \
 		--json-summary "$B/naive-sim.json" >/dev/null 2>&1 || true
 	wait $naive || {
