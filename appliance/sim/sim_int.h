@@ -158,7 +158,8 @@ struct sim {
 	uint64_t t0_ms, t0_us;
 	uint64_t offered;	/* normal devices between OFFER and end */
 	uint64_t busy_since_us;	/* offered went 0 -> 1 */
-	struct busy_span *busy;	/* this worker's spans, merged at the end */
+	uint64_t busy_us;	/* one worker: the spans' sum */
+	struct busy_span *busy;	/* more: the spans, merged at the end */
 	size_t n_busy, cap_busy;
 	unsigned normal_sockets;
 	bool stop;

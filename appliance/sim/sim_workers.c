@@ -115,6 +115,10 @@ static int busy_union(const struct sim_shared *sh, double *seconds)
 	struct busy_span *all;
 	uint64_t us = 0, from = 0, to = 0;
 
+	if (sh->n_workers == 1) {
+		*seconds = (double)sh->workers[0].busy_us / 1e6;
+		return 0;
+	}
 	for (unsigned w = 0; w < sh->n_workers; w++)
 		n += sh->workers[w].n_busy;
 	all = malloc((n ? n : 1) * sizeof(*all));
