@@ -17,7 +17,7 @@ const char cmd_sim_usage[] =
 	"Usage: kinject sim --connect unix:PATH|tcp:HOST:PORT --hwrev REV\n"
 	"                   [--sockets N] [--devices M] [options]\n\n"
 	"Simulated programming sockets (PROTOCOL.md) for demos, tests and\n"
-	"benchmarks.  N connections in one event loop, each a site: HELLO with a\n"
+	"benchmarks.  N connections in W event loops, each a site: HELLO with a\n"
 	"unique uid, OFFER + DATA, readback digest over the bytes received,\n"
 	"READBACK, COMMIT or ABORT, next device.  Stops after M COMMITs (or when\n"
 	"every socket ended), prints devices/s and HELLO->COMMIT latency.\n\n"
@@ -28,6 +28,9 @@ const char cmd_sim_usage[] =
 	"  --ca PEM               tls: the appliance's tls.pem (pinned)\n"
 	"  --hwrev REV            hardware revision sent in HELLO\n"
 	"  --sockets N            concurrent sockets (default 1, max 100000)\n"
+	"  --workers W            W event loops, one thread each, sharing the\n"
+	"                         sockets and --devices (default 1, max 64, at\n"
+	"                         most N): a load generator on W cores\n"
 	"  --devices M            COMMITs to reach (default 1; 0 = until SIGINT)\n"
 	"  --site ID              site_id in HELLO (default \"sim\")\n"
 	"  --socket-base N        HELLO socket numbers start at N (default 0)\n"
@@ -98,6 +101,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
+	OPT_WORKERS,
 };
 
 static const struct option sim_options[] = {
@@ -139,6 +143,7 @@ static const struct option sim_options[] = {
 	{ "cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "key", required_argument, NULL, OPT_TLS_KEY },
 	{ "ca", required_argument, NULL, OPT_TLS_CA },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -238,6 +243,11 @@ static int parse_opt(struct sim_args *a, int opt, const char *arg)
 		return 0;
 	case OPT_SOCKETS:
 		return parse_uint(name, arg, 100000, &o->sockets);
+	case OPT_WORKERS:
+		KJ_TRY(kj_parse_u64(arg, 1, KJ_SIM_WORKERS_MAX, "--workers",
+				    &v));
+		o->workers = (unsigned)v;
+		return 0;
 	case OPT_DEVICES:
 		return kj_parse_u64(arg, 0, 1000000000, "--devices",
 				    &o->devices);
@@ -351,6 +361,11 @@ static int check_args(struct sim_args *a)
 		kj_err("--sockets: must be at least 1");
 		return -EINVAL;
 	}
+	if (o->workers > o->sockets) {
+		kj_err("--workers %u: more than --sockets %u (each worker "
+		       "drives at least one socket)", o->workers, o->sockets);
+		return -EINVAL;
+	}
 	if (sum >= 1.0) {
 		kj_err("fault rates add up to %g; they must stay below 1 so "
 		       "devices can complete", sum);
@@ -403,6 +418,7 @@ static int sim_parse(int argc, char **argv, struct sim_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->o.sockets = 1;
+	a->o.workers = 1;
 	a->o.devices = 1;
 	a->o.site = "sim";
 	a->o.timeout_s = 60;

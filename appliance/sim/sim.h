@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Simulated programming sockets (SPEC.md §4 `kinject sim`): one epoll loop
- * drives N connections, each behaving as a real site of PROTOCOL.md:
+ * per worker thread drives its share of N connections (one loop unless
+ * opts.workers says more), each behaving as a real site of PROTOCOL.md:
  * HELLO with a unique uid, OFFER + DATA received, readback digest computed
  * over the bytes actually received, READBACK, then COMMIT or ABORT, next
  * device.  Fault knobs make chosen devices fail in chosen ways; hostile
@@ -29,11 +30,18 @@ enum kj_sim_hostile {
 	KJ_SIM_HALF_OPEN,   /* HELLO, then never reads nor writes again */
 };
 
+#define KJ_SIM_WORKERS_MAX 64
+
 struct kj_sim_opts {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	const char *connect; /* as given, for messages */
 	unsigned sockets;
+	/*
+	 * Site loops, one thread each (sim_workers.c), 0 or 1 = one; each
+	 * takes a contiguous share of the sockets, all share --devices.
+	 */
+	unsigned workers;
 	uint64_t devices;     /* COMMITs to reach */
 	const char *hwrev;
 	const char *site;

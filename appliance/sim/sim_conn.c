@@ -96,7 +96,7 @@ void kj_sim_arm(struct sim *s, struct conn *c, enum timer_kind kind,
 
 	c->timer_kind = (uint8_t)kind;
 	if (heap_push(s, t) < 0)
-		s->stop = true;
+		kj_sim_halt(s);
 }
 
 static void disarm(struct conn *c)
@@ -116,8 +116,7 @@ static void set_events(struct sim *s, struct conn *c, uint32_t ev)
 	if (epoll_ctl(s->ep, c->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
 		      c->fd, &e) < 0) {
 		kj_err("sim: epoll_ctl: %s", strerror(errno));
-		s->stop = true;
-		return;
+		return kj_sim_halt(s);
 	}
 	c->registered = true;
 	c->events = ev;
@@ -175,6 +174,10 @@ void kj_sim_reconnect(struct sim *s, struct conn *c, bool reset,
 void kj_sim_finish_socket(struct sim *s, struct conn *c, bool failed)
 {
 	kj_sim_close_fd(s, c, false);
+	/* the last normal socket of the run: every worker ends */
+	if (!c->hostile && c->state != C_DONE &&
+	    atomic_fetch_sub(&s->sh->normal_live, 1) == 1)
+		kj_sim_poke_all(s);
 	c->state = C_DONE;
 	s->socket_ended = true;
 	if (failed)
@@ -194,4 +197,74 @@ int kj_sim_queue_out(struct conn *c, const uint8_t *b, int n)
 	memcpy(c->out + c->out_len, b, (size_t)n);
 	c->out_len += (uint16_t)n;
 	return 0;
+}
+
+/* ---- what the workers share (struct sim_shared) ---- */
+
+bool kj_sim_take_unit(struct sim *s)
+{
+	uint64_t had = atomic_fetch_add(&s->sh->reserved, 1);
+
+	if (!s->o->devices || had < s->o->devices)
+		return true;
+	atomic_fetch_sub(&s->sh->reserved, 1);
+	return false;
+}
+
+void kj_sim_put_unit(struct sim *s)
+{
+	atomic_fetch_sub(&s->sh->reserved, 1);
+	kj_sim_wake_parked(s);
+	/* Left over: parked sockets of other workers may take it. */
+	if (s->sh->n_workers > 1 && s->o->devices &&
+	    atomic_load(&s->sh->reserved) < s->o->devices)
+		kj_sim_poke_all(s);
+}
+
+void kj_sim_hostile_answered(struct sim *s, bool intended)
+{
+	if (intended)
+		s->r->hostile_intended++;
+	else
+		s->r->hostile_unexpected++;
+	atomic_fetch_add(&s->sh->hostile_done, 1);
+}
+
+void kj_sim_halt(struct sim *s)
+{
+	s->stop = true;
+	atomic_store(&s->sh->stop, true);
+	kj_sim_poke_all(s);
+}
+
+/* An eventfd write cannot fail but for an overflowing counter: ignored. */
+void kj_sim_poke_all(struct sim *s)
+{
+	uint64_t one = 1;
+
+	for (unsigned i = 0; i < s->sh->n_workers; i++)
+		if (&s->sh->workers[i] != s && s->sh->workers[i].wake_fd >= 0)
+			(void)!write(s->sh->workers[i].wake_fd, &one,
+				     sizeof(one));
+}
+
+void kj_sim_busy_begin(struct sim *s)
+{
+	s->busy_since_us = kj_sim_now_us();
+}
+
+void kj_sim_busy_end(struct sim *s)
+{
+	struct busy_span b = { s->busy_since_us, kj_sim_now_us() };
+
+	/* one loop: its spans never overlap, their sum is their union */
+	if (s->sh->n_workers == 1) {
+		s->busy_us += b.to_us - b.from_us;
+		return;
+	}
+	if (kj_grow(&s->busy, &s->cap_busy, s->n_busy + 1, 64)) {
+		kj_err("sim: out of memory for busy spans");
+		return kj_sim_halt(s);
+	}
+	s->busy[s->n_busy++] = b;
 }

@@ -8,6 +8,8 @@
 #ifndef KINJECT_SIM_INT_H
 #define KINJECT_SIM_INT_H
 
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #define GARBAGE_BYTES 1024
 #define RECONNECT_MS 20
 #define RETRY_MS 50
+#define CONNECT_LINE_MS 2 /* the head of the connect line retries */
 #define SIM_ABORT_MSG "kinject sim: simulated programming failure"
 
 enum conn_state {
@@ -109,8 +112,35 @@ struct timer {
 	uint32_t idx, gen;
 };
 
+/*
+ * What the workers of one run share (sim_workers.c): the COMMIT budget and
+ * the end conditions, so N loops end and count as one.  reserved is
+ * committed + normal devices in flight: a device starts only by taking a
+ * unit of it (kj_sim_take_unit), so the workers never start more than
+ * --devices between them.
+ */
+struct sim_shared {
+	atomic_uint_fast64_t committed;	   /* normal devices COMMITted */
+	atomic_uint_fast64_t reserved;	   /* committed + in flight */
+	atomic_uint_fast64_t hostile_done; /* hostile attempts answered */
+	atomic_uint normal_live;	   /* normal sockets not C_DONE */
+	atomic_bool appliance_ending;	   /* a QUOTA or STOPPED was seen */
+	atomic_bool stop;		   /* a worker hit a fatal error */
+	unsigned normal_sockets;	   /* over all workers */
+	unsigned n_workers;
+	struct sim *workers;
+};
+
+/* A time span with a device between OFFER and its end (busy_seconds). */
+struct busy_span {
+	uint64_t from_us, to_us;
+};
+
 struct sim {
-	const struct kj_sim_opts *o;
+	const struct kj_sim_opts *o;	/* this worker's share (sim_workers.c) */
+	struct sim_shared *sh;
+	unsigned worker;
+	int wake_fd;	/* eventfd: another worker or a signal wants a look */
 	struct kj_sim_result *r;
 	int ep;
 	struct conn *conns;
@@ -119,17 +149,21 @@ struct sim {
 	size_t n_heap, cap_heap;
 	uint32_t *parked;
 	size_t n_parked;
+	uint32_t *line;	/* waiting for backlog room (sim.c), a ring */
+	size_t line_head, n_line;
+	uint64_t line_at_ms;
+	unsigned line_ms; /* the head's next try: full backlog or refused */
 	size_t cap_latency;
-	uint64_t inflight; /* normal devices open */
 	uint64_t rng;
 	uint64_t t0_ms, t0_us;
 	uint64_t offered;	/* normal devices between OFFER and end */
 	uint64_t busy_since_us;	/* offered went 0 -> 1 */
-	uint64_t busy_us;
+	uint64_t busy_us;	/* one worker: the spans' sum */
+	struct busy_span *busy;	/* more: the spans, merged at the end */
+	size_t n_busy, cap_busy;
 	unsigned normal_sockets;
 	bool stop;
 	bool socket_ended; /* re-check the end condition now */
-	bool appliance_ending; /* a QUOTA or STOPPED was seen */
 	bool have_last_uid;
 	uint8_t last_uid_len;
 	uint8_t last_uid[KJ_UID_MAX];
@@ -152,6 +186,20 @@ void kj_sim_reconnect(struct sim *s, struct conn *c, bool reset,
 		      unsigned delay_ms);
 void kj_sim_finish_socket(struct sim *s, struct conn *c, bool failed);
 int kj_sim_queue_out(struct conn *c, const uint8_t *b, int n);
+/* A unit of the shared COMMIT budget for a normal device: false when
+ * --devices are committed or in flight.  kj_sim_put_unit gives it back
+ * (the device ended without COMMIT) and wakes parked sockets anywhere. */
+bool kj_sim_take_unit(struct sim *s);
+void kj_sim_put_unit(struct sim *s);
+/* A hostile attempt answered, as intended or not. */
+void kj_sim_hostile_answered(struct sim *s, bool intended);
+/* Stop this run's workers: a fatal error (e.g. out of memory). */
+void kj_sim_halt(struct sim *s);
+/* Wake every worker's loop (the end of the run may have come). */
+void kj_sim_poke_all(struct sim *s);
+/* The offered count went 0 -> 1 or 1 -> 0 (busy_seconds). */
+void kj_sim_busy_begin(struct sim *s);
+void kj_sim_busy_end(struct sim *s);
 
 /* sim_dev.c: the device's own key (PROTOCOL.md device authenticity,
  * inject mode) */
@@ -176,8 +224,17 @@ void kj_sim_send_readback(struct sim *s, struct conn *c);
 /* Write what is pending; slow-loris sockets dribble one byte per tick. */
 void kj_sim_flush(struct sim *s, struct conn *c);
 
+/* Parked sockets take the budget a failed device freed. */
+void kj_sim_wake_parked(struct sim *s);
+
 /* sim.c: connected (and, with TLS, handshaken): park or attack. */
 void kj_sim_ready(struct sim *s, struct conn *c);
+/* One worker's loop over its share of the sockets (s->o): set up, run
+ * until the run ends, leave r filled; then kj_sim_worker_free. */
+int kj_sim_worker_run(struct sim *s);
+void kj_sim_worker_free(struct sim *s);
+/* Set by SIGINT/SIGTERM (sim_workers.c installs the handler). */
+extern volatile sig_atomic_t kj_sim_signalled;
 
 /* sim_tls.c: the socket's bytes, through TLS when c->ssl (recv/send
  * semantics: -1 with errno EAGAIN when it would block). */

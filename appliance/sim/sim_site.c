@@ -41,6 +41,7 @@ static void log_device(struct sim *s, struct conn *c, const char *outcome,
 
 	if (!f)
 		return;
+	flockfile(f); /* one line at a time among the workers */
 	kj_hex_encode(c->uid, c->uid_len, hex);
 	fprintf(f, "{\"socket\":%u,\"uid\":\"%s\",\"outcome\":\"%s\","
 		   "\"intended\":%s", s->o->socket_base + c->idx, hex, outcome,
@@ -57,14 +58,15 @@ static void log_device(struct sim *s, struct conn *c, const char *outcome,
 		kj_sim_dev_log(s, c, f);
 	}
 	fputs("}\n", f);
+	funlockfile(f);
 }
 
 /* Wake a parked socket when a device failed and the budget allows. */
-static void wake_parked(struct sim *s)
+void kj_sim_wake_parked(struct sim *s)
 {
 	while (s->n_parked &&
 	       (!s->o->devices ||
-		s->r->committed + s->inflight < s->o->devices)) {
+		atomic_load(&s->sh->reserved) < s->o->devices)) {
 		struct conn *c = &s->conns[s->parked[--s->n_parked]];
 
 		c->parked_listed = false;
@@ -89,14 +91,10 @@ static void end_device(struct sim *s, struct conn *c, const char *outcome,
 	if (c->surprise)
 		intended = false;
 	if (c->hostile) {
-		if (intended)
-			r->hostile_intended++;
-		else
-			r->hostile_unexpected++;
+		kj_sim_hostile_answered(s, intended);
 	} else {
-		s->inflight--;
 		if (c->offered && !--s->offered)
-			s->busy_us += kj_sim_now_us() - s->busy_since_us;
+			kj_sim_busy_end(s);
 		c->offered = false;
 		if (intended)
 			r->intended++;
@@ -106,7 +104,7 @@ static void end_device(struct sim *s, struct conn *c, const char *outcome,
 	log_device(s, c, outcome, intended, cm);
 	kj_sim_dev_end(c);
 	if (!cm && !c->hostile)
-		wake_parked(s);
+		kj_sim_put_unit(s);
 }
 
 /* Unexpected outcome: a real site stops and calls the operator. */
@@ -129,7 +127,7 @@ static void appliance_bad(struct sim *s, struct conn *c, const char *why)
 	if (n > 0 && c->fd >= 0)
 		(void)!kj_sim_send(c, b, (size_t)n);
 	if (c->hostile && !c->in_device)
-		s->r->hostile_unexpected++;
+		kj_sim_hostile_answered(s, false);
 	kj_sim_fail_device(s, c, "appliance_protocol_error");
 }
 
@@ -203,8 +201,7 @@ void kj_sim_start_device(struct sim *s, struct conn *c)
 	struct kj_hello h = { .version = KJ_PROTO_VERSION };
 	uint8_t b[KJ_HELLO_FRAME_MAX];
 
-	if (!c->hostile && s->o->devices &&
-	    s->r->committed + s->inflight >= s->o->devices) {
+	if (!c->hostile && !kj_sim_take_unit(s)) {
 		c->state = C_PARKED;
 		kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_ABORT));
 		if (!c->parked_listed) {
@@ -226,7 +223,6 @@ void kj_sim_start_device(struct sim *s, struct conn *c)
 		s->r->hostile_attempts++;
 	} else {
 		s->r->attempted++;
-		s->inflight++;
 	}
 	c->in_device = true;
 	c->t_hello_us = kj_sim_now_us();
@@ -236,18 +232,15 @@ void kj_sim_start_device(struct sim *s, struct conn *c)
 	h.socket = (uint16_t)(s->o->socket_base + c->idx);
 	h.uid_len = c->uid_len;
 	memcpy(h.uid, c->uid, c->uid_len);
-	if (!c->hostile && kj_sim_dev_begin(s, c, &h) < 0) {
-		s->stop = true;
-		return;
-	}
+	if (!c->hostile && kj_sim_dev_begin(s, c, &h) < 0)
+		return kj_sim_halt(s);
 	c->state = C_WAIT_OFFER;
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_OFFER) |
 					       KJ_MSG_BIT(KJ_MSG_ABORT) |
 					       KJ_MSG_BIT(KJ_MSG_CHALLENGE));
 	if (kj_sim_queue_out(c, b, kj_hello_build(b, sizeof(b), &h)) < 0) {
 		kj_err("sim: cannot build HELLO (--site/--hwrev too long?)");
-		s->stop = true;
-		return;
+		return kj_sim_halt(s);
 	}
 	kj_sim_flush(s, c);
 }
@@ -323,7 +316,7 @@ static void on_offer(struct sim *s, struct conn *c, const struct kj_frame *f)
 	if (!c->hostile && !c->offered) {
 		c->offered = true;
 		if (!s->offered++)
-			s->busy_since_us = kj_sim_now_us();
+			kj_sim_busy_begin(s);
 	}
 	memcpy(c->serial, o.serial, sizeof(c->serial));
 	c->fw_size = o.fw_size;
@@ -409,6 +402,9 @@ static void on_commit(struct sim *s, struct conn *c, const struct kj_frame *f)
 		return kj_sim_fail_device(s, c, "committed_refusable");
 	if (!c->hostile) {
 		r->committed++;
+		if (atomic_fetch_add(&s->sh->committed, 1) + 1 ==
+		    s->o->devices)
+			kj_sim_poke_all(s); /* the other workers end too */
 		if (r->n_latency < s->cap_latency)
 			r->latency_us[r->n_latency++] =
 				(uint32_t)(kj_sim_now_us() - c->t_hello_us);
@@ -460,7 +456,7 @@ static void on_abort(struct sim *s, struct conn *c, const struct kj_frame *f)
 	}
 	intended = abort_intended(s, c, a.code);
 	if (a.code == KJ_ABORT_QUOTA || a.code == KJ_ABORT_STOPPED)
-		s->appliance_ending = true;
+		atomic_store(&s->sh->appliance_ending, true);
 	if (!intended)
 		kj_log_ratelimited(&s->rl, KJ_LOG_WARN,
 				   "sim: socket %u: ABORT %s: %s",
@@ -469,10 +465,7 @@ static void on_abort(struct sim *s, struct conn *c, const struct kj_frame *f)
 	if (c->state == C_HOSTILE) {
 		if (!c->reacted) {
 			c->reacted = true;
-			if (intended)
-				s->r->hostile_intended++;
-			else
-				s->r->hostile_unexpected++;
+			kj_sim_hostile_answered(s, intended);
 		}
 		return; /* the appliance closes next */
 	}
@@ -538,13 +531,13 @@ void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 				    (uint64_t)s->o->connect_wait_s * 1000;
 	switch (c->state) {
 	case C_HOSTILE:
-		if (!c->reacted)
-			s->r->hostile_intended++; /* closed on the attacker */
+		if (!c->reacted) /* closed on the attacker */
+			kj_sim_hostile_answered(s, true);
 		c->reacted = true;
 		return kj_sim_reconnect(s, c, false, RECONNECT_MS);
 	case C_PARKED:
 		/* After QUOTA, closing an idle connection ends the job. */
-		if (s->appliance_ending && !s->o->reconnect)
+		if (atomic_load(&s->sh->appliance_ending) && !s->o->reconnect)
 			return kj_sim_finish_socket(s, c, false);
 		/* Otherwise (an appliance restart): connect again. */
 		return kj_sim_reconnect(s, c, false, RECONNECT_MS);
@@ -569,7 +562,7 @@ void kj_sim_on_eof(struct sim *s, struct conn *c, int err)
 		 * is refused, the socket ends quietly.
 		 */
 		end_device(s, c, "closed_before_offer", true, NULL);
-		if (s->appliance_ending && !s->o->reconnect)
+		if (atomic_load(&s->sh->appliance_ending) && !s->o->reconnect)
 			return kj_sim_finish_socket(s, c, false);
 		c->closed_unanswered = true;
 		return kj_sim_reconnect(s, c, false, RECONNECT_MS);

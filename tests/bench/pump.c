@@ -12,20 +12,27 @@
  * fastest implementation) and answers with the digest, as a site computes
  * its readback digest: so the pump's load generator does the same work per
  * byte as `kinject sim' does against the appliance.  --no-hash: the bare
- * transport (the client only receives).
+ * transport (the client only receives).  --workers W: the client is W
+ * threads, each an epoll loop over a contiguous share of the sockets, all
+ * taking devices from one count, as `kinject sim --workers W' splits its
+ * sites; the server stays one loop (its bare rate, pump-raw at W = 1, is
+ * twice the hashing client's, so the client is what W scales).
  *
- *   pump --sockets N --devices M --size BYTES [--no-hash]
+ *   pump --sockets N --devices M --size BYTES [--workers W] [--no-hash]
  * prints one JSON line.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -39,13 +46,15 @@ struct conn {
 	int fd;
 	int phase;      /* server: 0 hello 1 payload 2 readback 3 commit */
 	size_t done;    /* bytes of the current phase */
+	int reserved;   /* client: this device is counted in `started' */
 	EVP_MD_CTX *md; /* client: digest of the payload */
 	uint8_t digest[EVP_MAX_MD_SIZE];
 };
 
 static size_t size;
 static unsigned long devices_wanted;
-static unsigned long devices_done;
+static atomic_ulong devices_done, started;
+static double t_end; /* when devices_done reached devices_wanted */
 static int hash = 1;
 static uint8_t *payload;
 static char path[108];
@@ -54,6 +63,17 @@ static void die(const char *what)
 {
 	fprintf(stderr, "pump: %s: %s\n", what, strerror(errno));
 	exit(1);
+}
+
+/* CPU (user + sys) of this process's threads, or of the reaped server. */
+static double cpu_s(int who)
+{
+	struct rusage ru;
+
+	if (getrusage(who, &ru) < 0)
+		die("getrusage");
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static double now_s(void)
@@ -67,7 +87,7 @@ static double now_s(void)
 /* Move bytes for one phase; returns 1 when the phase completed. */
 static int step(struct conn *c, int sending, size_t want, const uint8_t *src)
 {
-	static uint8_t sink[65536];
+	static __thread uint8_t sink[65536];
 
 	while (c->done < want) {
 		size_t n = want - c->done;
@@ -137,13 +157,33 @@ static void server(int lfd)
 	}
 }
 
-static void client(unsigned nsock)
+/* Take a device from the shared count before its hello; 0: none left. */
+static int reserve(struct conn *c)
 {
+	if (c->reserved)
+		return 1;
+	if (atomic_fetch_add(&started, 1) >= devices_wanted) {
+		atomic_fetch_sub(&started, 1);
+		return 0;
+	}
+	c->reserved = 1;
+	return 1;
+}
+
+static void device_done(struct conn *c)
+{
+	c->reserved = 0;
+	if (atomic_fetch_add(&devices_done, 1) + 1 == devices_wanted)
+		t_end = now_s();
+}
+
+static void *client(void *arg)
+{
+	unsigned nsock = (unsigned)(uintptr_t)arg;
 	int ep = epoll_create1(0);
 	struct epoll_event ev, evs[256];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	static const uint8_t small[64];
-	unsigned long started = 0;
 
 	memcpy(sa.sun_path, path, sizeof(sa.sun_path));
 	for (unsigned i = 0; i < nsock; i++) {
@@ -161,21 +201,20 @@ static void client(unsigned nsock)
 		ev.data.ptr = c;
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 	}
-	while (devices_done < devices_wanted) {
-		int n = epoll_wait(ep, evs, 256, 1000);
+	while (atomic_load(&devices_done) < devices_wanted) {
+		int n = epoll_wait(ep, evs, 256, 100);
 
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 			int r = 1;
 
 			while (r == 1) {
-				if (c->phase == 0 && started >= devices_wanted)
+				if (c->phase == 0 && !reserve(c))
 					break;
 				switch (c->phase) {
 				case 0: r = step(c, 1, HELLO, small);
 					if (r != 1)
 						break;
-					started++;
 					if (c->md && !EVP_DigestInit_ex(c->md,
 							       EVP_sha256(),
 							       NULL))
@@ -191,7 +230,8 @@ static void client(unsigned nsock)
 				case 2: r = step(c, 1, READBACK, c->digest);
 					break;
 				default: r = step(c, 0, COMMIT, NULL);
-					if (r == 1) devices_done++;
+					if (r == 1)
+						device_done(c);
 					break;
 				}
 				if (r == 1)
@@ -201,11 +241,13 @@ static void client(unsigned nsock)
 				die("connection lost");
 		}
 	}
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
-	unsigned nsock = 1000;
+	unsigned nsock = 1000, workers = 1;
+	pthread_t th[64];
 	struct rlimit rl;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	pid_t srv;
@@ -226,10 +268,17 @@ int main(int argc, char **argv)
 			devices_wanted = strtoul(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "--size"))
 			size = strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--workers"))
+			workers = (unsigned)strtoul(argv[i + 1], NULL, 10);
 		else {
 			fprintf(stderr, "pump: unknown flag %s\n", argv[i]);
 			return 2;
 		}
+	}
+	if (!workers || workers > 64 || workers > nsock) {
+		fprintf(stderr, "pump: --workers must be 1..64 and at most "
+			"--sockets\n");
+		return 2;
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
@@ -253,16 +302,31 @@ int main(int argc, char **argv)
 
 	double t0 = now_s();
 
-	client(nsock);
-	double dt = now_s() - t0;
+	/* worker w: sockets [nsock * w / W, nsock * (w + 1) / W) */
+	for (unsigned w = 0; w < workers; w++) {
+		uintptr_t share = (uintptr_t)nsock * (w + 1) / workers -
+				  (uintptr_t)nsock * w / workers;
+
+		if (pthread_create(&th[w], NULL, client, (void *)share))
+			die("pthread_create");
+	}
+	for (unsigned w = 0; w < workers; w++)
+		pthread_join(th[w], NULL);
+	double dt = t_end - t0;
+	unsigned long done = atomic_load(&devices_done);
+
+	double client_cpu = cpu_s(RUSAGE_SELF);
 
 	unlink(path);
 	kill(srv, SIGKILL);
 	waitpid(srv, NULL, 0);
 	printf("{\"scenario\":\"%s\",\"sockets\":%u,\"firmware_bytes\":%zu,"
 	       "\"devices\":%lu,\"seconds\":%.3f,\"devices_per_s\":%.0f,"
-	       "\"bytes_per_s\":%.0f}\n", hash ? "pump" : "pump-raw", nsock,
-	       size, devices_done, dt,
-	       devices_done / dt, devices_done * (double)size / dt);
+	       "\"bytes_per_s\":%.0f,\"workers\":%u,"
+	       "\"client_cpu_us_per_device\":%.1f,"
+	       "\"server_cpu_us_per_device\":%.1f}\n",
+	       hash ? "pump" : "pump-raw", nsock, size, done, dt, done / dt,
+	       done * (double)size / dt, workers, client_cpu / done * 1e6,
+	       cpu_s(RUSAGE_CHILDREN) / done * 1e6);
 	return 0;
 }

@@ -41,6 +41,14 @@ appliance() {
 		"$B/customer/release.pem" >"$B/$2-ceremony.out" 2>&1
 }
 out=$B/results.jsonl
+# The load generators, `kinject sim' and the pump's client, run as the same
+# number of event loops (threads), by default one per core, so that they
+# are not the bound: KJ_BENCH_WORKERS=1 is the single-loop generator of
+# earlier tables.  Every JSON line records it.
+W=${KJ_BENCH_WORKERS:-$(nproc)}
+# (the flag only where it says something: KJ_BENCH_KINJECT may be a build
+# from before --workers, for before/after runs of the sim at W = 1)
+simw=; [ "$W" = 1 ] || simw="--workers $W"
 
 # inputs DIR FW_SIZE DEVICES STATE
 inputs() {
@@ -92,7 +100,8 @@ scenario() {
 		"$B/$name.proc.json" "${KJ_SWTPM_PID:-}" &
 	local watch=$!
 	"${swrap[@]}" "$KINJECT" sim "${con[@]}" --hwrev B \
-		--sockets "$sockets" --devices "$devices" ${KJ_BENCH_SIM_FLAGS:-} \
+		--sockets "$sockets" --devices "$devices" $simw \
+		${KJ_BENCH_SIM_FLAGS:-} \
 		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 &
 	echo $! >"$B/$name.simpid"
 	wait $! || true
@@ -105,10 +114,10 @@ scenario() {
 	# Without commit-after-checkpoint no COMMIT waits for a quote.
 	[[ " $* " == *" --no-commit-after-checkpoint "* ]] && interval=0
 	/usr/bin/python3 - "$name" "$size" "$sockets" "$B/$name-run.json" \
-		"$B/$name-sim.json" "$B/$name.proc.json" "$S" "$interval" \
+		"$B/$name-sim.json" "$B/$name.proc.json" "$S" "$interval" "$W" \
 		<<'PY' | tee -a "$out"
 import json, os, sqlite3, sys
-name, size, sockets, runf, simf, procf, state, interval = sys.argv[1:]
+name, size, sockets, runf, simf, procf, state, interval, workers = sys.argv[1:]
 r = json.load(open(runf)); s = json.load(open(simf)); pr = json.load(open(procf))
 def transport(r):
 	t = r.get("tls", {})
@@ -127,6 +136,7 @@ lo, hi, n = db.execute("select min(nv_counter), max(nv_counter), count(*)"
 nv_writes = hi // (orderly + 1) - (lo - 1) // (orderly + 1)
 print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"firmware_bytes": int(size), "devices": r["run_ok"],
+	"workers": int(workers),
 	"transport": transport(r),
 	"seconds": round(secs, 3),
 	# As the sites saw it (the sim, from the first OFFER to the last
@@ -162,6 +172,7 @@ print(json.dumps({"scenario": name, "sockets": int(sockets),
 PY
 }
 
+# KJ_BENCH_WORKERS=N: the load generators' event loops (default nproc).
 # KJ_BENCH_ONLY="REGEX": run only the scenarios whose name matches (the
 # pumps are pump-64k, pump-1m; the naive line is naive).
 # KJ_BENCH_WRAP: a prefix for `kinject run'
@@ -185,8 +196,8 @@ for shape in "64k 1000 30000 65536" "64k 10000 40000 65536" \
 	"1m 1000 3000 1048576"; do
 	set -- $shape
 	want "pump-$1-$2" || continue
-	pump --sockets "$2" --devices "$3" --size "$4"
-	pump --sockets "$2" --devices "$3" --size "$4" --no-hash
+	pump --sockets "$2" --devices "$3" --size "$4" --workers "$W"
+	pump --sockets "$2" --devices "$3" --size "$4" --workers "$W" --no-hash
 done
 # The naive line (QUALITY.md; tests/bench/naive.c): one thread per socket,
 # an fsync and a TPM quote per device, on its own swtpm, driven by the same
@@ -204,7 +215,7 @@ if want naive; then
 	naive=$!
 	kj_track_pid $naive
 	"$KINJECT" sim --connect "unix:$B/naive.sock" --hwrev B --sockets 1000 \
-		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" \
+		--devices "${KJ_BENCH_NAIVE_DEVICES:-20000}" $simw \
 		${KJ_BENCH_SIM_FLAGS:-} \
 		--json-summary "$B/naive-sim.json" >/dev/null 2>&1 || true
 	wait $naive || {
@@ -214,8 +225,9 @@ if want naive; then
 	/usr/bin/python3 -c 'import json, os, sys
 r = json.load(open(sys.argv[1])); s = json.load(open(sys.argv[2]))
 r["sim_devices_per_s"] = round(s["devices_per_s"])
+r["workers"] = int(sys.argv[3])
 r["load1"] = round(os.getloadavg()[0], 2)
-print(json.dumps(r))' "$B/naive.json" "$B/naive-sim.json" | tee -a "$out"
+print(json.dumps(r))' "$B/naive.json" "$B/naive-sim.json" "$W" | tee -a "$out"
 fi
 # Default settings.  1,000 sockets, zero programming time: COMMIT waits for
 # the covering quote (200 ms), so the line tops out at the cadence bound

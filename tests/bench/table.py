@@ -7,12 +7,14 @@
 import json, sys
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-pumps = {(r["scenario"], r["firmware_bytes"], r["sockets"]): r for r in rows
+pumps = {(r["scenario"], r["firmware_bytes"], r["sockets"],
+	  r.get("workers")): r for r in rows
 	 if r["scenario"] in ("pump", "pump-raw")}
 
 
 def frac(r, kind):
-	p = pumps.get((kind, r["firmware_bytes"], r["sockets"]))
+	p = pumps.get((kind, r["firmware_bytes"], r["sockets"],
+		       r.get("workers")))
 	return "%.0f" % (100.0 * r["devices_per_s"] / p["devices_per_s"]) \
 		if p else "-"
 
@@ -21,10 +23,10 @@ def f(v, fmt="%s"):
 	return "-" if v is None or v == "" else fmt % v
 
 
-cols = ("scenario", "sockets", "fw", "dev/s", "MB/s", "%pump", "%raw",
+cols = ("scenario", "sockets", "fw", "W", "dev/s", "MB/s", "%pump", "%raw",
 	"p50ms", "p99ms", "p99/50", "%cad", "fsync/s", "quote/s", "NVwr/h",
 	"K_us/d", "I_us/d", "S_us/d", "K_RSS", "I_RSS", "load", "transport")
-fmt = "%-21s %6s %5s %7s %6s %5s %4s %6s %6s %6s %4s %7s %7s %6s %6s " \
+fmt = "%-21s %6s %5s %2s %7s %6s %5s %4s %6s %6s %6s %4s %7s %7s %6s %6s " \
 	"%6s %6s %6s %6s %5s  %s"
 print(fmt % cols)
 for r in rows:
@@ -32,16 +34,19 @@ for r in rows:
 	fw = "%dk" % (size // 1024) if size < 1 << 20 else "%dm" % (size >> 20)
 	mbs = "%.0f" % (r["devices_per_s"] * size / 1e6)
 	if r["scenario"].startswith("pump") or r["scenario"] == "naive":
-		print(fmt % (r["scenario"], r["sockets"], fw, r["devices_per_s"],
-			     mbs, "", "", "", "", "", "", "", "", "", "", "",
-			     "", "", "", f(r.get("load1")), ""))
+		print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
+			     r["devices_per_s"], mbs, "", "", "", "", "", "", "", "",
+			     "", "", "",
+			     f(r.get("client_cpu_us_per_device"), "%.0f"), "", "",
+			     f(r.get("load1")), ""))
 		continue
 	pp = r.get("per_process", {})
 	us = lambda k: f(pp.get(k, {}).get("cpu_us_per_device"), "%.0f")
 	p50, p99 = r.get("p50_ms"), r.get("p99_ms")
 	ratio = "%.2f" % (p99 / p50) if p50 and p99 else "-"
 	cad = r.get("cadence_bound_per_s")
-	print(fmt % (r["scenario"], r["sockets"], fw, r["devices_per_s"], mbs,
+	print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
+		     r["devices_per_s"], mbs,
 		     frac(r, "pump"), frac(r, "pump-raw"), f(p50, "%.0f"),
 		     f(p99, "%.0f"), ratio,
 		     "%.0f" % (100.0 * r["devices_per_s"] / cad)
@@ -59,11 +64,14 @@ if naive and k64:
 	      "dev/s = %.1fx" % (k64["devices_per_s"], naive["devices_per_s"],
 				 k64["devices_per_s"] / naive["devices_per_s"]))
 print()
-print("dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
-      "of the same shape whose client hashes every byte (as `kinject sim' "
+print("W: the load generator's event loops (threads of `kinject sim' and "
+      "of the pump's client; KJ_BENCH_WORKERS, default nproc).  "
+      "dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
+      "of the same shape and W whose client hashes every byte (as `kinject sim' "
       "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
       "(interval + mean quote), where that binds.  naive: "
       "tests/bench/naive.c, its own rate over the same window.  "
       "K/I/S_us/d: CPU (user+sys) per device of "
-      "the keeper (set-up excluded), the injectors, the sim.  load: 1-min "
+      "the keeper (set-up excluded), the injectors, the sim (pump rows: "
+      "its client, all its threads).  load: 1-min "
       "load average after the run.")

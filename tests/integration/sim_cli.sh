@@ -20,6 +20,8 @@ usage "fault rates add up to" --connect unix:$T/s --hwrev B --bad-readback-rate 
 usage "only one hostile mode" --connect unix:$T/s --hwrev B --garbage --vanish
 usage "--expect: \`nope' is not an ABORT code name" --connect unix:$T/s --hwrev B --expect readback,nope
 usage "unknown option" --connect unix:$T/s --hwrev B --frobnicate
+usage "--workers: \`0' is out of range 1..64" --connect unix:$T/s --hwrev B --workers 0
+usage "--workers 3: more than --sockets 2" --connect unix:$T/s --hwrev B --workers 3 --sockets 2
 
 # Nobody listening: exit 1, the error names the address, the summary says so.
 rc=0

@@ -535,6 +535,49 @@ static void test_quota_freed_unit(void **state)
 	kj_sim_result_free(&r);
 }
 
+/*
+ * --workers: three loops share the budget and one result (every device
+ * once, its latency in the merged percentiles, busy time a union); four
+ * share a job whose freed unit a parked socket of any worker takes.
+ */
+static void test_workers(void **state)
+{
+	struct kj_sim_opts o;
+	struct kj_sim_result r;
+
+	(void)state;
+	ref_reset(UINT64_MAX);
+	opts(&o, 12, 400);
+	o.workers = 3;
+	o.bad_readback_rate = 0.05;
+	o.site_abort_rate = 0.05;
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 400);
+	assert_int_equal(R->ok, 400);
+	assert_int_equal(r.n_latency, 400);
+	assert_int_equal(r.unexpected, 0);
+	assert_int_equal(r.intended, r.attempted);
+	assert_true(r.bad_readbacks + r.site_aborts > 0);
+	assert_true(r.busy_seconds <= r.seconds);
+	kj_sim_result_free(&r);
+
+	ref_reset(40);
+	R->drop_every = 37;
+	opts(&o, 8, 100);
+	o.workers = 4;
+	o.reconnect = true;
+	o.connect_wait_s = 0;
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 40);
+	assert_int_equal(R->ok, 40);
+	assert_int_equal(r.unexpected, 0);
+	kj_sim_result_free(&r);
+
+	opts(&o, 2, 10);
+	o.workers = 3; /* more loops than sockets */
+	assert_int_equal(kj_sim_run(&o, &r), -EINVAL);
+}
+
 /* The sim catches an appliance that commits a wrong digest. */
 static void test_catches_lying_appliance(void **state)
 {
@@ -845,6 +888,7 @@ int main(void)
 		cmocka_unit_test(test_fault_knobs),
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_quota_freed_unit),
+		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_catches_lying_appliance),
 		cmocka_unit_test(test_unexpected_abort),
 		cmocka_unit_test(test_reconnect),
