@@ -4,8 +4,8 @@
  * per worker process, multishot accept on every listener, receives into a
  * provided buffer ring, the firmware sent straight from the read-only arena
  * mapping in DATA frames (SENDMSG: small per-connection header buffer +
- * arena iovecs, no copy of the image), absolute linked timeouts for the
- * HELLO idle limit and the READBACK limit, at most max_conns connections,
+ * arena iovecs, no copy of the image), absolute deadlines for the HELLO
+ * idle limit and the READBACK limit (a sweep, engine_deadline.c), at most max_conns connections,
  * one operation in flight per connection (write backpressure is the
  * socket's own: a slow site only delays itself).
  *

@@ -44,6 +44,7 @@ static struct conn *conn_alloc(struct kj_engine *e, int fd)
 	memset(c, 0, offsetof(struct conn, iov));
 	c->gen = gen;
 	c->fd = fd;
+	c->dl_cls = DL_NONE;
 	kj_frame_parser_init(&c->parser, KJ_ROLE_APPLIANCE);
 	e->open++;
 	return c;
@@ -60,6 +61,7 @@ void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c)
 		shutdown(c->fd, SHUT_RDWR);
 		return;
 	}
+	kj_eng_dl_drop(e, c);	/* nothing in flight to cancel */
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
