@@ -292,6 +292,11 @@ int kj_engine_init(const struct kj_engine_cfg *cfg, struct kj_engine **out)
 		return -EINVAL;
 	}
 	e->rl = (struct kj_ratelimit)KJ_RATELIMIT_INIT(5000, 10);
+	/* Until the keeper's first LOAD: the others started with none. */
+	if (e->cfg.workers > 1 && e->cfg.workers <= UINT16_MAX) {
+		e->load.workers = (uint16_t)e->cfg.workers;
+		e->load.others_room = (uint16_t)(e->cfg.workers - 1);
+	}
 	if (!e->cfg.accept_limit || e->cfg.accept_limit > e->cfg.max_conns)
 		e->cfg.accept_limit = e->cfg.max_conns;
 	/* Slots are touched only when used: RSS grows per connection. */

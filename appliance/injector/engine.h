@@ -61,6 +61,7 @@ struct kj_engine_cfg {
 	 * burst brings in is served, not reset (docs/ENGINE.md).
 	 */
 	unsigned accept_limit;
+	unsigned workers;	    /* the job's injectors: the accept spread */
 	unsigned hello_timeout_ms;  /* PROTOCOL.md Limits: 600 s */
 	unsigned program_timeout_ms; /* READBACK after the last DATA: 120 s */
 	unsigned ring_entries;	    /* 0: default */

@@ -161,6 +161,7 @@ struct kj_engine {
 	bool *accept_armed;
 	struct lref *lref;	/* per listener */
 	struct kj_dlist dl[DL_CLASSES];
+	struct kj_ipc_load load; /* the others, as the keeper last said */
 	bool stopping;
 	bool stop_swept;	/* idle sockets told and closed */
 	bool final_counters;
