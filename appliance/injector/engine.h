@@ -5,9 +5,10 @@
  * provided buffer ring, the firmware sent straight from the read-only arena
  * mapping in DATA frames (SENDMSG: small per-connection header buffer +
  * arena iovecs, no copy of the image), absolute deadlines for the HELLO
- * idle limit and the READBACK limit (a sweep, engine_deadline.c), at most max_conns connections,
- * one operation in flight per connection (write backpressure is the
- * socket's own: a slow site only delays itself).
+ * idle limit and the READBACK limit (a sweep, engine_deadline.c), at
+ * most max_conns connections, one operation in flight per connection
+ * (write backpressure is the socket's own: a slow site only delays
+ * itself).
  *
  * Split in two so the sandbox can sit in between (sandbox.h):
  *   kj_engine_init()   allocates, creates the restricted ring and the
