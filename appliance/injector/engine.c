@@ -2,16 +2,18 @@
 /*
  * The injector's io_uring engine (engine.h, docs/ENGINE.md).
  *
- * One ring, one loop: submit and wait, reap a batch of CQEs, dispatch on
+ * One ring, one loop: cancel what is past its deadline, submit and wait
+ * (until the nearest deadline at most), reap a batch of CQEs, dispatch on
  * the tag in user_data, advance.  Every connection has at most one socket
- * operation in flight (a receive or a send, each with its linked timeout),
- * so a slow or hostile site only ever delays itself: its send waits in the
+ * operation in flight (a receive or a send, each with a deadline), so a
+ * slow or hostile site only ever delays itself: its send waits in the
  * kernel for socket space while the ring serves everybody else.
  *
  * The pieces: this file has the loop, its dispatch and the set-up, and
  * calls down into the others; engine_ring.c the submission primitives
  * every piece uses (SQEs, provided buffers, receive and send with their
- * linked timeouts); engine_accept.c the connection slots and the
+ * deadlines); engine_deadline.c the deadlines' sweep; engine_accept.c the
+ * connection slots and the
  * listeners; engine_device.c the per-device states driven by what the
  * site sends; engine_send.c the frames to the site (DATA from the arena);
  * engine_keeper.c the keeper channel.  Those four are the sides of one
@@ -86,7 +88,6 @@ static void on_cqe(struct kj_engine *e, const struct io_uring_cqe *cqe)
 		return;
 	case OP_RECV:
 	case OP_SEND:
-	case OP_LTIMEOUT:
 	case OP_TLS:
 		break;
 	default:
@@ -134,11 +135,28 @@ static void rearm_nobufs(struct kj_engine *e)
 	}
 }
 
+/* Wait at most a counters' period, and not past the nearest deadline. */
+static void wait_for(struct __kernel_timespec *ts, uint64_t next_ns)
+{
+	uint64_t now = kj_eng_mono_ns(), ns = COUNTERS_EVERY_MS * 1000000ull;
+
+	if (next_ns != UINT64_MAX) {
+		/* rounded up to a whole millisecond: never early */
+		uint64_t d = next_ns > now ? next_ns - now : 0;
+
+		d = (d + 999999) / 1000000 * 1000000;
+		if (d < 1000000)
+			d = 1000000;
+		if (d < ns)
+			ns = d;
+	}
+	ts->tv_sec = (long long)(ns / 1000000000ull);
+	ts->tv_nsec = (long long)(ns % 1000000000ull);
+}
+
 int kj_engine_run(struct kj_engine *e)
 {
-	struct __kernel_timespec tick = { .tv_sec = 0,
-					  .tv_nsec = COUNTERS_EVERY_MS *
-						     1000000LL };
+	struct __kernel_timespec tick;
 	struct kj_ipc_ready r = { .worker = e->cfg.worker,
 				  .max_conns = e->cfg.max_conns,
 				  .pid = (uint32_t)getpid() };
@@ -160,6 +178,7 @@ int kj_engine_run(struct kj_engine *e)
 		}
 		kj_eng_counters_maybe_send(e, false);
 		kj_eng_ipc_flush(e);
+		wait_for(&tick, kj_eng_dl_sweep(e));
 		rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &tick,
 						      NULL);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
@@ -273,6 +292,11 @@ int kj_engine_init(const struct kj_engine_cfg *cfg, struct kj_engine **out)
 		return -EINVAL;
 	}
 	e->rl = (struct kj_ratelimit)KJ_RATELIMIT_INIT(5000, 10);
+	/* Until the keeper's first LOAD: the others started with none. */
+	if (e->cfg.workers > 1 && e->cfg.workers <= UINT16_MAX) {
+		e->load.workers = (uint16_t)e->cfg.workers;
+		e->load.others_room = (uint16_t)(e->cfg.workers - 1);
+	}
 	if (!e->cfg.accept_limit || e->cfg.accept_limit > e->cfg.max_conns)
 		e->cfg.accept_limit = e->cfg.max_conns;
 	/* Slots are touched only when used: RSS grows per connection. */
@@ -286,6 +310,8 @@ int kj_engine_init(const struct kj_engine_cfg *cfg, struct kj_engine **out)
 		goto err;
 	e->free_head = NO_SLOT;
 	e->hiwater = 0;
+	for (unsigned k = 0; k < DL_CLASSES; k++)
+		e->dl[k].head = e->dl[k].tail = NO_SLOT;
 	KJ_TRY_GOTO(rc, setup_ring(e), err);
 	KJ_TRY_GOTO(rc, setup_bufs(e), err);
 	*out = e;

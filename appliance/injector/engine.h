@@ -4,10 +4,11 @@
  * per worker process, multishot accept on every listener, receives into a
  * provided buffer ring, the firmware sent straight from the read-only arena
  * mapping in DATA frames (SENDMSG: small per-connection header buffer +
- * arena iovecs, no copy of the image), absolute linked timeouts for the
- * HELLO idle limit and the READBACK limit, at most max_conns connections,
- * one operation in flight per connection (write backpressure is the
- * socket's own: a slow site only delays itself).
+ * arena iovecs, no copy of the image), absolute deadlines for the HELLO
+ * idle limit and the READBACK limit (a sweep, engine_deadline.c), at
+ * most max_conns connections, one operation in flight per connection
+ * (write backpressure is the socket's own: a slow site only delays
+ * itself).
  *
  * Split in two so the sandbox can sit in between (sandbox.h):
  *   kj_engine_init()   allocates, creates the restricted ring and the
@@ -61,6 +62,7 @@ struct kj_engine_cfg {
 	 * burst brings in is served, not reset (docs/ENGINE.md).
 	 */
 	unsigned accept_limit;
+	unsigned workers;	    /* the job's injectors: the accept spread */
 	unsigned hello_timeout_ms;  /* PROTOCOL.md Limits: 600 s */
 	unsigned program_timeout_ms; /* READBACK after the last DATA: 120 s */
 	unsigned ring_entries;	    /* 0: default */

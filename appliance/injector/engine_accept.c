@@ -23,6 +23,9 @@
 
 #define STOP_GRACE_MS 1000	/* idle sockets may still get their refusal */
 #define REFUSE_AFTER_MS 50	/* left in the backlog: every worker is full */
+#define SPREAD_SLACK 4		/* connections above the share, and */
+#define SPREAD_SLACK_DIV 32	/* 1/32 of all open, so a burst spreads in
+				 * few LOAD round trips */
 
 /* ---- connection slots ----------------------------------------------- */
 
@@ -44,6 +47,7 @@ static struct conn *conn_alloc(struct kj_engine *e, int fd)
 	memset(c, 0, offsetof(struct conn, iov));
 	c->gen = gen;
 	c->fd = fd;
+	c->dl_cls = DL_NONE;
 	kj_frame_parser_init(&c->parser, KJ_ROLE_APPLIANCE);
 	e->open++;
 	return c;
@@ -60,6 +64,7 @@ void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c)
 		shutdown(c->fd, SHUT_RDWR);
 		return;
 	}
+	kj_eng_dl_drop(e, c);	/* nothing in flight to cancel */
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -82,6 +87,33 @@ static bool accept_full(const struct kj_engine *e)
 {
 	return (e->free_head == NO_SLOT && e->hiwater == e->cfg.max_conns) ||
 	       e->open >= e->cfg.accept_limit;
+}
+
+/*
+ * Above this worker's share of the line's open connections (its own and
+ * the others' as the keeper last said, LOAD), plus a slack: the next ones
+ * are left to the others, unless none of them has room.  The keeper's
+ * count lags behind, never ahead of, the others' accepts, so the workers
+ * leapfrog: none gets more than 2 x slack ahead of another however the
+ * scheduler runs them.  A connection none of them takes is still served
+ * (lwatch below): the rule spreads, it never refuses or strands.
+ */
+static bool over_share(const struct kj_engine *e)
+{
+	const struct kj_ipc_load *l = &e->load;
+	uint64_t all = (uint64_t)e->open + l->others_open;
+
+	if (l->workers <= 1 || !l->others_room)
+		return false;
+	/* open >= all / workers + slack, in integers */
+	return (uint64_t)e->open * l->workers >=
+	       all + (uint64_t)l->workers * (SPREAD_SLACK +
+					     all / SPREAD_SLACK_DIV);
+}
+
+static bool paused(const struct kj_engine *e)
+{
+	return accept_full(e) || over_share(e);
 }
 
 void kj_eng_conn_close(struct kj_engine *e, struct conn *c)
@@ -110,12 +142,20 @@ void kj_eng_conn_close(struct kj_engine *e, struct conn *c)
  * share, a connection is refused at once (lwatch below).  One SQE per
  * connection: nothing next to a device's ten.
  */
+static void lwatch_poll(struct kj_engine *e, unsigned i, enum lwatch st);
+
 void kj_eng_accept_arm(struct kj_engine *e, unsigned i)
 {
 	struct io_uring_sqe *sqe;
 
 	if (accept_full(e) || e->accept_armed[i])
 		return;
+	if (over_share(e)) {
+		/* a connection the others leave is served after all */
+		if (e->lref[i].st == LW_IDLE && !e->stopping)
+			lwatch_poll(e, i, LW_POLL);
+		return;
+	}
 	if (!(sqe = kj_eng_get_sqe(e)))
 		return;
 	io_uring_prep_accept(sqe, e->cfg.listen_fds[i], NULL, NULL,
@@ -219,7 +259,9 @@ void kj_eng_on_accept(struct kj_engine *e, unsigned i,
  * says the backlog is still not empty, and an ACCEPT takes the oldest
  * connection to refuse it (or to serve it, if a slot freed meanwhile).
  * After a refusal the check repeats at once: a backlog of N connections is
- * refused in N loop turns, not N waits.
+ * refused in N loop turns, not N waits.  A worker held back by the accept
+ * spread (over_share) watches the same way, but serves what it takes and
+ * then gives the others their REFUSE_AFTER_MS again.
  */
 static void lwatch_poll(struct kj_engine *e, unsigned i, enum lwatch st)
 {
@@ -289,10 +331,16 @@ void kj_eng_on_lwatch(struct kj_engine *e, enum op op, unsigned i,
 	l->st = LW_IDLE;
 	if (op == OP_REFUSE && cqe->res >= 0)
 		lwatch_taken(e, i, cqe->res);
-	if (e->stopping || !accept_full(e))
+	if (e->stopping)
 		return;
-	if (op == OP_REFUSE && cqe->res < 0)
-		lwatch_poll(e, i, LW_POLL);	/* EMFILE…: not in a loop */
+	if (!paused(e)) {
+		kj_eng_accept_arm(e, i);
+		return;
+	}
+	if (op == OP_REFUSE && (cqe->res < 0 || !accept_full(e)))
+		lwatch_poll(e, i, LW_POLL);	/* EMFILE…: not in a loop;
+						 * served above the share: the
+						 * others get their time again */
 	else if (op != OP_LPOLL)
 		lwatch_poll(e, i, LW_CHECK);	/* waited, or refused one */
 	else if (cqe->res < 0)

@@ -3,7 +3,7 @@
  * One device's sequence as the site drives it (PROTOCOL.md "Sequence";
  * the states are in engine_int.h): waiting for HELLO or READBACK, the
  * frames parsed from the provided buffers, and the receive's end by EOF or
- * by its linked timeout.  Apart from the ring loop (engine.c) because this
+ * at its deadline.  Apart from the ring loop (engine.c) because this
  * is where untrusted site bytes are judged.
  */
 #include <errno.h>
@@ -299,7 +299,7 @@ void kj_eng_on_recv(struct kj_engine *e, struct conn *c,
 		return;
 	}
 	if (cqe->res == -ECANCELED || cqe->res == -ETIME) {
-		/* The linked timeout fired: PROTOCOL.md Limits. */
+		/* Cancelled at its deadline: PROTOCOL.md Limits. */
 		if (c->state == S_HELLO) {
 			e->cnt.pre_hello_timeout++;
 			kj_log_ratelimited(&e->rl, KJ_LOG_WARN,

@@ -32,7 +32,6 @@ enum op {
 	OP_ACCEPT = 1, /* slot = listener index */
 	OP_RECV,
 	OP_SEND,
-	OP_LTIMEOUT,
 	OP_CANCEL,
 	OP_IPC_RECV,
 	OP_IPC_SEND,
@@ -50,28 +49,30 @@ struct lref {
 	uint64_t armed_ms;	/* LW_CHECK: when its poll was armed */
 };
 #define NO_SLOT 0xffffffffu
+#define DL_CLASSES 4		/* deadline lists: one per limit */
+#define DL_NONE 0xff		/* conn.dl_cls: on none */
 
 /*
  * Per device (PROTOCOL.md "Sequence"):
- *   S_HELLO    recv (provided buffer) + LINK_TIMEOUT at the absolute HELLO
- *              deadline, until a whole HELLO is parsed;
+ *   S_HELLO    recv (provided buffer) with the absolute HELLO deadline
+ *              (engine_deadline.c), until a whole HELLO is parsed;
  *   S_ADMIT    ADMIT sent to the keeper, waiting for OFFER or REFUSE
  *              (or CHALLENGE: device authenticity, PROTOCOL.md);
  *   S_CHALLENGE sending the keeper's CHALLENGE, then
- *   S_PROOF    recv + LINK_TIMEOUT at the programming deadline until a
+ *   S_PROOF    recv with the programming deadline until a
  *              whole PROOF; it goes to the keeper and we are in S_ADMIT
  *              again (every CHALLENGE gets a PROOF entry, given or not);
  *   S_STREAM   SENDMSG of OFFER + DATA frames: 10-byte headers from the
  *              connection's small buffer, payload iovecs straight into the
  *              read-only arena (up to data_frames_per_send per SENDMSG);
- *   S_READBACK recv + LINK_TIMEOUT at the absolute READBACK deadline;
+ *   S_READBACK recv with the absolute READBACK deadline;
  *   S_VERDICT  OUTCOME sent, waiting for the keeper's VERDICT (sent after
  *              the record is durable);
  *   S_REPLY    sending COMMIT or ABORT, then S_HELLO again (or close after
  *              ABORT PROTOCOL / TIMEOUT).
  * Before the first, on a tls: listener (engine_tls.c):
- *   S_TLS      the TLS 1.3 handshake: POLL_ADD + LINK_TIMEOUT at the
- *              HELLO deadline while OpenSSL wants to read or write, SIGN
+ *   S_TLS      the TLS 1.3 handshake: POLL_ADD with the HELLO deadline
+ *              while OpenSSL wants to read or write, SIGN
  *              to the keeper while it wants the CertificateVerify signed.
  */
 enum state {
@@ -92,7 +93,10 @@ struct conn {
 	int fd;
 	uint32_t gen;
 	uint8_t state;
-	uint8_t ops;	      /* socket ops + linked timeouts in flight */
+	uint8_t ops;	      /* socket ops in flight (0 or 1) */
+	uint8_t op_live;      /* enum op of the last one: what a deadline
+			       * cancels */
+	uint8_t dl_cls;       /* deadline list (engine_deadline.c) */
 	bool keeper_busy;     /* a request of this slot is unanswered */
 	bool attempt_open;    /* OFFERed, OUTCOME not yet sent */
 	bool close_after;     /* S_REPLY: close once the frame is out */
@@ -112,7 +116,8 @@ struct conn {
 	uint32_t fw_next;     /* next stream offsets to frame */
 	uint32_t cred_next;
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC, current recv */
-	struct __kernel_timespec ts;
+	uint64_t dl_ns;	      /* the deadline listed (dl_cls != DL_NONE) */
+	uint32_t dl_prev, dl_next;
 	struct msghdr msg;
 	unsigned iov_cnt;
 	struct iovec iov[IOV_MAX_CONN];
@@ -124,6 +129,13 @@ struct conn {
 	 * receives again, so they are judged in the right state.
 	 */
 	uint8_t stash[RBUF_SIZE];
+};
+
+/* Deadlines: one list per limit, in deadline order (engine_deadline.c). */
+struct kj_dlist {
+	uint32_t head, tail;	/* slots, NO_SLOT: empty */
+	unsigned ms;		/* the limit its deadlines are now + */
+	bool used;
 };
 
 struct obuf {
@@ -148,6 +160,8 @@ struct kj_engine {
 	unsigned open;
 	bool *accept_armed;
 	struct lref *lref;	/* per listener */
+	struct kj_dlist dl[DL_CLASSES];
+	struct kj_ipc_load load; /* the others, as the keeper last said */
 	bool stopping;
 	bool stop_swept;	/* idle sockets told and closed */
 	bool final_counters;
@@ -200,12 +214,20 @@ static inline uint8_t *kj_eng_buf_addr(struct kj_engine *e, unsigned bid)
 /* engine_ring.c: the submission primitives */
 struct io_uring_sqe *kj_eng_get_sqe(struct kj_engine *e);
 void kj_eng_buf_return(struct kj_engine *e, unsigned bid);
+/* A receive until the absolute c->deadline_ns, a send for tmo_ms. */
 void kj_eng_recv_arm(struct kj_engine *e, struct conn *c);
 void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms);
-/* POLL_ADD for events (0: a NOP, completes at once) tagged op, linked to
- * a timeout: tmo_ms relative, 0: the absolute c->deadline_ns. */
+/* POLL_ADD for events (0: a NOP, completes at once) tagged op, with a
+ * deadline: tmo_ms relative, 0: the absolute c->deadline_ns. */
 void kj_eng_poll_arm(struct kj_engine *e, struct conn *c, unsigned events,
 		     enum op op, unsigned tmo_ms);
+
+/* engine_deadline.c: a connection's operation ends with -ECANCELED at
+ * ns (CLOCK_MONOTONIC), which is now + the limit ms */
+void kj_eng_dl_set(struct kj_engine *e, struct conn *c, uint64_t ns,
+		   unsigned ms);
+void kj_eng_dl_drop(struct kj_engine *e, struct conn *c);
+uint64_t kj_eng_dl_sweep(struct kj_engine *e);
 
 /* engine_accept.c: connection slots, accepting, stopping */
 void kj_eng_conn_maybe_free(struct kj_engine *e, struct conn *c);

@@ -109,7 +109,9 @@ void kj_eng_counters_maybe_send(struct kj_engine *e, bool force)
 {
 	uint64_t now = kj_now_ms();
 
-	if (!force && now - e->cnt_at_ms < COUNTERS_EVERY_MS)
+	/* A change of the open count at once: the others' accept spread. */
+	if (!force && now - e->cnt_at_ms < COUNTERS_EVERY_MS &&
+	    e->open == e->cnt_sent.open)
 		return;
 	e->cnt_at_ms = now;
 	e->cnt.open = e->open;
@@ -346,6 +348,13 @@ int kj_eng_on_keeper_packet(struct kj_engine *e, size_t len)
 			break;
 		case KJ_IPC_SIGNED:
 			rc = kj_eng_tls_on_signed(e, body);
+			break;
+		case KJ_IPC_LOAD:
+			memcpy(&e->load, body, sizeof(e->load));
+			for (unsigned i = 0; i < e->cfg.n_listen &&
+			     !e->stopping; i++)
+				kj_eng_accept_arm(e, i);
+			rc = 0;
 			break;
 		case KJ_IPC_STOP: {
 			struct kj_ipc_stop s;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The engine's submission primitives (engine_int.h): an SQE, a provided
- * buffer given back, a receive or a send with its linked timeout.  The
+ * buffer given back, a receive or a send with its deadline.  The
  * bottom of the engine: every other piece submits through these, and
  * these call nothing of the engine's above them.
  */
@@ -45,17 +45,26 @@ void kj_eng_buf_return(struct kj_engine *e, unsigned bid)
 
 /* ---- socket operations ------------------------------------------------ */
 
-static void link_timeout(struct kj_engine *e, struct conn *c, bool absolute)
+/* The operation just prepared: counted, tagged, and its deadline set. */
+static void armed(struct kj_engine *e, struct conn *c,
+		  struct io_uring_sqe *sqe, enum op op, uint64_t dl_ns,
+		  unsigned ms)
 {
-	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
-
-	if (!sqe)
-		return;
-	io_uring_prep_link_timeout(sqe, &c->ts,
-				   absolute ? IORING_TIMEOUT_ABS : 0);
 	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
-					       OP_LTIMEOUT));
+					       op));
 	c->ops++;
+	c->op_live = (uint8_t)op;
+	if (dl_ns)
+		kj_eng_dl_set(e, c, dl_ns, ms);
+	else
+		kj_eng_dl_drop(e, c);
+}
+
+/* The limit an absolute deadline counts: HELLO, or the programming one. */
+static unsigned abs_limit_ms(const struct kj_engine *e, const struct conn *c)
+{
+	return c->state == S_HELLO || c->state == S_TLS ?
+	       e->cfg.hello_timeout_ms : e->cfg.program_timeout_ms;
 }
 
 void kj_eng_recv_arm(struct kj_engine *e, struct conn *c)
@@ -69,14 +78,9 @@ void kj_eng_recv_arm(struct kj_engine *e, struct conn *c)
 	if (!(sqe = kj_eng_get_sqe(e)))
 		return;
 	io_uring_prep_recv(sqe, c->fd, NULL, RBUF_SIZE, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT | IOSQE_IO_LINK;
+	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BGID;
-	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
-					       OP_RECV));
-	c->ops++;
-	c->ts.tv_sec = (long long)(c->deadline_ns / 1000000000ull);
-	c->ts.tv_nsec = (long long)(c->deadline_ns % 1000000000ull);
-	link_timeout(e, c, true);
+	armed(e, c, sqe, OP_RECV, c->deadline_ns, abs_limit_ms(e, c));
 }
 
 void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
@@ -92,19 +96,15 @@ void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = c->iov_cnt;
 	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
-	sqe->flags |= IOSQE_IO_LINK;
-	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
-					       OP_SEND));
-	c->ops++;
-	c->ts.tv_sec = tmo_ms / 1000;
-	c->ts.tv_nsec = (long long)(tmo_ms % 1000) * 1000000;
-	link_timeout(e, c, false);
+	armed(e, c, sqe, OP_SEND,
+	      kj_eng_mono_ns() + (uint64_t)tmo_ms * 1000000ull, tmo_ms);
 }
 
 void kj_eng_poll_arm(struct kj_engine *e, struct conn *c, unsigned events,
 		     enum op op, unsigned tmo_ms)
 {
 	struct io_uring_sqe *sqe = kj_eng_get_sqe(e);
+	uint64_t dl_ns = 0;
 
 	if (!sqe)
 		return;
@@ -112,18 +112,9 @@ void kj_eng_poll_arm(struct kj_engine *e, struct conn *c, unsigned events,
 		io_uring_prep_poll_add(sqe, c->fd, events);
 	else
 		io_uring_prep_nop(sqe);
-	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
-					       op));
-	c->ops++;
-	if (!events)
-		return;
-	sqe->flags |= IOSQE_IO_LINK;
-	if (tmo_ms) {
-		c->ts.tv_sec = tmo_ms / 1000;
-		c->ts.tv_nsec = (long long)(tmo_ms % 1000) * 1000000;
-	} else {
-		c->ts.tv_sec = (long long)(c->deadline_ns / 1000000000ull);
-		c->ts.tv_nsec = (long long)(c->deadline_ns % 1000000000ull);
-	}
-	link_timeout(e, c, !tmo_ms);
+	if (events && tmo_ms)
+		dl_ns = kj_eng_mono_ns() + (uint64_t)tmo_ms * 1000000ull;
+	else if (events)
+		dl_ns = c->deadline_ns;
+	armed(e, c, sqe, op, dl_ns, tmo_ms ? tmo_ms : abs_limit_ms(e, c));
 }

@@ -46,7 +46,7 @@ struct kj_injector_boot {
 	 * and NUL, the enrolled site CAs' text and NUL (docs/TLS.md).
 	 */
 	uint32_t tls_len;
-	uint32_t pad;
+	uint32_t workers;	/* the job's injectors (accept spread) */
 };
 #define KJ_INJECTOR_TLS_MAX (4u << 20)
 

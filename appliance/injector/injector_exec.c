@@ -195,6 +195,7 @@ void kj_injector_exec_main(int argc, char **argv)
 	a.cfg.ipc_fd = (int)fd;
 	a.cfg.max_conns = b.max_conns;
 	a.cfg.accept_limit = b.accept_limit;
+	a.cfg.workers = b.workers;
 	a.cfg.hello_timeout_ms = b.hello_timeout_ms;
 	a.cfg.program_timeout_ms = b.program_timeout_ms;
 	kj_injector_main(&a);

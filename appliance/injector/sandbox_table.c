@@ -197,7 +197,6 @@ const struct io_uring_restriction kj_uring_restrictions[] = {
 	/* Connection life cycle, timeouts, cancellation, wake-ups. */
 	SQE_OP(IORING_OP_CLOSE),
 	SQE_OP(IORING_OP_TIMEOUT),
-	SQE_OP(IORING_OP_LINK_TIMEOUT),
 	SQE_OP(IORING_OP_ASYNC_CANCEL),
 	SQE_OP(IORING_OP_NOP),
 	SQE_OP(IORING_OP_POLL_ADD),
@@ -207,7 +206,7 @@ const struct io_uring_restriction kj_uring_restrictions[] = {
 	REG_OP(IORING_UNREGISTER_PBUF_RING),
 	REG_OP(IORING_REGISTER_RING_FDS),
 	REG_OP(IORING_UNREGISTER_RING_FDS),
-	/* Links (LINK_TIMEOUT), buffer selection, CQE skipping, async
+	/* Links, buffer selection, CQE skipping, async
 	 * punting; not IOSQE_FIXED_FILE (no files are registered). */
 	{ .opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED,
 	  .sqe_flags = IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_IO_DRAIN |

@@ -170,6 +170,7 @@ static int turn(struct keeper *k, uint8_t *buf)
 		/* the checkpoint cadence goes on idle */
 		KJ_TRY(kj_kp_commit(k));
 	maybe_stop_injectors(k);
+	kj_kp_inj_load(k);
 	for (unsigned i = 0; i < k->n_inj; i++)
 		(void)kj_kp_inj_flush(k, &k->inj[i]);
 	progress(k, false);

@@ -47,6 +47,7 @@ static void boot_fill(const struct keeper *k, const struct inj *in,
 	b->fw_size = job->fw_size;
 	b->max_conns = in->max_conns;
 	b->accept_limit = in->share;
+	b->workers = k->n_inj;
 	b->hello_timeout_ms = job->limits.hello_timeout_ms;
 	b->program_timeout_ms = job->limits.program_timeout_ms;
 	b->keeper_pid = (int32_t)getpid();
@@ -115,6 +116,7 @@ int kj_kp_inj_start(struct keeper *k, struct inj *in)
 	in->pid = pid;
 	in->gen++;
 	in->state = I_START;
+	in->load_ok = false;
 	memset(&in->cnt, 0, sizeof(in->cnt));
 	return 0;
 }
@@ -234,4 +236,44 @@ int kj_kp_inj_read(struct keeper *k, struct inj *in, uint8_t *buf)
 			return 0;
 	}
 	return 0;
+}
+
+/*
+ * LOAD to each running injector whose view of the others changed: their
+ * open connections (from COUNTERS, which an injector sends when its count
+ * changes) and how many of them can still accept.  An injector above its
+ * share leaves the next connections to the others (engine_accept.c); the
+ * counts only pass through the keeper, the injectors share no memory.
+ */
+void kj_kp_inj_load(struct keeper *k)
+{
+	uint64_t open = 0;
+	unsigned live = 0, room = 0;
+
+	for (unsigned i = 0; i < k->n_inj; i++) {
+		const struct inj *in = &k->inj[i];
+
+		if (in->state != I_START && in->state != I_RUN)
+			continue;
+		live++;
+		open += in->cnt.open;
+		room += in->cnt.open < in->share;
+	}
+	for (unsigned i = 0; i < k->n_inj; i++) {
+		struct inj *in = &k->inj[i];
+		bool mine = in->cnt.open < in->share;
+		struct kj_ipc_load m = {
+			.others_open = (uint32_t)(open - in->cnt.open),
+			.workers = (uint16_t)live,
+			.others_room = (uint16_t)(room - mine),
+		};
+
+		if (in->state != I_RUN ||
+		    (in->load_ok && !memcmp(&m, &in->load_sent, sizeof(m))))
+			continue;
+		if (kj_kp_inj_put(in, KJ_IPC_LOAD, &m, sizeof(m), NULL, 0) < 0)
+			continue;
+		in->load_sent = m;
+		in->load_ok = true;
+	}
 }

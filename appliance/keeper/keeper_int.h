@@ -69,6 +69,8 @@ struct inj {
 	struct opkt *cur;	   /* being filled */
 	struct opkt *qhead, *qtail; /* full, EAGAIN on send */
 	struct kj_ipc_counters cnt;
+	struct kj_ipc_load load_sent; /* the last LOAD, if load_ok */
+	bool load_ok;
 };
 
 /* An answer waiting for durability (and maybe a checkpoint). */
@@ -197,5 +199,6 @@ int kj_kp_tls_boot(const struct keeper *k, int fd, unsigned worker);
 int kj_kp_inj_start(struct keeper *k, struct inj *in);
 int kj_kp_inj_dead(struct keeper *k, struct inj *in, bool restart);
 int kj_kp_inj_read(struct keeper *k, struct inj *in, uint8_t *buf);
+void kj_kp_inj_load(struct keeper *k);
 
 #endif

@@ -19,6 +19,7 @@ const char *kj_ipc_type_name(unsigned type)
 	case KJ_IPC_CHALLENGE: return "CHALLENGE";
 	case KJ_IPC_SIGN: return "SIGN";
 	case KJ_IPC_SIGNED: return "SIGNED";
+	case KJ_IPC_LOAD: return "LOAD";
 	default: return "unknown";
 	}
 }
@@ -61,6 +62,8 @@ static size_t body_size(unsigned type, const uint8_t *body, size_t len)
 		return sizeof(struct kj_ipc_verdict);
 	case KJ_IPC_STOP:
 		return sizeof(struct kj_ipc_stop);
+	case KJ_IPC_LOAD:
+		return sizeof(struct kj_ipc_load);
 	case KJ_IPC_CHALLENGE:
 		return sizeof(struct kj_ipc_challenge);
 	case KJ_IPC_PROOF: {

@@ -47,6 +47,7 @@ enum kj_ipc_type {
 	KJ_IPC_STOP = 19,   /* close listeners and idle sockets, exit */
 	KJ_IPC_CHALLENGE = 20, /* send CHALLENGE, then forward the PROOF */
 	KJ_IPC_SIGNED = 21, /* TLS: the signature, or a refusal */
+	KJ_IPC_LOAD = 22,   /* the other workers' open connections */
 	KJ_IPC_TYPE_MAX_ = 32,
 };
 
@@ -202,6 +203,17 @@ struct kj_ipc_verdict {
 	uint16_t pad;
 	uint64_t attempt;
 	uint64_t leaf_index;
+};
+
+/*
+ * KJ_IPC_LOAD: what the keeper knows (from COUNTERS) of the other workers,
+ * sent when it changes: a worker above its share of the open connections
+ * leaves the next ones to the others (docs/ENGINE.md, accept spread).
+ */
+struct kj_ipc_load {
+	uint32_t others_open;	/* the other live workers' open connections */
+	uint16_t workers;	/* live workers (started, not dead), this too */
+	uint16_t others_room;	/* live others below their share */
 };
 
 struct kj_ipc_stop {

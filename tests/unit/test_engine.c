@@ -427,9 +427,10 @@ static void test_thousand(void **state)
  * wait queue took them all and left the other ring idle.
  */
 /*
- * One job over 200 sockets: whether its connections went to more than one
- * worker.  A fast job can end before every socket connected, so the count
- * accepted is what it is, not 200.
+ * One job over 200 sockets: whether its connections went to both workers
+ * evenly: the busiest took at most 60 % of them.  A fast job can end
+ * before every socket connected, so the count accepted is what it is, not
+ * 200.
  */
 static bool spread_once(void)
 {
@@ -450,32 +451,24 @@ static bool spread_once(void)
 		(unsigned long long)st.conns_accepted_max,
 		(unsigned long long)st.conns_accepted);
 	assert_int_equal(sr.r.committed, 400);
-	assert_true(st.conns_accepted >= 2);
+	assert_true(st.conns_accepted >= 20);
 	fx_free(&f);
-	return st.conns_accepted_max < st.conns_accepted;
+	return st.conns_accepted_max * 10 <= st.conns_accepted * 6;
 }
 
 static void test_accept_spread(void **state)
 {
-	bool spread = false;
-
 	(void)state;
 	/*
-	 * The multishot accept gave one worker all 200 every time; now the
-	 * busiest took 108..189 in most runs (a ring that is running re-arms
-	 * and takes from the backlog before a woken idle ring is scheduled).
-	 * Which ring runs while a burst drains is the scheduler's: on a
-	 * loaded machine the first worker up can still take a whole burst.
-	 * So the claim is statistical, and tested as one: in three jobs at
-	 * least one is spread, which the old code never was.  Under the
-	 * sanitizers a worker starts several times slower and the first one
-	 * ready drains the burst: only the plain build judges the spread.
+	 * The multishot accept gave one worker all 200 every time; the
+	 * single-shot one left it to the scheduler (the busiest took
+	 * 108..200: the first worker up could drain a burst alone).  Now a
+	 * worker above its share of the open connections (as the keeper's
+	 * LOAD says) plus a slack does not re-arm its accept, whatever the
+	 * scheduler does: every job is spread, under the sanitizers too.
 	 */
-	for (int i = 0; i < 3 && !spread; i++)
-		spread = spread_once();
-#ifndef KJ_SANITIZED
-	assert_true(spread);
-#endif
+	for (int i = 0; i < 3; i++)
+		assert_true(spread_once());
 }
 
 /*
