@@ -57,7 +57,7 @@ static void done(struct kj_engine *e, struct conn *c)
 	if (e->cfg.ktls)
 		rc = kj_tls_ktls(c->tls);
 	else
-		kj_tls_user_records(c->tls);
+		rc = kj_tls_user_records(c->tls);
 	if (rc < 0) {
 		refused(e, c, "the record layer could not be set up");
 		return;
