@@ -91,7 +91,9 @@ void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
 		return;
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = c->iov_cnt;
-	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
+	/* kTLS refuses MSG_WAITALL (EOPNOTSUPP): a short send is resumed. */
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, c->tls ? MSG_NOSIGNAL :
+			      MSG_NOSIGNAL | MSG_WAITALL);
 	sqe->flags |= IOSQE_IO_LINK;
 	io_uring_sqe_set_data64(sqe, kj_eng_ud(kj_eng_conn_slot(e, c), c->gen,
 					       OP_SEND));

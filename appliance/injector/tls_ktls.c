@@ -259,6 +259,7 @@ static void handshake_over(struct kj_tls_conn *c)
 
 int kj_tls_ktls(struct kj_tls_conn *c)
 {
+	static bool said;
 	struct tls12_crypto_info_aes_gcm_128 tx, rx;
 	int rc = -EIO;
 
@@ -272,17 +273,28 @@ int kj_tls_ktls(struct kj_tls_conn *c)
 	rc = crypto_info(c->server_secret, &tx);
 	if (rc >= 0)
 		rc = crypto_info(c->client_secret, &rx);
-	/* The ULP is attached now: without both directions the socket is
-	 * neither kernel nor user-space TLS, so it is closed. */
-	if (rc >= 0 && (setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, sizeof(tx)) ||
-			setsockopt(c->fd, SOL_TLS, TLS_RX, &rx, sizeof(rx)))) {
+	/* The ULP alone passes records through: without TLS_TX (the kernel
+	 * has no gcm(aes): its crypto modules not loaded) user space works
+	 * on this socket still.  With TLS_TX but not TLS_RX it is neither
+	 * kernel nor user-space TLS, so it is closed. */
+	if (rc >= 0 && setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, sizeof(tx))) {
+		if (!said)
+			kj_warn("TLS: kTLS TLS_TX: %s (the kernel's gcm, ctr "
+				"and ghash crypto modules loaded?): records "
+				"in user space", strerror(errno));
+		said = true;
+		rc = 0;
+	} else if (rc >= 0 &&
+		   setsockopt(c->fd, SOL_TLS, TLS_RX, &rx, sizeof(rx))) {
 		rc = -errno;
-		kj_err("TLS: kTLS TLS_TX/TLS_RX: %s", strerror(-rc));
+		kj_err("TLS: kTLS TLS_RX: %s", strerror(-rc));
 	} else if (rc >= 0) {
 		rc = 1;
 	}
 	explicit_bzero(&tx, sizeof(tx));
 	explicit_bzero(&rx, sizeof(rx));
+	if (rc == 0)
+		return kj_tls_user_records(c);
 out:
 	handshake_over(c);
 	return rc;
