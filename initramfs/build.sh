@@ -31,6 +31,12 @@ cmdline="console=ttyS0 panic=-1 loglevel=6"
 # virtio disk), in load order; Debian builds them as modules.
 virtio_mods="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev
 	virtio_pci virtio_blk"
+# kTLS (the `tls' TCP ULP) for `--listen tls:' (docs/TLS.md) and the
+# gcm(aes) its TLS_TX/TLS_RX ask the crypto API for (the generic code:
+# aesni-intel refuses a CPU without AES-NI, and the init stops at a failed
+# insmod): the image has no modules.dep for the kernel to load them on
+# demand, so the init does.
+net_mods="gf128mul ghash-generic ctr gcm tls"
 export LC_ALL=C
 
 for f in "$kinject" "$ko" "$busybox" "$top/initramfs/init" "$vmlinuz"; do
@@ -93,8 +99,10 @@ put_libs "$tcti"
 put "$ko" /lib/modules/"$kver"/extra/kinject.ko 0644
 # At their packaged paths (the SBOM finds their package); the init loads
 # the paths listed in boot.order, in order.
-for m in $virtio_mods; do
-	f=$(find "/lib/modules/$kver/kernel/drivers" -name "$m.ko" | head -1)
+for m in $virtio_mods $net_mods; do
+	f=$(find "/lib/modules/$kver/kernel/drivers" \
+		"/lib/modules/$kver/kernel/crypto" \
+		"/lib/modules/$kver/kernel/net" -name "$m.ko" | head -1)
 	[ -n "$f" ] || { echo "image: $m.ko not under /lib/modules/$kver" \
 		"(linux-image-amd64)" >&2; exit 1; }
 	put "$f" "$f" 0644

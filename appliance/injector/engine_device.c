@@ -39,9 +39,11 @@ void kj_eng_enter_hello(struct kj_engine *e, struct conn *c)
 		kj_eng_send_stop_abort(e, c);
 		return;
 	}
+	/* After a TLS handshake the HELLO limit runs on from the accept. */
+	if (c->state != S_TLS)
+		c->deadline_ns = kj_eng_mono_ns() +
+			(uint64_t)e->cfg.hello_timeout_ms * 1000000ull;
 	c->state = S_HELLO;
-	c->deadline_ns = kj_eng_mono_ns() +
-			 (uint64_t)e->cfg.hello_timeout_ms * 1000000ull;
 	kj_frame_parser_expect(&c->parser, KJ_MSG_BIT(KJ_MSG_HELLO) |
 						   KJ_MSG_BIT(KJ_MSG_ABORT));
 	receive(e, c);

@@ -95,7 +95,9 @@ void kj_eng_send_arm(struct kj_engine *e, struct conn *c, unsigned tmo_ms)
 		return;
 	c->msg.msg_iov = c->iov;
 	c->msg.msg_iovlen = c->iov_cnt;
-	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
+	/* kTLS refuses MSG_WAITALL (EOPNOTSUPP): a short send is resumed. */
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, c->tls ? MSG_NOSIGNAL :
+			      MSG_NOSIGNAL | MSG_WAITALL);
 	armed(e, c, sqe, OP_SEND,
 	      kj_eng_mono_ns() + (uint64_t)tmo_ms * 1000000ull, tmo_ms);
 }

@@ -12,9 +12,10 @@
  * a ciphertext buffer per connection in each direction and a copy of
  * every DATA byte into it, where POLL_ADD keeps the socket's own buffers
  * as the only ones (per-connection memory stays bounded, a slow site
- * still only delays itself).  Each readiness poll is linked to a timeout
- * like the receives and sends it stands for: the HELLO deadline during
- * the handshake and before HELLO, the programming limit for a send.
+ * still only delays itself).  Each readiness poll carries the deadline
+ * of the receive or send it stands for (engine_deadline.c's sweep): the
+ * HELLO deadline during the handshake and before HELLO, the programming
+ * limit for a send.
  * With kTLS (kj_tls_ktls() == 1) none of this runs after the handshake:
  * the fd reads and writes plaintext and the engine's RECV and SENDMSG of
  * DATA from the arena are used unchanged.
@@ -57,7 +58,7 @@ static void done(struct kj_engine *e, struct conn *c)
 	if (e->cfg.ktls)
 		rc = kj_tls_ktls(c->tls);
 	else
-		kj_tls_user_records(c->tls);
+		rc = kj_tls_user_records(c->tls);
 	if (rc < 0) {
 		refused(e, c, "the record layer could not be set up");
 		return;

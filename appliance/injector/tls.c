@@ -287,6 +287,7 @@ void kj_tls_conn_free(struct kj_tls_conn *c)
 	if (!c)
 		return;
 	SSL_free(c->ssl);
+	kj_tls_rec_free(c);
 	explicit_bzero(c, sizeof(*c));
 	free(c);
 }

@@ -84,14 +84,16 @@ const char *kj_tls_peer_cn(const struct kj_tls_conn *c);
  * TLS_TX and TLS_RX with the application traffic keys).  1: done, the fd
  * now reads and writes plaintext (DATA still goes out with SENDMSG from
  * the arena); 0: the kernel has no kTLS (module absent, not TCP), the
- * caller keeps user-space records (kj_tls_read/kj_tls_write); < 0: the
- * socket is unusable (close it).  The traffic secrets are wiped either way.
+ * connection has user-space records (kj_tls_read/kj_tls_write, as
+ * kj_tls_user_records); < 0: the socket is unusable (close it).  Either
+ * way the traffic secrets are wiped and the handshake's SSL is freed:
+ * only the CN and the record keys stay.
  */
 KJ_MUST_CHECK int kj_tls_ktls(struct kj_tls_conn *c);
 
 /* Instead of kj_tls_ktls() where kTLS is not to be tried: user-space
- * records; the traffic secrets are wiped. */
-void kj_tls_user_records(struct kj_tls_conn *c);
+ * records (tls_rec.c); 0, or < 0: the connection is unusable. */
+KJ_MUST_CHECK int kj_tls_user_records(struct kj_tls_conn *c);
 
 /*
  * Does this kernel offer kTLS (the `tls' TCP ULP, loaded on demand)?
@@ -100,13 +102,16 @@ void kj_tls_user_records(struct kj_tls_conn *c);
  */
 bool kj_tls_ktls_available(void);
 
-/* User-space records (no kTLS): like read/write; -EAGAIN when the fd
- * would block, 0 at a clean end.  kj_tls_write may write less than len
- * (whole records); after -EAGAIN call it again with the same bytes. */
+/* User-space records (no kTLS): like read/write on the fd; -EAGAIN when
+ * it would block, 0 at a clean end (close_notify or EOF between records),
+ * other < 0: the connection is unusable (a record not authentic, an alert,
+ * a post-handshake message).  kj_tls_write writes one record of at most
+ * 2^14 bytes and returns its length once it is all on the socket; after
+ * -EAGAIN call it again with the same bytes. */
 ssize_t kj_tls_read(struct kj_tls_conn *c, void *buf, size_t len);
 ssize_t kj_tls_write(struct kj_tls_conn *c, const void *buf, size_t len);
-/* Decrypted bytes (or a whole record) already read from the fd: reading
- * them does not wait for the fd. */
+/* Plaintext of a record already read from the fd: reading it does not
+ * wait for the fd. */
 bool kj_tls_pending(const struct kj_tls_conn *c);
 
 #endif

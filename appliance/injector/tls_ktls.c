@@ -7,12 +7,13 @@
  *
  * The application traffic secrets come from OpenSSL's key log callback
  * (the only interface 3.0 has for them); the record keys are derived as
- * RFC 8446 §7.3 says and wiped once the kernel has them.  Both sequence
- * numbers are 0: no tickets, no read-ahead, nothing after Finished.
+ * RFC 8446 §7.3 says and wiped once the kernel (or, without kTLS, the
+ * user-space records of tls_rec.c) has them; the handshake's SSL is then
+ * freed.  Both sequence numbers are 0: no tickets, no read-ahead, nothing
+ * after Finished.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
-#include <limits.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -222,24 +223,43 @@ static int expand(const uint8_t secret[32], const char *label, uint8_t *out,
 	return ok ? 0 : kj_err_ssl("TLS: HKDF-Expand-Label(%s)", label);
 }
 
+int kj_tls_traffic_keys(const uint8_t secret[32], struct kj_tls_dir *d)
+{
+	d->seq = 0;
+	KJ_TRY(expand(secret, "key", d->key, sizeof(d->key)));
+	return expand(secret, "iv", d->iv, sizeof(d->iv));
+}
+
 static int crypto_info(const uint8_t secret[32],
 		       struct tls12_crypto_info_aes_gcm_128 *ci)
 {
-	uint8_t iv[12];
+	struct kj_tls_dir d;
+	int rc;
 
 	memset(ci, 0, sizeof(*ci));
 	ci->info.version = TLS_1_3_VERSION;
 	ci->info.cipher_type = TLS_CIPHER_AES_GCM_128;
-	KJ_TRY(expand(secret, "key", ci->key, sizeof(ci->key)));
-	KJ_TRY(expand(secret, "iv", iv, sizeof(iv)));
-	memcpy(ci->salt, iv, 4);
-	memcpy(ci->iv, iv + 4, 8);
-	explicit_bzero(iv, sizeof(iv));
-	return 0;
+	rc = kj_tls_traffic_keys(secret, &d);
+	memcpy(ci->key, d.key, sizeof(ci->key));
+	memcpy(ci->salt, d.iv, 4);
+	memcpy(ci->iv, d.iv + 4, 8);
+	explicit_bzero(&d, sizeof(d));
+	return rc;
+}
+
+/* The handshake is over: its SSL (and everything it holds) goes, only
+ * the CN and, for user-space records, the keys stay. */
+static void handshake_over(struct kj_tls_conn *c)
+{
+	explicit_bzero(c->client_secret, sizeof(c->client_secret));
+	explicit_bzero(c->server_secret, sizeof(c->server_secret));
+	SSL_free(c->ssl);
+	c->ssl = NULL;
 }
 
 int kj_tls_ktls(struct kj_tls_conn *c)
 {
+	static bool said;
 	struct tls12_crypto_info_aes_gcm_128 tx, rx;
 	int rc = -EIO;
 
@@ -248,34 +268,48 @@ int kj_tls_ktls(struct kj_tls_conn *c)
 		goto out;
 	}
 	/* No kTLS in this kernel (module absent) or not TCP: user space. */
-	if (setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
-		rc = 0;
-		goto out;
-	}
+	if (setsockopt(c->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")))
+		return kj_tls_user_records(c);
 	rc = crypto_info(c->server_secret, &tx);
 	if (rc >= 0)
 		rc = crypto_info(c->client_secret, &rx);
-	/* The ULP is attached now: without both directions the socket is
-	 * neither kernel nor user-space TLS, so it is closed. */
-	if (rc >= 0 && (setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, sizeof(tx)) ||
-			setsockopt(c->fd, SOL_TLS, TLS_RX, &rx, sizeof(rx)))) {
+	/* The ULP alone passes records through: without TLS_TX (the kernel
+	 * has no gcm(aes): its crypto modules not loaded) user space works
+	 * on this socket still.  With TLS_TX but not TLS_RX it is neither
+	 * kernel nor user-space TLS, so it is closed. */
+	if (rc >= 0 && setsockopt(c->fd, SOL_TLS, TLS_TX, &tx, sizeof(tx))) {
+		if (!said)
+			kj_warn("TLS: kTLS TLS_TX: %s (the kernel's gcm, ctr "
+				"and ghash crypto modules loaded?): records "
+				"in user space", strerror(errno));
+		said = true;
+		rc = 0;
+	} else if (rc >= 0 &&
+		   setsockopt(c->fd, SOL_TLS, TLS_RX, &rx, sizeof(rx))) {
 		rc = -errno;
-		kj_err("TLS: kTLS TLS_TX/TLS_RX: %s", strerror(-rc));
+		kj_err("TLS: kTLS TLS_RX: %s", strerror(-rc));
 	} else if (rc >= 0) {
 		rc = 1;
 	}
 	explicit_bzero(&tx, sizeof(tx));
 	explicit_bzero(&rx, sizeof(rx));
+	if (rc == 0)
+		return kj_tls_user_records(c);
 out:
-	explicit_bzero(c->client_secret, sizeof(c->client_secret));
-	explicit_bzero(c->server_secret, sizeof(c->server_secret));
+	handshake_over(c);
 	return rc;
 }
 
-void kj_tls_user_records(struct kj_tls_conn *c)
+int kj_tls_user_records(struct kj_tls_conn *c)
 {
-	explicit_bzero(c->client_secret, sizeof(c->client_secret));
-	explicit_bzero(c->server_secret, sizeof(c->server_secret));
+	int rc = -EIO;
+
+	if (!c->have_ctx || !c->have_stx)
+		kj_err("TLS: the handshake left no traffic secrets");
+	else if ((rc = kj_tls_traffic_keys(c->server_secret, &c->wr)) >= 0)
+		rc = kj_tls_traffic_keys(c->client_secret, &c->rd);
+	handshake_over(c);
+	return rc < 0 ? rc : 0;
 }
 
 bool kj_tls_ktls_available(void)
@@ -290,37 +324,4 @@ bool kj_tls_ktls_available(void)
 	rc = rc < 0 ? errno : 0;
 	close(fd);
 	return rc == ENOTCONN || rc == 0;
-}
-
-static ssize_t io_result(struct kj_tls_conn *c, int n)
-{
-	if (n > 0)
-		return n;
-	switch (SSL_get_error(c->ssl, n)) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	default:
-		ERR_clear_error();
-		return -EIO;
-	}
-}
-
-ssize_t kj_tls_read(struct kj_tls_conn *c, void *buf, size_t len)
-{
-	return io_result(c, SSL_read(c->ssl, buf,
-				     (int)(len < INT_MAX ? len : INT_MAX)));
-}
-
-ssize_t kj_tls_write(struct kj_tls_conn *c, const void *buf, size_t len)
-{
-	return io_result(c, SSL_write(c->ssl, buf,
-				      (int)(len < INT_MAX ? len : INT_MAX)));
-}
-
-bool kj_tls_pending(const struct kj_tls_conn *c)
-{
-	return SSL_has_pending(c->ssl) == 1;
 }

@@ -6,12 +6,13 @@
  * by it, the injector's TLS 1.3 server (injector/tls.c) whose
  * CertificateVerify is signed by the keeper's check (keeper/keeper_sign.c)
  * in the HSM, the simulated site's client (sim/sim_tls.c), kTLS when the
- * kernel has it (else user-space records); refused: a site certificate of
- * another CA, an expired one, TLS 1.2 offered, no ALPN; the keeper's check
- * refuses what is not a server CertificateVerify input and rate-limits;
- * the keeper's SIGN handler (keeper_tls.c) answers SIGNED with a signature
- * tls.pem's key verifies, or with none over the limit, and treats any
- * other input as a hostile injector; site_id = CN.
+ * kernel has it (else user-space records, tested against OpenSSL's:
+ * partial writes, pieces, close_notify, forged records); refused: a site
+ * certificate of another CA, an expired one, TLS 1.2 offered, no ALPN; the
+ * keeper's check refuses what is not a server CertificateVerify input and
+ * rate-limits; the keeper's SIGN handler (keeper_tls.c) answers SIGNED
+ * with a signature tls.pem's key verifies, or with none over the limit,
+ * and treats any other input as a hostile injector; site_id = CN.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -187,10 +188,56 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* After the handshake, test_user_records' sites send: */
+enum { REC_NONE, REC_BULK, REC_FORGED, REC_KEYUPDATE };
+#define BULK_OUT 200000 /* appliance -> site: 13 records, partial writes */
+#define BULK_IN 40000	/* site -> appliance: 3 records, read in pieces */
+
 struct site {
 	const char *cert; /* in dir */
 	bool tls12, no_alpn;
+	int records;
 };
+
+static uint8_t pattern(size_t i, unsigned k)
+{
+	return (uint8_t)((i * k) >> 3);
+}
+
+/* The site of test_user_records, OpenSSL's record layer: exit status. */
+static int records_site(SSL *s, int fd, int mode)
+{
+	static uint8_t b[BULK_OUT];
+	size_t got = 0;
+	int n;
+
+	if (mode == REC_FORGED) /* a record that does not authenticate */
+		n = write(fd, "\x17\x03\x03\x00\x20" "0123456789abcdef"
+			  "0123456789abcdef", 37) == 37 ? 0 : 5;
+	else if (mode == REC_KEYUPDATE)
+		n = SSL_key_update(s, SSL_KEY_UPDATE_NOT_REQUESTED) == 1 &&
+		    SSL_write(s, "x", 1) == 1 ? 0 : 5;
+	else
+		n = 0;
+	if (mode != REC_BULK) {
+		while (read(fd, b, sizeof(b)) > 0)
+			; /* until the appliance closes */
+		return n;
+	}
+	while (got < BULK_OUT && (n = SSL_read(s, b + got,
+					       (int)(BULK_OUT - got))) > 0)
+		got += (size_t)n;
+	for (size_t i = 0; i < BULK_OUT; i++)
+		if (b[i] != pattern(i, 7))
+			return 6;
+	for (size_t i = 0; i < BULK_IN; i++)
+		b[i] = pattern(i, 11);
+	if (SSL_write(s, b, BULK_IN) != BULK_IN || SSL_shutdown(s) < 0)
+		return 7;
+	while (read(fd, b, sizeof(b)) > 0)
+		;
+	return 0;
+}
 
 /* The site in a child: handshake, read "ok-from-appliance", answer. */
 static void site_child(int port, const struct site *st)
@@ -212,6 +259,8 @@ static void site_child(int port, const struct site *st)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) ||
 	    kj_sim_tls_ctx(&o, &ctx) < 0 || kj_sim_tls_connect(ctx, fd, &s))
 		_exit(2);
+	if (st->records)
+		_exit(records_site(s, fd, st->records));
 	n = SSL_read(s, buf, sizeof(buf) - 1);
 	if (n != 17 || memcmp(buf, "ok-from-appliance", 17))
 		_exit(3);
@@ -227,8 +276,59 @@ static int wait_fd(int fd, short ev)
 	return poll(&p, 1, 20000) == 1 ? 0 : -ETIMEDOUT;
 }
 
+/* kj_tls_read until it returns something but -EAGAIN. */
+static ssize_t read_wait(struct kj_tls_conn *c, int fd, void *b, size_t len)
+{
+	ssize_t n;
+
+	while ((n = kj_tls_read(c, b, len)) == -EAGAIN)
+		assert_int_equal(wait_fd(fd, POLLIN), 0);
+	return n;
+}
+
+/* The appliance's side of test_user_records (kj_tls_read/kj_tls_write). */
+static void serve_records(struct kj_tls_conn *c, int fd, int mode)
+{
+	static uint8_t b[BULK_OUT];
+	unsigned again = 0, pending = 0;
+	int sndbuf = 4096;
+	size_t off = 0;
+	ssize_t n;
+
+	assert_int_equal(kj_tls_user_records(c), 0);
+	if (mode != REC_BULK) { /* refused: the connection is unusable */
+		assert_int_equal(read_wait(c, fd, b, sizeof(b)), -EIO);
+		return;
+	}
+	/* A small send buffer: records are part-written, then finished. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	for (size_t i = 0; i < BULK_OUT; i++)
+		b[i] = pattern(i, 7);
+	while (off < BULK_OUT) {
+		n = kj_tls_write(c, b + off, BULK_OUT - off);
+		if (n == -EAGAIN) {
+			again++;
+			assert_int_equal(wait_fd(fd, POLLOUT), 0);
+			continue;
+		}
+		assert_true(n > 0 && n <= 16384);
+		off += (size_t)n;
+	}
+	assert_true(again > 0);
+	/* 1000 bytes at a time: a record's rest is pending, no wait. */
+	for (off = 0; off < BULK_IN; off += (size_t)n) {
+		n = read_wait(c, fd, b, 1000);
+		assert_true(n > 0 && off + (size_t)n <= BULK_IN);
+		for (ssize_t i = 0; i < n; i++)
+			assert_int_equal(b[i], pattern(off + (size_t)i, 11));
+		pending += kj_tls_pending(c);
+	}
+	assert_true(pending > 0);
+	assert_int_equal(read_wait(c, fd, b, 1000), 0); /* close_notify */
+}
+
 /* The appliance's side of one connection; the step it ended with. */
-static enum kj_tls_step serve(int fd, const char **why)
+static enum kj_tls_step serve(int fd, const char **why, int records)
 {
 	struct kj_tls_conn *c;
 	enum kj_tls_step st;
@@ -254,7 +354,9 @@ static enum kj_tls_step serve(int fd, const char **why)
 		}
 	}
 	*why = st == KJ_TLS_FAILED ? kj_tls_failure(c) : NULL;
-	if (st == KJ_TLS_DONE) {
+	if (st == KJ_TLS_DONE && records) {
+		serve_records(c, fd, records);
+	} else if (st == KJ_TLS_DONE) {
 		char buf[32] = "";
 		int k = kj_tls_ktls(c);
 		ssize_t n;
@@ -302,7 +404,7 @@ static enum kj_tls_step one(const struct site *st, int *child_rc,
 	assert_true(fd >= 0);
 	close(l);
 	fcntl(fd, F_SETFL, O_NONBLOCK);
-	step = serve(fd, why);
+	step = serve(fd, why, st->records);
 	close(fd);
 	assert_int_equal(waitpid(pid, &ws, 0), pid);
 	*child_rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : 99;
@@ -323,6 +425,30 @@ static void test_handshake_signed_in_hsm(void **state)
 	assert_int_equal(limit.signed_n, before + 1);
 	printf("record layer after the handshake: %s\n",
 	       ktls_seen == 1 ? "kTLS" : "user space");
+}
+
+/*
+ * User-space records (tls_rec.c) against OpenSSL's: 200,000 bytes out
+ * through a small send buffer (records part-written and resumed), 40,000
+ * in, read 1,000 bytes at a time (a record's rest pending), the site's
+ * close_notify as the end; a forged record and a KeyUpdate end the
+ * connection.
+ */
+static void test_user_records(void **state)
+{
+	static const int modes[] = { REC_BULK, REC_FORGED, REC_KEYUPDATE };
+	const char *why;
+	int rc;
+
+	(void)state;
+	for (unsigned i = 0; i < 3; i++) {
+		struct site st = { .cert = "site.pem", .records = modes[i] };
+
+		if (one(&st, &rc, &why) != KJ_TLS_DONE)
+			fail_msg("handshake failed: %s", why);
+		if (rc != 0)
+			fail_msg("site %u: exit %d", modes[i], rc);
+	}
 }
 
 static void refused(const char *cert, bool tls12, bool no_alpn,
@@ -504,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_keeper_sign_ipc),
 		cmocka_unit_test(test_handshake_signed_in_hsm),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_user_records),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

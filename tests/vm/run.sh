@@ -57,6 +57,12 @@ tpm2_shutdown -T "$KJ_SWTPM_TCTI" || fail "tpm2_shutdown"
 kj_swtpm_stop "$T/tpm"
 KJ_SOFTHSM_NO_KEY=1 kj_softhsm_init "$T" >/dev/null || fail "SoftHSM2 token"
 kj_officers "$T/officers" 3 || fail "officers"
+# The resumed part of the job runs over TLS 1.3 on the guest's loopback
+# (kTLS: the init loaded tls.ko): a site CA the guest's officers enrol,
+# a site certificate whose CN is the sim's site id.
+. "$KJ_TESTS/lib/tls.sh"
+kj_tls_ca vmline && kj_tls_site vmsite vm-line vmline ||
+	fail "site CA and certificate"
 mkdir -p "$T/in"
 kj_customer "$T/in" release || fail "customer key"
 # A stand-in transport key for kj_inputs_all; the guest re-encrypts.
@@ -94,6 +100,8 @@ mkdir -p "$ov/job/state" "$ov/etc/kinject" "$ov/usr/bin" "$ov/usr/lib/ssl"
 cp -R "$T/officers" "$ov/job/officers"
 cp -R "$T/in" "$ov/job/in"
 cp -R "$T/softhsm" "$ov/job/softhsm"
+mkdir -p "$ov/job/tls"
+cp "$T/vmline.pem" "$T/vmsite.pem" "$T/vmsite.key" "$ov/job/tls/"
 sed -i "s|^directories.tokendir = .*|directories.tokendir = /job/softhsm/tokens|" \
 	"$ov/job/softhsm/softhsm2.conf"
 ossl=$(command -v openssl)
@@ -198,6 +206,15 @@ grep -q 'tamper response' "$R/run1.err" ||
 	fail "the run's log does not name the tamper response: $(tail -3 "$R/run1.err")"
 echo "ok: zeroize wiped the held arena and stopped the running job (exit 3, $(jq -r .outcome "$R/run1.json"))"
 [ "$(cat "$R/run2.rc")" = 0 ] || fail "the resumed job: exit $(cat "$R/run2.rc"): $(cat "$R/run2.err")"
+# The resumed part ran over TLS with the kernel's record layer.
+jq -e ".committed == $HALF and .errors.tls == 0" "$R/sim2.json" >/dev/null ||
+	fail "the TLS site: $(cat "$R/sim2.json")"
+jq -e '.tls.ktls >= 2 and .tls.user_space == 0 and .tls.refused == 0' \
+	"$R/run2.json" >/dev/null ||
+	fail "the resumed job's TLS: $(jq -c .tls "$R/run2.json") (ULPs: $(cat "$R/ulp"))"
+grep -q 'TLS 1.3 with site vm-line: records in the kernel (kTLS)' \
+	"$R/run2.err" || fail "the log does not name kTLS: $(grep TLS "$R/run2.err")"
+echo "ok: the resumed job's $HALF devices came over TLS 1.3 with kTLS ($(jq -c .tls "$R/run2.json"))"
 jq -e '.appliance.secret_memory == "kmod"' "$R/evidence.json" >/dev/null ||
 	fail "evidence secret_memory: $(jq -c .appliance.secret_memory "$R/evidence.json")"
 "$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
