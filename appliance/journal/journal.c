@@ -29,6 +29,18 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
+/*
+ * Version 2 (docs/JOURNAL.md "Schema"): the certificates other jobs
+ * reserved are looked up in cert_used, filled in bulk at job begin and end
+ * (journal_resv.c), not in an index on reservations that every
+ * reservation updated at a random place; the unused index records_serial
+ * is gone (recall uses records_serial_nocase).
+ */
+#define CERT_USED_SQL                                                        \
+	"CREATE TABLE cert_used("                                            \
+	" cert_sha256 BLOB NOT NULL, job TEXT NOT NULL,"                     \
+	" PRIMARY KEY(cert_sha256, job)) WITHOUT ROWID;"
+
 static const char schema_sql[] =
 	"CREATE TABLE jobs("
 	" job TEXT PRIMARY KEY,"
@@ -50,8 +62,6 @@ static const char schema_sql[] =
 	" jcs BLOB NOT NULL,"
 	" UNIQUE(job, job_seq));"
 	"CREATE INDEX records_uid ON records(uid) WHERE uid IS NOT NULL;"
-	"CREATE INDEX records_serial ON records(serial)"
-	" WHERE serial IS NOT NULL;"
 	"CREATE TABLE reservations("
 	" attempt INTEGER PRIMARY KEY,"
 	" job TEXT NOT NULL, cred_index INTEGER NOT NULL,"
@@ -61,9 +71,9 @@ static const char schema_sql[] =
 	" hwrev TEXT NOT NULL, time_ms INTEGER NOT NULL,"
 	" state TEXT NOT NULL CHECK(state IN ('reserved', 'done')),"
 	" UNIQUE(job, cred_index), UNIQUE(job, serial_no));"
-	"CREATE INDEX reservations_cert ON reservations(cert_sha256);"
 	"CREATE INDEX reservations_open ON reservations(state)"
 	" WHERE state = 'reserved';"
+	CERT_USED_SQL
 	"CREATE TABLE event_log("
 	" id INTEGER PRIMARY KEY,"
 	" epoch INTEGER NOT NULL, pcr INTEGER NOT NULL, name TEXT NOT NULL,"
@@ -96,7 +106,7 @@ static const char *const stmt_sql[S_COUNT_] = {
 		       " (SELECT 1 FROM records w WHERE w.seq > records.seq"
 		       " AND w.attempt = records.attempt"
 		       " AND w.result = 'withdrawn') LIMIT 1",
-	[S_CERT_ELSEWHERE] = "SELECT 1 FROM reservations WHERE cert_sha256"
+	[S_CERT_ELSEWHERE] = "SELECT 1 FROM cert_used WHERE cert_sha256"
 			     " = ?1 AND job != ?2 LIMIT 1",
 	[S_INS_EVENT] = "INSERT INTO event_log(id, epoch, pcr, name, digest,"
 			" time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -142,28 +152,48 @@ static int exec_sql(struct kj_journal *j, const char *sql)
 	return rc == SQLITE_OK ? 0 : kj_jnl_sql_err(j, rc, sql);
 }
 
+/* Version 1 -> 2: cert_used replaces the index reservations_cert. */
+static const char migrate_1_sql[] =
+	CERT_USED_SQL
+	"DROP INDEX IF EXISTS reservations_cert;"
+	"DROP INDEX IF EXISTS records_serial;";
+
 static int setup_schema(struct kj_journal *j)
 {
 	uint64_t v = 0;
 	int rc;
 
 	KJ_TRY(kj_jnl_query_u64(j, "PRAGMA user_version", NULL, &v));
+	j->schema = (int)v;
 	if (v == KJ_JOURNAL_SCHEMA)
 		return 0;
+	/* A reader needs none of version 2's changes. */
+	if (v == 1 && j->rdonly)
+		return 0;
 	if (v > KJ_JOURNAL_SCHEMA || j->rdonly) {
-		kj_err("%s: schema version %llu, this kinject reads version %d",
-		       j->path, (unsigned long long)v, KJ_JOURNAL_SCHEMA);
+		kj_err("%s: schema version %llu, this kinject reads versions "
+		       "1 to %d%s", j->path, (unsigned long long)v,
+		       KJ_JOURNAL_SCHEMA, v > KJ_JOURNAL_SCHEMA ?
+		       ": use the kinject that wrote it, or a newer one" : "");
 		return -EPROTO;
 	}
 	KJ_TRY(exec_sql(j, "BEGIN IMMEDIATE"));
-	rc = exec_sql(j, schema_sql);
+	rc = exec_sql(j, v ? migrate_1_sql : schema_sql);
+	if (!rc && v)
+		rc = kj_jnl_cert_catch_up(j);
 	if (!rc)
-		rc = exec_sql(j, "PRAGMA user_version = 1");
+		rc = exec_sql(j, "PRAGMA user_version = 2");
 	if (!rc)
 		rc = exec_sql(j, "COMMIT");
-	if (rc)
+	if (rc) {
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+		return rc;
+	}
+	if (v)
+		kj_info("%s: journal schema upgraded from version 1 to 2",
+			j->path);
+	j->schema = KJ_JOURNAL_SCHEMA;
+	return 0;
 }
 
 static int open_db(struct kj_journal *j)
@@ -220,7 +250,13 @@ static int open_db(struct kj_journal *j)
 static int prepare_all(struct kj_journal *j)
 {
 	for (int i = 0; i < S_COUNT_; i++) {
-		int rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
+		int rc;
+
+		/* Only reservations use it, and a version 1 journal (read
+		 * only) has no cert_used. */
+		if (i == S_CERT_ELSEWHERE && j->rdonly)
+			continue;
+		rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
 					    SQLITE_PREPARE_PERSISTENT,
 					    &j->stmt[i], NULL);
 

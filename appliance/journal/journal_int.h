@@ -2,7 +2,7 @@
 /*
  * Inside the journal: the handle and the helpers its files share, each
  * under the file that defines it.  Calls go one way only, downwards:
- *   journal.c      -> journal_stale.c, journal_ckpt.c
+ *   journal.c      -> journal_stale.c, journal_ckpt.c, journal_resv.c
  *   journal_job.c  -> journal_resv.c -> journal_rec.c
  *   journal_stale.c -> journal_rec.c
  *   journal_query.c (read-only: audit) -> nothing but journal_sql.c
@@ -56,6 +56,7 @@ struct kj_journal {
 	int lock_fd;
 	bool rdonly;
 	bool in_txn;
+	int schema;           /* PRAGMA user_version as opened */
 	int poisoned;         /* sticky errno of the first failed write */
 	size_t pending;
 	uint64_t syncs_base;
@@ -107,6 +108,9 @@ int kj_jnl_close_reservation(struct kj_journal *j, const struct kj_record *r);
 
 /* journal_resv.c: load the job's used credential indexes (resume). */
 int kj_jnl_load_used(struct kj_journal *j);
+/* Copy into cert_used the reservations made since the last copy; the
+ * caller holds the write transaction.  Logs; a negative errno. */
+int kj_jnl_cert_catch_up(struct kj_journal *j);
 
 /* journal_stale.c: burn the reservations a crash left open, then commit. */
 int kj_jnl_burn_stale(struct kj_journal *j);
