@@ -30,16 +30,26 @@
 #define BUSY_TIMEOUT_MS 5000
 
 /*
- * Version 2 (docs/JOURNAL.md "Schema"): the certificates other jobs
- * reserved are looked up in cert_used, filled in bulk at job begin and end
- * (journal_resv.c), not in an index on reservations that every
- * reservation updated at a random place; the unused index records_serial
- * is gone (recall uses records_serial_nocase).
+ * Version 2 (docs/JOURNAL.md "Schema"): certificates other jobs reserved
+ * and records by uid are looked up in cert_used and uid_seen, filled in
+ * bulk at job begin and end (journal_bulk.c), not in indexes on
+ * reservations and records that every device updated at a random place;
+ * the unused index records_serial is gone (recall uses
+ * records_serial_nocase).
  */
 #define CERT_USED_SQL                                                        \
 	"CREATE TABLE cert_used("                                            \
 	" cert_sha256 BLOB NOT NULL, job TEXT NOT NULL,"                     \
 	" PRIMARY KEY(cert_sha256, job)) WITHOUT ROWID;"
+#define UID_SEEN_SQL                                                         \
+	"CREATE TABLE uid_seen("                                             \
+	" uid BLOB NOT NULL, seq INTEGER NOT NULL,"                          \
+	" PRIMARY KEY(uid, seq)) WITHOUT ROWID;"
+/* An ok device record r of the current job not withdrawn since. */
+#define OK_NOT_WITHDRAWN                                                     \
+	" AND r.job = ?2 AND r.kind = 'device' AND r.result = 'ok'"          \
+	" AND NOT EXISTS (SELECT 1 FROM records w WHERE w.seq > r.seq"       \
+	" AND w.attempt = r.attempt AND w.result = 'withdrawn')"
 
 static const char schema_sql[] =
 	"CREATE TABLE jobs("
@@ -61,7 +71,7 @@ static const char schema_sql[] =
 	" time_ms INTEGER NOT NULL,"
 	" jcs BLOB NOT NULL,"
 	" UNIQUE(job, job_seq));"
-	"CREATE INDEX records_uid ON records(uid) WHERE uid IS NOT NULL;"
+	UID_SEEN_SQL
 	"CREATE TABLE reservations("
 	" attempt INTEGER PRIMARY KEY,"
 	" job TEXT NOT NULL, cred_index INTEGER NOT NULL,"
@@ -101,11 +111,13 @@ static const char *const stmt_sql[S_COUNT_] = {
 	[S_RESV_DONE] = "UPDATE reservations SET state = 'done'"
 			" WHERE attempt = ?1 AND job = ?2 AND cred_index = ?3"
 			" AND serial = ?4 AND state = 'reserved'",
-	[S_UID_DONE] = "SELECT 1 FROM records WHERE uid = ?1 AND job = ?2"
-		       " AND kind = 'device' AND result = 'ok' AND NOT EXISTS"
-		       " (SELECT 1 FROM records w WHERE w.seq > records.seq"
-		       " AND w.attempt = records.attempt"
-		       " AND w.result = 'withdrawn') LIMIT 1",
+	/* CROSS JOIN: uid_seen first (SQLite would scan the job's
+	 * records by its index and look each up in uid_seen). */
+	[S_UID_DONE] = "SELECT 1 FROM uid_seen u CROSS JOIN records r"
+		       " ON r.seq = u.seq WHERE u.uid = ?1" OK_NOT_WITHDRAWN
+		       " LIMIT 1",
+	[S_UID_DONE_AT] = "SELECT 1 FROM records r WHERE r.seq = ?3"
+			  " AND r.uid = ?1" OK_NOT_WITHDRAWN,
 	[S_CERT_ELSEWHERE] = "SELECT 1 FROM cert_used WHERE cert_sha256"
 			     " = ?1 AND job != ?2 LIMIT 1",
 	[S_INS_EVENT] = "INSERT INTO event_log(id, epoch, pcr, name, digest,"
@@ -152,10 +164,13 @@ static int exec_sql(struct kj_journal *j, const char *sql)
 	return rc == SQLITE_OK ? 0 : kj_jnl_sql_err(j, rc, sql);
 }
 
-/* Version 1 -> 2: cert_used replaces the index reservations_cert. */
+/* Version 1 -> 2: cert_used and uid_seen replace the indexes
+ * reservations_cert and records_uid. */
 static const char migrate_1_sql[] =
 	CERT_USED_SQL
+	UID_SEEN_SQL
 	"DROP INDEX IF EXISTS reservations_cert;"
+	"DROP INDEX IF EXISTS records_uid;"
 	"DROP INDEX IF EXISTS records_serial;";
 
 static int setup_schema(struct kj_journal *j)
@@ -180,7 +195,7 @@ static int setup_schema(struct kj_journal *j)
 	KJ_TRY(exec_sql(j, "BEGIN IMMEDIATE"));
 	rc = exec_sql(j, v ? migrate_1_sql : schema_sql);
 	if (!rc && v)
-		rc = kj_jnl_cert_catch_up(j);
+		rc = kj_jnl_bulk_catch_up(j);
 	if (!rc)
 		rc = exec_sql(j, "PRAGMA user_version = 2");
 	if (!rc)
@@ -252,9 +267,10 @@ static int prepare_all(struct kj_journal *j)
 	for (int i = 0; i < S_COUNT_; i++) {
 		int rc;
 
-		/* Only reservations use it, and a version 1 journal (read
-		 * only) has no cert_used. */
-		if (i == S_CERT_ELSEWHERE && j->rdonly)
+		/* Only writers use them, and a version 1 journal (read
+		 * only) has no cert_used or uid_seen. */
+		if (j->rdonly && (i == S_CERT_ELSEWHERE || i == S_UID_DONE ||
+				  i == S_UID_DONE_AT))
 			continue;
 		rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
 					    SQLITE_PREPARE_PERSISTENT,
@@ -361,6 +377,7 @@ void kj_journal_close(struct kj_journal *j)
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
 	job_clear(&j->job);
+	kj_jnl_bulk_free(j);
 	free(j->path);
 	free(j);
 }

@@ -63,76 +63,6 @@ int kj_jnl_load_used(struct kj_journal *j)
 }
 
 /*
- * Run an existence query whose ?1 is a blob and ?2 the current job: 1 if
- * it finds a row, 0 if not, or a negative errno.
- */
-static int blob_in_job(struct kj_journal *j, enum kj_jnl_stmt s,
-		       const void *blob, size_t len, const char *what)
-{
-	sqlite3_stmt *st = kj_jnl_stmt(j, s);
-	int rc;
-
-	sqlite3_bind_blob(st, 1, blob, (int)len, SQLITE_STATIC);
-	bind_text(st, 2, j->job.d.job);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return kj_jnl_sql_err(j, rc, what);
-}
-
-/*
- * cert_used (schema version 2) answers "did another job reserve this
- * certificate": one row per (certificate, job) for every reservation
- * whose attempt is below the meta key cert_used_attempt.  It is copied
- * from reservations in bulk, sorted, at job begin and job end, rather
- * than kept in an index of reservations that each reservation updated at
- * a random place (a B-tree page written to the WAL per device).  The
- * reservations it lacks are all the current job's: a handle runs one job
- * and holds the state dir's lock, and its job_begin copied every earlier
- * one.  So the lookup below, which excludes the current job, is exact.
- */
-int kj_jnl_cert_catch_up(struct kj_journal *j)
-{
-	static const char copy_sql[] =
-		"INSERT OR IGNORE INTO cert_used(cert_sha256, job)"
-		" SELECT cert_sha256, job FROM reservations WHERE attempt >= ?1"
-		" ORDER BY cert_sha256, job";
-	static const char mark_sql[] =
-		"INSERT OR REPLACE INTO meta(key, value)"
-		" VALUES('cert_used_attempt', ?1)";
-	const char *sqls[2] = { copy_sql, mark_sql };
-	uint64_t from = 0, next = 1;
-	int rc = SQLITE_OK;
-
-	KJ_TRY(kj_jnl_query_u64(j, "SELECT CAST(value AS INTEGER) FROM meta"
-				" WHERE key = 'cert_used_attempt'", NULL,
-				&from));
-	KJ_TRY(kj_jnl_query_u64(j, "SELECT max(attempt) + 1 FROM reservations",
-				NULL, &next));
-	if (from >= next)
-		return 0;
-	for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
-		sqlite3_stmt *st;
-
-		rc = sqlite3_prepare_v2(j->db, sqls[i], -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			break;
-		bind_u64(st, 1, i ? next : from);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-	}
-	if (rc != SQLITE_OK)
-		return kj_jnl_write_failed(j, rc, "copy reserved certificates "
-					   "to cert_used");
-	j->pending++;
-	return 0;
-}
-
-/*
  * Reserved by another job of this journal: an indexed lookup per
  * candidate rather than a set loaded at job start, since the appliance
  * keeps every job of its ten years and that set would grow without bound.
@@ -140,8 +70,8 @@ int kj_jnl_cert_catch_up(struct kj_journal *j)
  */
 static int cert_used_elsewhere(struct kj_journal *j, const uint8_t h[32])
 {
-	return blob_in_job(j, S_CERT_ELSEWHERE, h, 32,
-			   "look up other jobs' credentials");
+	return kj_jnl_blob_in_job(j, S_CERT_ELSEWHERE, h, 32, 0,
+				  "look up other jobs' credentials");
 }
 
 /*
@@ -249,11 +179,4 @@ void kj_record_set_reservation(struct kj_record *r,
 	r->has_cred = true;
 	r->cred_index = res->cred_index;
 	memcpy(r->cert_sha256, res->cert_sha256, 32);
-}
-
-int kj_journal_uid_done(struct kj_journal *j, const uint8_t *uid,
-			size_t uid_len)
-{
-	KJ_TRY(kj_jnl_need_job(j));
-	return blob_in_job(j, S_UID_DONE, uid, uid_len, "look up uid");
 }

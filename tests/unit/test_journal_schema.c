@@ -5,8 +5,9 @@
  * tests/unit/data/journal_v1.c) still opens read-only as it is, and a
  * read-write open migrates it without changing a byte of what evidence is
  * made of; a newer version is refused with a message; and the
- * certificates other jobs reserved are found through cert_used, which is
- * filled in bulk at job begin and end, not per reservation.
+ * certificates other jobs reserved and the records of a uid are found
+ * through cert_used and uid_seen, filled in bulk at job begin and end,
+ * not per device.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "journal/journal.h"
+#include "journal/journal_query.h"
 #include "journal/record.h"
 
 static char dir[64];
@@ -219,8 +221,9 @@ static void test_v1_migrate(void **state)
 				 "'WO-A'"), 3);
 	assert_int_equal(sql_int("SELECT CAST(value AS INTEGER) FROM meta "
 				 "WHERE key = 'cert_used_attempt'"), 6);
+	assert_int_equal(sql_int("SELECT count(*) FROM uid_seen"), 4);
 	assert_int_equal(sql_int("SELECT count(*) FROM sqlite_schema WHERE "
-				 "name IN ('reservations_cert', "
+				 "name IN ('reservations_cert', 'records_uid', "
 				 "'records_serial')"), 0);
 	assert_int_equal(sql_int("SELECT count(*) FROM records WHERE result "
 				 "= 'interrupted' AND seq = 6"), 1);
@@ -284,7 +287,7 @@ static void test_newer_refused(void **state)
 	assert_int_equal(sql_int("PRAGMA user_version"), 3);
 }
 
-static void device(struct kj_journal *j, unsigned n, uint64_t *cred)
+static uint64_t device(struct kj_journal *j, unsigned n, uint64_t *cred)
 {
 	struct kj_reservation res;
 	struct kj_record r;
@@ -304,6 +307,7 @@ static void device(struct kj_journal *j, unsigned n, uint64_t *cred)
 	assert_int_equal(kj_journal_append_record(j, &r, NULL, NULL), 0);
 	assert_int_equal(kj_journal_commit(j), 0);
 	*cred = res.cred_index;
+	return res.attempt;
 }
 
 /*
@@ -354,6 +358,92 @@ static void test_cert_used_bulk(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM cert_used"), 6);
 }
 
+static int count_cb(void *ctx, uint64_t seq, const uint8_t *jcs, size_t len)
+{
+	(void)seq;
+	(void)jcs;
+	(void)len;
+	++*(int *)ctx;
+	return 0;
+}
+
+/* Records with uid {n, 0x42}, read by a reader as `audit recall' does. */
+static int recall(unsigned n)
+{
+	uint8_t uid[2] = { (uint8_t)n, 0x42 };
+	struct kj_journal_filter f = { .uid = uid, .uid_len = 2 };
+	struct kj_journal *r;
+	int count = 0;
+
+	assert_int_equal(kj_journal_open(dir, KJ_JOURNAL_RDONLY, &r), 0);
+	assert_int_equal(kj_journal_query(r, &f, count_cb, &count), 0);
+	kj_journal_close(r);
+	return count;
+}
+
+static int done(struct kj_journal *j, unsigned n)
+{
+	uint8_t uid[2] = { (uint8_t)n, 0x42 };
+
+	return kj_journal_uid_done(j, uid, 2);
+}
+
+/*
+ * DUPLICATE and recall by uid, whether the record is in uid_seen (an
+ * earlier run's, copied at job begin) or only noted in memory (this
+ * run's), withdrawn or not; and recall during the job and after its end.
+ */
+static void test_uid_seen(void **state)
+{
+	struct kj_cred_ref creds[10];
+	struct kj_journal *j;
+	uint64_t cred, a1, a3;
+
+	(void)state;
+	for (unsigned i = 0; i < 10; i++) {
+		creds[i].index = i;
+		memset(creds[i].cert_sha256, 0x60 + (int)i, 32);
+	}
+	j = begin("U1", 1, creds, 10);
+	a1 = device(j, 1, &cred);
+	device(j, 2, &cred);
+	assert_int_equal(done(j, 1), 1);
+	assert_int_equal(done(j, 2), 1);
+	assert_int_equal(done(j, 3), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM uid_seen"), 0);
+	assert_int_equal(recall(1), 1);
+	kj_journal_close(j);
+
+	/* Resumed: 1 and 2 are in uid_seen now. */
+	j = begin("U1", 1, creds, 10);
+	assert_int_equal(sql_int("SELECT count(*) FROM uid_seen"), 2);
+	assert_int_equal(done(j, 1), 1);
+	assert_int_equal(kj_journal_withdraw(j, a1, NULL, NULL, NULL), 0);
+	assert_int_equal(done(j, 1), 0);
+	assert_int_equal(done(j, 2), 1);
+	a3 = device(j, 3, &cred);
+	device(j, 4, &cred);
+	assert_int_equal(done(j, 3), 1);
+	assert_int_equal(kj_journal_withdraw(j, a3, NULL, NULL, NULL), 0);
+	assert_int_equal(kj_journal_commit(j), 0);
+	assert_int_equal(done(j, 3), 0);
+	assert_int_equal(done(j, 4), 1);
+	/* The uid of a withdrawn attempt may come again. */
+	device(j, 1, &cred);
+	assert_int_equal(done(j, 1), 1);
+	assert_int_equal(recall(1), 3); /* ok, withdrawn, ok */
+	assert_int_equal(recall(2), 1);
+	assert_int_equal(recall(3), 2);
+	assert_int_equal(recall(4), 1);
+	assert_int_equal(recall(5), 0);
+	assert_int_equal(kj_journal_job_end(j, NULL, NULL, NULL), 0);
+	assert_int_equal(kj_journal_commit(j), 0);
+	kj_journal_close(j);
+	assert_int_equal(sql_int("SELECT count(*) FROM uid_seen"), 7);
+	assert_int_equal(recall(1), 3);
+	assert_int_equal(recall(3), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +454,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newer_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cert_used_bulk, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_uid_seen, setup,
 						teardown),
 	};
 
