@@ -89,7 +89,8 @@ int kj_jnl_bulk_catch_up(struct kj_journal *j)
 	for (size_t i = 0; i < KJ_ARRAY_SIZE(copies); i++)
 		KJ_TRY(copy_one(j, &copies[i]));
 	j->okset.n = 0;
-	memset(j->okset.v, 0, j->okset.cap * sizeof(*j->okset.v));
+	if (j->okset.v)
+		memset(j->okset.v, 0, j->okset.cap * sizeof(*j->okset.v));
 	return 0;
 }
 
