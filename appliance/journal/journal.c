@@ -29,6 +29,28 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
+/*
+ * Version 2 (docs/JOURNAL.md "Schema"): certificates other jobs reserved
+ * and records by uid are looked up in cert_used and uid_seen, filled in
+ * bulk at job begin and end (journal_bulk.c), not in indexes on
+ * reservations and records that every device updated at a random place;
+ * the unused index records_serial is gone (recall uses
+ * records_serial_nocase).
+ */
+#define CERT_USED_SQL                                                        \
+	"CREATE TABLE cert_used("                                            \
+	" cert_sha256 BLOB NOT NULL, job TEXT NOT NULL,"                     \
+	" PRIMARY KEY(cert_sha256, job)) WITHOUT ROWID;"
+#define UID_SEEN_SQL                                                         \
+	"CREATE TABLE uid_seen("                                             \
+	" uid BLOB NOT NULL, seq INTEGER NOT NULL,"                          \
+	" PRIMARY KEY(uid, seq)) WITHOUT ROWID;"
+/* An ok device record r of the current job not withdrawn since. */
+#define OK_NOT_WITHDRAWN                                                     \
+	" AND r.job = ?2 AND r.kind = 'device' AND r.result = 'ok'"          \
+	" AND NOT EXISTS (SELECT 1 FROM records w WHERE w.seq > r.seq"       \
+	" AND w.attempt = r.attempt AND w.result = 'withdrawn')"
+
 static const char schema_sql[] =
 	"CREATE TABLE jobs("
 	" job TEXT PRIMARY KEY,"
@@ -49,9 +71,7 @@ static const char schema_sql[] =
 	" time_ms INTEGER NOT NULL,"
 	" jcs BLOB NOT NULL,"
 	" UNIQUE(job, job_seq));"
-	"CREATE INDEX records_uid ON records(uid) WHERE uid IS NOT NULL;"
-	"CREATE INDEX records_serial ON records(serial)"
-	" WHERE serial IS NOT NULL;"
+	UID_SEEN_SQL
 	"CREATE TABLE reservations("
 	" attempt INTEGER PRIMARY KEY,"
 	" job TEXT NOT NULL, cred_index INTEGER NOT NULL,"
@@ -61,9 +81,9 @@ static const char schema_sql[] =
 	" hwrev TEXT NOT NULL, time_ms INTEGER NOT NULL,"
 	" state TEXT NOT NULL CHECK(state IN ('reserved', 'done')),"
 	" UNIQUE(job, cred_index), UNIQUE(job, serial_no));"
-	"CREATE INDEX reservations_cert ON reservations(cert_sha256);"
 	"CREATE INDEX reservations_open ON reservations(state)"
 	" WHERE state = 'reserved';"
+	CERT_USED_SQL
 	"CREATE TABLE event_log("
 	" id INTEGER PRIMARY KEY,"
 	" epoch INTEGER NOT NULL, pcr INTEGER NOT NULL, name TEXT NOT NULL,"
@@ -91,12 +111,14 @@ static const char *const stmt_sql[S_COUNT_] = {
 	[S_RESV_DONE] = "UPDATE reservations SET state = 'done'"
 			" WHERE attempt = ?1 AND job = ?2 AND cred_index = ?3"
 			" AND serial = ?4 AND state = 'reserved'",
-	[S_UID_DONE] = "SELECT 1 FROM records WHERE uid = ?1 AND job = ?2"
-		       " AND kind = 'device' AND result = 'ok' AND NOT EXISTS"
-		       " (SELECT 1 FROM records w WHERE w.seq > records.seq"
-		       " AND w.attempt = records.attempt"
-		       " AND w.result = 'withdrawn') LIMIT 1",
-	[S_CERT_ELSEWHERE] = "SELECT 1 FROM reservations WHERE cert_sha256"
+	/* CROSS JOIN: uid_seen first (SQLite would scan the job's
+	 * records by its index and look each up in uid_seen). */
+	[S_UID_DONE] = "SELECT 1 FROM uid_seen u CROSS JOIN records r"
+		       " ON r.seq = u.seq WHERE u.uid = ?1" OK_NOT_WITHDRAWN
+		       " LIMIT 1",
+	[S_UID_DONE_AT] = "SELECT 1 FROM records r WHERE r.seq = ?3"
+			  " AND r.uid = ?1" OK_NOT_WITHDRAWN,
+	[S_CERT_ELSEWHERE] = "SELECT 1 FROM cert_used WHERE cert_sha256"
 			     " = ?1 AND job != ?2 LIMIT 1",
 	[S_INS_EVENT] = "INSERT INTO event_log(id, epoch, pcr, name, digest,"
 			" time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -142,28 +164,51 @@ static int exec_sql(struct kj_journal *j, const char *sql)
 	return rc == SQLITE_OK ? 0 : kj_jnl_sql_err(j, rc, sql);
 }
 
+/* Version 1 -> 2: cert_used and uid_seen replace the indexes
+ * reservations_cert and records_uid. */
+static const char migrate_1_sql[] =
+	CERT_USED_SQL
+	UID_SEEN_SQL
+	"DROP INDEX IF EXISTS reservations_cert;"
+	"DROP INDEX IF EXISTS records_uid;"
+	"DROP INDEX IF EXISTS records_serial;";
+
 static int setup_schema(struct kj_journal *j)
 {
 	uint64_t v = 0;
 	int rc;
 
 	KJ_TRY(kj_jnl_query_u64(j, "PRAGMA user_version", NULL, &v));
+	j->schema = (int)v;
 	if (v == KJ_JOURNAL_SCHEMA)
 		return 0;
+	/* A reader needs none of version 2's changes. */
+	if (v == 1 && j->rdonly)
+		return 0;
 	if (v > KJ_JOURNAL_SCHEMA || j->rdonly) {
-		kj_err("%s: schema version %llu, this kinject reads version %d",
-		       j->path, (unsigned long long)v, KJ_JOURNAL_SCHEMA);
+		kj_err("%s: schema version %llu, this kinject reads versions "
+		       "1 to %d%s", j->path, (unsigned long long)v,
+		       KJ_JOURNAL_SCHEMA, v > KJ_JOURNAL_SCHEMA ?
+		       ": use the kinject that wrote it, or a newer one" : "");
 		return -EPROTO;
 	}
 	KJ_TRY(exec_sql(j, "BEGIN IMMEDIATE"));
-	rc = exec_sql(j, schema_sql);
+	rc = exec_sql(j, v ? migrate_1_sql : schema_sql);
+	if (!rc && v)
+		rc = kj_jnl_bulk_catch_up(j);
 	if (!rc)
-		rc = exec_sql(j, "PRAGMA user_version = 1");
+		rc = exec_sql(j, "PRAGMA user_version = 2");
 	if (!rc)
 		rc = exec_sql(j, "COMMIT");
-	if (rc)
+	if (rc) {
 		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+		return rc;
+	}
+	if (v)
+		kj_info("%s: journal schema upgraded from version 1 to 2",
+			j->path);
+	j->schema = KJ_JOURNAL_SCHEMA;
+	return 0;
 }
 
 static int open_db(struct kj_journal *j)
@@ -220,7 +265,14 @@ static int open_db(struct kj_journal *j)
 static int prepare_all(struct kj_journal *j)
 {
 	for (int i = 0; i < S_COUNT_; i++) {
-		int rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
+		int rc;
+
+		/* Only writers use them, and a version 1 journal (read
+		 * only) has no cert_used or uid_seen. */
+		if (j->rdonly && (i == S_CERT_ELSEWHERE || i == S_UID_DONE ||
+				  i == S_UID_DONE_AT))
+			continue;
+		rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1,
 					    SQLITE_PREPARE_PERSISTENT,
 					    &j->stmt[i], NULL);
 
@@ -325,6 +377,7 @@ void kj_journal_close(struct kj_journal *j)
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);
 	job_clear(&j->job);
+	kj_jnl_bulk_free(j);
 	free(j->path);
 	free(j);
 }

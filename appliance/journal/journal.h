@@ -36,7 +36,7 @@
 #include "record.h"
 
 #define KJ_JOURNAL_FILE "journal.db"
-#define KJ_JOURNAL_SCHEMA 1       /* PRAGMA user_version */
+#define KJ_JOURNAL_SCHEMA 2       /* PRAGMA user_version (1 is migrated) */
 #define KJ_SERIAL_MAX 256         /* OFFER str8: prefix + decimal + NUL */
 #define KJ_JOURNAL_PCR_COUNT 24
 

@@ -2,7 +2,8 @@
 /*
  * Inside the journal: the handle and the helpers its files share, each
  * under the file that defines it.  Calls go one way only, downwards:
- *   journal.c      -> journal_stale.c, journal_ckpt.c
+ *   journal.c      -> journal_stale.c, journal_ckpt.c, journal_bulk.c
+ *   journal_job.c, journal_rec.c -> journal_bulk.c
  *   journal_job.c  -> journal_resv.c -> journal_rec.c
  *   journal_stale.c -> journal_rec.c
  *   journal_query.c (read-only: audit) -> nothing but journal_sql.c
@@ -23,6 +24,7 @@ enum kj_jnl_stmt {
 	S_INS_RESV,
 	S_RESV_DONE,
 	S_UID_DONE,
+	S_UID_DONE_AT,
 	S_CERT_ELSEWHERE,
 	S_INS_EVENT,
 	S_VOID_EVENT,
@@ -56,6 +58,7 @@ struct kj_journal {
 	int lock_fd;
 	bool rdonly;
 	bool in_txn;
+	int schema;           /* PRAGMA user_version as opened */
 	int poisoned;         /* sticky errno of the first failed write */
 	size_t pending;
 	uint64_t syncs_base;
@@ -65,6 +68,10 @@ struct kj_journal {
 	uint64_t last_nv;
 	sqlite3_stmt *stmt[S_COUNT_];
 	struct kj_jnl_ckpt *ckpt; /* background WAL checkpoints (rw only) */
+	struct kj_jnl_okset {     /* ok records not yet in uid_seen */
+		struct kj_jnl_ok { uint64_t hash, seq; } *v;
+		size_t cap, n;    /* cap: 0 or a power of two */
+	} okset;
 	struct job job;
 	char jcs[KJ_RECORD_MAX];
 };
@@ -89,6 +96,13 @@ int kj_jnl_step_write(struct kj_journal *j, sqlite3_stmt *st,
 int kj_jnl_query_u64(struct kj_journal *j, const char *sql, const char *text,
 		     uint64_t *out);
 
+/* An existence query of statement s, ?1 a blob, ?2 the current job, ?3
+ * (if s has it) seq: 1 if it finds a row, 0 if not, or a negative errno
+ * (logged, naming what). */
+int kj_jnl_blob_in_job(struct kj_journal *j, enum kj_jnl_stmt s,
+		       const void *blob, size_t len, uint64_t seq,
+		       const char *what);
+
 /* Step a `SELECT seq, jcs' to cb (kj_journal_foreach_record's contract);
  * finalizes st. */
 int kj_jnl_step_leaves(struct kj_journal *j, sqlite3_stmt *st,
@@ -107,6 +121,15 @@ int kj_jnl_close_reservation(struct kj_journal *j, const struct kj_record *r);
 
 /* journal_resv.c: load the job's used credential indexes (resume). */
 int kj_jnl_load_used(struct kj_journal *j);
+
+/* journal_bulk.c: the lookup tables filled in bulk (schema version 2).
+ * Copy into cert_used and uid_seen what was reserved and recorded since
+ * the last copy; the caller holds the write transaction.  Logs; a
+ * negative errno. */
+int kj_jnl_bulk_catch_up(struct kj_journal *j);
+/* Note the ok record r (appended, not yet copied) for uid_done. */
+int kj_jnl_note_ok(struct kj_journal *j, const struct kj_record *r);
+void kj_jnl_bulk_free(struct kj_journal *j);
 
 /* journal_stale.c: burn the reservations a crash left open, then commit. */
 int kj_jnl_burn_stale(struct kj_journal *j);

@@ -134,7 +134,8 @@ static void append_kinds(sqlite3_str *s, unsigned kinds)
 }
 
 /* " WHERE ..." of f; parameters are named so binding needs no count. */
-static void append_where(sqlite3_str *s, const struct kj_journal_filter *f)
+static void append_where(sqlite3_str *s, const struct kj_journal_filter *f,
+			 int schema)
 {
 	bool by_job = f->has_fw_sha256 || f->fw_version || f->batch;
 
@@ -153,7 +154,14 @@ static void append_where(sqlite3_str *s, const struct kj_journal_filter *f)
 	if (f->serial)
 		sqlite3_str_appendall(s, " AND serial = :serial"
 				      " COLLATE NOCASE");
-	if (f->uid)
+	/* Version 2: uid_seen up to meta uid_seen_seq, the rest (the
+	 * running job's records, journal_bulk.c) by scanning them. */
+	if (f->uid && schema >= 2)
+		sqlite3_str_appendall(s, " AND seq IN (SELECT seq FROM uid_seen"
+				      " WHERE uid = :uid UNION ALL SELECT seq"
+				      " FROM records WHERE seq >= :uidtail"
+				      " AND uid = :uid)");
+	else if (f->uid)
 		sqlite3_str_appendall(s, " AND uid = :uid");
 	if (!by_job)
 		return;
@@ -175,7 +183,8 @@ static void bind_named_text(sqlite3_stmt *st, const char *name, const char *v)
 		bind_text(st, i, v);
 }
 
-static void bind_filter(sqlite3_stmt *st, const struct kj_journal_filter *f)
+static void bind_filter(sqlite3_stmt *st, const struct kj_journal_filter *f,
+			uint64_t uidtail)
 {
 	int i;
 
@@ -190,6 +199,8 @@ static void bind_filter(sqlite3_stmt *st, const struct kj_journal_filter *f)
 	if ((i = sqlite3_bind_parameter_index(st, ":uid")))
 		sqlite3_bind_blob(st, i, f->uid, (int)f->uid_len,
 				  SQLITE_STATIC);
+	if ((i = sqlite3_bind_parameter_index(st, ":uidtail")))
+		bind_u64(st, i, uidtail);
 	if ((i = sqlite3_bind_parameter_index(st, ":fwsha")))
 		sqlite3_bind_blob(st, i, f->fw_sha256, 32, SQLITE_STATIC);
 }
@@ -199,11 +210,16 @@ static int prepare_filter(struct kj_journal *j, const char *head,
 			  sqlite3_stmt **st)
 {
 	sqlite3_str *s = sqlite3_str_new(j->db);
+	uint64_t uidtail = 0;
 	char *sql;
 	int rc;
 
+	if (f->uid && j->schema >= 2)
+		KJ_TRY(kj_jnl_query_u64(j, "SELECT CAST(value AS INTEGER) FROM"
+					" meta WHERE key = 'uid_seen_seq'", NULL,
+					&uidtail));
 	sqlite3_str_appendall(s, head);
-	append_where(s, f);
+	append_where(s, f, j->schema);
 	sqlite3_str_appendall(s, tail);
 	sql = sqlite3_str_finish(s);
 	if (!sql) {
@@ -214,7 +230,7 @@ static int prepare_filter(struct kj_journal *j, const char *head,
 	sqlite3_free(sql);
 	if (rc != SQLITE_OK)
 		return kj_jnl_sql_err(j, rc, "query records");
-	bind_filter(*st, f);
+	bind_filter(*st, f, uidtail);
 	return 0;
 }
 

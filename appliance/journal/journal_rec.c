@@ -144,6 +144,8 @@ int kj_journal_append_record(struct kj_journal *j, struct kj_record *r,
 	 * record closed (journal_withdraw.c). */
 	if (r->has_attempt && r->result != KJ_RES_WITHDRAWN)
 		KJ_TRY(kj_jnl_close_reservation(j, r));
+	if (r->result == KJ_RES_OK)
+		KJ_TRY(kj_jnl_note_ok(j, r));
 	KJ_TRY(kj_jnl_insert_record(j, r, n));
 	if (r->has_attempt && r->result != KJ_RES_WITHDRAWN)
 		j->job.open_reservations--;

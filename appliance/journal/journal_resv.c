@@ -63,27 +63,6 @@ int kj_jnl_load_used(struct kj_journal *j)
 }
 
 /*
- * Run an existence query whose ?1 is a blob and ?2 the current job: 1 if
- * it finds a row, 0 if not, or a negative errno.
- */
-static int blob_in_job(struct kj_journal *j, enum kj_jnl_stmt s,
-		       const void *blob, size_t len, const char *what)
-{
-	sqlite3_stmt *st = kj_jnl_stmt(j, s);
-	int rc;
-
-	sqlite3_bind_blob(st, 1, blob, (int)len, SQLITE_STATIC);
-	bind_text(st, 2, j->job.d.job);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return kj_jnl_sql_err(j, rc, what);
-}
-
-/*
  * Reserved by another job of this journal: an indexed lookup per
  * candidate rather than a set loaded at job start, since the appliance
  * keeps every job of its ten years and that set would grow without bound.
@@ -91,8 +70,8 @@ static int blob_in_job(struct kj_journal *j, enum kj_jnl_stmt s,
  */
 static int cert_used_elsewhere(struct kj_journal *j, const uint8_t h[32])
 {
-	return blob_in_job(j, S_CERT_ELSEWHERE, h, 32,
-			   "look up other jobs' credentials");
+	return kj_jnl_blob_in_job(j, S_CERT_ELSEWHERE, h, 32, 0,
+				  "look up other jobs' credentials");
 }
 
 /*
@@ -200,11 +179,4 @@ void kj_record_set_reservation(struct kj_record *r,
 	r->has_cred = true;
 	r->cred_index = res->cred_index;
 	memcpy(r->cert_sha256, res->cert_sha256, 32);
-}
-
-int kj_journal_uid_done(struct kj_journal *j, const uint8_t *uid,
-			size_t uid_len)
-{
-	KJ_TRY(kj_jnl_need_job(j));
-	return blob_in_job(j, S_UID_DONE, uid, uid_len, "look up uid");
 }

@@ -132,6 +132,30 @@ int kj_jnl_query_u64(struct kj_journal *j, const char *sql, const char *text,
 	return found;
 }
 
+/*
+ * Run an existence query whose ?1 is a blob, ?2 the current job and ?3,
+ * if it has one, seq: 1 if it finds a row, 0 if not, or a negative errno.
+ */
+int kj_jnl_blob_in_job(struct kj_journal *j, enum kj_jnl_stmt s,
+		       const void *blob, size_t len, uint64_t seq,
+		       const char *what)
+{
+	sqlite3_stmt *st = kj_jnl_stmt(j, s);
+	int rc;
+
+	sqlite3_bind_blob(st, 1, blob, (int)len, SQLITE_STATIC);
+	bind_text(st, 2, j->job.d.job);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		bind_u64(st, 3, seq);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return kj_jnl_sql_err(j, rc, what);
+}
+
 /* ---- commit -------------------------------------------------------------- */
 
 int kj_journal_commit(struct kj_journal *j)
