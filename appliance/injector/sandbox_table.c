@@ -206,12 +206,12 @@ const struct io_uring_restriction kj_uring_restrictions[] = {
 	REG_OP(IORING_UNREGISTER_PBUF_RING),
 	REG_OP(IORING_REGISTER_RING_FDS),
 	REG_OP(IORING_UNREGISTER_RING_FDS),
-	/* Links, buffer selection, CQE skipping, async
-	 * punting; not IOSQE_FIXED_FILE (no files are registered). */
+	/* Buffer selection (the multishot receives) is the only SQE flag
+	 * the engine sets: deadlines are a sweep, not linked timeouts
+	 * (engine_deadline.c), so no links, drains, async punts or CQE
+	 * skipping; not IOSQE_FIXED_FILE (no files are registered). */
 	{ .opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED,
-	  .sqe_flags = IOSQE_IO_LINK | IOSQE_IO_HARDLINK | IOSQE_IO_DRAIN |
-		       IOSQE_ASYNC | IOSQE_BUFFER_SELECT |
-		       IOSQE_CQE_SKIP_SUCCESS },
+	  .sqe_flags = IOSQE_BUFFER_SELECT },
 };
 
 const size_t kj_uring_restrictions_len = KJ_ARRAY_SIZE(kj_uring_restrictions);

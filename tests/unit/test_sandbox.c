@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +200,44 @@ static void test_uring_openat_eacces(void **state)
 	check_uring_openat(RING_RESTRICTED_SANDBOXED, path, -EACCES);
 	assert_int_equal(stat(path, &st), -1);
 	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * The ring's SQE flags are restricted to what the engine sets (buffer
+ * selection): a link, drain, async punt or CQE skip is refused, so a
+ * compromised injector cannot chain operations the engine never chains.
+ */
+static int nop_with_flags(struct io_uring *ring, unsigned flags)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+	int res;
+
+	if (!sqe)
+		return -ENOSPC;
+	io_uring_prep_nop(sqe);
+	sqe->flags |= (__u8)flags;
+	if (io_uring_submit(ring) != 1 || io_uring_wait_cqe(ring, &cqe) < 0)
+		return -EIO;
+	res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return res;
+}
+
+static void test_uring_sqe_flags(void **state)
+{
+	static const unsigned refused[] = {
+		IOSQE_IO_LINK, IOSQE_IO_HARDLINK, IOSQE_IO_DRAIN,
+		IOSQE_ASYNC, IOSQE_CQE_SKIP_SUCCESS, IOSQE_FIXED_FILE,
+	};
+	struct io_uring ring;
+
+	(void)state;
+	assert_true(kj_uring_init_restricted(&ring, 8, NULL) >= 0);
+	assert_int_equal(nop_with_flags(&ring, 0), 0);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_int_equal(nop_with_flags(&ring, refused[i]), -EACCES);
+	io_uring_queue_exit(&ring);
 }
 
 /*
@@ -457,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_openat_sigsys),
 		cmocka_unit_test(test_other_forbidden_sigsys),
 		cmocka_unit_test(test_uring_openat_eacces),
+		cmocka_unit_test(test_uring_sqe_flags),
 		cmocka_unit_test(test_fs_landlock),
 		cmocka_unit_test(test_fs_mountns),
 		cmocka_unit_test(test_uring_socketpair_io),
