@@ -224,7 +224,7 @@ $(BUILD)/bench/naive: tests/bench/naive.c $(BUILD)/libkinject.a
 
 bench: deps $(BUILD)/kinject $(BUILD)/bench/pump $(BUILD)/bench/bench_journal \
 	$(BUILD)/bench/bench_recall $(BUILD)/bench/bench_evidence \
-	$(BUILD)/bench/naive $(BUILD)/tests/test_engine
+	$(BUILD)/bench/naive $(BUILD)/tests/test_engine_bench
 	@BUILD=$(abspath $(BUILD)) tests/bench/run.sh
 
 # CycloneDX 1.6 of what ships (tools/sbom.py), checked against the schema

@@ -245,10 +245,10 @@ want kinject-64k-nocac && scenario kinject-64k-nocac 65536 1000 30000 --no-commi
 want kinject-64k-tls && scenario kinject-64k-tls 65536 1000 20000
 want kinject-64k-nocac-tls && scenario kinject-64k-nocac-tls 65536 1000 30000 --no-commit-after-checkpoint
 # RSS growth per idle connection (QUALITY.md: <= 16 KiB): 2,000 idle
-# connections to the keeper and injectors of test_engine.
+# connections to the keeper and injectors of test_engine_bench.
 if want idle-rss; then
 	bench_lock
-	KJ_TEST=test_idle_rss "$BUILD/tests/test_engine" 2>&1 |
+	KJ_TEST=test_idle_rss "$BUILD/tests/test_engine_bench" 2>&1 |
 		sed -n 's/^idle: .*, \([0-9.]*\) KiB per connection$/\1/p' |
 		/usr/bin/python3 -c 'import json, os, sys
 print(json.dumps({"scenario": "idle-rss", "connections": 2000,
