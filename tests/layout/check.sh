@@ -11,7 +11,9 @@
 # but base/, and no folder includes one further down the data path.
 # Rule 2 (what the compiler really opens, via -MM): the offline verifier
 # reaches no TPM, HSM or journal code.  Rule 3: no source file over
-# MAX_LINES.  A folder missing from the table is an error, not a pass.
+# MAX_LINES, in appliance/ and in tests/unit/ (a test program too large to
+# read is split by theme, what its parts share in a tests/unit/*.h).  A
+# folder missing from the table is an error, not a pass.
 set -uo pipefail
 
 # folder -> the folders it may include besides itself (HACKING.md "Map";
@@ -38,7 +40,7 @@ verifier_deny='appliance/(hsm/|journal/journal|attest/tpm\.h|keeper/|injector/)'
 MAX_LINES=${MAX_LINES:-700}
 
 check() {
-	local root=$1 bad=0 f d inc target dir n folders deps
+	local root=$1 bad=0 f d inc target dir n folders deps sized=()
 	folders=$(cd "$root/appliance" && ls -d */ | tr -d / | paste -sd'|')
 	for d in ${folders//|/ }; do
 		[ "$d" = cli ] || [ -n "${allow[$d]+set}" ] && continue
@@ -82,6 +84,10 @@ check() {
 			bad=1
 		fi
 	done
+	for f in "$root"/appliance/*.c "$root"/appliance/*/*.[ch] \
+		"$root"/tests/unit/*.[ch]; do
+		[ -e "$f" ] && sized+=("$f")
+	done
 	while read -r n f; do
 		[ "$f" = total ] && continue
 		if [ "$n" -gt "$MAX_LINES" ]; then
@@ -89,12 +95,12 @@ check() {
 				"split it by concern (docs/HACKING.md)"
 			bad=1
 		fi
-	done < <(wc -l "$root"/appliance/*.c "$root"/appliance/*/*.[ch])
+	done < <(wc -l "${sized[@]}")
 	return $bad
 }
 
 self_test() {
-	local t rc=0 src out
+	local t rc=0 src out f
 	src=$(cd "$(dirname "$0")/../.." && pwd)
 	t=$(mktemp -d) || return 1
 	breach() {	# FILE LINE WHAT: the check must fail, naming FILE and WHAT
@@ -122,6 +128,21 @@ self_test() {
 	breach evidence/verify_log.c '#include "no_such.h"' 'cc -MM failed'
 	breach tls/tls.c '/* a stage nobody placed */' 'not in tests/layout'
 	breach base/log.c "$(printf '/* %s */\n' $(seq 800))" lines
+	# a test program or helper of tests/unit/ over the limit
+	for f in test_proto.c kj_testutil.h; do
+		rm -rf "$t/tree"; mkdir -p "$t/tree/tests"
+		cp -r "$src/appliance" "$t/tree/appliance"
+		cp -r "$src/tests/unit" "$t/tree/tests/unit"
+		printf '/* %s */\n' $(seq 800) >> "$t/tree/tests/unit/$f"
+		out=$(check "$t/tree" 2>&1)
+		if grep -F "tests/unit/$f:" <<< "$out" |
+			grep -q -F "over $MAX_LINES"; then
+			echo "layout: self-test: caught tests/unit/$f + 800 lines"
+		else
+			echo "layout: self-test: MISSED tests/unit/$f + 800 lines"
+			rc=1
+		fi
+	done
 	rm -rf "$t"
 	return $rc
 }
