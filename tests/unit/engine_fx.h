@@ -237,6 +237,23 @@ struct simres {
 	struct kj_sim_result r;
 };
 
+/* Close every descriptor above stdio but a and b (-1: none). */
+static inline int close_fds_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a, from = 3;
+
+	if (lo < 0)
+		lo = hi, hi = -1;
+	if (lo > from && close_range(from, lo - 1, 0) < 0)
+		return -1;
+	from = lo + 1;
+	if (hi > from && close_range(from, hi - 1, 0) < 0)
+		return -1;
+	if (hi >= 0)
+		from = hi + 1;
+	return close_range(from, ~0U, 0);
+}
+
 static inline int sim_start(struct fx *f, struct kj_sim_opts *o, int *rfd)
 {
 	int p[2];
@@ -248,7 +265,17 @@ static inline int sim_start(struct fx *f, struct kj_sim_opts *o, int *rfd)
 	if (pid == 0) {
 		struct simres sr = { 0 };
 
-		close(p[0]);
+		/*
+		 * A real site shares no descriptor with the appliance.  Forked
+		 * from a keeper hook mid-job, the child would hold the keeper's
+		 * listener open after the job: its sockets' reconnects at the
+		 * job's end would then sit in a backlog nobody accepts (20 s
+		 * stalls) instead of being refused.  Keep stdio, the pipe and
+		 * the device log the parent opened for it.
+		 */
+		if (close_fds_but(p[1], o->device_log ?
+				  fileno(o->device_log) : -1) < 0)
+			_exit(3);
 		sr.rc = kj_sim_run(o, &sr.r);
 		sr.p50_us = kj_sim_percentile(&sr.r, 50);
 		sr.p99_us = kj_sim_percentile(&sr.r, 99);
