@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "checkpoint.h"
 #include "base/log.h"
@@ -250,6 +251,27 @@ int kj_checkpointer_committed(void *ctx, uint64_t tree_size,
 	return 0;
 }
 
+/*
+ * The job's last quote keeps the cadence too: no two quotes start less
+ * than an interval apart, so quotes/s stay <= 1/interval whatever the
+ * device rate (QUALITY.md), at the cost of up to one interval at the
+ * job's end (its last COMMITs wait that long for a quote anyway).
+ */
+static void wait_cadence(const struct kj_checkpointer *c)
+{
+	uint64_t now = kj_now_ms(), ms;
+	struct timespec ts;
+
+	if (!c->last_ms || now < c->last_ms ||
+	    now - c->last_ms >= c->policy.interval_ms)
+		return;
+	ms = c->policy.interval_ms - (now - c->last_ms);
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 int kj_checkpointer_finish(struct kj_checkpointer *c)
 {
 	if (!c->w)
@@ -257,6 +279,8 @@ int kj_checkpointer_finish(struct kj_checkpointer *c)
 	KJ_TRY(catch_up(c));
 	KJ_TRY(kj_ckpt_worker_drain(c->w, c->journal));
 	if (kj_ckpt_worker_covered(c->w) < kj_mtree_size(c->t)) {
+		wait_cadence(c);
+		c->last_ms = kj_now_ms();
 		KJ_TRY(kj_ckpt_worker_submit(c->w, c->journal, c->t));
 		KJ_TRY(kj_ckpt_worker_drain(c->w, c->journal));
 	}

@@ -434,6 +434,53 @@ static void test_kmod(void **st)
 	kj_tpm_close(tpm);
 }
 
+/* One record appended (not committed) and handed to the checkpointer. */
+static uint64_t append_locked_out(struct kj_checkpointer *k,
+				  struct kj_journal *j)
+{
+	struct kj_record r;
+	const uint8_t *jcs;
+	size_t len;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = KJ_REC_DEVICE;
+	r.site = "s";
+	r.uid_len = 1;
+	r.hwrev = "Z";
+	r.result = KJ_RES_LOCKED_OUT;
+	assert_int_equal(kj_journal_append_record(j, &r, &jcs, &len), 0);
+	assert_int_equal(kj_checkpointer_record(k, r.seq, jcs, len), 0);
+	return r.seq;
+}
+
+struct clocks {
+	uint64_t prev, last;
+};
+
+static int clock_cb(void *ctx, const struct kj_journal_checkpoint *c)
+{
+	struct clocks *cl = ctx;
+	struct kj_quote_info qi;
+
+	assert_int_equal(kj_quote_parse(c->quote_attest, c->attest_len, &qi,
+					NULL), 0);
+	cl->prev = cl->last;
+	cl->last = qi.clock;
+	return 0;
+}
+
+/* The TPM clock between the last two quotes of the journal, in ms. */
+static uint64_t last_quote_gap_ms(struct kj_journal *j)
+{
+	struct clocks cl = { 0, 0 };
+
+	assert_int_equal(kj_journal_foreach_checkpoint(j, 0, clock_cb, &cl),
+			 0);
+	fprintf(stderr, "cadence: the last two quotes %llu ms apart\n",
+		(unsigned long long)(cl.last - cl.prev));
+	return cl.last - cl.prev;
+}
+
 /*
  * The keeper's loop with the pipelined worker: records at ~5,000/s for 2 s,
  * a commit every 2 ms, a checkpoint due every 200 ms.  Quotes/s stay at
@@ -480,21 +527,7 @@ static void test_cadence(void **st)
 		uint64_t a, c;
 
 		for (int i = 0; i < 10; i++) {
-			struct kj_record r;
-			const uint8_t *jcs;
-			size_t len;
-
-			memset(&r, 0, sizeof(r));
-			r.kind = KJ_REC_DEVICE;
-			r.site = "s";
-			r.uid_len = 1;
-			r.hwrev = "Z";
-			r.result = KJ_RES_LOCKED_OUT;
-			assert_int_equal(kj_journal_append_record(j, &r, &jcs,
-								  &len), 0);
-			assert_int_equal(kj_checkpointer_record(&k, r.seq, jcs,
-								len), 0);
-			t_app[r.seq] = now;
+			t_app[append_locked_out(&k, j)] = now;
 			n++;
 		}
 		assert_int_equal(kj_journal_commit(j), 0);
@@ -514,8 +547,20 @@ static void test_cadence(void **st)
 	}
 	now = kj_now_ms() - t0;
 	kj_ckpt_worker_stats(k.w, &cs);
+	/* A checkpoint due and taken now, then one more record: the job's
+	 * last quote still waits for the cadence (it came a few ms after
+	 * the previous one before). */
+	usleep(250 * 1000);
+	append_locked_out(&k, j);
+	assert_int_equal(kj_journal_commit(j), 0);
+	assert_int_equal(kj_checkpointer_committed(
+			 &k, kj_journal_record_count(j), &cov), 0);
+	append_locked_out(&k, j);
+	assert_int_equal(kj_journal_commit(j), 0);
+	n += 2;
 	assert_int_equal(kj_checkpointer_finish(&k), 0);
 	assert_int_equal(kj_ckpt_worker_covered(k.w), n + 1);
+	assert_true(last_quote_gap_ms(j) >= 150);
 	fprintf(stderr,
 		"cadence: %u records in %llu ms, %llu checkpoints = %.1f quotes/s (interval 200 ms: 5/s); keeper-side max %llu ms per committed hook; record -> covered: mean %llu ms, max %llu ms\n",
 		n, (unsigned long long)now, (unsigned long long)cs.taken,
