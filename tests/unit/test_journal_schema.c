@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The journal's schema version 2 (docs/JOURNAL.md "Schema"): a version 1
- * journal written by the old code (tests/unit/data/journal_v1.db, made by
- * tests/unit/data/journal_v1.c) still opens read-only as it is, and a
+ * journal written by the old code (tests/unit/data/journal_v1.sql, its
+ * dump, made by tests/unit/data/journal_v1.c) still opens read-only as it is, and a
  * read-write open migrates it without changing a byte of what evidence is
  * made of; a newer version is refused with a message; and the
  * certificates other jobs reserved and the records of a uid are found
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "journal/journal.h"
 #include "journal/journal_query.h"
 #include "journal/record.h"
@@ -43,14 +44,32 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/*
+ * The version 1 journal, rebuilt from its SQL dump (`sqlite3 .dump` of
+ * what the old code wrote, plus its user_version): the same schema text
+ * and rows, byte for byte, kept as reviewable text rather than a binary.
+ */
 static void copy_fixture(void)
 {
 	const char *src = getenv("KJ_SRCDIR") ? getenv("KJ_SRCDIR") : ".";
-	char cmd[512];
+	char path[512];
+	uint8_t *sql;
+	size_t len;
+	sqlite3 *db;
 
-	snprintf(cmd, sizeof(cmd), "cp '%s/tests/unit/data/journal_v1.db' "
-		 "'%s/journal.db'", src, dir);
-	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/tests/unit/data/journal_v1.sql", src);
+	assert_int_equal(kj_read_file(path, 1 << 20, &sql, &len), 0);
+	sql = realloc(sql, len + 1);
+	assert_non_null(sql);
+	sql[len] = 0;
+	snprintf(path, sizeof(path), "%s/journal.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL,
+				      NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, (const char *)sql, NULL, NULL,
+				      NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	free(sql);
 }
 
 /* One integer from the journal file, read with SQLite directly. */

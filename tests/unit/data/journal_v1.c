@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * How tests/unit/data/journal_v1.db was made: by the journal of schema
+ * How tests/unit/data/journal_v1.sql was made (`sqlite3 DIR/journal.db
+ * .dump`, then `PRAGMA user_version = 1;` appended): by the journal of schema
  * version 1 (kinject before the cert_used change, commit 4795535), so
  * test_journal_schema.c checks the migration on bytes the old code wrote,
  * not on a reconstruction.  Not built by make; to remake the fixture,
