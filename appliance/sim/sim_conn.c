@@ -27,6 +27,17 @@ uint64_t kj_sim_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+void kj_sim_stamp(const struct sim *s, struct conn *c, unsigned which)
+{
+	struct timespec ts;
+
+	if (!s->o->device_log)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	c->t_wall_us[which] = (uint64_t)ts.tv_sec * 1000000u +
+			      (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* splitmix64: fault draws and garbage bytes, reproducible from a seed. */
 uint64_t kj_sim_rnd(struct sim *s)
 {

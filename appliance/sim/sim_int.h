@@ -29,6 +29,15 @@
 #define CONNECT_LINE_MS 2 /* the head of the connect line retries */
 #define SIM_ABORT_MSG "kinject sim: simulated programming failure"
 
+/*
+ * When a device passed each step, by the wall clock (the journal's
+ * time_ms is one too), for the device log's "t_us": where a device's
+ * latency went can be read against the keeper's reservation and record
+ * times and the checkpoints' (tests/bench/stages.py).
+ */
+enum { KJ_SIM_T_HELLO, KJ_SIM_T_OFFER, KJ_SIM_T_READBACK, KJ_SIM_T_COMMIT,
+       KJ_SIM_STAMPS };
+
 enum conn_state {
 	C_IDLE,	       /* no connection; a T_CONNECT timer is pending */
 	C_CONNECTING,  /* non-blocking connect in progress */
@@ -87,6 +96,7 @@ struct conn {
 	uint32_t timer_gen;
 	uint32_t dev_seq;
 	uint64_t t_hello_us;
+	uint64_t t_wall_us[KJ_SIM_STAMPS]; /* device log only */
 	uint64_t last_progress_ms;
 	uint64_t attempt;
 	uint32_t fw_size, cred_size, fw_got, cred_got;
@@ -173,6 +183,7 @@ struct sim {
 
 /* sim_conn.c: clock, randomness, timers, connection plumbing */
 uint64_t kj_sim_now_us(void);
+void kj_sim_stamp(const struct sim *s, struct conn *c, unsigned which);
 uint64_t kj_sim_rnd(struct sim *s);
 double kj_sim_rnd_unit(struct sim *s);
 void kj_sim_arm(struct sim *s, struct conn *c, enum timer_kind kind,

@@ -55,6 +55,12 @@ static void log_device(struct sim *s, struct conn *c, const char *outcome,
 		kj_hex_encode(c->digest, KJ_DIGEST_LEN, hex);
 		fprintf(f, ",\"leaf_index\":%llu,\"digest\":\"%s\"",
 			(unsigned long long)cm->leaf_index, hex);
+		kj_sim_stamp(s, c, KJ_SIM_T_COMMIT);
+		fputs(",\"t_us\":[", f);
+		for (unsigned i = 0; i < KJ_SIM_STAMPS; i++)
+			fprintf(f, "%s%llu", i ? "," : "",
+				(unsigned long long)c->t_wall_us[i]);
+		fputc(']', f);
 		kj_sim_dev_log(s, c, f);
 	}
 	fputs("}\n", f);
@@ -226,6 +232,7 @@ void kj_sim_start_device(struct sim *s, struct conn *c)
 	}
 	c->in_device = true;
 	c->t_hello_us = kj_sim_now_us();
+	kj_sim_stamp(s, c, KJ_SIM_T_HELLO);
 	snprintf(h.site_id, sizeof(h.site_id), "%s", s->o->site);
 	snprintf(h.hwrev, sizeof(h.hwrev), "%s",
 		 c->fault == F_WRONG_HWREV ? "sim-wrong-hwrev" : s->o->hwrev);
@@ -261,6 +268,7 @@ void kj_sim_send_readback(struct sim *s, struct conn *c)
 	int n;
 
 	kj_readback_final(&c->rb, c->digest);
+	kj_sim_stamp(s, c, KJ_SIM_T_READBACK);
 	if (c->fault == F_SITE_ABORT) {
 		n = kj_abort_build(b, sizeof(b), KJ_ABORT_INTERNAL,
 				   SIM_ABORT_MSG);
@@ -306,6 +314,7 @@ static void on_offer(struct sim *s, struct conn *c, const struct kj_frame *f)
 	const char *why;
 	uint64_t total;
 
+	kj_sim_stamp(s, c, KJ_SIM_T_OFFER);
 	if (kj_offer_parse(f->body, f->len, &o, &why) < 0)
 		return appliance_bad(s, c, why);
 	/* It should have refused this device before OFFER. */

@@ -44,6 +44,37 @@ jq -e '.busy_seconds <= .seconds and .latency_ms.p50 <= .latency_ms.p99 and
 	.latency_ms.p99 <= .latency_ms.max' "$T/w.json" >/dev/null ||
 	fail "busy time or percentiles: $(cat "$T/w.json")"
 echo "ok: 4 workers, 500 devices, each counted once (summary, device log, journal)"
+# Each committed device's wall-clock stamps (HELLO, OFFER, READBACK, COMMIT)
+# are in order and bracket the keeper's reservation and record times in
+# the journal (ms, so 1 ms of slack), and stages.py reads them.
+jq -r 'select(.outcome == "committed") | [.uid, (.t_us | map(tostring) | join(" "))] | join(" ")' \
+	"$T/w.jsonl" >"$T/stamps"
+[ "$(wc -l <"$T/stamps")" -eq 500 ] || fail "device log: $(wc -l <"$T/stamps") lines with t_us"
+kj_sql "select hex(r.uid), v.time_ms, r.time_ms from records r join reservations v
+	on v.attempt = r.attempt where r.result = 'ok'" | tr '|' ' ' >"$T/jtimes"
+/usr/bin/python3 - "$T/stamps" "$T/jtimes" <<'PY' || fail "stamps out of order or not bracketing the journal's times"
+import sys
+st = {}
+for line in open(sys.argv[1]):
+    u, *t = line.split()
+    t = [int(x) for x in t]
+    assert len(t) == 4 and t == sorted(t) and t[0] > 1.6e15, line
+    st[u.upper()] = t
+n = 0
+for line in open(sys.argv[2]):
+    u, resv, rec = line.split()
+    t = st[u]
+    assert t[0] // 1000 - 1 <= int(resv) <= t[1] // 1000 + 1, (line, t)
+    assert t[2] // 1000 - 1 <= int(rec) <= t[3] // 1000 + 1, (line, t)
+    n += 1
+assert n == 500, n
+PY
+/usr/bin/python3 "$KJ_TESTS/bench/stages.py" "$T/w.jsonl" "$KJ_STATE/journal.db" >"$T/stages" ||
+	fail "stages.py: $(cat "$T/stages")"
+grep -q '(500 devices, ms)' "$T/stages" &&
+	grep -q '^HELLO -> COMMIT ' "$T/stages" || fail "stages.py: $(cat "$T/stages")"
+cat "$T/stages"
+echo "ok: device log stamps in order, bracketing the journal's times"
 
 # SIGTERM: every worker stops, the process exits, the counts merge.
 # (the binary itself in the background: a function would be a subshell)
