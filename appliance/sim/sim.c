@@ -484,27 +484,47 @@ void kj_sim_result_free(struct kj_sim_result *r)
 	r->n_latency = 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
+static int cmp_lat(const void *a, const void *b)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint32_t x = *(const uint32_t *)a & ~KJ_SIM_LAT_FIRST,
+		 y = *(const uint32_t *)b & ~KJ_SIM_LAT_FIRST;
 
 	return x < y ? -1 : x > y;
 }
 
+/* nearest rank, 1..n */
+static size_t rank_of(double p, size_t n)
+{
+	size_t rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+
+	return rank < 1 ? 1 : rank > n ? n : rank;
+}
+
 uint32_t kj_sim_percentile(struct kj_sim_result *r, double p)
 {
-	size_t rank;
-
 	if (!r->n_latency)
 		return 0;
-	qsort(r->latency_us, r->n_latency, sizeof(uint32_t), cmp_u32);
-	/* nearest rank */
-	rank = (size_t)(p / 100.0 * (double)r->n_latency + 0.999999);
-	if (rank < 1)
-		rank = 1;
-	if (rank > r->n_latency)
-		rank = r->n_latency;
-	return r->latency_us[rank - 1];
+	qsort(r->latency_us, r->n_latency, sizeof(uint32_t), cmp_lat);
+	return r->latency_us[rank_of(p, r->n_latency) - 1] &
+	       ~KJ_SIM_LAT_FIRST;
+}
+
+uint32_t kj_sim_percentile_steady(struct kj_sim_result *r, double p,
+				  size_t *n)
+{
+	size_t steady = 0, rank, seen = 0;
+
+	for (size_t i = 0; i < r->n_latency; i++)
+		steady += !(r->latency_us[i] & KJ_SIM_LAT_FIRST);
+	*n = steady;
+	if (!steady)
+		return 0;
+	qsort(r->latency_us, r->n_latency, sizeof(uint32_t), cmp_lat);
+	rank = rank_of(p, steady);
+	for (size_t i = 0; i < r->n_latency; i++)
+		if (!(r->latency_us[i] & KJ_SIM_LAT_FIRST) && ++seen == rank)
+			return r->latency_us[i];
+	return 0; /* not reached: rank <= steady */
 }
 
 int kj_sim_parse_addr(const char *spec, struct kj_sim_opts *o)

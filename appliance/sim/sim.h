@@ -126,10 +126,18 @@ struct kj_sim_result {
 	 */
 	double busy_seconds;
 	double devices_per_s;	/* committed / busy_seconds */
-	/* HELLO -> COMMIT latencies in microseconds, committed devices */
+	/*
+	 * HELLO -> COMMIT latencies in microseconds, committed devices; the
+	 * top bit (KJ_SIM_LAT_FIRST) marks a socket's first device, whose
+	 * HELLO went out with every other socket's while the appliance
+	 * accepted them all: the start-up, apart from the line's steady
+	 * state (kj_sim_percentile_steady).
+	 */
 	uint32_t *latency_us;
 	size_t n_latency;
 };
+
+#define KJ_SIM_LAT_FIRST 0x80000000u
 
 /* Load the device CA of o (sim_dev.c); 0 or -errno (logged). */
 KJ_MUST_CHECK int kj_sim_dev_load(const struct kj_sim_opts *o);
@@ -150,5 +158,8 @@ void kj_sim_result_free(struct kj_sim_result *r);
 
 /* p in 0..100 over r->latency_us (sorted in place); 0 when empty. */
 uint32_t kj_sim_percentile(struct kj_sim_result *r, double p);
+/* The same over the devices after each socket's first; *n: how many. */
+uint32_t kj_sim_percentile_steady(struct kj_sim_result *r, double p,
+				  size_t *n);
 
 #endif

@@ -414,9 +414,14 @@ static void on_commit(struct sim *s, struct conn *c, const struct kj_frame *f)
 		if (atomic_fetch_add(&s->sh->committed, 1) + 1 ==
 		    s->o->devices)
 			kj_sim_poke_all(s); /* the other workers end too */
-		if (r->n_latency < s->cap_latency)
-			r->latency_us[r->n_latency++] =
-				(uint32_t)(kj_sim_now_us() - c->t_hello_us);
+		if (r->n_latency < s->cap_latency) {
+			uint64_t us = kj_sim_now_us() - c->t_hello_us;
+
+			if (us >= KJ_SIM_LAT_FIRST)
+				us = KJ_SIM_LAT_FIRST - 1;
+			r->latency_us[r->n_latency++] = (uint32_t)us |
+				(c->dev_seq == 1 ? KJ_SIM_LAT_FIRST : 0);
+		}
 		memcpy(s->last_uid, c->uid, c->uid_len);
 		s->last_uid_len = c->uid_len;
 		s->have_last_uid = true;

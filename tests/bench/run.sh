@@ -159,6 +159,10 @@ print(json.dumps({"scenario": name, "sockets": int(sockets),
 	"run_devices_per_s": round(r["devices_per_s"]),
 	"p50_ms": s.get("latency_ms", {}).get("p50"),
 	"p99_ms": s.get("latency_ms", {}).get("p99"),
+	# After each socket's first device: the line in operation, not its
+	# start, when every socket's first HELLO goes out at once (SIM.md).
+	"p50_steady_ms": s.get("latency_steady_ms", {}).get("p50"),
+	"p99_steady_ms": s.get("latency_steady_ms", {}).get("p99"),
 	"fsyncs_per_s": round(r["fsyncs"] / secs, 1) if secs else None,
 	# The quote rate: quotes after the first over the TPM's own clock
 	# from the first quote to the last (the first and the job's final

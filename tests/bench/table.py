@@ -24,10 +24,10 @@ def f(v, fmt="%s"):
 
 
 cols = ("scenario", "sockets", "fw", "W", "dev/s", "MB/s", "%pump", "%raw",
-	"p50ms", "p99ms", "p99/50", "%cad", "fsync/s", "quote/s", "NVwr/h",
+	"p50ms", "p99ms", "p99/50", "st99/50", "%cad", "fsync/s", "quote/s", "NVwr/h",
 	"K_us/d", "I_us/d", "S_us/d", "K_RSS", "I_RSS", "load", "transport")
-fmt = "%-21s %6s %5s %2s %7s %6s %5s %4s %6s %6s %6s %4s %7s %7s %6s %6s " \
-	"%6s %6s %6s %6s %5s  %s"
+fmt = "%-21s %6s %5s %2s %7s %6s %5s %4s %6s %6s %6s %7s %4s %7s %7s %6s " \
+	"%6s %6s %6s %6s %6s %5s  %s"
 print(fmt % cols)
 for r in rows:
 	size = r["firmware_bytes"]
@@ -35,7 +35,7 @@ for r in rows:
 	mbs = "%.0f" % (r["devices_per_s"] * size / 1e6)
 	if r["scenario"].startswith("pump") or r["scenario"] == "naive":
 		print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
-			     r["devices_per_s"], mbs, "", "", "", "", "", "", "", "",
+			     r["devices_per_s"], mbs, "", "", "", "", "", "", "", "", "",
 			     "", "", "",
 			     f(r.get("client_cpu_us_per_device"), "%.0f"), "", "",
 			     f(r.get("load1")), ""))
@@ -44,11 +44,13 @@ for r in rows:
 	us = lambda k: f(pp.get(k, {}).get("cpu_us_per_device"), "%.0f")
 	p50, p99 = r.get("p50_ms"), r.get("p99_ms")
 	ratio = "%.2f" % (p99 / p50) if p50 and p99 else "-"
+	s50, s99 = r.get("p50_steady_ms"), r.get("p99_steady_ms")
+	steady = "%.2f" % (s99 / s50) if s50 and s99 else "-"
 	cad = r.get("cadence_bound_per_s")
 	print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
 		     r["devices_per_s"], mbs,
 		     frac(r, "pump"), frac(r, "pump-raw"), f(p50, "%.0f"),
-		     f(p99, "%.0f"), ratio,
+		     f(p99, "%.0f"), ratio, steady,
 		     "%.0f" % (100.0 * r["devices_per_s"] / cad)
 		     if cad and cad < 1.5 * r["devices_per_s"] else "-",
 		     f(r.get("fsyncs_per_s")), f(r.get("quotes_per_s")),
@@ -69,7 +71,9 @@ print("W: the load generator's event loops (threads of `kinject sim' and "
       "dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
       "of the same shape and W whose client hashes every byte (as `kinject sim' "
       "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
-      "(interval + mean quote), where that binds.  naive: "
+      "(interval + mean quote), where that binds.  p50/p99: HELLO->COMMIT "
+      "over every device; st99/50: p99/p50 over the devices after each "
+      "socket's first (the line in operation, not its start).  naive: "
       "tests/bench/naive.c, its own rate over the same window.  "
       "K/I/S_us/d: CPU (user+sys) per device of "
       "the keeper (set-up excluded), the injectors, the sim (pump rows: "

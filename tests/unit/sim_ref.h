@@ -58,6 +58,7 @@ struct ref {
 	bool lie_commit;       /* misbehave: COMMIT even a bad readback */
 	unsigned drop_every;   /* close every Nth attempt after its OFFER */
 	unsigned hello_timeout_ms;
+	unsigned first_delay_ms; /* before a connection's first OFFER */
 	uint8_t fw[FW_SIZE];
 	struct kj_readback fw_state;
 	SSL_CTX *tls;	       /* serve TLS (sim --connect tls:) */
@@ -230,7 +231,7 @@ static inline void *serve(void *arg)
 	struct kj_hello h;
 	uint8_t buf[8192], want[32];
 	uint64_t attempt = 0;
-	bool offered = false;
+	bool offered = false, first = true;
 	uint64_t deadline = kj_now_ms() + R->hello_timeout_ms;
 
 	if (R->tls) {
@@ -283,6 +284,9 @@ static inline void *serve(void *arg)
 			switch (f.type) {
 			case KJ_MSG_HELLO:
 				offered = false;
+				if (first && R->first_delay_ms)
+					usleep(R->first_delay_ms * 1000);
+				first = false;
 				if (serve_hello(fd, &h, want, &attempt,
 						&offered))
 					goto out;
@@ -382,6 +386,7 @@ static inline int ref_start(void **state)
 	pthread_mutex_init(&R->mu, NULL);
 	R->quantity = UINT64_MAX;
 	R->hello_timeout_ms = 5000;
+	R->first_delay_ms = 0;
 	for (size_t i = 0; i < FW_SIZE; i++)
 		R->fw[i] = (uint8_t)(i * 13 + 1);
 	kj_readback_begin(&R->fw_state);
