@@ -490,14 +490,15 @@ static void write_json(FILE *f, const struct sim_args *a,
 		   "\"devices\":%llu,\"seconds\":%.3f,\"busy_seconds\":%.3f,"
 		   "\"committed\":%llu,"
 		   "\"attempted\":%llu,\"intended\":%llu,\"unexpected\":%llu,"
-		   "\"devices_per_s\":%.1f,\"bytes_received\":%llu,"
+		   "\"devices_per_s\":%.1f,\"steady_devices_per_s\":%.1f,"
+		   "\"bytes_received\":%llu,"
 		   "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},",
 		o->connect, o->sockets, (unsigned long long)o->devices,
 		r->seconds, r->busy_seconds, (unsigned long long)r->committed,
 		(unsigned long long)r->attempted,
 		(unsigned long long)r->intended,
 		(unsigned long long)r->unexpected, rate,
-		(unsigned long long)r->bytes_received,
+		r->steady_devices_per_s, (unsigned long long)r->bytes_received,
 		kj_sim_percentile(r, 50) / 1e3, kj_sim_percentile(r, 99) / 1e3,
 		kj_sim_percentile(r, 100) / 1e3);
 	steady_json(f, r);
@@ -550,6 +551,9 @@ static void print_human(const struct sim_args *a, struct kj_sim_result *r)
 		printf("sim: ran %.2f s in all (%.2f s with no device offered: "
 		       "connecting, QUOTA, the job's end)\n",
 		       r->seconds, r->seconds - r->busy_seconds);
+	if (r->steady_devices_per_s > 0)
+		printf("sim: after the first %u COMMITs: %.0f devices/s\n",
+		       o->sockets, r->steady_devices_per_s);
 	printf("sim: latency HELLO->COMMIT p50 %.2f ms, p99 %.2f ms, "
 	       "max %.2f ms\n", kj_sim_percentile(r, 50) / 1e3,
 	       kj_sim_percentile(r, 99) / 1e3, kj_sim_percentile(r, 100) / 1e3);

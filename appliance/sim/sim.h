@@ -127,6 +127,16 @@ struct kj_sim_result {
 	double busy_seconds;
 	double devices_per_s;	/* committed / busy_seconds */
 	/*
+	 * The rate after the first wave: COMMITs after the one that made as
+	 * many as there are sockets, over the time from it to the last
+	 * (0 when there were not twice as many COMMITs as sockets).  The
+	 * start (every socket connecting, the appliance accepting them all,
+	 * the pipeline filling) is left out, as the pump's steady rate
+	 * leaves out its own (tests/bench/pump.c), so the two compare the
+	 * line in operation.
+	 */
+	double steady_devices_per_s;
+	/*
 	 * HELLO -> COMMIT latencies in microseconds, committed devices; the
 	 * top bit (KJ_SIM_LAT_FIRST) marks a socket's first device, whose
 	 * HELLO went out with every other socket's while the appliance

@@ -410,12 +410,17 @@ static void on_commit(struct sim *s, struct conn *c, const struct kj_frame *f)
 	if (c->surprise)
 		return kj_sim_fail_device(s, c, "committed_refusable");
 	if (!c->hostile) {
+		uint64_t n = atomic_fetch_add(&s->sh->committed, 1) + 1,
+			 now = kj_sim_now_us();
+
 		r->committed++;
-		if (atomic_fetch_add(&s->sh->committed, 1) + 1 ==
-		    s->o->devices)
+		if (n == s->sh->normal_sockets)
+			atomic_store(&s->sh->wave_us, now);
+		kj_sim_store_max(&s->sh->last_us, now);
+		if (n == s->o->devices)
 			kj_sim_poke_all(s); /* the other workers end too */
 		if (r->n_latency < s->cap_latency) {
-			uint64_t us = kj_sim_now_us() - c->t_hello_us;
+			uint64_t us = now - c->t_hello_us;
 
 			if (us >= KJ_SIM_LAT_FIRST)
 				us = KJ_SIM_LAT_FIRST - 1;

@@ -146,6 +146,18 @@ static int busy_union(const struct sim_shared *sh, double *seconds)
 	return 0;
 }
 
+/* kj_sim_result.steady_devices_per_s */
+static void steady_rate(const struct sim_shared *sh, struct kj_sim_result *r)
+{
+	uint64_t wave = atomic_load(&sh->wave_us),
+		 last = atomic_load(&sh->last_us);
+
+	if (wave && last > wave && r->committed >= 2ull * sh->normal_sockets)
+		r->steady_devices_per_s =
+			(double)(r->committed - sh->normal_sockets) /
+			((double)(last - wave) / 1e6);
+}
+
 /* One result as if one loop had run: sums, and every device's latency. */
 static int merge(const struct sim_shared *sh, struct kj_sim_result *r)
 {
@@ -181,6 +193,7 @@ static int merge(const struct sim_shared *sh, struct kj_sim_result *r)
 	KJ_TRY(busy_union(sh, &r->busy_seconds));
 	if (r->busy_seconds > 0)
 		r->devices_per_s = (double)r->committed / r->busy_seconds;
+	steady_rate(sh, r);
 	return 0;
 }
 

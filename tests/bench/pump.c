@@ -19,7 +19,10 @@
  * twice the hashing client's, so the client is what W scales).
  *
  *   pump --sockets N --devices M --size BYTES [--workers W] [--no-hash]
- * prints one JSON line.
+ * prints one JSON line: devices_per_s over the whole run, connects
+ * included, and steady_devices_per_s after the first wave (from the
+ * device that made as many as there are sockets to the last), as
+ * `kinject sim' reports its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +58,9 @@ static size_t size;
 static unsigned long devices_wanted;
 static atomic_ulong devices_done, started;
 static double t_end; /* when devices_done reached devices_wanted */
+/* when devices_done reached all_sockets: the steady rate runs from there */
+static double t_wave;
+static unsigned all_sockets;
 static int hash = 1;
 static uint8_t *payload;
 static char path[108];
@@ -173,7 +179,11 @@ static int reserve(struct conn *c)
 static void device_done(struct conn *c)
 {
 	c->reserved = 0;
-	if (atomic_fetch_add(&devices_done, 1) + 1 == devices_wanted)
+	unsigned long n = atomic_fetch_add(&devices_done, 1) + 1;
+
+	if (n == all_sockets)
+		t_wave = now_s();
+	if (n == devices_wanted)
 		t_end = now_s();
 }
 
@@ -275,6 +285,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	all_sockets = nsock;
 	if (!workers || workers > 64 || workers > nsock) {
 		fprintf(stderr, "pump: --workers must be 1..64 and at most "
 			"--sockets\n");
@@ -314,6 +325,9 @@ int main(int argc, char **argv)
 		pthread_join(th[w], NULL);
 	double dt = t_end - t0;
 	unsigned long done = atomic_load(&devices_done);
+	/* after the first wave, as kinject sim's steady_devices_per_s */
+	double steady = done >= 2ul * nsock && t_end > t_wave ?
+			(double)(done - nsock) / (t_end - t_wave) : 0;
 
 	double client_cpu = cpu_s(RUSAGE_SELF);
 
@@ -322,10 +336,12 @@ int main(int argc, char **argv)
 	waitpid(srv, NULL, 0);
 	printf("{\"scenario\":\"%s\",\"sockets\":%u,\"firmware_bytes\":%zu,"
 	       "\"devices\":%lu,\"seconds\":%.3f,\"devices_per_s\":%.0f,"
+	       "\"steady_devices_per_s\":%.0f,"
 	       "\"bytes_per_s\":%.0f,\"workers\":%u,"
 	       "\"client_cpu_us_per_device\":%.1f,"
 	       "\"server_cpu_us_per_device\":%.1f}\n",
 	       hash ? "pump" : "pump-raw", nsock, size, done, dt, done / dt,
+	       steady,
 	       done * (double)size / dt, workers, client_cpu / done * 1e6,
 	       cpu_s(RUSAGE_CHILDREN) / done * 1e6);
 	return 0;

@@ -155,6 +155,10 @@ print(json.dumps({"scenario": name, "sockets": int(sockets),
 	# COMMIT), like the pump's client; the keeper's own rate also counts
 	# its wait for the first connection and the 1 s grace at the end.
 	"devices_per_s": round(s["devices_per_s"]),
+	# After the first wave (as many COMMITs as sockets) to the last: the
+	# line in operation, set against the pump's own steady rate.
+	"steady_devices_per_s": round(s.get("steady_devices_per_s") or 0)
+		or None,
 	"bytes_per_s": round(s["devices_per_s"] * int(size)),
 	"run_devices_per_s": round(r["devices_per_s"]),
 	"p50_ms": s.get("latency_ms", {}).get("p50"),

@@ -12,11 +12,16 @@ pumps = {(r["scenario"], r["firmware_bytes"], r["sockets"],
 	 if r["scenario"] in ("pump", "pump-raw")}
 
 
+def rate(r):
+	# the steady rate (after the first wave, both sides) where there is
+	# one, else the whole run's
+	return r.get("steady_devices_per_s") or r["devices_per_s"]
+
+
 def frac(r, kind):
 	p = pumps.get((kind, r["firmware_bytes"], r["sockets"],
 		       r.get("workers")))
-	return "%.0f" % (100.0 * r["devices_per_s"] / p["devices_per_s"]) \
-		if p else "-"
+	return "%.0f" % (100.0 * rate(r) / rate(p)) if p else "-"
 
 
 def f(v, fmt="%s"):
@@ -32,10 +37,10 @@ print(fmt % cols)
 for r in rows:
 	size = r["firmware_bytes"]
 	fw = "%dk" % (size // 1024) if size < 1 << 20 else "%dm" % (size >> 20)
-	mbs = "%.0f" % (r["devices_per_s"] * size / 1e6)
+	mbs = "%.0f" % (rate(r) * size / 1e6)
 	if r["scenario"].startswith("pump") or r["scenario"] == "naive":
 		print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
-			     r["devices_per_s"], mbs, "", "", "", "", "", "", "", "", "",
+			     rate(r), mbs, "", "", "", "", "", "", "", "", "",
 			     "", "", "",
 			     f(r.get("client_cpu_us_per_device"), "%.0f"), "", "",
 			     f(r.get("load1")), ""))
@@ -48,11 +53,11 @@ for r in rows:
 	steady = "%.2f" % (s99 / s50) if s50 and s99 else "-"
 	cad = r.get("cadence_bound_per_s")
 	print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
-		     r["devices_per_s"], mbs,
+		     rate(r), mbs,
 		     frac(r, "pump"), frac(r, "pump-raw"), f(p50, "%.0f"),
 		     f(p99, "%.0f"), ratio, steady,
-		     "%.0f" % (100.0 * r["devices_per_s"] / cad)
-		     if cad and cad < 1.5 * r["devices_per_s"] else "-",
+		     "%.0f" % (100.0 * rate(r) / cad)
+		     if cad and cad < 1.5 * rate(r) else "-",
 		     f(r.get("fsyncs_per_s")), f(r.get("quotes_per_s")),
 		     f(r.get("nv_writes_per_h")), us("keeper"), us("injectors"),
 		     us("sim"), "%dM" % (r["keeper_peak_rss_kib"] // 1024),
@@ -68,7 +73,9 @@ if naive and k64:
 print()
 print("W: the load generator's event loops (threads of `kinject sim' and "
       "of the pump's client; KJ_BENCH_WORKERS, default nproc).  "
-      "dev/s as the sites saw it (sim; pump: its client).  %pump: of the pump "
+      "dev/s as the sites saw it (sim; pump: its client), after the first wave "
+      "(from the COMMIT that made as many as there are sockets to the last; "
+      "the JSON also has the whole run's).  %pump: of the pump "
       "of the same shape and W whose client hashes every byte (as `kinject sim' "
       "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
       "(interval + mean quote), where that binds.  p50/p99: HELLO->COMMIT "

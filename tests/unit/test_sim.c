@@ -183,7 +183,8 @@ static void test_workers(void **state)
 }
 
 /*
- * The steady-state percentiles leave out each socket's first device: an
+ * The steady-state percentiles and rate leave out each socket's first
+ * device, the rate the first wave (as many COMMITs as sockets): an
  * appliance slow only on a connection's first OFFER (as at a line's
  * start) shows in the percentiles over all devices, not in the steady
  * ones, which count every device after the first of its socket.
@@ -209,6 +210,16 @@ static void test_steady_latency(void **state)
 	assert_int_equal(n, 72);
 	assert_true(kj_sim_percentile_steady(&r, 50, &n) <=
 		    kj_sim_percentile_steady(&r, 99, &n));
+	/* the rate after the first 8 COMMITs (the 72 others') */
+	assert_true(r.steady_devices_per_s > 0);
+	kj_sim_result_free(&r);
+
+	/* fewer than twice as many devices as sockets: no steady rate */
+	ref_reset(UINT64_MAX);
+	opts(&o, 8, 12);
+	assert_int_equal(kj_sim_run(&o, &r), 0);
+	assert_int_equal(r.committed, 12);
+	assert_true(r.steady_devices_per_s == 0);
 	kj_sim_result_free(&r);
 }
 
