@@ -552,8 +552,9 @@ static void print_human(const struct sim_args *a, struct kj_sim_result *r)
 		       "connecting, QUOTA, the job's end)\n",
 		       r->seconds, r->seconds - r->busy_seconds);
 	if (r->steady_devices_per_s > 0)
-		printf("sim: after the first %u COMMITs: %.0f devices/s\n",
-		       o->sockets, r->steady_devices_per_s);
+		printf("sim: %.0f devices/s without the first and the last "
+		       "%u COMMITs (the line's start and end)\n",
+		       r->steady_devices_per_s, o->sockets);
 	printf("sim: latency HELLO->COMMIT p50 %.2f ms, p99 %.2f ms, "
 	       "max %.2f ms\n", kj_sim_percentile(r, 50) / 1e3,
 	       kj_sim_percentile(r, 99) / 1e3, kj_sim_percentile(r, 100) / 1e3);

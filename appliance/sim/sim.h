@@ -127,13 +127,15 @@ struct kj_sim_result {
 	double busy_seconds;
 	double devices_per_s;	/* committed / busy_seconds */
 	/*
-	 * The rate after the first wave: COMMITs after the one that made as
-	 * many as there are sockets, over the time from it to the last
-	 * (0 when there were not twice as many COMMITs as sockets).  The
-	 * start (every socket connecting, the appliance accepting them all,
-	 * the pipeline filling) is left out, as the pump's steady rate
-	 * leaves out its own (tests/bench/pump.c), so the two compare the
-	 * line in operation.
+	 * The rate between the first and the last wave: from the COMMIT that
+	 * made as many as there are sockets to the one that left as many to
+	 * go (0 without --devices, or with fewer than three times as many
+	 * as sockets).  The start (every socket connecting, the appliance
+	 * accepting them all, the pipeline filling) and the end (sockets
+	 * running out of devices, the last COMMITs waiting for the job's
+	 * final quote) are left out, as the pump's steady rate leaves out
+	 * its own (tests/bench/pump.c), so the two compare the line in
+	 * operation.
 	 */
 	double steady_devices_per_s;
 	/*

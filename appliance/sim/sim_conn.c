@@ -38,15 +38,6 @@ void kj_sim_stamp(const struct sim *s, struct conn *c, unsigned which)
 			      (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* *a = max(*a, v) among the workers */
-void kj_sim_store_max(atomic_uint_fast64_t *a, uint64_t v)
-{
-	uint_fast64_t cur = atomic_load(a);
-
-	while (cur < v && !atomic_compare_exchange_weak(a, &cur, v))
-		;
-}
-
 /* splitmix64: fault draws and garbage bytes, reproducible from a seed. */
 uint64_t kj_sim_rnd(struct sim *s)
 {

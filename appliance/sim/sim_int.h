@@ -133,7 +133,8 @@ struct sim_shared {
 	atomic_uint_fast64_t committed;	   /* normal devices COMMITted */
 	atomic_uint_fast64_t wave_us;	   /* when committed reached the
 					    * normal sockets' count */
-	atomic_uint_fast64_t last_us;	   /* the latest COMMIT */
+	atomic_uint_fast64_t tail_us;	   /* when it reached --devices
+					    * minus that: the last wave */
 	atomic_uint_fast64_t reserved;	   /* committed + in flight */
 	atomic_uint_fast64_t hostile_done; /* hostile attempts answered */
 	atomic_uint normal_live;	   /* normal sockets not C_DONE */
@@ -187,7 +188,6 @@ struct sim {
 /* sim_conn.c: clock, randomness, timers, connection plumbing */
 uint64_t kj_sim_now_us(void);
 void kj_sim_stamp(const struct sim *s, struct conn *c, unsigned which);
-void kj_sim_store_max(atomic_uint_fast64_t *a, uint64_t v);
 uint64_t kj_sim_rnd(struct sim *s);
 double kj_sim_rnd_unit(struct sim *s);
 void kj_sim_arm(struct sim *s, struct conn *c, enum timer_kind kind,

@@ -416,7 +416,8 @@ static void on_commit(struct sim *s, struct conn *c, const struct kj_frame *f)
 		r->committed++;
 		if (n == s->sh->normal_sockets)
 			atomic_store(&s->sh->wave_us, now);
-		kj_sim_store_max(&s->sh->last_us, now);
+		if (n + s->sh->normal_sockets == s->o->devices)
+			atomic_store(&s->sh->tail_us, now);
 		if (n == s->o->devices)
 			kj_sim_poke_all(s); /* the other workers end too */
 		if (r->n_latency < s->cap_latency) {

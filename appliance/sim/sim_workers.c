@@ -150,12 +150,11 @@ static int busy_union(const struct sim_shared *sh, double *seconds)
 static void steady_rate(const struct sim_shared *sh, struct kj_sim_result *r)
 {
 	uint64_t wave = atomic_load(&sh->wave_us),
-		 last = atomic_load(&sh->last_us);
+		 tail = atomic_load(&sh->tail_us), n = sh->normal_sockets;
 
-	if (wave && last > wave && r->committed >= 2ull * sh->normal_sockets)
-		r->steady_devices_per_s =
-			(double)(r->committed - sh->normal_sockets) /
-			((double)(last - wave) / 1e6);
+	if (wave && tail > wave && r->committed >= 3 * n)
+		r->steady_devices_per_s = (double)(r->committed - 2 * n) /
+					  ((double)(tail - wave) / 1e6);
 }
 
 /* One result as if one loop had run: sums, and every device's latency. */

@@ -20,9 +20,9 @@
  *
  *   pump --sockets N --devices M --size BYTES [--workers W] [--no-hash]
  * prints one JSON line: devices_per_s over the whole run, connects
- * included, and steady_devices_per_s after the first wave (from the
- * device that made as many as there are sockets to the last), as
- * `kinject sim' reports its own.
+ * included, and steady_devices_per_s between the first and the last wave
+ * (from the device that made as many as there are sockets to the one that
+ * left as many to go), as `kinject sim' reports its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,8 +58,8 @@ static size_t size;
 static unsigned long devices_wanted;
 static atomic_ulong devices_done, started;
 static double t_end; /* when devices_done reached devices_wanted */
-/* when devices_done reached all_sockets: the steady rate runs from there */
-static double t_wave;
+/* devices_done reached all_sockets; devices_wanted minus all_sockets */
+static double t_wave, t_tail;
 static unsigned all_sockets;
 static int hash = 1;
 static uint8_t *payload;
@@ -183,6 +183,8 @@ static void device_done(struct conn *c)
 
 	if (n == all_sockets)
 		t_wave = now_s();
+	if (n + all_sockets == devices_wanted)
+		t_tail = now_s();
 	if (n == devices_wanted)
 		t_end = now_s();
 }
@@ -325,9 +327,9 @@ int main(int argc, char **argv)
 		pthread_join(th[w], NULL);
 	double dt = t_end - t0;
 	unsigned long done = atomic_load(&devices_done);
-	/* after the first wave, as kinject sim's steady_devices_per_s */
-	double steady = done >= 2ul * nsock && t_end > t_wave ?
-			(double)(done - nsock) / (t_end - t_wave) : 0;
+	/* between the first and the last wave, as kinject sim's */
+	double steady = done >= 3ul * nsock && t_tail > t_wave ?
+			(double)(done - 2ul * nsock) / (t_tail - t_wave) : 0;
 
 	double client_cpu = cpu_s(RUSAGE_SELF);
 

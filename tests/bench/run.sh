@@ -155,8 +155,9 @@ print(json.dumps({"scenario": name, "sockets": int(sockets),
 	# COMMIT), like the pump's client; the keeper's own rate also counts
 	# its wait for the first connection and the 1 s grace at the end.
 	"devices_per_s": round(s["devices_per_s"]),
-	# After the first wave (as many COMMITs as sockets) to the last: the
-	# line in operation, set against the pump's own steady rate.
+	# Between the first and the last wave (as many COMMITs as sockets
+	# done, as many to go): the line in operation, set against the
+	# pump's own steady rate.
 	"steady_devices_per_s": round(s.get("steady_devices_per_s") or 0)
 		or None,
 	"bytes_per_s": round(s["devices_per_s"] * int(size)),
@@ -217,7 +218,7 @@ print(json.dumps(r))' | tee -a "$out"
 # The pump at every shape kinject runs at: hashing every byte as a site
 # does (the bound for the same load generator work) and bare (--no-hash).
 for shape in "64k 1000 30000 65536" "64k 10000 40000 65536" \
-	"1m 1000 3000 1048576"; do
+	"1m 1000 5000 1048576"; do
 	set -- $shape
 	want "pump-$1-$2" || continue
 	pump --sockets "$2" --devices "$3" --size "$4" --workers "$W"
@@ -261,7 +262,7 @@ want kinject-64k && scenario kinject-64k 65536 1000 20000
 # A line of 10,000 sockets raises --max-connections above PROTOCOL.md's
 # default of 4,096 (beyond it a connection is refused at once).
 want kinject-64k-10k && scenario kinject-64k-10k 65536 10000 40000 --max-connections 10016
-want kinject-1m && scenario kinject-1m 1048576 1000 3000
+want kinject-1m && scenario kinject-1m 1048576 1000 5000
 want kinject-64k-cp50 && scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
 want kinject-64k-nocac && scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
 # The same over TLS 1.3 on loopback (docs/TLS.md): the handshakes signed in

@@ -73,9 +73,10 @@ if naive and k64:
 print()
 print("W: the load generator's event loops (threads of `kinject sim' and "
       "of the pump's client; KJ_BENCH_WORKERS, default nproc).  "
-      "dev/s as the sites saw it (sim; pump: its client), after the first wave "
-      "(from the COMMIT that made as many as there are sockets to the last; "
-      "the JSON also has the whole run's).  %pump: of the pump "
+      "dev/s as the sites saw it (sim; pump: its client), between the first "
+      "and the last wave (from the COMMIT that made as many as there are "
+      "sockets to the one that left as many to go; the JSON also has the "
+      "whole run's).  %pump: of the pump "
       "of the same shape and W whose client hashes every byte (as `kinject sim' "
       "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
       "(interval + mean quote), where that binds.  p50/p99: HELLO->COMMIT "
