@@ -102,6 +102,7 @@ scenario() {
 	"${swrap[@]}" "$KINJECT" sim "${con[@]}" --hwrev B \
 		--sockets "$sockets" --devices "$devices" $simw \
 		${KJ_BENCH_SIM_FLAGS:-} \
+		${KJ_BENCH_STAGES:+--device-log "$B/$name-dev.jsonl"} \
 		--json-summary "$B/$name-sim.json" >/dev/null 2>&1 &
 	echo $! >"$B/$name.simpid"
 	wait $! || true
@@ -195,6 +196,11 @@ print(json.dumps({"scenario": name, "sockets": int(sockets),
 		"cs_per_device": round((v["vcs"] + v["nvcs"]) / dev, 3),
 		"procs": v["procs"]} for k, v in pr.items()}}))
 PY
+# KJ_BENCH_STAGES=1: where each device's latency went (stages.py), after
+# the scenario's line (the sim's device log costs it a little CPU).
+[ -z "${KJ_BENCH_STAGES:-}" ] ||
+	/usr/bin/python3 "$top/tests/bench/stages.py" "$B/$name-dev.jsonl" \
+		"$S/journal.db" >&2
 }
 
 # KJ_BENCH_WORKERS=N: the load generators' event loops (default nproc).
