@@ -128,6 +128,7 @@ kmod: $(KMOD_KO)
 IMAGE := $(BUILD)/image
 $(IMAGE)/initramfs.cpio.gz: $(BUILD)/kinject $(KMOD_KO) initramfs/build.sh \
 		initramfs/init initramfs/site-install initramfs/bootchain.py \
+		initramfs/cpu-modules \
 		$(shell find policy -type f)
 	initramfs/build.sh $(IMAGE) $(BUILD)/kinject $(KMOD_KO) $(KVER)
 

@@ -32,14 +32,21 @@ cmdline="console=ttyS0 panic=-1 loglevel=6"
 virtio_mods="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev
 	virtio_pci virtio_blk"
 # kTLS (the `tls' TCP ULP) for `--listen tls:' (docs/TLS.md) and the
-# gcm(aes) its TLS_TX/TLS_RX ask the crypto API for (the generic code:
-# aesni-intel refuses a CPU without AES-NI, and the init stops at a failed
-# insmod): the image has no modules.dep for the kernel to load them on
-# demand, so the init does.
+# gcm(aes) its TLS_TX/TLS_RX ask the crypto API for, the generic code that
+# every x86-64 CPU runs: the image has no modules.dep for the kernel to
+# load them on demand, so the init does.
 net_mods="gf128mul ghash-generic ctr gcm tls"
+# Loaded after those by initramfs/cpu-modules, each only when the CPU has
+# the flags named (/lib/modules/$KVER/boot.cpu), never failing the boot:
+# aesni-intel (and the two it depends on) registers gcm(aes) at a higher
+# priority than the generic template; its init refuses a CPU without
+# `aes' (Debian's 6.1: it picks its AVX or AVX2 GCM code itself when the
+# CPU has them, so `aes' is all it needs).
+cpu_mods="aes:cryptd aes:crypto_simd aes:aesni-intel"
 export LC_ALL=C
 
-for f in "$kinject" "$ko" "$busybox" "$top/initramfs/init" "$vmlinuz"; do
+for f in "$kinject" "$ko" "$busybox" "$top/initramfs/init" "$vmlinuz" \
+	"$top/initramfs/cpu-modules"; do
 	[ -f "$f" ] || { echo "image: $f: missing (make all kmod;" \
 		"busybox-static, linux-image-amd64: make deps)" >&2; exit 1; }
 done
@@ -98,20 +105,33 @@ put_libs "$tcti"
 
 put "$ko" /lib/modules/"$kver"/extra/kinject.ko 0644
 # At their packaged paths (the SBOM finds their package); the init loads
-# the paths listed in boot.order, in order.
-for m in $virtio_mods $net_mods; do
+# the paths listed in boot.order, in order, then those of boot.cpu
+# ("FLAGS PATH" lines) whose CPU flags are there.
+kmod_path() {
+	local f
 	f=$(find "/lib/modules/$kver/kernel/drivers" \
 		"/lib/modules/$kver/kernel/crypto" \
-		"/lib/modules/$kver/kernel/net" -name "$m.ko" | head -1)
-	[ -n "$f" ] || { echo "image: $m.ko not under /lib/modules/$kver" \
-		"(linux-image-amd64)" >&2; exit 1; }
+		"/lib/modules/$kver/kernel/net" \
+		"/lib/modules/$kver/kernel/arch/x86/crypto" -name "$1.ko" |
+		head -1)
+	[ -n "$f" ] || { echo "image: $1.ko not under /lib/modules/$kver" \
+		"(linux-image-amd64)" >&2; return 1; }
 	put "$f" "$f" 0644
 	echo "$f"
+}
+for m in $virtio_mods $net_mods; do
+	kmod_path "$m" || exit 1
 done >"$stage/lib/modules/$kver/boot.order"
-chmod 0644 "$stage/lib/modules/$kver/boot.order"
+for m in $cpu_mods; do
+	f=$(kmod_path "${m#*:}") || exit 1
+	echo "${m%%:*} $f"
+done >"$stage/lib/modules/$kver/boot.cpu"
+chmod 0644 "$stage/lib/modules/$kver/boot.order" \
+	"$stage/lib/modules/$kver/boot.cpu"
 cp -R "$top/policy" "$stage/usr/share/kinject/policy"
 put "$top/initramfs/init" /init 0755
 put "$top/initramfs/site-install" /usr/lib/kinject/site-install 0755
+put "$top/initramfs/cpu-modules" /usr/lib/kinject/cpu-modules 0755
 
 find "$stage" -type d -exec chmod 0755 {} +
 find "$stage/usr/share/kinject/policy" -type f -exec chmod 0644 {} +

@@ -18,6 +18,7 @@
 #include "inputs/sites.h"
 #include "journal/journal.h"
 #include "keeper/keeper.h"
+#include "keeper/keeper_sign.h"
 #include "secret/arena_kmod.h"
 #include "commands.h"
 #include "progress.h"
@@ -46,6 +47,10 @@ const char cmd_run_usage[] =
 	"  --no-commit-after-checkpoint  send COMMIT once journaled, before\n"
 	"                              the covering quote\n"
 	"  --workers N                 injector processes (default: one per core)\n"
+	"  --tls-sign-rate N           TLS handshake signatures a second the\n"
+	"                              keeper makes in the HSM, default 200\n"
+	"  --tls-sign-burst N          of those at once (after an idle\n"
+	"                              spell), default 4096\n"
 	"  --json-summary FILE         write the summary as JSON\n"
 	"  --log-format text|json      progress and log lines: text is a status\n"
 	"                              screen on a terminal; json (the default\n"
@@ -73,7 +78,7 @@ enum {
 	O_WO = 256, O_WO_SIG, O_PRODUCT, O_PRODUCT_SIG, O_FIRMWARE, O_CREDS,
 	O_LISTEN, O_STATE, O_HSM, O_PIN, O_TPM, O_OPERATOR, O_SITES, O_MAXCONN,
 	O_HELLO_TO, O_PROG_TO, O_CKPT, O_NO_CAC, O_WORKERS, O_JSON,
-	O_LOG_FORMAT,
+	O_LOG_FORMAT, O_SIGN_RATE, O_SIGN_BURST,
 };
 
 static const struct option long_opts[] = {
@@ -98,6 +103,8 @@ static const struct option long_opts[] = {
 	{ "workers", required_argument, NULL, O_WORKERS },
 	{ "json-summary", required_argument, NULL, O_JSON },
 	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
+	{ "tls-sign-rate", required_argument, NULL, O_SIGN_RATE },
+	{ "tls-sign-burst", required_argument, NULL, O_SIGN_BURST },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -146,6 +153,12 @@ static int take_opt(struct run_opts *o, int c, const char *v)
 				  &o->limits.max_connections);
 	case O_WORKERS:
 		return parse_uint("--workers", v, 1, 64, &o->limits.workers);
+	case O_SIGN_RATE:
+		return parse_uint("--tls-sign-rate", v, 1, KJ_SIGN_RATE_MAX,
+				  &o->limits.tls_sign_rate);
+	case O_SIGN_BURST:
+		return parse_uint("--tls-sign-burst", v, 1, KJ_SIGN_BURST_MAX,
+				  &o->limits.tls_sign_burst);
 	case O_HELLO_TO:
 		KJ_TRY(parse_uint("--hello-timeout", v, 1, 86400, &s));
 		o->limits.hello_timeout_ms = s * 1000u;

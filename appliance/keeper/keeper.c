@@ -309,8 +309,7 @@ static int keeper_setup(struct keeper *k, struct kj_job *job)
 	}
 	KJ_TRY(kj_kp_auth_setup(k));
 	KJ_TRY(kj_kp_cred_setup(k, per * k->n_inj));
-	kj_sign_limit_init(&k->sign, KJ_SIGN_RATE_DEFAULT,
-			   KJ_SIGN_BURST_DEFAULT, kj_now_ms());
+	kj_kp_sign_setup(k, kj_now_ms());
 	for (size_t i = 0; i < job->n_listen && !job->listen_fds; i++) {
 		int fd = kj_listen_open(&job->listen[i], KJ_LISTEN_BACKLOG);
 

@@ -57,6 +57,8 @@ struct kj_keeper_limits {
 				      * bounds fsyncs/s; 0: 2 */
 	unsigned progress_interval_ms; /* progress callback; 0: 250 */
 	unsigned max_restarts;	     /* injector crashes tolerated; 0: 100 */
+	unsigned tls_sign_rate;	     /* TLS signatures/s; 0: keeper_sign.h */
+	unsigned tls_sign_burst;     /* at once; 0: keeper_sign.h */
 };
 
 /* A snapshot for progress displays and the summary. */

@@ -5,17 +5,24 @@
  */
 #include <string.h>
 
+#include "keeper_int.h"
 #include "keeper_sign.h"
 
 void kj_sign_limit_init(struct kj_sign_limit *l, unsigned rate,
 			unsigned burst, uint64_t now_ms)
 {
 	memset(l, 0, sizeof(*l));
-	l->rate = rate ? rate : 1;
-	l->burst = burst ? burst : 1;
+	l->rate = rate ? rate : KJ_SIGN_RATE_DEFAULT;
+	l->burst = burst ? burst : KJ_SIGN_BURST_DEFAULT;
 	l->tokens_ms = (uint64_t)l->burst * 1000u;
 	l->last_ms = now_ms;
 	l->log = (struct kj_ratelimit)KJ_RATELIMIT_INIT(5000, 10);
+}
+
+void kj_kp_sign_setup(struct keeper *k, uint64_t now_ms)
+{
+	kj_sign_limit_init(&k->sign, k->job->limits.tls_sign_rate,
+			   k->job->limits.tls_sign_burst, now_ms);
 }
 
 static bool take(struct kj_sign_limit *l, uint64_t now_ms)

@@ -38,14 +38,30 @@ struct kj_sign_limit {
 	struct kj_ratelimit log; /* "over the limit" lines */
 };
 
-/* Defaults: a line's connections are long-lived (many devices each), so
+/*
+ * `kinject run --tls-sign-rate N --tls-sign-burst N' (docs/TLS.md).
+ * Defaults: a line's connections are long-lived (many devices each), so
  * handshakes are rare; a burst covers every connection at once after an
- * injector restart (--max-connections default). */
+ * injector restart (--max-connections default).  The flags' ranges:
+ * 1 to 100,000 signatures a second; a burst of 1 to 65,536 (the most
+ * --max-connections allows).
+ */
 #define KJ_SIGN_RATE_DEFAULT 200u
+#define KJ_SIGN_RATE_MAX 100000u
 #define KJ_SIGN_BURST_DEFAULT 4096u
+#define KJ_SIGN_BURST_MAX 65536u
 
+/*
+ * Full: burst signatures now, then rate a second.  0 for rate or burst
+ * is its default.
+ */
 void kj_sign_limit_init(struct kj_sign_limit *l, unsigned rate,
 			unsigned burst, uint64_t now_ms);
+
+struct keeper;
+/* The keeper's limit as its job's limits set it (tls_sign_rate,
+ * tls_sign_burst: the flags), full at now_ms. */
+void kj_kp_sign_setup(struct keeper *k, uint64_t now_ms);
 
 /*
  * 0 when in is a TLS 1.3 server CertificateVerify input with a SHA-256

@@ -11,6 +11,16 @@ rc=0; "$KINJECT" run --frobnicate 2>"$T/err" || rc=$?
 [ "$rc" -eq 2 ] && grep -q -- "--frobnicate" "$T/err" || fail "unknown flag"
 rc=0; "$KINJECT" run --max-connections ten 2>"$T/err" || rc=$?
 [ "$rc" -eq 2 ] && grep -q -- "--max-connections: \`ten'" "$T/err" || fail "bad number: $(cat "$T/err")"
+for f in rate:0:100000 rate:100001:100000 burst:0:65536 burst:65537:65536; do
+	set -- $(tr : ' ' <<<"$f")
+	rc=0; "$KINJECT" run --tls-sign-$1 $2 2>"$T/err" || rc=$?
+	[ "$rc" -eq 2 ] && grep -q -- "--tls-sign-$1: \`$2' is out of range 1..$3" \
+		"$T/err" || fail "--tls-sign-$1 $2: exit $rc: $(cat "$T/err")"
+done
+"$KINJECT" run --help >"$T/help"
+grep -A1 -- '--tls-sign-rate N' "$T/help" | grep -q 'default 200' &&
+	grep -A1 -- '--tls-sign-burst N' "$T/help" | grep -q 'default 4096' ||
+	fail "run --help lacks the TLS signing limit"
 rc=0; "$KINJECT" run --listen tcp:192.0.2.1:9000 2>"$T/err" || rc=$?
 [ "$rc" -eq 2 ] && grep -qi 'TLS' "$T/err" || fail "non-loopback TCP: $(cat "$T/err")"
 

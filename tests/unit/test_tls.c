@@ -622,12 +622,67 @@ static void test_keeper_sign_ipc(void **state)
 	free(in.cur);
 }
 
+/*
+ * kinject run --tls-sign-rate N --tls-sign-burst B reach the keeper's
+ * limit through its job's limits (kj_kp_sign_setup): a limit of N is
+ * exactly N signatures a window, the (N+1)th refused over the limit
+ * (SIGNED without a signature); 0 is the documented default.
+ */
+static void test_sign_limit_setting(void **state)
+{
+	struct kj_job job = { .tls = &tk };
+	static struct keeper k;
+	struct kslot slots[1] = { 0 };
+	struct inj in = { .state = I_RUN, .max_conns = 1, .slots = slots };
+	uint8_t ent[sizeof(struct kj_ipc_sign) + KJ_TLS_CV_LEN];
+	struct kj_ipc_sign m = { .tag = 0, .len = KJ_TLS_CV_LEN };
+	struct kj_ipc_signed r;
+	uint8_t *cv = ent + sizeof(m), sig[KJ_TLS_SIG_MAX];
+	size_t slen;
+
+	(void)state;
+	memcpy(ent, &m, sizeof(m));
+	memset(cv, 0x20, 64);
+	memcpy(cv + 64, KJ_TLS_CV_CONTEXT, sizeof(KJ_TLS_CV_CONTEXT));
+	memset(cv + 64 + sizeof(KJ_TLS_CV_CONTEXT), 0x3c, 32);
+	k.job = &job;
+	k.rl = (struct kj_ratelimit)KJ_RATELIMIT_INIT(5000, 10);
+	kj_kp_sign_setup(&k, 0);
+	assert_int_equal(k.sign.rate, KJ_SIGN_RATE_DEFAULT);
+	assert_int_equal(k.sign.burst, KJ_SIGN_BURST_DEFAULT);
+	for (unsigned n = 1; n <= 3; n++) {
+		/* Burst n, rate n a second: two windows, the clock given. */
+		job.limits.tls_sign_rate = job.limits.tls_sign_burst = n;
+		kj_kp_sign_setup(&k, 1000);
+		for (uint64_t t = 1000; t <= 2000; t += 1000) {
+			for (unsigned i = 0; i < n; i++)
+				assert_int_equal(kj_keeper_tls_sign(&tk,
+					&k.sign, t, 0, cv, KJ_TLS_CV_LEN, sig,
+					&slen), 0);
+			assert_int_equal(kj_keeper_tls_sign(&tk, &k.sign, t, 0,
+					 cv, KJ_TLS_CV_LEN, sig, &slen), -EBUSY);
+		}
+		assert_int_equal(k.sign.signed_n, 2 * n);
+		assert_int_equal(k.sign.limited_n, 2);
+		/* The SIGN handler on the real clock: full an hour ahead. */
+		kj_kp_sign_setup(&k, kj_now_ms() + 3600000);
+		for (unsigned i = 0; i <= n; i++) {
+			assert_int_equal(kj_kp_on_sign(&k, &in, ent,
+						       sizeof(ent)), 0);
+			assert_int_equal(signed_entry(&in, &r) > 0, i < n);
+		}
+		assert_int_equal(k.sign.limited_n, 1);
+	}
+	free(in.cur);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key_not_extractable),
 		cmocka_unit_test(test_cv_check),
 		cmocka_unit_test(test_keeper_sign_ipc),
+		cmocka_unit_test(test_sign_limit_setting),
 		cmocka_unit_test(test_handshake_signed_in_hsm),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_user_records),

@@ -157,6 +157,14 @@ t0=$(date +%s)
 job_part 2 tls || kill $rpid 2>/dev/null
 wait $rpid
 echo $? >"$out/run2.rc"
+# The CPU's aes flag and the gcm(aes) kTLS got: the one of highest
+# priority in /proc/crypto (the generic template is listed once used).
+grep -m 1 '^flags' /proc/cpuinfo >"$out/cpuflags"
+awk -F ' *: *' '$1 == "name" { n = $2 } $1 == "driver" { d = $2 }
+	$1 == "priority" && n == "gcm(aes)" && $2 + 0 > best {
+		best = $2 + 0; pick = d } END { print pick }' /proc/crypto \
+	>"$out/gcm_driver"
+lsmod >"$out/lsmod"
 step "5 took $(($(date +%s) - t0)) s"
 kinject evidence export --state /job/state --job "$KJ_JOB" \
 	--out "$out/evidence.json" >"$out/export.out" 2>&1 ||

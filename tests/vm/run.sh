@@ -10,7 +10,9 @@
 # guest's.
 #
 #   KINJECT=build/kinject IMAGE=build/image KVER=... PROBE=... run.sh
-#   KJ_VM_KEEP=DIR keeps the guest's results; KJ_VM_TIMEOUT (s) per boot.
+#   KJ_VM_KEEP=DIR keeps the guest's results; KJ_VM_TIMEOUT (s) per boot;
+#   KJ_VM_CPU=MODEL the guest CPU (default qemu64, TCG's default: no
+#   AES-NI; `max' has aes, avx, avx2: the init loads aesni-intel).
 #
 # The job's SoftHSM2 token and inputs are made here as tests/lib/ makes them
 # for every integration test and travel as the site's configuration: a cpio
@@ -23,6 +25,7 @@
 . "$KJ_TESTS/lib/inputs.sh"
 : "${IMAGE:?}" "${KVER:?}" "${PROBE:?}"
 KJ_VM_TIMEOUT=${KJ_VM_TIMEOUT:-600}
+KJ_VM_CPU=${KJ_VM_CPU:-qemu64}
 ovmf=/usr/share/OVMF
 HALF=6
 [ -r "$IMAGE/esp.img" ] || fail "$IMAGE/esp.img: missing (make image)"
@@ -155,7 +158,8 @@ vm_boot() {
 	timeout -k 10 "$KJ_VM_TIMEOUT" qemu-system-x86_64 -machine q35 \
 		-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd" \
 		-drive "if=pflash,format=raw,unit=1,file=$T/vars.fd" \
-		-accel tcg -m 1024 -smp 1 -no-reboot -display none -vga none \
+		-accel tcg -cpu "$KJ_VM_CPU" -m 1024 -smp 1 -no-reboot \
+		-display none -vga none \
 		-monitor none -nic none \
 		-drive "if=none,id=esp,format=raw,readonly=on,file=$IMAGE/esp.img" \
 		-device virtio-blk-pci,drive=esp,bootindex=0 \
@@ -167,7 +171,7 @@ vm_boot() {
 	wait $qpid || rc=$?
 	return $rc
 }
-echo "vm-test: booting $IMAGE/esp.img (OVMF, TCG) with the job on the site disk"
+echo "vm-test: booting $IMAGE/esp.img (OVMF, TCG, -cpu $KJ_VM_CPU) with the job on the site disk"
 start=$(date +%s)
 qrc=0
 vm_boot "$T/site.img" "$T/console.log" "$T/results.b64" \
@@ -215,6 +219,24 @@ jq -e '.tls.ktls >= 2 and .tls.user_space == 0 and .tls.refused == 0' \
 grep -q 'TLS 1.3 with site vm-line: records in the kernel (kTLS)' \
 	"$R/run2.err" || fail "the log does not name kTLS: $(grep TLS "$R/run2.err")"
 echo "ok: the resumed job's $HALF devices came over TLS 1.3 with kTLS ($(jq -c .tls "$R/run2.json"))"
+# AES-NI: the init loaded aesni-intel exactly when the guest CPU has the
+# aes flag (initramfs/cpu-modules), never stopping the boot, and kTLS's
+# gcm(aes) was then the AES-NI one, else the generic template's.
+if grep -qw aes "$R/cpuflags"; then
+	aesni=yes want='generic-gcm-aesni'
+	line='kinject-init: loaded cryptd crypto_simd aesni-intel: gcm(aes) is generic-gcm-aesni (priority 400)'
+else
+	aesni=no want='gcm_base(ctr(aes-generic),ghash-generic)'
+	line='kinject-init: not loaded, the CPU lacks a flag: .*aesni-intel (no aes)'
+fi
+tr -d '\r' <"$T/console.log" | grep -q "^$line" ||
+	fail "CPU aes=$aesni: the init's line is not \`$line': $(tr -d '\r' <"$T/console.log" | grep 'kinject-init')"
+[ "$(cat "$R/gcm_driver")" = "$want" ] ||
+	fail "CPU aes=$aesni: kTLS's gcm(aes) is \`$(cat "$R/gcm_driver")', not $want"
+{ grep -qw '^aesni_intel' "$R/lsmod" && [ $aesni = yes ]; } ||
+	{ ! grep -qw '^aesni_intel' "$R/lsmod" && [ $aesni = no ]; } ||
+	fail "CPU aes=$aesni, but lsmod: $(grep -w aesni_intel "$R/lsmod")"
+echo "ok: -cpu $KJ_VM_CPU (aes: $aesni): kTLS's gcm(aes) was $want"
 jq -e '.appliance.secret_memory == "kmod"' "$R/evidence.json" >/dev/null ||
 	fail "evidence secret_memory: $(jq -c .appliance.secret_memory "$R/evidence.json")"
 "$KINJECT" verify "$R/evidence.json" --ak "$R/ak.pem" \
