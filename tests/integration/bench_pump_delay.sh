@@ -12,7 +12,8 @@
 . "$(dirname "$0")/../lib/common.sh"
 
 PUMP=$(dirname "$KINJECT")/bench/pump
-[ -x "$PUMP" ] || fail "$PUMP is missing: make $(dirname "$KINJECT")/bench/pump (make check-integration builds it)"
+[ -x "$PUMP" ] ||
+	fail "$PUMP is missing: make check-integration builds it (or make $PUMP)"
 
 SOCKETS=20 DELAY=200 DEVICES=100
 check() {
@@ -30,7 +31,8 @@ check() {
 		 .seconds >= 0.95 * (.devices / $s) * $d / 1000' \
 		"$out" >/dev/null ||
 		fail "pump $*: faster than $SOCKETS sockets / $DELAY ms allow: $(cat "$out")"
-	echo "ok: pump $*: $(jq -r .devices_per_s "$out") devices/s <= $((SOCKETS * 1000 / DELAY))"
+	echo "ok: pump $*: $(jq -r .devices_per_s "$out") devices/s" \
+		"<= $((SOCKETS * 1000 / DELAY))"
 }
 check --workers 1
 check --workers 2 --no-hash
