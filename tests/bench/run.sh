@@ -241,6 +241,24 @@ for shape in "64k 1000 30000 65536 0" "64k 10000 40000 65536 0" \
 	pump --sockets "$2" --devices "$3" --size "$4" --workers "$W" \
 		"${pd[@]}" --no-hash
 done
+# Default settings.  1,000 sockets, zero programming time: COMMIT waits for
+# the covering quote (200 ms), so the line tops out at the cadence bound
+# sockets / (interval + quote time) by design.  10,000 sockets and 1 MiB:
+# the pipeline is full.
+want kinject-64k && scenario kinject-64k 65536 1000 20000
+# A line of 10,000 sockets raises --max-connections above PROTOCOL.md's
+# default of 4,096 (beyond it a connection is refused at once).
+want kinject-64k-10k && scenario kinject-64k-10k 65536 10000 40000 --max-connections 10016
+want kinject-1m && scenario kinject-1m 1048576 1000 3000
+# 1,000 sockets, 64 KiB, every device programmed for PD_MS ms by its site:
+# the pipeline full at true default settings (no flag on `kinject run').
+want kinject-64k-pd && PD=$PD_MS scenario kinject-64k-pd 65536 1000 20000
+want kinject-64k-cp50 && scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
+want kinject-64k-nocac && scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
+# The same over TLS 1.3 on loopback (docs/TLS.md): the handshakes signed in
+# SoftHSM2 by the keeper, the records as the kernel allows.
+want kinject-64k-tls && scenario kinject-64k-tls 65536 1000 20000
+want kinject-64k-nocac-tls && scenario kinject-64k-nocac-tls 65536 1000 30000 --no-commit-after-checkpoint
 # The naive line (QUALITY.md; tests/bench/naive.c): one thread per socket,
 # an fsync and a TPM quote per device, on its own swtpm, driven by the same
 # sim as kinject, at each of kinject's shapes without a programming delay
@@ -250,7 +268,10 @@ done
 # serialised on one TPM, so it runs at about 1,000-2,000 devices/s whatever
 # the shape: the device counts below keep each run to about 15 s or less
 # (10,000 sockets: two devices per socket), KJ_BENCH_NAIVE_DEVICES
-# overrides them all.
+# overrides them all.  They run after kinject's scenarios: 10,000 threads
+# waiting in fsync (uninterruptible sleep) can raise the load average by
+# tens for a minute or more, so a load1 after naive-64k-10000 measures the naive
+# line itself, not the machine's other work (load1_before does).
 naive_shape() {
 	local name=naive-$1-$2 sockets=$2 devices=${KJ_BENCH_NAIVE_DEVICES:-$3}
 	local size=$4
@@ -259,6 +280,7 @@ naive_shape() {
 	rm -rf "$B/tpm" "$B/naive.records"
 	kj_swtpm_start "$B/tpm" >/dev/null
 	bench_lock
+	local before; before=$(cut -d' ' -f1 /proc/loadavg)
 	"$BUILD/bench/naive" --listen "$B/naive.sock" --tcti "$KJ_SWTPM_TCTI" \
 		--record "$B/naive.records" --size "$size" \
 		--devices "$devices" >"$B/$name.json" 2>"$B/$name.err" &
@@ -279,30 +301,13 @@ r["sim_devices_per_s"] = round(s["devices_per_s"])
 r["workers"] = int(sys.argv[3])
 r["devices_chosen_for"] = "a run of about 15 s or less at the naive rate"
 r["load1"] = round(os.getloadavg()[0], 2)
-print(json.dumps(r))' "$B/$name.json" "$B/$name-sim.json" "$W" "$name" |
-		tee -a "$out"
+r["load1_before"] = float(sys.argv[5])
+print(json.dumps(r))' "$B/$name.json" "$B/$name-sim.json" "$W" "$name" \
+		"$before" | tee -a "$out"
 }
 naive_shape 64k 1000 20000 65536
 naive_shape 64k 10000 20000 65536
 naive_shape 1m 1000 10000 1048576
-# Default settings.  1,000 sockets, zero programming time: COMMIT waits for
-# the covering quote (200 ms), so the line tops out at the cadence bound
-# sockets / (interval + quote time) by design.  10,000 sockets and 1 MiB:
-# the pipeline is full.
-want kinject-64k && scenario kinject-64k 65536 1000 20000
-# A line of 10,000 sockets raises --max-connections above PROTOCOL.md's
-# default of 4,096 (beyond it a connection is refused at once).
-want kinject-64k-10k && scenario kinject-64k-10k 65536 10000 40000 --max-connections 10016
-want kinject-1m && scenario kinject-1m 1048576 1000 3000
-# 1,000 sockets, 64 KiB, every device programmed for PD_MS ms by its site:
-# the pipeline full at true default settings (no flag on `kinject run').
-want kinject-64k-pd && PD=$PD_MS scenario kinject-64k-pd 65536 1000 20000
-want kinject-64k-cp50 && scenario kinject-64k-cp50 65536 1000 30000 --checkpoint-interval 50
-want kinject-64k-nocac && scenario kinject-64k-nocac 65536 1000 30000 --no-commit-after-checkpoint
-# The same over TLS 1.3 on loopback (docs/TLS.md): the handshakes signed in
-# SoftHSM2 by the keeper, the records as the kernel allows.
-want kinject-64k-tls && scenario kinject-64k-tls 65536 1000 20000
-want kinject-64k-nocac-tls && scenario kinject-64k-nocac-tls 65536 1000 30000 --no-commit-after-checkpoint
 # RSS growth per idle connection (QUALITY.md: <= 16 KiB): 2,000 idle
 # connections to the keeper and injectors of test_engine_bench.
 if want idle-rss; then
