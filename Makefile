@@ -169,7 +169,7 @@ check-layout:
 check-unit: $(BUILD)/kinject $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
-check-integration: $(BUILD)/kinject
+check-integration: $(BUILD)/kinject $(BUILD)/bench/pump
 	@KINJECT=$(abspath $(BUILD)/kinject) tests/run-integration.sh
 
 # Second build of everything under ASan + UBSan, same tests.

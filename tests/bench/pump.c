@@ -17,8 +17,14 @@
  * taking devices from one count, as `kinject sim --workers W' splits its
  * sites; the server stays one loop (its bare rate, pump-raw at W = 1, is
  * twice the hashing client's, so the client is what W scales).
+ * --program-delay-ms D: the client holds each device for D ms between the
+ * last payload byte received and its answer, as a site programming the
+ * chip would and as `kinject sim --program-delay-ms' does, so the pump is
+ * the bound of a line whose pipeline is full because every socket spends
+ * most of its time programming: at most sockets / D devices/s.
  *
  *   pump --sockets N --devices M --size BYTES [--workers W] [--no-hash]
+ *        [--program-delay-ms D]
  * prints one JSON line: devices_per_s over the whole run, connects
  * included, and steady_devices_per_s between the first and the last wave
  * (from the device that made as many as there are sockets to the one that
@@ -52,6 +58,15 @@ struct conn {
 	int reserved;   /* client: this device is counted in `started' */
 	EVP_MD_CTX *md; /* client: digest of the payload */
 	uint8_t digest[EVP_MAX_MD_SIZE];
+	int held;       /* client: programming, answer due at `due' */
+	double due;
+	struct conn *next; /* client: its worker's line of held devices */
+};
+
+/* A client worker's devices being "programmed", oldest first (one delay
+ * for all, so the line is in order of due time). */
+struct held_line {
+	struct conn *head, *tail;
 };
 
 static size_t size;
@@ -62,6 +77,7 @@ static double t_end; /* when devices_done reached devices_wanted */
 static double t_wave, t_tail;
 static unsigned all_sockets;
 static int hash = 1;
+static unsigned delay_ms;
 static uint8_t *payload;
 static char path[108];
 
@@ -189,13 +205,78 @@ static void device_done(struct conn *c)
 		t_end = now_s();
 }
 
+/* Hold c (its payload all received) until its programming delay is over. */
+static void hold(struct held_line *l, struct conn *c)
+{
+	c->held = 1;
+	c->due = now_s() + delay_ms / 1e3;
+	c->next = NULL;
+	if (l->tail)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+}
+
+/* Run c's device as far as its socket allows: 0, or -1 (connection lost). */
+static int client_step(struct held_line *l, struct conn *c)
+{
+	static const uint8_t small[64];
+	int r = 1;
+
+	while (r == 1) {
+		if (c->phase == 0 && !reserve(c))
+			break;
+		switch (c->phase) {
+		case 0: r = step(c, 1, HELLO, small);
+			if (r == 1 && c->md &&
+			    !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL))
+				die("EVP_DigestInit_ex");
+			break;
+		case 1: r = step(c, 0, size, NULL);
+			if (r == 1 && c->md &&
+			    !EVP_DigestFinal_ex(c->md, c->digest, NULL))
+				die("EVP_DigestFinal_ex");
+			if (r == 1 && delay_ms) {
+				c->phase = 2;
+				hold(l, c);
+				return 0;
+			}
+			break;
+		case 2: r = step(c, 1, READBACK, c->digest);
+			break;
+		default: r = step(c, 0, COMMIT, NULL);
+			if (r == 1)
+				device_done(c);
+			break;
+		}
+		if (r == 1)
+			c->phase = (c->phase + 1) % 4;
+	}
+	return r < 0 ? -1 : 0;
+}
+
+/* epoll_wait's timeout: the first held device's due time (rounded up, so
+ * that no device is answered early), at most 100 ms. */
+static int wait_ms(const struct held_line *l)
+{
+	double left;
+
+	if (!l->head)
+		return 100;
+	left = (l->head->due - now_s()) * 1e3;
+	if (left <= 0)
+		return 0;
+	return left >= 100 ? 100 : (int)left + 1;
+}
+
 static void *client(void *arg)
 {
 	unsigned nsock = (unsigned)(uintptr_t)arg;
 	int ep = epoll_create1(0);
 	struct epoll_event ev, evs[256];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	static const uint8_t small[64];
+	struct held_line line = { NULL, NULL };
 
 	memcpy(sa.sun_path, path, sizeof(sa.sun_path));
 	for (unsigned i = 0; i < nsock; i++) {
@@ -214,42 +295,23 @@ static void *client(void *arg)
 		epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 	}
 	while (atomic_load(&devices_done) < devices_wanted) {
-		int n = epoll_wait(ep, evs, 256, 100);
+		int n = epoll_wait(ep, evs, 256, wait_ms(&line));
+		double t = now_s();
 
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
-			int r = 1;
 
-			while (r == 1) {
-				if (c->phase == 0 && !reserve(c))
-					break;
-				switch (c->phase) {
-				case 0: r = step(c, 1, HELLO, small);
-					if (r != 1)
-						break;
-					if (c->md && !EVP_DigestInit_ex(c->md,
-							       EVP_sha256(),
-							       NULL))
-						die("EVP_DigestInit_ex");
-					break;
-				case 1: r = step(c, 0, size, NULL);
-					if (r == 1 && c->md &&
-					    !EVP_DigestFinal_ex(c->md,
-								c->digest,
-								NULL))
-						die("EVP_DigestFinal_ex");
-					break;
-				case 2: r = step(c, 1, READBACK, c->digest);
-					break;
-				default: r = step(c, 0, COMMIT, NULL);
-					if (r == 1)
-						device_done(c);
-					break;
-				}
-				if (r == 1)
-					c->phase = (c->phase + 1) % 4;
-			}
-			if (r < 0)
+			if (!c->held && client_step(&line, c) < 0)
+				die("connection lost");
+		}
+		while (line.head && line.head->due <= t) {
+			struct conn *c = line.head;
+
+			line.head = c->next;
+			if (!line.head)
+				line.tail = NULL;
+			c->held = 0;
+			if (client_step(&line, c) < 0)
 				die("connection lost");
 		}
 	}
@@ -282,6 +344,8 @@ int main(int argc, char **argv)
 			size = strtoul(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "--workers"))
 			workers = (unsigned)strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--program-delay-ms"))
+			delay_ms = (unsigned)strtoul(argv[i + 1], NULL, 10);
 		else {
 			fprintf(stderr, "pump: unknown flag %s\n", argv[i]);
 			return 2;
@@ -340,11 +404,12 @@ int main(int argc, char **argv)
 	       "\"devices\":%lu,\"seconds\":%.3f,\"devices_per_s\":%.0f,"
 	       "\"steady_devices_per_s\":%.0f,"
 	       "\"bytes_per_s\":%.0f,\"workers\":%u,"
+	       "\"program_delay_ms\":%u,"
 	       "\"client_cpu_us_per_device\":%.1f,"
 	       "\"server_cpu_us_per_device\":%.1f}\n",
 	       hash ? "pump" : "pump-raw", nsock, size, done, dt, done / dt,
-	       steady,
-	       done * (double)size / dt, workers, client_cpu / done * 1e6,
+	       steady, done * (double)size / dt, workers, delay_ms,
+	       client_cpu / done * 1e6,
 	       cpu_s(RUSAGE_CHILDREN) / done * 1e6);
 	return 0;
 }

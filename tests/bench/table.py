@@ -7,9 +7,23 @@
 import json, sys
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-pumps = {(r["scenario"], r["firmware_bytes"], r["sockets"],
-	  r.get("workers")): r for r in rows
+
+
+def shape(r):
+	# A programming delay (sim and pump --program-delay-ms) is part of it.
+	return (r["firmware_bytes"], r["sockets"], r.get("workers"),
+		r.get("program_delay_ms", 0))
+
+
+def is_naive(r):
+	return r["scenario"].startswith("naive")
+
+
+pumps = {(r["scenario"],) + shape(r): r for r in rows
 	 if r["scenario"] in ("pump", "pump-raw")}
+# The naive line runs without a programming delay (older result files
+# name its one shape "naive").
+naives = {shape(r): r for r in rows if is_naive(r)}
 
 
 def rate(r):
@@ -19,9 +33,21 @@ def rate(r):
 
 
 def frac(r, kind):
-	p = pumps.get((kind, r["firmware_bytes"], r["sockets"],
-		       r.get("workers")))
+	p = pumps.get((kind,) + shape(r))
 	return "%.0f" % (100.0 * rate(r) / rate(p)) if p else "-"
+
+
+def speedup(r):
+	n = naives.get(shape(r))
+	return "%.1f" % (r["devices_per_s"] / n["devices_per_s"]) \
+		if n and n["devices_per_s"] else "-"
+
+
+def label(r):
+	pd = r.get("program_delay_ms", 0)
+	if r["scenario"] in ("pump", "pump-raw") and pd:
+		return "%s-pd%d" % (r["scenario"], pd)
+	return r["scenario"]
 
 
 def f(v, fmt="%s"):
@@ -29,19 +55,21 @@ def f(v, fmt="%s"):
 
 
 cols = ("scenario", "sockets", "fw", "W", "dev/s", "MB/s", "%pump", "%raw",
-	"p50ms", "p99ms", "p99/50", "st99/50", "%cad", "fsync/s", "quote/s", "NVwr/h",
-	"K_us/d", "I_us/d", "S_us/d", "K_RSS", "I_RSS", "load", "transport")
-fmt = "%-21s %6s %5s %2s %7s %6s %5s %4s %6s %6s %6s %7s %4s %7s %7s %6s " \
+	"xnaive", "p50ms", "p99ms", "p99/50", "st99/50", "%cad", "fsync/s",
+	"quote/s", "NVwr/h", "K_us/d", "I_us/d", "S_us/d", "K_RSS", "I_RSS",
+	"load", "transport")
+fmt = "%-21s %6s %5s %2s %7s %6s %5s %4s %6s %6s %6s %6s %7s %4s %7s %7s " \
+	"%6s " \
 	"%6s %6s %6s %6s %6s %5s  %s"
 print(fmt % cols)
 for r in rows:
 	size = r["firmware_bytes"]
 	fw = "%dk" % (size // 1024) if size < 1 << 20 else "%dm" % (size >> 20)
 	mbs = "%.0f" % (rate(r) * size / 1e6)
-	if r["scenario"].startswith("pump") or r["scenario"] == "naive":
-		print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
-			     rate(r), mbs, "", "", "", "", "", "", "", "", "",
-			     "", "", "",
+	if r["scenario"].startswith("pump") or is_naive(r):
+		print(fmt % (label(r), r["sockets"], fw, f(r.get("workers")),
+			     rate(r), mbs, "", "", "", "", "", "", "", "",
+			     "", "", "", "", "",
 			     f(r.get("client_cpu_us_per_device"), "%.0f"), "", "",
 			     f(r.get("load1")), ""))
 		continue
@@ -54,8 +82,8 @@ for r in rows:
 	cad = r.get("cadence_bound_per_s")
 	print(fmt % (r["scenario"], r["sockets"], fw, f(r.get("workers")),
 		     rate(r), mbs,
-		     frac(r, "pump"), frac(r, "pump-raw"), f(p50, "%.0f"),
-		     f(p99, "%.0f"), ratio, steady,
+		     frac(r, "pump"), frac(r, "pump-raw"), speedup(r),
+		     f(p50, "%.0f"), f(p99, "%.0f"), ratio, steady,
 		     "%.0f" % (100.0 * rate(r) / cad)
 		     if cad and cad < 1.5 * rate(r) else "-",
 		     f(r.get("fsyncs_per_s")), f(r.get("quotes_per_s")),
@@ -63,13 +91,31 @@ for r in rows:
 		     us("sim"), "%dM" % (r["keeper_peak_rss_kib"] // 1024),
 		     "%dM" % (r["injector_peak_rss_kib"] // 1024),
 		     f(r.get("load1")), r.get("transport", "unix")))
-naive = next((r for r in rows if r["scenario"] == "naive"), None)
-k64 = next((r for r in rows if r["scenario"] == "kinject-64k"), None)
-if naive and k64:
+# kinject at default settings against the naive line of the same shape,
+# and with the pipeline full by a programming delay against its pump.
+byname = {r["scenario"]: r for r in rows}
+lines = []
+for k in ("kinject-64k", "kinject-64k-10k", "kinject-1m"):
+	r = byname.get(k)
+	n = naives.get(shape(r)) if r else None
+	if n and n["devices_per_s"]:
+		lines.append("  %-16s %6d dev/s / %-16s %6d dev/s = %5.1fx" % (
+			k, r["devices_per_s"], n["scenario"], n["devices_per_s"],
+			r["devices_per_s"] / n["devices_per_s"]))
+if lines:
 	print("\nkinject's speed-up over the naive line (thread per socket, "
-	      "fsync + quote per device): kinject-64k %d dev/s / naive %d "
-	      "dev/s = %.1fx" % (k64["devices_per_s"], naive["devices_per_s"],
-				 k64["devices_per_s"] / naive["devices_per_s"]))
+	      "fsync + quote per device), same shape and W:")
+	print("\n".join(lines))
+for r in rows:
+	p = pumps.get(("pump",) + shape(r))
+	if r.get("program_delay_ms") and not r["scenario"].startswith("pump") \
+	   and p and p["devices_per_s"]:
+		print("\npipeline full by a %d ms programming delay, %d sockets, "
+		      "default settings: %s %d dev/s = %.0f %% of the pump with "
+		      "the same delay (%d dev/s; bound sockets / delay = %d)" % (
+			r["program_delay_ms"], r["sockets"], r["scenario"],
+			rate(r), 100.0 * rate(r) / rate(p), rate(p),
+			1000 * r["sockets"] / r["program_delay_ms"]))
 print()
 print("W: the load generator's event loops (threads of `kinject sim' and "
       "of the pump's client; KJ_BENCH_WORKERS, default nproc).  "
@@ -81,8 +127,11 @@ print("W: the load generator's event loops (threads of `kinject sim' and "
       "does); %raw: of the bare pump.  %cad: of the cadence bound sockets / "
       "(interval + mean quote), where that binds.  p50/p99: HELLO->COMMIT "
       "over every device; st99/50: p99/p50 over the devices after each "
-      "socket's first (the line in operation, not its start).  naive: "
-      "tests/bench/naive.c, its own rate over the same window.  "
+      "socket's first (the line in operation, not its start).  naive-*: "
+      "tests/bench/naive.c, its own rate over the same window; xnaive: "
+      "kinject's speed-up over it at the same shape (both over the whole "
+      "run).  -pdN: every device held N ms by its site (programming "
+      "delay).  "
       "K/I/S_us/d: CPU (user+sys) per device of "
       "the keeper (set-up excluded), the injectors, the sim (pump rows: "
       "its client, all its threads).  load: 1-min "
