@@ -162,6 +162,7 @@ int kj_journal_reserve(struct kj_journal *j, const struct kj_record *hello,
 	bind_text(st, 10, hello->hwrev);
 	bind_u64(st, 11, kj_record_now_ms());
 	KJ_TRY(kj_jnl_step_write(j, st, "insert reservation"));
+	KJ_TRY(kj_jnl_open_add(j, out));
 	j->next_attempt++;
 	jb->next_serial++;
 	jb->creds_used++;
