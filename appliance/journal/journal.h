@@ -214,11 +214,11 @@ void kj_journal_stats(const struct kj_journal *j, struct kj_journal_stats *st);
 
 /*
  * Records between two bulk flushes inside the group commit (docs/JOURNAL.md
- * "Schema": reservations closed, cert_used and uid_seen filled), so that
- * the uids of the running job's ok records held in memory meanwhile stay
- * bounded (16 bytes each, the table under half full).  0: the default.
+ * "Schema": reservations closed, uid_seen filled), so that the uids of
+ * the running job's ok records held in memory meanwhile stay bounded (16
+ * bytes each, the table under half full: 8 MiB).  0: the default.
  */
-#define KJ_JOURNAL_FLUSH_RECORDS 16384
+#define KJ_JOURNAL_FLUSH_RECORDS 262144
 void kj_journal_set_flush(struct kj_journal *j, uint64_t records);
 
 /* ---- reading ------------------------------------------------------------ */

@@ -11,9 +11,9 @@
  * pass what was reserved and recorded since the last one, from the meta
  * keys cert_used_attempt, uid_seen_seq and resv_done_seq: at open (before
  * the crash recovery reads the open reservations), at job begin and end,
- * and every KJ_JOURNAL_FLUSH_RECORDS records inside the group commit that
- * holds the record, so that what is kept in memory meanwhile stays
- * bounded.  What the tables lack is this handle's own work since the last
+ * and (all but cert_used) every KJ_JOURNAL_FLUSH_RECORDS records inside
+ * the group commit that holds the record, so that what is kept in memory
+ * meanwhile stays bounded.  What the tables lack is this handle's own work since the last
  * flush (a handle holds the state dir's lock): the certificate lookup
  * excludes the current job anyway, the ok records this handle appended
  * are noted here in memory (their uid's hash and seq) until the next
@@ -212,10 +212,11 @@ static int close_done(struct kj_journal *j)
 	return 0;
 }
 
-int kj_jnl_bulk_catch_up(struct kj_journal *j)
+/* from: the first of copies[] to run */
+static int flush(struct kj_journal *j, size_t from)
 {
 	KJ_TRY(close_done(j));
-	for (size_t i = 0; i < KJ_ARRAY_SIZE(copies); i++)
+	for (size_t i = from; i < KJ_ARRAY_SIZE(copies); i++)
 		KJ_TRY(copy_one(j, &copies[i]));
 	j->okset.n = 0;
 	if (j->okset.v)
@@ -225,12 +226,23 @@ int kj_jnl_bulk_catch_up(struct kj_journal *j)
 	return 0;
 }
 
-/* Every KJ_JOURNAL_FLUSH_RECORDS records (kj_journal_set_flush). */
+int kj_jnl_bulk_catch_up(struct kj_journal *j)
+{
+	return flush(j, 0);
+}
+
+/*
+ * Every KJ_JOURNAL_FLUSH_RECORDS records (kj_journal_set_flush): what
+ * bounds memory (the ok uids) and the crash recovery's reading (the
+ * reservations closed).  Not cert_used: nothing of it is held meanwhile,
+ * and its keys are hashes, so a copy touches about one page per row
+ * whatever the batch: once per job is the cheapest.
+ */
 int kj_jnl_bulk_maybe(struct kj_journal *j)
 {
 	if (j->next_seq - j->flushed_seq < j->flush_every)
 		return 0;
-	return kj_jnl_bulk_catch_up(j);
+	return flush(j, 1);
 }
 
 void kj_journal_set_flush(struct kj_journal *j, uint64_t records)
