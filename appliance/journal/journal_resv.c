@@ -147,6 +147,9 @@ int kj_journal_reserve(struct kj_journal *j, const struct kj_record *hello,
 	out->cred_pos = pos;
 	memcpy(out->cert_sha256, c->cert_sha256, 32);
 	out->serial_no = jb->next_serial;
+	/* Open in memory first: every `reserved' row written by this
+	 * handle is in its table (journal_bulk.c closes the others). */
+	KJ_TRY(kj_jnl_open_add(j, out));
 	KJ_TRY(kj_jnl_begin_write(j));
 	st = kj_jnl_stmt(j, S_INS_RESV);
 	bind_u64(st, 1, out->attempt);
@@ -162,7 +165,6 @@ int kj_journal_reserve(struct kj_journal *j, const struct kj_record *hello,
 	bind_text(st, 10, hello->hwrev);
 	bind_u64(st, 11, kj_record_now_ms());
 	KJ_TRY(kj_jnl_step_write(j, st, "insert reservation"));
-	KJ_TRY(kj_jnl_open_add(j, out));
 	j->next_attempt++;
 	jb->next_serial++;
 	jb->creds_used++;
