@@ -182,8 +182,8 @@ static int setup_schema(struct kj_journal *j)
 	j->schema = (int)v;
 	if (v == KJ_JOURNAL_SCHEMA)
 		return 0;
-	/* A reader needs none of version 2's changes. */
-	if (v == 1 && j->rdonly)
+	/* A reader needs none of versions 2's and 3's changes. */
+	if ((v == 1 || v == 2) && j->rdonly)
 		return 0;
 	if (v > KJ_JOURNAL_SCHEMA || j->rdonly) {
 		kj_err("%s: schema version %llu, this kinject reads versions "
@@ -193,11 +193,15 @@ static int setup_schema(struct kj_journal *j)
 		return -EPROTO;
 	}
 	KJ_TRY(exec_sql(j, "BEGIN IMMEDIATE"));
-	rc = exec_sql(j, v ? migrate_1_sql : schema_sql);
+	rc = exec_sql(j, v == 1 ? migrate_1_sql : v ? "" : schema_sql);
+	/* 2 -> 3 changes no table: from here on a reservation's `done' is
+	 * written in bulk (journal_bulk.c), which sets its mark now, while
+	 * every record still closes its own reservation.  A kinject of
+	 * version 2 would burn the reservations whose records exist. */
 	if (!rc && v)
 		rc = kj_jnl_bulk_catch_up(j);
 	if (!rc)
-		rc = exec_sql(j, "PRAGMA user_version = 2");
+		rc = exec_sql(j, "PRAGMA user_version = 3");
 	if (!rc)
 		rc = exec_sql(j, "COMMIT");
 	if (rc) {
@@ -205,8 +209,8 @@ static int setup_schema(struct kj_journal *j)
 		return rc;
 	}
 	if (v)
-		kj_info("%s: journal schema upgraded from version 1 to 2",
-			j->path);
+		kj_info("%s: journal schema upgraded from version %llu to 3",
+			j->path, (unsigned long long)v);
 	j->schema = KJ_JOURNAL_SCHEMA;
 	return 0;
 }
@@ -325,6 +329,7 @@ int kj_journal_open(const char *dir, unsigned flags, struct kj_journal **out)
 		return -ENOMEM;
 	}
 	j->lock_fd = -1;
+	j->flush_every = KJ_JOURNAL_FLUSH_RECORDS;
 	j->rdonly = flags & KJ_JOURNAL_RDONLY;
 	if (j->rdonly && access(j->path, R_OK) < 0) {
 		kj_err("%s: no journal here (%m)", j->path);
@@ -338,6 +343,8 @@ int kj_journal_open(const char *dir, unsigned flags, struct kj_journal **out)
 	j->syncs_base = kj_sqlcount_syncs();
 	KJ_TRY_GOTO(rc, open_db(j), fail);
 	KJ_TRY_GOTO(rc, prepare_all(j), fail);
+	if (!j->rdonly)
+		KJ_TRY_GOTO(rc, kj_jnl_open_register(j), fail);
 	/* A reader keeps one snapshot for its life: records, checkpoints and
 	 * counters it reads all belong to the same moment of a live job. */
 	if (j->rdonly)
@@ -378,6 +385,7 @@ void kj_journal_close(struct kj_journal *j)
 		close(j->lock_fd);
 	job_clear(&j->job);
 	kj_jnl_bulk_free(j);
+	kj_jnl_open_free(j);
 	free(j->path);
 	free(j);
 }
@@ -386,6 +394,8 @@ void kj_journal_stats(const struct kj_journal *j, struct kj_journal_stats *st)
 {
 	*st = j->st;
 	st->fsyncs = kj_sqlcount_syncs() - j->syncs_base;
+	st->ok_uids_held = j->okset.n;
+	st->ok_uids_bytes = j->okset.cap * sizeof(*j->okset.v);
 }
 
 uint64_t kj_journal_record_count(const struct kj_journal *j)

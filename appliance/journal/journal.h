@@ -36,7 +36,7 @@
 #include "record.h"
 
 #define KJ_JOURNAL_FILE "journal.db"
-#define KJ_JOURNAL_SCHEMA 2       /* PRAGMA user_version (1 is migrated) */
+#define KJ_JOURNAL_SCHEMA 3       /* PRAGMA user_version (1, 2 migrated) */
 #define KJ_SERIAL_MAX 256         /* OFFER str8: prefix + decimal + NUL */
 #define KJ_JOURNAL_PCR_COUNT 24
 
@@ -49,9 +49,10 @@ enum kj_journal_flags {
 /*
  * Open (read-write: create if missing) DIR/journal.db.  Read-write also
  * takes the state dir's lock (-EBUSY, logged, if another keeper holds it)
- * and burns reservations left `reserved` by a crash: each becomes a
- * `device` record with result `interrupted` (its attempt, serial,
- * credential and HELLO fields kept), committed before this returns.
+ * and burns reservations left open by a crash (`reserved', no record):
+ * each becomes a `device' record with result `interrupted' (its attempt,
+ * serial, credential and HELLO fields kept), committed before this
+ * returns.
  */
 KJ_MUST_CHECK int kj_journal_open(const char *dir, unsigned flags,
 				  struct kj_journal **out);
@@ -205,8 +206,20 @@ struct kj_journal_stats {
 	uint64_t fsyncs;       /* xSync calls SQLite made (WAL, db, dir) */
 	uint64_t records;      /* records appended by this handle */
 	uint64_t reservations; /* reservations made by this handle */
+	uint64_t flushes;      /* bulk flushes (journal_bulk.c) */
+	uint64_t ok_uids_held; /* ok records' uids held until the next flush */
+	uint64_t ok_uids_bytes; /* the memory they take */
 };
 void kj_journal_stats(const struct kj_journal *j, struct kj_journal_stats *st);
+
+/*
+ * Records between two bulk flushes inside the group commit (docs/JOURNAL.md
+ * "Schema": reservations closed, uid_seen filled), so that the uids of
+ * the running job's ok records held in memory meanwhile stay bounded (16
+ * bytes each, the table under half full: 8 MiB).  0: the default.
+ */
+#define KJ_JOURNAL_FLUSH_RECORDS 262144
+void kj_journal_set_flush(struct kj_journal *j, uint64_t records);
 
 /* ---- reading ------------------------------------------------------------ */
 

@@ -3,7 +3,7 @@
  * Inside the journal: the handle and the helpers its files share, each
  * under the file that defines it.  Calls go one way only, downwards:
  *   journal.c      -> journal_stale.c, journal_ckpt.c, journal_bulk.c
- *   journal_job.c, journal_rec.c -> journal_bulk.c
+ *   journal_job.c, journal_rec.c, journal_resv.c -> journal_bulk.c
  *   journal_job.c  -> journal_resv.c -> journal_rec.c
  *   journal_stale.c -> journal_rec.c
  *   journal_query.c (read-only: audit) -> nothing but journal_sql.c
@@ -72,6 +72,15 @@ struct kj_journal {
 		struct kj_jnl_ok { uint64_t hash, seq; } *v;
 		size_t cap, n;    /* cap: 0 or a power of two */
 	} okset;
+	struct kj_jnl_open {      /* reservations open on this handle */
+		struct kj_jnl_open_ent {
+			uint64_t attempt, cred_index, serial; /* its hash */
+		} *v;
+		size_t cap, n;    /* cap: 0 or a power of two */
+	} open;
+	uint64_t closed_n;        /* records that closed one since the flush */
+	uint64_t flushed_seq;     /* next_seq at the last bulk flush */
+	uint64_t flush_every;     /* records between flushes */
 	struct job job;
 	char jcs[KJ_RECORD_MAX];
 };
@@ -115,21 +124,31 @@ void kj_jnl_fill_job_fields(const struct job *jb, struct kj_record *r);
 int kj_jnl_serialize(struct kj_journal *j, struct kj_record *r);
 int kj_jnl_insert_record(struct kj_journal *j, const struct kj_record *r,
 			 int n);
-/* Mark the reservation of device record r (attempt, job, credential,
- * serial) done; -EINVAL if no such reservation is open. */
-int kj_jnl_close_reservation(struct kj_journal *j, const struct kj_record *r);
+/* A device record of an attempt must name its reservation's credential
+ * and serial (the bulk flush closes the reservation by them). */
+int kj_jnl_check_attempt(struct kj_journal *j, const struct kj_record *r);
 
 /* journal_resv.c: load the job's used credential indexes (resume). */
 int kj_jnl_load_used(struct kj_journal *j);
 
-/* journal_bulk.c: the lookup tables filled in bulk (schema version 2).
- * Copy into cert_used and uid_seen what was reserved and recorded since
- * the last copy; the caller holds the write transaction.  Logs; a
- * negative errno. */
+/* journal_bulk.c: what is written in bulk (schema versions 2 and 3).
+ * Close the reservations that records closed, copy into cert_used and
+ * uid_seen what was reserved and recorded since the last flush; the
+ * caller holds the write transaction.  Logs; a negative errno. */
 int kj_jnl_bulk_catch_up(struct kj_journal *j);
+/* The same once flush_every records were appended since the last one. */
+int kj_jnl_bulk_maybe(struct kj_journal *j);
 /* Note the ok record r (appended, not yet copied) for uid_done. */
 int kj_jnl_note_ok(struct kj_journal *j, const struct kj_record *r);
 void kj_jnl_bulk_free(struct kj_journal *j);
+/* The reservation res is open on this handle (kj_journal_reserve). */
+int kj_jnl_open_add(struct kj_journal *j, const struct kj_reservation *res);
+/* Device record r closes its reservation: it must be open on this handle
+ * with r's credential and serial (-EINVAL, logged, if not). */
+int kj_jnl_open_take(struct kj_journal *j, const struct kj_record *r);
+void kj_jnl_open_free(struct kj_journal *j);
+/* SQL function kj_open(attempt) on the handle's connection (read-write). */
+int kj_jnl_open_register(struct kj_journal *j);
 
 /* journal_stale.c: burn the reservations a crash left open, then commit. */
 int kj_jnl_burn_stale(struct kj_journal *j);

@@ -89,35 +89,14 @@ int kj_jnl_need_job(struct kj_journal *j)
 	return 0;
 }
 
-int kj_jnl_close_reservation(struct kj_journal *j, const struct kj_record *r)
+int kj_jnl_check_attempt(struct kj_journal *j, const struct kj_record *r)
 {
-	sqlite3_stmt *st;
-	int rc;
-
 	if (!r->has_cred || !r->serial) {
 		kj_err("%s: record of attempt %llu lacks its reservation's "
 		       "serial or credential", j->path,
 		       (unsigned long long)r->attempt);
 		return -EINVAL;
 	}
-	KJ_TRY(kj_jnl_begin_write(j));
-	st = kj_jnl_stmt(j, S_RESV_DONE);
-	bind_u64(st, 1, r->attempt);
-	bind_text(st, 2, r->job);
-	bind_u64(st, 3, r->cred_index);
-	bind_text(st, 4, r->serial);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return kj_jnl_write_failed(j, rc, "close reservation");
-	if (sqlite3_changes(j->db) != 1) {
-		kj_err("%s: attempt %llu: no open reservation of job `%s' "
-		       "with serial `%s' and credential %llu", j->path,
-		       (unsigned long long)r->attempt, r->job, r->serial,
-		       (unsigned long long)r->cred_index);
-		return -EINVAL;
-	}
-	j->pending++;
 	return 0;
 }
 
@@ -140,10 +119,13 @@ int kj_journal_append_record(struct kj_journal *j, struct kj_record *r,
 	n = kj_jnl_serialize(j, r);
 	if (n < 0)
 		return n;
-	/* A withdrawn record repeats an attempt whose reservation its ok
-	 * record closed (journal_withdraw.c). */
-	if (r->has_attempt && r->result != KJ_RES_WITHDRAWN)
-		KJ_TRY(kj_jnl_close_reservation(j, r));
+	/* The record closes its reservation (the next bulk flush marks it
+	 * `done'); a withdrawn one repeats an attempt its ok record closed
+	 * (journal_withdraw.c). */
+	if (r->has_attempt && r->result != KJ_RES_WITHDRAWN) {
+		KJ_TRY(kj_jnl_check_attempt(j, r));
+		KJ_TRY(kj_jnl_open_take(j, r));
+	}
 	if (r->result == KJ_RES_OK)
 		KJ_TRY(kj_jnl_note_ok(j, r));
 	KJ_TRY(kj_jnl_insert_record(j, r, n));
@@ -151,6 +133,7 @@ int kj_journal_append_record(struct kj_journal *j, struct kj_record *r,
 		j->job.open_reservations--;
 	j->job.next_job_seq++;
 	count_device(&j->job, r);
+	KJ_TRY(kj_jnl_bulk_maybe(j));
 	if (jcs)
 		*jcs = (const uint8_t *)j->jcs;
 	if (len)

@@ -147,6 +147,9 @@ int kj_journal_reserve(struct kj_journal *j, const struct kj_record *hello,
 	out->cred_pos = pos;
 	memcpy(out->cert_sha256, c->cert_sha256, 32);
 	out->serial_no = jb->next_serial;
+	/* Open in memory first: every `reserved' row written by this
+	 * handle is in its table (journal_bulk.c closes the others). */
+	KJ_TRY(kj_jnl_open_add(j, out));
 	KJ_TRY(kj_jnl_begin_write(j));
 	st = kj_jnl_stmt(j, S_INS_RESV);
 	bind_u64(st, 1, out->attempt);

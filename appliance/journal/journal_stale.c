@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Crash recovery at a read-write open, docs/JOURNAL.md "Crash = burned":
- * every reservation still open becomes an interrupted device record.  It
+ * every reservation still open becomes an interrupted device record.  A
+ * bulk flush first marks `done' the reservations whose records exist
+ * (journal_bulk.c), so a row still `reserved' after it has none.  It
  * reads the rows back into memory of its own, so it stands apart from
  * the live job's writes.
  */
@@ -133,7 +135,6 @@ static int burn_one(struct kj_journal *j, const struct stale *s)
 	n = kj_jnl_serialize(j, &r);
 	if (n < 0)
 		return n;
-	KJ_TRY(kj_jnl_close_reservation(j, &r));
 	KJ_TRY(kj_jnl_insert_record(j, &r, n));
 	kj_warn("%s: attempt %llu of job `%s' (serial %s, credential %llu) "
 		"was in flight at a crash: recorded as interrupted, its "
@@ -149,10 +150,15 @@ int kj_jnl_burn_stale(struct kj_journal *j)
 	size_t n = 0;
 	int rc;
 
+	KJ_TRY(kj_jnl_begin_write(j));
+	KJ_TRY(kj_jnl_bulk_catch_up(j));
 	rc = load_stale(j, &s, &n);
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = burn_one(j, &s[i]);
 	stale_free(s, n);
+	/* the interrupted records close their reservations */
+	if (!rc && n)
+		rc = kj_jnl_bulk_catch_up(j);
 	if (!rc)
 		rc = kj_journal_commit(j);
 	return rc;

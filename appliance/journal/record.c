@@ -144,15 +144,28 @@ static int bad_field(struct writer *w, enum field f, const char *why)
 	return -EINVAL;
 }
 
+/* Decimal digits of v into the end of tmp[24]; returns where they start
+ * (no printf: the journal writes several per device). */
+static const char *u64_digits(uint64_t v, char tmp[24])
+{
+	char *p = tmp + 24;
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return p;
+}
+
 static int put_u64(struct writer *w, enum field f, uint64_t v)
 {
 	char tmp[24];
-	int n;
+	const char *p;
 
 	if (v > KJ_RECORD_INT_MAX)
 		return bad_field(w, f, "integer above 2^53-1 (RFC 8785 range)");
-	n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-	put(w, tmp, (size_t)n);
+	p = u64_digits(v, tmp);
+	put(w, p, (size_t)(tmp + 24 - p));
 	return w->err;
 }
 
@@ -193,8 +206,18 @@ size_t kj_rec_utf8_seq(const uint8_t *s, size_t n)
 static int put_str(struct writer *w, enum field f, const char *s)
 {
 	const uint8_t *p = (const uint8_t *)s;
-	size_t n = strlen(s), i = 0, run = 0;
+	size_t n = 0, i = 0, run = 0;
 
+	/* the usual string: printable ASCII with nothing to escape */
+	while (p[n] >= 0x20 && p[n] < 0x80 && p[n] != '"' && p[n] != '\\')
+		n++;
+	if (!p[n]) {
+		put_c(w, '"');
+		put(w, s, n);
+		put_c(w, '"');
+		return w->err;
+	}
+	n += strlen(s + n);
 	put_c(w, '"');
 	while (i < n) {
 		size_t l = kj_rec_utf8_seq(p + i, n - i);
@@ -387,6 +410,25 @@ static int check_record(struct writer *w, const struct kj_record *r)
 	return 0;
 }
 
+/* Each field's `,"name":' (the first without the comma), as
+ * kj_rec_field_names in JCS order; written per record, so spelled out. */
+static const struct {
+	const char *s;
+	size_t n;
+} field_keys[F_COUNT_] = {
+#define K(str) { str, sizeof(str) - 1 }
+	K("\"attempt\":"), K(",\"batch\":"), K(",\"cert_sha256\":"),
+	K(",\"cred_index\":"), K(",\"customer\":"), K(",\"failed_count\":"),
+	K(",\"fw_sha256\":"), K(",\"fw_version\":"), K(",\"hwrev\":"),
+	K(",\"job\":"), K(",\"job_seq\":"), K(",\"kind\":"),
+	K(",\"ok_count\":"), K(",\"operator\":"), K(",\"product\":"),
+	K(",\"quantity\":"), K(",\"readback\":"), K(",\"result\":"),
+	K(",\"seq\":"), K(",\"serial\":"), K(",\"site\":"),
+	K(",\"site_code\":"), K(",\"socket\":"), K(",\"time\":"),
+	K(",\"uid\":"), K(",\"v\":"), K(",\"work_order_sha256\":"),
+#undef K
+};
+
 int kj_record_serialize(const struct kj_record *r, char *buf, size_t cap)
 {
 	struct writer w = { .buf = buf, .cap = cap };
@@ -395,11 +437,7 @@ int kj_record_serialize(const struct kj_record *r, char *buf, size_t cap)
 		return w.err;
 	put_c(&w, '{');
 	for (int f = 0; f < F_COUNT_ && !w.err; f++) {
-		if (f)
-			put_c(&w, ',');
-		put_c(&w, '"');
-		put(&w, kj_rec_field_names[f], strlen(kj_rec_field_names[f]));
-		put(&w, "\":", 2);
+		put(&w, field_keys[f].s, field_keys[f].n);
 		(void)put_field(&w, r, (enum field)f);
 	}
 	put_c(&w, '}');

@@ -20,6 +20,15 @@ uint64_t kj_record_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* v (0 <= v < 10^n) as n decimal digits, zero-padded. */
+static void put_dec(char *out, int v, int n)
+{
+	while (n--) {
+		out[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 int kj_record_format_time(uint64_t ms, char *out)
 {
 	time_t secs = (time_t)(ms / 1000);
@@ -29,9 +38,23 @@ int kj_record_format_time(uint64_t ms, char *out)
 	if (ms / 1000 > (uint64_t)INT32_MAX * 128 || !gmtime_r(&secs, &tm) ||
 	    tm.tm_year + 1900 > 9999)
 		return -EINVAL;
-	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+	/* YYYY-MM-DDTHH:MM:SS.mmmZ, every field zero-padded (no printf:
+	 * one per record) */
+	put_dec(tmp, tm.tm_year + 1900, 4);
+	tmp[4] = '-';
+	put_dec(tmp + 5, tm.tm_mon + 1, 2);
+	tmp[7] = '-';
+	put_dec(tmp + 8, tm.tm_mday, 2);
+	tmp[10] = 'T';
+	put_dec(tmp + 11, tm.tm_hour, 2);
+	tmp[13] = ':';
+	put_dec(tmp + 14, tm.tm_min, 2);
+	tmp[16] = ':';
+	put_dec(tmp + 17, tm.tm_sec, 2);
+	tmp[19] = '.';
+	put_dec(tmp + 20, (int)(ms % 1000), 3);
+	tmp[23] = 'Z';
+	tmp[24] = 0;
 	memcpy(out, tmp, KJ_RECORD_TIME_LEN + 1);
 	return 0;
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The journal's schema version 2 (docs/JOURNAL.md "Schema"): a version 1
- * journal written by the old code (tests/unit/data/journal_v1.sql, its
- * dump, made by tests/unit/data/journal_v1.c) still opens read-only as it is, and a
+ * The journal's schema versions 2 and 3 (docs/JOURNAL.md "Schema"): a
+ * version 1 journal written by the old code
+ * (tests/unit/data/journal_v1.sql, its dump, made by
+ * tests/unit/data/journal_v1.c) still opens read-only as it is, and a
  * read-write open migrates it without changing a byte of what evidence is
  * made of; a newer version is refused with a message; and the
  * certificates other jobs reserved and the records of a uid are found
@@ -212,7 +213,7 @@ static void test_v1_readonly(void **state)
 }
 
 /*
- * A read-write open migrates: version 2, cert_used holds every
+ * A read-write open migrates: version 3, cert_used holds every
  * reservation's certificate, the two indexes gone; the records, events
  * and checkpoints are the same bytes (the crash's open reservation is
  * burned after them, as before); a new job on the same batch skips the
@@ -234,18 +235,27 @@ static void test_v1_migrate(void **state)
 
 	assert_int_equal(kj_journal_open(dir, 0, &j), 0);
 	kj_journal_close(j);
-	assert_int_equal(sql_int("PRAGMA user_version"), 2);
+	assert_int_equal(sql_int("PRAGMA user_version"), 3);
 	assert_int_equal(sql_int("SELECT count(*) FROM cert_used"), 5);
 	assert_int_equal(sql_int("SELECT count(*) FROM cert_used WHERE job = "
 				 "'WO-A'"), 3);
 	assert_int_equal(sql_int("SELECT CAST(value AS INTEGER) FROM meta "
 				 "WHERE key = 'cert_used_attempt'"), 6);
-	assert_int_equal(sql_int("SELECT count(*) FROM uid_seen"), 4);
+	/* the four old records' uids, and the burned one's: the open's
+	 * flush after the burn copied it (schema 3) */
+	assert_int_equal(sql_int("SELECT count(*) FROM uid_seen"), 5);
 	assert_int_equal(sql_int("SELECT count(*) FROM sqlite_schema WHERE "
 				 "name IN ('reservations_cert', 'records_uid', "
 				 "'records_serial')"), 0);
 	assert_int_equal(sql_int("SELECT count(*) FROM records WHERE result "
 				 "= 'interrupted' AND seq = 6"), 1);
+	/* version 3: the mark of the reservations closed in bulk, set at
+	 * the migration (every old record closed its own) and moved past
+	 * the burned record, which closed the last one */
+	assert_int_equal(sql_int("SELECT CAST(value AS INTEGER) FROM meta "
+				 "WHERE key = 'resv_done_seq'"), 7);
+	assert_int_equal(sql_int("SELECT count(*) FROM reservations WHERE "
+				 "state = 'reserved'"), 0);
 
 	assert_int_equal(kj_journal_open(dir, KJ_JOURNAL_RDONLY, &j), 0);
 	{
@@ -297,13 +307,13 @@ static void test_newer_refused(void **state)
 	copy_fixture();
 	snprintf(path, sizeof(path), "%s/journal.db", dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL,
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL,
 				      NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(kj_journal_open(dir, 0, &j), -EPROTO);
 	assert_null(j);
 	assert_int_equal(kj_journal_open(dir, KJ_JOURNAL_RDONLY, &j), -EPROTO);
-	assert_int_equal(sql_int("PRAGMA user_version"), 3);
+	assert_int_equal(sql_int("PRAGMA user_version"), 4);
 }
 
 static uint64_t device(struct kj_journal *j, unsigned n, uint64_t *cred)
